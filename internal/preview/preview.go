@@ -1,0 +1,71 @@
+// Package preview renders untrusted payload bytes as a short, safe,
+// single-line string for summaries and terminals.
+package preview
+
+import (
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Bytes renders at most max bytes of b as a quoted Go-style string: printable
+// text as is, control characters and invalid UTF-8 escaped, so no payload can
+// move the cursor or change a terminal's colours. When b is longer, the
+// result ends with "…(+N bytes)".
+func Bytes(b []byte, max int) string {
+	n := len(b)
+	cut := b
+	if len(cut) > max {
+		cut = cut[:max]
+		// Do not split a UTF-8 sequence.
+		for len(cut) > 0 && !utf8.Valid(cut) && len(b)-len(cut) < utf8.UTFMax && utf8.RuneStart(cut[len(cut)-1]) {
+			cut = cut[:len(cut)-1]
+		}
+	}
+	var sb strings.Builder
+	sb.WriteString(strconv.QuoteToASCII(string(cut)))
+	if rest := n - len(cut); rest > 0 {
+		sb.WriteString("…(+")
+		sb.WriteString(strconv.Itoa(rest))
+		sb.WriteString(" bytes)")
+	}
+	return sb.String()
+}
+
+// Text is like Bytes for a string.
+func Text(s string, max int) string { return Bytes([]byte(s), max) }
+
+// IsMostlyText reports whether b looks like text: mostly printable ASCII,
+// tabs and line ends.
+func IsMostlyText(b []byte) bool {
+	if len(b) == 0 {
+		return true
+	}
+	bad := 0
+	for _, c := range b {
+		if (c < 0x20 && c != '\r' && c != '\n' && c != '\t') || c == 0x7f {
+			bad++
+		}
+	}
+	return bad*20 <= len(b)
+}
+
+// Token returns s unchanged when it is short printable ASCII without spaces
+// or quotes, and Text(s, max) otherwise, so that "name=value" lists stay
+// unambiguous.
+func Token(s string, max int) string {
+	if len(s) <= max && s != "" {
+		plain := true
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			return s
+		}
+	}
+	return Text(s, max)
+}
