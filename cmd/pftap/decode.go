@@ -1,0 +1,122 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pftap/pftap/decode"
+	"github.com/pftap/pftap/timeline"
+)
+
+// DecodeOptions are the inputs of `pftap decode`.
+type DecodeOptions struct {
+	IO          *IOStreams
+	File        string
+	Verbosity   int
+	JSON        bool
+	ShowSecrets bool
+	NoColor     bool
+	// MaskTimes replaces times with "+T" (for golden tests).
+	MaskTimes bool
+}
+
+func newDecodeCmd(ios *IOStreams, runF func(*DecodeOptions) error) *cobra.Command {
+	opts := &DecodeOptions{IO: ios}
+	cmd := &cobra.Command{
+		Use:   "decode FILE.pcap|FILE.pcapng|-",
+		Short: "Decode the port-forward sessions in a packet capture",
+		Long: `Decode a pcap or pcapng capture of kubectl port-forward traffic.
+
+pftap reassembles every TCP connection, finds the HTTP upgrade (SPDY/3.1 or
+WebSocket), decodes the SPDY frames and the port-forward streams inside, and
+prints one line per port-forward event, then a summary. Captures of the
+apiserver, the kubelet (:10250, when not TLS), the runtime's streaming server
+(node lo) and the pod's lo all decode; TLS connections show record sizes only.
+
+Authorization, Cookie and bearer tokens are redacted unless --show-secrets.`,
+		Example: `  pftap decode session.pcapng
+  pftap decode -v session.pcapng          # every SPDY frame too
+  pftap decode -vv session.pcapng         # WebSocket frames and TCP segments
+  pftap decode --json session.pcapng | jq 'select(.kind=="request")'
+  tcpdump -i lo -w - port 10250 | pftap decode -`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{errors.New("decode needs exactly one capture file (or - for standard input)")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.File = args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return decodeRun(opts)
+		},
+	}
+	cmd.Flags().CountVarP(&opts.Verbosity, "verbose", "v", "more detail: -v adds every SPDY frame, -vv WebSocket frames and TCP segments")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON object per line (see docs/json.md)")
+	cmd.Flags().BoolVar(&opts.ShowSecrets, "show-secrets", false, "do not redact Authorization, Cookie and bearer tokens")
+	cmd.Flags().BoolVar(&opts.NoColor, "no-color", false, "no colours even on a terminal")
+	cmd.Flags().BoolVar(&opts.MaskTimes, "mask-times", false, "print +T instead of times (stable output for tests)")
+	_ = cmd.Flags().MarkHidden("mask-times")
+	return cmd
+}
+
+type eventSink interface {
+	Event(*decode.Event)
+	Summary(decode.Summary)
+	Err() error
+}
+
+func decodeRun(opts *DecodeOptions) error {
+	var in io.Reader
+	if opts.File == "-" {
+		in = opts.IO.In
+	} else {
+		f, err := os.Open(opts.File)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	var sink eventSink
+	if opts.JSON {
+		sink = timeline.NewJSONWriter(opts.IO.Out)
+	} else {
+		tw := timeline.NewTextWriter(opts.IO.Out, opts.IO.OutTTY && !opts.NoColor)
+		tw.MaskTimes = opts.MaskTimes
+		tw.LegWidth = 0
+		sink = &legSizer{tw: tw}
+	}
+	sum, err := decode.DecodeCapture(in, decode.Options{Verbosity: opts.Verbosity, ShowSecrets: opts.ShowSecrets}, sink.Event)
+	if err == nil || sum.Packets > 0 {
+		sink.Summary(sum)
+	}
+	if werr := sink.Err(); werr != nil && err == nil {
+		return fmt.Errorf("writing output: %w", werr)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", opts.File, err)
+	}
+	if sum.DecodeErrors > 0 {
+		return fmt.Errorf("%s: %d decode errors; first: %s", opts.File, sum.DecodeErrors, sum.FirstError)
+	}
+	return nil
+}
+
+// legSizer shows the leg column once events name legs.
+type legSizer struct{ tw *timeline.TextWriter }
+
+func (l *legSizer) Event(e *decode.Event) {
+	if e.Leg != "" && len(e.Leg) > l.tw.LegWidth {
+		l.tw.LegWidth = min(max(len(e.Leg), 8), 24)
+	}
+	l.tw.Event(e)
+}
+func (l *legSizer) Summary(s decode.Summary) { l.tw.Summary(s) }
+func (l *legSizer) Err() error               { return l.tw.Err() }

@@ -1,0 +1,113 @@
+package decode
+
+import (
+	"time"
+
+	"github.com/pftap/pftap/decode/spdy"
+)
+
+// Kind is the kind of an Event.
+type Kind string
+
+// Event kinds. Verbosity 0 gives every kind but KindSPDY, KindWS and
+// KindTCP; 1 adds KindSPDY; 2 adds KindWS and KindTCP.
+const (
+	KindConn         Kind = "conn"          // a TCP connection first seen
+	KindHTTPRequest  Kind = "http-request"  // an HTTP/1.x request (the upgrade, or a plain API call)
+	KindHTTPResponse Kind = "http-response" // its response: 101, or the failure
+	KindStream       Kind = "stream"        // a port-forward stream opened, replied, half-closed or reset
+	KindData         Kind = "data"          // what a data stream carries: HTTP lines, a preview
+	KindStreamError  Kind = "error"         // text the server wrote on an error stream
+	KindPing         Kind = "ping"          // a SPDY or WebSocket ping/pong
+	KindGoAway       Kind = "goaway"        // SPDY GOAWAY
+	KindRequest      Kind = "request"       // one port-forward request, summarised when it ends
+	KindGap          Kind = "gap"           // bytes missing from the capture
+	KindWarning      Kind = "warning"       // the capture does not allow full decoding
+	KindDecodeError  Kind = "decode-error"  // bytes that break the protocol
+	KindClose        Kind = "close"         // a TCP direction ended
+	KindSPDY         Kind = "spdy"          // one SPDY frame (verbosity >= 1)
+	KindWS           Kind = "ws"            // one WebSocket frame (verbosity >= 2)
+	KindTCP          Kind = "tcp"           // one TCP segment (verbosity >= 2)
+)
+
+// Dir is the direction of an event on its connection.
+type Dir string
+
+// Directions: from the client (kubectl, the apiserver towards the kubelet...)
+// to the server, that is towards the pod; and back.
+const (
+	ToServer   Dir = "c>s"
+	FromServer Dir = "s>c"
+)
+
+// Event is one thing that crossed a connection, at the level a person
+// debugging port-forward thinks in. Fields that do not apply to the kind
+// are zero and left out of JSON.
+type Event struct {
+	Time time.Time `json:"ts"`
+	Kind Kind      `json:"kind"`
+	// Conn numbers the connection in the capture, from 1.
+	Conn int `json:"conn"`
+	// Leg is the capture interface's name (in pftap recordings, the leg).
+	Leg string `json:"leg,omitempty"`
+	Dir Dir    `json:"dir,omitempty"`
+	// Offset is the byte offset of the event in its direction's stream
+	// (the TCP stream, or the SPDY stream inside a WebSocket tunnel).
+	Offset *int64 `json:"offset,omitempty"`
+	// Text is the one-line human summary.
+	Text string `json:"text"`
+
+	// SPDY frame fields (KindSPDY, and the frame behind KindStream).
+	Type    string       `json:"type,omitempty"`
+	Stream  *uint32      `json:"stream,omitempty"`
+	Length  *int         `json:"length,omitempty"`
+	Flags   *string      `json:"flags,omitempty"`
+	Headers spdy.Headers `json:"headers,omitempty"`
+
+	// HTTP fields.
+	Method     string            `json:"method,omitempty"`
+	Path       string            `json:"path,omitempty"`
+	Namespace  string            `json:"namespace,omitempty"`
+	Pod        string            `json:"pod,omitempty"`
+	Status     int               `json:"status,omitempty"`
+	Protocol   string            `json:"protocol,omitempty"`
+	HTTPHeader map[string]string `json:"http_headers,omitempty"`
+	Body       string            `json:"body,omitempty"`
+
+	// Port-forward fields.
+	RequestID    *string `json:"request_id,omitempty"`
+	StreamType   string  `json:"stream_type,omitempty"`
+	Port         int     `json:"port,omitempty"`
+	BytesToPod   *int64  `json:"bytes_to_pod,omitempty"`
+	BytesFromPod *int64  `json:"bytes_from_pod,omitempty"`
+	Error        *string `json:"error,omitempty"`
+	Reason       string  `json:"reason,omitempty"`
+	DurationNS   *int64  `json:"duration_ns,omitempty"`
+
+	// Gap and segment fields.
+	Bytes *int64 `json:"bytes,omitempty"`
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Summary totals a whole decode.
+type Summary struct {
+	Packets       int   `json:"packets"`
+	Connections   int   `json:"connections"`
+	Upgrades      int   `json:"upgrades"`
+	FailedUpgrade int   `json:"failed_upgrades"`
+	Requests      int   `json:"requests"`
+	RequestErrors int   `json:"request_errors"`
+	BytesToPod    int64 `json:"bytes_to_pod"`
+	BytesFromPod  int64 `json:"bytes_from_pod"`
+	SPDYFrames    int   `json:"spdy_frames"`
+	Gaps          int   `json:"gaps"`
+	GapBytes      int64 `json:"gap_bytes"`
+	Warnings      int   `json:"warnings"`
+	DecodeErrors  int   `json:"decode_errors"`
+	// FirstError is the text of the first decode error, if any.
+	FirstError string `json:"first_error,omitempty"`
+	// Start and End bound the packets' times.
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}

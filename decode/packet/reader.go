@@ -1,0 +1,175 @@
+package packet
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
+// Interface describes one capture interface of a recording. In pftap's
+// recordings each interface is one leg of the port-forward chain.
+type Interface struct {
+	Index       int
+	Name        string
+	Description string
+	LinkType    LinkType
+}
+
+// Stats counts what a Reader has read.
+type Stats struct {
+	Frames    int // every captured frame
+	TCP       int // frames returned as packets
+	NotTCP    int // well-formed frames of other protocols, skipped
+	Malformed int // frames whose headers were cut or inconsistent, skipped
+	Truncated int // TCP packets cut short by the snap length
+}
+
+// ErrBadCapture is wrapped by every error about the capture file itself:
+// an unknown format, a damaged block, a file cut short.
+var ErrBadCapture = errors.New("bad capture file")
+
+// A Reader reads TCP packets from a pcap or pcapng stream.
+type Reader struct {
+	pcap   *pcapgo.Reader
+	ng     *pcapgo.NgReader
+	link   LinkType
+	ifaces []Interface
+	stats  Stats
+	// Comments holds the comment of the most recent packet that had one
+	// (pcapng only); reset on each call of Next.
+	Comment string
+	section pcapgo.NgSectionInfo
+}
+
+// NewReader detects the format from the first bytes of r (pcap in either byte
+// order and resolution, or pcapng) and returns a Reader.
+func NewReader(r io.Reader) (rd *Reader, err error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	magic, err := br.Peek(4)
+	if err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, fmt.Errorf("%w: file is empty or shorter than a header", ErrBadCapture)
+		}
+		return nil, err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			rd, err = nil, fmt.Errorf("%w: unreadable header (%v)", ErrBadCapture, p)
+		}
+	}()
+	rd = &Reader{}
+	switch binary.BigEndian.Uint32(magic) {
+	case 0x0a0d0d0a:
+		rd.ng, err = pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
+		if err != nil {
+			return nil, fmt.Errorf("%w: pcapng: %v", ErrBadCapture, err)
+		}
+		rd.section = rd.ng.SectionInfo()
+		rd.syncInterfaces()
+	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1:
+		rd.pcap, err = pcapgo.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("%w: pcap: %v", ErrBadCapture, err)
+		}
+		rd.link = LinkType(rd.pcap.LinkType())
+		rd.ifaces = []Interface{{Index: 0, LinkType: rd.link}}
+	default:
+		return nil, fmt.Errorf("%w: not a pcap or pcapng file (starts with %x)", ErrBadCapture, magic)
+	}
+	return rd, nil
+}
+
+func (r *Reader) syncInterfaces() {
+	for i := len(r.ifaces); i < r.ng.NInterfaces(); i++ {
+		ni, err := r.ng.Interface(i)
+		if err != nil {
+			break
+		}
+		r.ifaces = append(r.ifaces, Interface{Index: i, Name: ni.Name, Description: ni.Description, LinkType: LinkType(ni.LinkType)})
+	}
+}
+
+// Interfaces returns the interfaces seen so far (pcapng can add more as it
+// goes; pcap has exactly one).
+func (r *Reader) Interfaces() []Interface { return r.ifaces }
+
+// SectionComment returns the comment of the pcapng section header, where
+// pftap keeps its session metadata.
+func (r *Reader) SectionComment() string { return r.section.Comment }
+
+// Application returns the application that wrote a pcapng file, if named.
+func (r *Reader) Application() string { return r.section.Application }
+
+// Stats returns the counts so far.
+func (r *Reader) Stats() Stats { return r.stats }
+
+// Next reads up to the next TCP packet and decodes it into p, skipping
+// frames of other protocols and malformed frames (which are counted). The
+// payload stays valid until the following call. At the end of the file it
+// returns io.EOF; a damaged or truncated file gives an error wrapping
+// ErrBadCapture, after which nothing more can be read.
+func (r *Reader) Next(p *Packet) (err error) {
+	defer func() {
+		if e := recover(); e != nil {
+			err = fmt.Errorf("%w: damaged record after frame %d (%v)", ErrBadCapture, r.stats.Frames, e)
+		}
+	}()
+	for {
+		var data []byte
+		var ci gopacket.CaptureInfo
+		link := r.link
+		r.Comment = ""
+		if r.ng != nil {
+			var opts pcapgo.NgPacketOptions
+			data, ci, opts, err = r.ng.ZeroCopyReadPacketDataWithOptions()
+			if err == nil {
+				if ci.InterfaceIndex >= len(r.ifaces) {
+					r.syncInterfaces()
+				}
+				if ci.InterfaceIndex < len(r.ifaces) {
+					link = r.ifaces[ci.InterfaceIndex].LinkType
+				}
+				if len(opts.Comments) > 0 {
+					r.Comment = opts.Comments[0]
+				}
+			}
+		} else {
+			data, ci, err = r.pcap.ZeroCopyReadPacketData()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return io.EOF
+			}
+			if err == io.ErrUnexpectedEOF {
+				return fmt.Errorf("%w: file ends in the middle of a record after frame %d (truncated capture)", ErrBadCapture, r.stats.Frames)
+			}
+			return fmt.Errorf("%w: after frame %d: %v", ErrBadCapture, r.stats.Frames, err)
+		}
+		r.stats.Frames++
+		switch err := Decode(link, data, p); {
+		case err == nil:
+		case errors.Is(err, ErrNotTCP), errors.Is(err, ErrUnsupportedLink):
+			r.stats.NotTCP++
+			continue
+		default:
+			r.stats.Malformed++
+			continue
+		}
+		p.Time = ci.Timestamp
+		if p.Time.IsZero() {
+			p.Time = time.Unix(0, 0)
+		}
+		p.Interface = ci.InterfaceIndex
+		if p.Missing > 0 {
+			r.stats.Truncated++
+		}
+		r.stats.TCP++
+		return nil
+	}
+}

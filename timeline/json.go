@@ -1,0 +1,42 @@
+package timeline
+
+import (
+	"encoding/json"
+	"io"
+
+	"github.com/pftap/pftap/decode"
+)
+
+// JSONWriter writes one JSON object per line: every event, then a
+// {"kind":"summary"} object. docs/json.md describes the fields.
+type JSONWriter struct {
+	enc *json.Encoder
+	err error
+}
+
+// NewJSONWriter returns a JSONWriter on w.
+func NewJSONWriter(w io.Writer) *JSONWriter {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return &JSONWriter{enc: enc}
+}
+
+// Err returns the first write error.
+func (jw *JSONWriter) Err() error { return jw.err }
+
+// Event writes one event.
+func (jw *JSONWriter) Event(e *decode.Event) {
+	if jw.err == nil {
+		jw.err = jw.enc.Encode(e)
+	}
+}
+
+// Summary writes the totals as {"kind":"summary", ...}.
+func (jw *JSONWriter) Summary(s decode.Summary) {
+	if jw.err == nil {
+		jw.err = jw.enc.Encode(struct {
+			Kind string `json:"kind"`
+			decode.Summary
+		}{"summary", s})
+	}
+}

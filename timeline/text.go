@@ -1,0 +1,144 @@
+package timeline
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/pftap/pftap/decode"
+)
+
+// ANSI colours used on terminals.
+const (
+	reset  = "\x1b[0m"
+	dim    = "\x1b[2m"
+	red    = "\x1b[31m"
+	green  = "\x1b[32m"
+	yellow = "\x1b[33m"
+	blue   = "\x1b[34m"
+	cyan   = "\x1b[36m"
+	bold   = "\x1b[1m"
+)
+
+// TextWriter renders events as aligned lines: time since the first event,
+// connection, leg, direction and the event's summary.
+type TextWriter struct {
+	w     io.Writer
+	color bool
+	start time.Time
+	// LegWidth is the width of the leg column; 0 hides the column.
+	LegWidth int
+	// MaskTimes prints "+T" instead of times, for stable golden output.
+	MaskTimes bool
+	err       error
+}
+
+// NewTextWriter returns a TextWriter. color adds ANSI colours (for
+// terminals only).
+func NewTextWriter(w io.Writer, color bool) *TextWriter {
+	return &TextWriter{w: w, color: color}
+}
+
+// Err returns the first write error.
+func (tw *TextWriter) Err() error { return tw.err }
+
+func (tw *TextWriter) paint(c, s string) string {
+	if !tw.color || c == "" {
+		return s
+	}
+	return c + s + reset
+}
+
+func kindColor(e *decode.Event) string {
+	switch e.Kind {
+	case decode.KindDecodeError, decode.KindStreamError:
+		return red
+	case decode.KindWarning, decode.KindGap:
+		return yellow
+	case decode.KindRequest:
+		if e.Error != nil && *e.Error != "" || strings.Contains(e.Text, "reset:") {
+			return bold + red
+		}
+		return green
+	case decode.KindHTTPRequest, decode.KindHTTPResponse:
+		if e.Kind == decode.KindHTTPResponse && e.Status >= 400 {
+			return red
+		}
+		return cyan
+	case decode.KindStream:
+		if e.Type == "RST_STREAM" {
+			return red
+		}
+		return blue
+	case decode.KindSPDY, decode.KindWS, decode.KindTCP, decode.KindConn, decode.KindClose, decode.KindPing:
+		return dim
+	}
+	return ""
+}
+
+// Event writes one event line.
+func (tw *TextWriter) Event(e *decode.Event) {
+	if tw.err != nil {
+		return
+	}
+	if tw.start.IsZero() {
+		tw.start = e.Time
+	}
+	var b strings.Builder
+	if tw.MaskTimes {
+		b.WriteString("         +T")
+	} else {
+		fmt.Fprintf(&b, "%+11.6f", e.Time.Sub(tw.start).Seconds())
+	}
+	fmt.Fprintf(&b, "  #%-2d", e.Conn)
+	if tw.LegWidth > 0 {
+		leg := e.Leg
+		if len(leg) > tw.LegWidth {
+			leg = leg[:tw.LegWidth]
+		}
+		fmt.Fprintf(&b, " %-*s", tw.LegWidth, leg)
+	}
+	arrow := "   "
+	switch e.Dir {
+	case decode.ToServer:
+		arrow = " → "
+	case decode.FromServer:
+		arrow = " ← "
+	}
+	b.WriteString(arrow)
+	b.WriteByte(' ')
+	b.WriteString(tw.paint(kindColor(e), e.Text))
+	b.WriteByte('\n')
+	_, tw.err = io.WriteString(tw.w, b.String())
+}
+
+// Summary writes the closing totals.
+func (tw *TextWriter) Summary(s decode.Summary) {
+	if tw.err != nil {
+		return
+	}
+	var b strings.Builder
+	b.WriteString("\n")
+	b.WriteString(tw.paint(bold, "summary:"))
+	fmt.Fprintf(&b, " %d packets, %d connections, %d port-forward upgrades", s.Packets, s.Connections, s.Upgrades)
+	if s.FailedUpgrade > 0 {
+		b.WriteString(tw.paint(red, fmt.Sprintf(" (%d refused)", s.FailedUpgrade)))
+	}
+	fmt.Fprintf(&b, ", %d requests", s.Requests)
+	if s.RequestErrors > 0 {
+		b.WriteString(tw.paint(red, fmt.Sprintf(" (%d failed)", s.RequestErrors)))
+	}
+	fmt.Fprintf(&b, "\n         %d bytes to pods, %d bytes from pods, %d SPDY frames", s.BytesToPod, s.BytesFromPod, s.SPDYFrames)
+	if !tw.MaskTimes && !s.Start.IsZero() {
+		fmt.Fprintf(&b, ", %.3fs captured", s.End.Sub(s.Start).Seconds())
+	}
+	b.WriteString("\n         ")
+	problems := fmt.Sprintf("%d gaps (%d bytes), %d warnings, %d decode errors", s.Gaps, s.GapBytes, s.Warnings, s.DecodeErrors)
+	if s.Gaps+s.Warnings+s.DecodeErrors > 0 {
+		problems = tw.paint(yellow, problems)
+	}
+	b.WriteString(problems)
+	b.WriteString("\n")
+	_, tw.err = io.WriteString(tw.w, b.String())
+}
