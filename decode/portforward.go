@@ -29,6 +29,14 @@ type pfStream struct {
 	message [2]bool // the next DATA starts a new HTTP message (best effort)
 }
 
+// label names the stream's request for event text: "request 0 stream 3".
+func (s *pfStream) label() string {
+	if s.req != nil && s.req.hasID {
+		return fmt.Sprintf("request %s stream %d", s.req.id, s.id)
+	}
+	return fmt.Sprintf("stream %d", s.id)
+}
+
 func (s *pfStream) done() bool { return s.rst || s.fin[0] && s.fin[1] }
 
 type pfRequest struct {
@@ -267,7 +275,7 @@ func (pf *pfSession) data(dir tcpstream.Dir, t time.Time, off int64, s *pfStream
 				r.errText = append(r.errText, b[:min(room, len(b))]...)
 			}
 			e := &Event{Time: t, Kind: KindStreamError, Dir: dirOf(dir), Offset: ptr(off), Stream: ptr(s.id),
-				Error: ptr(string(b)), Text: "error stream: " + preview.Bytes(b, 300)}
+				Error: ptr(string(b)), Text: s.label() + " error stream says: " + preview.Bytes(b, 300)}
 			pf.fill(e, s)
 			pf.send(0, e)
 		}
@@ -279,7 +287,7 @@ func (pf *pfSession) data(dir tcpstream.Dir, t time.Time, off int64, s *pfStream
 	}
 	if line, ok := httpStartLine(b); ok {
 		e := &Event{Time: t, Kind: KindData, Dir: dirOf(dir), Offset: ptr(off), Stream: ptr(s.id), Length: ptr(len(b)),
-			Text: fmt.Sprintf("%s %s  (%d bytes in frame)", arrow, preview.Text(line, 120), len(b))}
+			Text: fmt.Sprintf("%s %s %s  (%d bytes in frame)", s.label(), arrow, preview.Text(line, 120), len(b))}
 		pf.fill(e, s)
 		pf.send(0, e)
 		s.shown[dir] = true
@@ -288,7 +296,7 @@ func (pf *pfSession) data(dir tcpstream.Dir, t time.Time, off int64, s *pfStream
 	if !s.shown[dir] {
 		s.shown[dir] = true
 		e := &Event{Time: t, Kind: KindData, Dir: dirOf(dir), Offset: ptr(off), Stream: ptr(s.id), Length: ptr(len(b)),
-			Text: fmt.Sprintf("%s %d bytes %s", arrow, len(b), preview.Bytes(b, 32))}
+			Text: fmt.Sprintf("%s %s %d bytes %s", s.label(), arrow, len(b), preview.Bytes(b, 32))}
 		pf.fill(e, s)
 		pf.send(0, e)
 	}

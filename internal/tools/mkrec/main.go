@@ -195,7 +195,7 @@ func record(sc scenario, path string) error {
 // startDumpcap captures the host's lo into a pcapng file and returns a
 // function that stops it and waits for the file to be complete.
 func startDumpcap(ctx context.Context, file, filter string) (func() error, error) {
-	cmd := exec.CommandContext(ctx, "dumpcap", "-q", "-i", "lo", "-f", filter, "-w", file)
+	cmd := exec.CommandContext(ctx, "dumpcap", "-q", "-B", "64", "-i", "lo", "-f", filter, "-w", file)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("dumpcap (apt-get install tshark): %w", err)

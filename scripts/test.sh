@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what pftap's tests need (Debian packages, when missing) and runs
+# them: go vet, go test ./..., and the macOS and Windows builds of the pure
+# packages. Run as root on Linux: the lab and capture tests make network
+# namespaces. This is the README's test command and what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pair in tshark:tshark dumpcap:tshark tcpdump:tcpdump curl:curl socat:socat nginx:nginx-light ip:iproute2 capinfos:tshark; do
+  cmd=${pair%%:*} pkg=${pair#*:}
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "test.sh: missing packages ${need[*]}; run as root to install them" >&2
+    exit 1
+  fi
+  # shellcheck disable=SC2046
+  echo "test.sh: installing $(printf '%s\n' "${need[@]}" | sort -u | tr '\n' ' ')"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
+fi
+test -x /usr/bin/kubectl || { echo "test.sh: /usr/bin/kubectl is missing" >&2; exit 1; }
+
+echo "== go vet"
+go vet ./...
+echo "== cross builds (darwin, windows)"
+GOOS=darwin GOARCH=arm64 go build -o /dev/null ./cmd/pftap
+GOOS=windows GOARCH=amd64 go build -o /dev/null ./cmd/pftap
+echo "== go test"
+go test -count=1 -timeout 20m ./...
