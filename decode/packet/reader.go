@@ -162,8 +162,9 @@ func (r *Reader) Next(p *Packet) (err error) {
 			continue
 		}
 		p.Time = ci.Timestamp
-		if p.Time.IsZero() {
-			p.Time = time.Unix(0, 0)
+		if y := p.Time.Year(); y < 1970 || y > 9999 {
+			// A damaged or zero timestamp: keep the packet, at the epoch.
+			p.Time = time.Unix(0, 0).UTC()
 		}
 		p.Interface = ci.InterfaceIndex
 		if p.Missing > 0 {

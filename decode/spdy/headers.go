@@ -126,12 +126,16 @@ func (hi *headerInflater) inflate(block []byte, max int) (Headers, error) {
 	}
 	hi.in.push(block)
 	if hi.z == nil {
-		z, err := zlib.NewReaderDict(&hi.in, HeaderDictionary)
-		if err != nil {
-			// The first block of a context starts with a zlib header that
-			// names the SPDY dictionary; anything else means we joined late.
+		// The first block of a context starts with a zlib header (with the
+		// preset-dictionary flag); anything else means we joined late.
+		if len(block) < 2 || block[0]&0x0f != 8 || (uint16(block[0])<<8|uint16(block[1]))%31 != 0 || block[1]&0x20 == 0 {
 			hi.err = ErrMidStream
 			return nil, hi.err
+		}
+		z, err := zlib.NewReaderDict(&hi.in, HeaderDictionary)
+		if err != nil {
+			hi.err = fmt.Errorf("%w: first header block: %v", ErrHeaderContext, err)
+			return nil, err
 		}
 		hi.z = z
 	}
