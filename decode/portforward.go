@@ -369,7 +369,7 @@ func (pf *pfSession) end(r *pfRequest, t time.Time, why string) {
 	status := "ok"
 	switch {
 	case errText != "":
-		status = "FAILED: " + preview.Text(errText, 300)
+		status = "FAILED: " + preview.Text(errText, 100)
 		sum.RequestErrors++
 	case r.reset != "":
 		status = "reset: " + r.reset

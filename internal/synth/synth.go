@@ -46,7 +46,7 @@ func Write(w io.Writer, cfg Config) (int, error) {
 		return 0, err
 	}
 	c := &conn{pw: pw, mss: cfg.MSS, t: time.Unix(1764000000, 0),
-		ep: [2]netip.AddrPort{netip.MustParseAddrPort("10.250.0.1:51000"), netip.MustParseAddrPort("10.250.1.1:6443")},
+		ep:  [2]netip.AddrPort{netip.MustParseAddrPort("10.250.0.1:51000"), netip.MustParseAddrPort("10.250.1.1:6443")},
 		seq: [2]uint32{1000, 2000000}}
 	c.packet(0, flagSYN, nil)
 	c.packet(1, flagSYN|flagACK, nil)

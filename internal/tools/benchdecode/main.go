@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command benchdecode measures `pftap decode` on large bulk-transfer
 // captures beside tshark on the same files: packets/s, MB/s, CPU seconds
 // and peak memory (max RSS), at two file sizes to show that memory does

@@ -18,7 +18,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pftap/pftap/internal/kubectl"
 	"github.com/pftap/pftap/lab"
 )
 
@@ -85,15 +85,6 @@ func fatal(err error) {
 	os.Exit(1)
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func record(sc scenario, path string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -102,55 +93,26 @@ func record(sc scenario, path string) error {
 		return err
 	}
 	defer l.Close()
-	local, err := freePort()
+	local, err := kubectl.FreePort()
 	if err != nil {
 		return err
 	}
-	apiPort := l.APIServer.Port()
-	filter := fmt.Sprintf("tcp port %s or tcp port %d or tcp port %d", apiPort, l.StreamingAddr.Port, local)
+	filter := fmt.Sprintf("tcp port %s or tcp port %d or tcp port %d", l.APIServer.Port(), l.StreamingAddr.Port, local)
 	tmp := path + ".tmp"
 	stopCapture, err := startDumpcap(ctx, tmp, filter)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp)
-
-	kctx, kcancel := context.WithCancel(ctx)
-	defer kcancel()
-	kc := exec.CommandContext(kctx, "/usr/bin/kubectl", "--kubeconfig", l.Kubeconfig, "port-forward", "--address", "127.0.0.1",
-		"pod/"+l.Config().Pod, fmt.Sprintf("%d:%d", local, sc.remotePort))
-	kc.Env = append(os.Environ(), "KUBECTL_PORT_FORWARD_WEBSOCKETS="+strconv.FormatBool(!sc.spdy))
-	kc.Cancel = func() error { return kc.Process.Signal(syscall.SIGINT) }
-	kc.WaitDelay = 5 * time.Second
-	stdout, _ := kc.StdoutPipe()
-	var kerr strings.Builder
-	kc.Stderr = &kerr
-	if err := kc.Start(); err != nil {
+	kf, err := kubectl.PortForward(ctx, kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/" + l.Config().Pod,
+		Remote: sc.remotePort, Local: local, WebSocket: !sc.spdy})
+	if err != nil {
 		stopCapture()
 		return err
 	}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		once := sync.Once{}
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "Forwarding from") {
-				once.Do(func() { close(ready) })
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(20 * time.Second):
-		kcancel()
-		kc.Wait()
-		stopCapture()
-		return fmt.Errorf("kubectl port-forward did not get ready: %s", kerr.String())
-	}
 
-	// The curls.
-	par := max(sc.parallel, 1)
-	sem := make(chan struct{}, par)
+	// The curls, at most sc.parallel at a time.
+	sem := make(chan struct{}, max(sc.parallel, 1))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var curlErrs []error
@@ -171,10 +133,8 @@ func record(sc scenario, path string) error {
 	}
 	wg.Wait()
 	time.Sleep(300 * time.Millisecond)
-	t0 := time.Now()
-	kcancel()
-	kerrW := kc.Wait()
-	fmt.Fprintf(os.Stderr, "kubectl exited after %v: %v\n", time.Since(t0), kerrW)
+	kf.Stop()
+	// Let the last FINs reach the capture before stopping it.
 	time.Sleep(500 * time.Millisecond)
 	if err := stopCapture(); err != nil {
 		return err
@@ -185,9 +145,8 @@ func record(sc scenario, path string) error {
 	if len(curlErrs) == 0 && sc.expectFail {
 		return errors.New("curl succeeded where the scenario expects a failure")
 	}
-	// Keep kubectl's own words beside the recording.
 	if sc.expectFail {
-		fmt.Printf("kubectl said: %s\n", strings.TrimSpace(kerr.String()))
+		fmt.Printf("kubectl said: %s\n", strings.TrimSpace(kf.Output()))
 	}
 	return os.Rename(tmp, path)
 }

@@ -1,0 +1,143 @@
+// Package kubectl runs the real kubectl port-forward as a child process,
+// for the recordings tool and for tests against the lab.
+package kubectl
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Path is the kubectl binary used.
+var Path = "/usr/bin/kubectl"
+
+// Forward is a running `kubectl port-forward`.
+type Forward struct {
+	// Local is the local port kubectl listens on (127.0.0.1).
+	Local int
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	out   strings.Builder
+	done  chan struct{}
+	err   error
+}
+
+// Options for PortForward.
+type Options struct {
+	Kubeconfig string
+	// Target is what to forward to, such as "pod/nginx".
+	Target string
+	Remote int
+	// Local is the local port; 0 picks a free one.
+	Local int
+	// WebSocket sets KUBECTL_PORT_FORWARD_WEBSOCKETS: true for the
+	// WebSocket tunnel (kubectl's default since 1.31), false for SPDY.
+	WebSocket bool
+	// Ready bounds the wait for "Forwarding from"; default 20 s.
+	Ready time.Duration
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// PortForward starts kubectl and waits until it forwards.
+func PortForward(ctx context.Context, o Options) (*Forward, error) {
+	local := o.Local
+	if local == 0 {
+		var err error
+		if local, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	f := &Forward{Local: local, done: make(chan struct{})}
+	f.cmd = exec.Command(Path, "--kubeconfig", o.Kubeconfig, "port-forward", "--address", "127.0.0.1", o.Target,
+		fmt.Sprintf("%d:%d", local, o.Remote))
+	f.cmd.Env = append(os.Environ(), "KUBECTL_PORT_FORWARD_WEBSOCKETS="+strconv.FormatBool(o.WebSocket))
+	stdout, err := f.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	f.cmd.Stderr = &lockedWriter{f}
+	if err := f.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start kubectl: %w", err)
+	}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		var once sync.Once
+		for sc.Scan() {
+			f.write(sc.Text() + "\n")
+			if strings.HasPrefix(sc.Text(), "Forwarding from") {
+				once.Do(func() { close(ready) })
+			}
+		}
+		f.err = f.cmd.Wait()
+		close(f.done)
+	}()
+	wait := o.Ready
+	if wait == 0 {
+		wait = 20 * time.Second
+	}
+	select {
+	case <-ready:
+		return f, nil
+	case <-f.done:
+		return nil, fmt.Errorf("kubectl port-forward exited: %v: %s", f.err, f.Output())
+	case <-time.After(wait):
+	case <-ctx.Done():
+	}
+	f.Stop()
+	return nil, fmt.Errorf("kubectl port-forward did not get ready: %s", f.Output())
+}
+
+type lockedWriter struct{ f *Forward }
+
+func (w *lockedWriter) Write(p []byte) (int, error) { w.f.write(string(p)); return len(p), nil }
+
+func (f *Forward) write(s string) {
+	f.mu.Lock()
+	f.out.WriteString(s)
+	f.mu.Unlock()
+}
+
+// Output returns what kubectl printed so far (stdout and stderr).
+func (f *Forward) Output() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.out.String()
+}
+
+// Done is closed when kubectl has exited.
+func (f *Forward) Done() <-chan struct{} { return f.done }
+
+// Stop interrupts kubectl (as Ctrl-C does) and waits for it, killing it
+// after 5 s.
+func (f *Forward) Stop() {
+	select {
+	case <-f.done:
+		return
+	default:
+	}
+	f.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-f.done:
+	case <-time.After(5 * time.Second):
+		f.cmd.Process.Kill()
+		<-f.done
+	}
+}
