@@ -17,9 +17,14 @@ func Bytes(b []byte, max int) string {
 	cut := b
 	if len(cut) > max {
 		cut = cut[:max]
-		// Do not split a UTF-8 sequence.
-		for len(cut) > 0 && !utf8.Valid(cut) && len(b)-len(cut) < utf8.UTFMax && utf8.RuneStart(cut[len(cut)-1]) {
-			cut = cut[:len(cut)-1]
+		// Do not split a UTF-8 sequence at the cut.
+		for i := len(cut) - 1; i >= 0 && i >= len(cut)-utf8.UTFMax; i-- {
+			if utf8.RuneStart(cut[i]) {
+				if !utf8.FullRune(cut[i:]) && utf8.FullRune(b[i:]) {
+					cut = cut[:i]
+				}
+				break
+			}
 		}
 	}
 	var sb strings.Builder

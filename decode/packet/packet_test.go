@@ -1,0 +1,127 @@
+package packet
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
+func ipv4TCP(payload string) []byte {
+	tcp := []byte{0x9c, 0x40, 0x00, 0x50, 0, 0, 0x03, 0xe8, 0, 0, 0x07, 0xd0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0}
+	total := 20 + len(tcp) + len(payload)
+	ip := []byte{0x45, 0, byte(total >> 8), byte(total), 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 250, 0, 1, 10, 250, 0, 2}
+	return append(append(ip, tcp...), payload...)
+}
+
+func ipv6TCP(payload string) []byte {
+	tcp := []byte{0x9c, 0x40, 0x00, 0x50, 0, 0, 0x03, 0xe8, 0, 0, 0x07, 0xd0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0}
+	// One hop-by-hop extension header before TCP.
+	ext := []byte{6, 0, 0, 0, 0, 0, 0, 0}
+	plen := len(ext) + len(tcp) + len(payload)
+	ip := []byte{0x60, 0, 0, 0, byte(plen >> 8), byte(plen), 0, 64}
+	ip = append(ip, make([]byte, 15)...)
+	ip = append(ip, 1) // ::1
+	ip = append(ip, make([]byte, 15)...)
+	ip = append(ip, 2) // ::2
+	return append(append(append(ip, ext...), tcp...), payload...)
+}
+
+func TestDecodeLinkTypes(t *testing.T) {
+	eth := []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00}
+	vlan := []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x81, 0x00, 0, 7, 0x08, 0x00}
+	sll := make([]byte, 16)
+	binary.BigEndian.PutUint16(sll[14:], 0x0800)
+	sll2 := make([]byte, 20)
+	binary.BigEndian.PutUint16(sll2[0:], 0x86dd)
+	null := []byte{2, 0, 0, 0}
+	loop := []byte{0, 0, 0, 2}
+	tests := []struct {
+		name string
+		lt   LinkType
+		b    []byte
+		src  string
+	}{
+		{"ethernet", LinkEthernet, append(eth, ipv4TCP("hello")...), "10.250.0.1:40000"},
+		{"ethernet 802.1Q", LinkEthernet, append(vlan, ipv4TCP("hello")...), "10.250.0.1:40000"},
+		{"linux cooked", LinkSLL, append(sll, ipv4TCP("hello")...), "10.250.0.1:40000"},
+		{"linux cooked v2, IPv6", LinkSLL2, append(sll2, ipv6TCP("hello")...), "[::1]:40000"},
+		{"raw", LinkRaw, ipv4TCP("hello"), "10.250.0.1:40000"},
+		{"raw IPv6", LinkIPv6, ipv6TCP("hello"), "[::1]:40000"},
+		{"BSD loopback", LinkNull, append(null, ipv4TCP("hello")...), "10.250.0.1:40000"},
+		{"OpenBSD loopback", LinkLoop, append(loop, ipv4TCP("hello")...), "10.250.0.1:40000"},
+		{"ethernet padding", LinkEthernet, append(append(eth, ipv4TCP("hello")...), 0, 0, 0), "10.250.0.1:40000"},
+	}
+	for _, tt := range tests {
+		var p Packet
+		if err := Decode(tt.lt, tt.b, &p); err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if p.Src.String() != tt.src || p.Dst.Port() != 80 || string(p.Payload) != "hello" || p.Seq != 1000 || p.Ack != 2000 || p.Flags != PSH|ACK {
+			t.Errorf("%s: got %+v payload %q", tt.name, p, p.Payload)
+		}
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	var p Packet
+	udp := ipv4TCP("")
+	udp[9] = 17
+	short := ipv4TCP("hello")[:30]
+	trunc := ipv4TCP("hello")[:42]
+	for name, tc := range map[string]struct {
+		lt   LinkType
+		b    []byte
+		want error
+	}{
+		"udp":          {LinkRaw, udp, ErrNotTCP},
+		"cut header":   {LinkRaw, short, ErrMalformed},
+		"unknown link": {LinkType(999), ipv4TCP("x"), ErrUnsupportedLink},
+		"arp":          {LinkEthernet, append([]byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x06}, make([]byte, 28)...), ErrNotTCP},
+	} {
+		if err := Decode(tc.lt, tc.b, &p); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+	// A snap length that cut the payload: the packet decodes, and says so.
+	if err := Decode(LinkRaw, trunc, &p); err != nil || string(p.Payload) != "he" || p.Missing != 3 {
+		t.Errorf("truncated: %v %q missing %d", err, p.Payload, p.Missing)
+	}
+}
+
+func TestReaderPcapAndPcapng(t *testing.T) {
+	frame := append([]byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00}, ipv4TCP("hi")...)
+	ts := time.Unix(1700000000, 123456789)
+	var pc, ng bytes.Buffer
+	w := pcapgo.NewWriterNanos(&pc)
+	w.WriteFileHeader(65535, layers.LinkTypeEthernet)
+	w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(frame), Length: len(frame)}, frame)
+	nw, err := pcapgo.NewNgWriterInterface(&ng, pcapgo.NgInterface{Name: "L4 pod lo", LinkType: layers.LinkTypeEthernet, TimestampResolution: 9}, pcapgo.NgWriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nw.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(frame), Length: len(frame)}, frame)
+	nw.Flush()
+	for name, b := range map[string][]byte{"pcap": pc.Bytes(), "pcapng": ng.Bytes()} {
+		r, err := NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var p Packet
+		if err := r.Next(&p); err != nil || string(p.Payload) != "hi" || !p.Time.Equal(ts) {
+			t.Errorf("%s: %v %q %v", name, err, p.Payload, p.Time)
+		}
+		if name == "pcapng" && r.Interfaces()[0].Name != "L4 pod lo" {
+			t.Errorf("interface name %q", r.Interfaces()[0].Name)
+		}
+		if err := r.Next(&p); err.Error() != "EOF" {
+			t.Errorf("%s: after the last packet: %v", name, err)
+		}
+	}
+}
