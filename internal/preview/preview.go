@@ -20,7 +20,7 @@ func Bytes(b []byte, max int) string {
 		// Do not split a UTF-8 sequence at the cut.
 		for i := len(cut) - 1; i >= 0 && i >= len(cut)-utf8.UTFMax; i-- {
 			if utf8.RuneStart(cut[i]) {
-				if !utf8.FullRune(cut[i:]) && utf8.FullRune(b[i:]) {
+				if r, size := utf8.DecodeRune(b[i:]); r != utf8.RuneError && i+size > len(cut) {
 					cut = cut[:i]
 				}
 				break

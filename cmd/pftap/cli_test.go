@@ -1,0 +1,94 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestExitCodes(t *testing.T) {
+	full, err := os.ReadFile(filepath.Join(recordings, "spdy-get.pcapng"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	truncated := filepath.Join(dir, "cut.pcapng")
+	os.WriteFile(truncated, full[:len(full)/2], 0o600)
+	garbage := filepath.Join(dir, "garbage.pcap")
+	os.WriteFile(garbage, []byte("GET / HTTP/1.1\r\n\r\n"), 0o600)
+
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		code     int
+		stderr   string
+		stdoutHe string // a line the output must still have
+	}{
+		{"ok", []string{"decode", filepath.Join(recordings, "spdy-get.pcapng")}, exitOK, "", "summary:"},
+		{"truncated", []string{"decode", truncated}, exitError, "truncated capture", "101 Switching Protocols"},
+		{"garbage", []string{"decode", garbage}, exitError, "not a pcap or pcapng file", ""},
+		{"missing file", []string{"decode", filepath.Join(dir, "nope.pcap")}, exitError, "no such file", ""},
+		{"no file", []string{"decode"}, exitUsage, "exactly one capture file", ""},
+		{"bad flag", []string{"decode", "--nope", "x"}, exitUsage, "unknown flag: --nope", ""},
+		{"unknown command", []string{"decoed"}, exitUsage, "unknown command", ""},
+		{"version", []string{"version"}, exitOK, "", "pftap "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ios, out, errOut := testIO()
+			code := run(tc.args, ios)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stderr: %s", code, tc.code, errOut)
+			}
+			if tc.stderr != "" {
+				first := strings.SplitN(errOut.String(), "\n", 2)[0]
+				if !strings.HasPrefix(first, "pftap: ") || !strings.Contains(first, tc.stderr) {
+					t.Errorf("first stderr line %q, want it to say %q", first, tc.stderr)
+				}
+			}
+			if tc.code == exitError && strings.Count(strings.TrimSpace(errOut.String()), "\n") != 0 {
+				t.Errorf("a runtime error must be one line, got:\n%s", errOut)
+			}
+			if tc.stdoutHe != "" && !strings.Contains(out.String(), tc.stdoutHe) {
+				t.Errorf("stdout lacks %q:\n%s", tc.stdoutHe, out)
+			}
+		})
+	}
+}
+
+func TestDecodeFlagsParse(t *testing.T) {
+	ios, _, _ := testIO()
+	var got *DecodeOptions
+	cmd := newDecodeCmd(ios, func(o *DecodeOptions) error { got = o; return nil })
+	cmd.SetArgs([]string{"-vv", "--json", "--show-secrets", "f.pcap"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if got.Verbosity != 2 || !got.JSON || !got.ShowSecrets || got.File != "f.pcap" {
+		t.Errorf("options %+v", got)
+	}
+}
+
+func TestStdinAndColour(t *testing.T) {
+	f, err := os.Open(filepath.Join(recordings, "spdy-refused.pcapng"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ios, out, _ := testIO()
+	ios.In = f
+	ios.OutTTY = true
+	if code := run([]string{"decode", "-"}, ios); code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(out.String(), "\x1b[31m") {
+		t.Error("no colour on a terminal")
+	}
+	ios2, out2, _ := testIO()
+	ios2.In, _ = os.Open(filepath.Join(recordings, "spdy-refused.pcapng"))
+	ios2.OutTTY = true
+	run([]string{"decode", "--no-color", "-"}, ios2)
+	if strings.Contains(out2.String(), "\x1b[") {
+		t.Error("colour despite --no-color")
+	}
+}
