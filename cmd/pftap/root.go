@@ -47,6 +47,7 @@ payload on the pod's loopback) and prints it as a timeline.`,
 	})
 	root.AddCommand(newVersionCmd(io))
 	root.AddCommand(newDecodeCmd(io, nil))
+	root.AddCommand(newCaptureCmd(io, nil))
 	return root
 }
 

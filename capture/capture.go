@@ -1,0 +1,37 @@
+package capture
+
+import "errors"
+
+// Options say what to capture.
+type Options struct {
+	// Netns is the network namespace: "" for the current one, a name under
+	// /run/netns, a path, or "pid:N" for a process's.
+	Netns string
+	// Interface is an interface name in that namespace, or "any".
+	Interface string
+	// Filter is a filter expression (see CompileFilter).
+	Filter string
+	// BufferMiB is the size of the kernel ring; default 64.
+	BufferMiB int
+}
+
+// Stats are a live capture's kernel counters.
+type Stats struct {
+	// Packets the kernel handed to the socket (after the filter).
+	Packets uint64
+	// Drops: packets that passed the filter but found the ring full.
+	Drops uint64
+}
+
+// Errors.
+var (
+	// ErrNotSupported is returned for live capture on systems without
+	// AF_PACKET.
+	ErrNotSupported = errors.New("live capture is only supported on Linux")
+	// ErrTimeout is returned by ReadPacket when nothing arrived for a while.
+	ErrTimeout = errors.New("no packet yet")
+	// ErrNoNamespace: the named network namespace does not exist.
+	ErrNoNamespace = errors.New("no such network namespace")
+	// ErrNoInterface: the interface does not exist in the namespace.
+	ErrNoInterface = errors.New("no such interface")
+)

@@ -1,0 +1,79 @@
+package capture
+
+import (
+	"encoding/binary"
+	"net/netip"
+)
+
+// TCP flag bits for AppendTCPFrame.
+const (
+	FlagFIN = 0x01
+	FlagSYN = 0x02
+	FlagRST = 0x04
+	FlagPSH = 0x08
+	FlagACK = 0x10
+)
+
+// MaxSegment is the largest payload AppendTCPFrame can carry in one IPv4
+// packet.
+const MaxSegment = 65535 - 20 - 20
+
+// AppendTCPFrame appends a well-formed Ethernet/IPv4 (or IPv6)/TCP frame to
+// buf and returns it: real addresses, the given sequence numbers and flags,
+// correct IP and TCP checksums. The MAC addresses are locally administered
+// ones derived from the direction. len(payload) must be at most MaxSegment.
+func AppendTCPFrame(buf []byte, src, dst netip.AddrPort, seq, ack uint32, flags uint8, payload []byte) []byte {
+	s, d := src.Addr().Unmap(), dst.Addr().Unmap()
+	v6 := s.Is6() || d.Is6()
+	if v6 {
+		s, d = netip.AddrFrom16(s.As16()), netip.AddrFrom16(d.As16())
+	}
+	// Ethernet: 02:70:66:xx:xx:xx (pf), low bytes from the ports.
+	buf = append(buf, 0x02, 0x70, 0x66, 0, byte(dst.Port()>>8), byte(dst.Port()))
+	buf = append(buf, 0x02, 0x70, 0x66, 0, byte(src.Port()>>8), byte(src.Port()))
+	tcpLen := 20 + len(payload)
+	var pseudo uint32
+	if v6 {
+		buf = append(buf, 0x86, 0xdd)
+		buf = append(buf, 0x60, 0, 0, 0, byte(tcpLen>>8), byte(tcpLen), 6, 64)
+		buf = append(buf, s.AsSlice()...)
+		buf = append(buf, d.AsSlice()...)
+		pseudo = sum(s.AsSlice(), 0) + sum(d.AsSlice(), 0) + uint32(tcpLen) + 6
+	} else {
+		buf = append(buf, 0x08, 0x00)
+		ipStart := len(buf)
+		total := 20 + tcpLen
+		buf = append(buf, 0x45, 0, byte(total>>8), byte(total), 0, 0, 0x40, 0, 64, 6, 0, 0)
+		buf = append(buf, s.AsSlice()...)
+		buf = append(buf, d.AsSlice()...)
+		binary.BigEndian.PutUint16(buf[ipStart+10:], fold(sum(buf[ipStart:ipStart+20], 0)))
+		pseudo = sum(s.AsSlice(), 0) + sum(d.AsSlice(), 0) + uint32(tcpLen) + 6
+	}
+	tcpStart := len(buf)
+	buf = binary.BigEndian.AppendUint16(buf, src.Port())
+	buf = binary.BigEndian.AppendUint16(buf, dst.Port())
+	buf = binary.BigEndian.AppendUint32(buf, seq)
+	buf = binary.BigEndian.AppendUint32(buf, ack)
+	buf = append(buf, 5<<4, flags, 0xff, 0xff, 0, 0, 0, 0)
+	buf = append(buf, payload...)
+	binary.BigEndian.PutUint16(buf[tcpStart+16:], fold(sum(buf[tcpStart:], pseudo)))
+	return buf
+}
+
+func sum(b []byte, s uint32) uint32 {
+	for len(b) >= 2 {
+		s += uint32(b[0])<<8 | uint32(b[1])
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		s += uint32(b[0]) << 8
+	}
+	return s
+}
+
+func fold(s uint32) uint16 {
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return ^uint16(s)
+}
