@@ -79,12 +79,12 @@ type streams struct {
 	gaps  int
 }
 
-func (s *streams) Open(*tcpstream.Conn, time.Time)                        { s.conns++ }
+func (s *streams) Open(*tcpstream.Conn, time.Time)                       { s.conns++ }
 func (s *streams) Packet(*tcpstream.Conn, tcpstream.Dir, *packet.Packet) {}
 func (s *streams) Data(_ *tcpstream.Conn, d tcpstream.Dir, _ int64, _ time.Time, b []byte) {
 	s.data[d] = append(s.data[d], b...)
 }
-func (s *streams) Gap(*tcpstream.Conn, tcpstream.Dir, int64, int64, time.Time)           { s.gaps++ }
+func (s *streams) Gap(*tcpstream.Conn, tcpstream.Dir, int64, int64, time.Time)          { s.gaps++ }
 func (s *streams) Close(*tcpstream.Conn, tcpstream.Dir, time.Time, tcpstream.CloseKind) {}
 
 func reassemble(t testing.TB, frames [][]byte) *streams {

@@ -133,6 +133,11 @@ func captureRun(opts *CaptureOptions) error {
 	var events []*decode.Event
 	dec := decode.NewDecoder(decode.Options{Verbosity: 1}, func(e *decode.Event) { events = append(events, e) })
 	live := w == nil
+	filterText := opts.Filter
+	if filterText == "" {
+		filterText = "all packets"
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "pftap: capturing on %s in %s (%s)\n", opts.Interface, where, filterText)
 	if opts.Ready != nil {
 		opts.Ready()
 	}
