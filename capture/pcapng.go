@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
@@ -45,6 +45,9 @@ type Writer struct {
 	ng      *pcapgo.NgWriter
 	legs    []Leg
 	pending [][]byte // key logs given before the first leg
+	epb     []byte
+	// vec writes blocks with writev when out is a file (Linux).
+	vec func(parts ...[]byte) error
 	closed  bool
 }
 
@@ -58,6 +61,7 @@ func Create(path, comment string) (*Writer, error) {
 	}
 	w := NewWriter(f, comment)
 	w.closer = f
+	w.vec = writevFunc(f)
 	return w, nil
 }
 
@@ -118,17 +122,69 @@ func (w *Writer) WritePacket(leg int, ts time.Time, frame []byte, origLen int, c
 	if origLen < len(frame) {
 		origLen = len(frame)
 	}
-	ci := gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(frame), Length: origLen, InterfaceIndex: leg}
-	var err error
+	if len(comment) > 0xfff0 {
+		comment = comment[:0xfff0]
+	}
+	// pcapgo's buffer is empty here (every block is flushed), so the
+	// Enhanced Packet Block goes straight to the file in one write; to a
+	// file, a gathering write that does not copy the packet.
+	if w.vec != nil {
+		head, tail := epbParts(w.epb[:0], leg, ts, frame, origLen, comment)
+		w.epb = tail
+		return w.vec(head, frame, tail[28:])
+	}
+	w.epb = appendEPB(w.epb[:0], leg, ts, frame, origLen, comment)
+	_, err := w.out.Write(w.epb)
+	return err
+}
+
+// epbParts encodes an EPB's 28-byte header and its tail (padding, options,
+// trailing length) into b, without the packet: b[:28] is the header and
+// b[28:] the tail.
+func epbParts(b []byte, iface int, ts time.Time, data []byte, origLen int, comment string) (head, all []byte) {
+	b = appendEPB(b, iface, ts, nil, origLen, comment)
+	// appendEPB wrote lengths for an empty packet: redo the header for data.
+	pad := (4 - len(data)&3) & 3
+	total := len(b) + len(data) + pad
+	le := binary.LittleEndian
+	le.PutUint32(b[4:], uint32(total))
+	le.PutUint32(b[20:], uint32(len(data)))
+	le.PutUint32(b[len(b)-4:], uint32(total))
+	tail := make([]byte, 0, len(b)-28+pad)
+	tail = append(tail, make([]byte, pad)...)
+	tail = append(tail, b[28:]...)
+	b = append(b[:28], tail...)
+	return b[:28], b
+}
+
+// appendEPB encodes an Enhanced Packet Block (pcapng section 4.3) with
+// nanosecond timestamps and an optional comment option.
+func appendEPB(b []byte, iface int, ts time.Time, data []byte, origLen int, comment string) []byte {
+	pad := func(n int) int { return (4 - n&3) & 3 }
+	optLen := 0
 	if comment != "" {
-		err = w.ng.WritePacketWithOptions(ci, frame, pcapgo.NgPacketOptions{Comments: []string{comment}})
-	} else {
-		err = w.ng.WritePacket(ci, frame)
+		optLen = 4 + len(comment) + pad(len(comment)) + 4 // opt_comment, then opt_endofopt
 	}
-	if err != nil {
-		return err
+	total := 28 + len(data) + pad(len(data)) + optLen + 4
+	le := binary.LittleEndian
+	ns := uint64(ts.UnixNano())
+	b = le.AppendUint32(b, 6)
+	b = le.AppendUint32(b, uint32(total))
+	b = le.AppendUint32(b, uint32(iface))
+	b = le.AppendUint32(b, uint32(ns>>32))
+	b = le.AppendUint32(b, uint32(ns))
+	b = le.AppendUint32(b, uint32(len(data)))
+	b = le.AppendUint32(b, uint32(origLen))
+	b = append(b, data...)
+	b = append(b, make([]byte, pad(len(data)))...)
+	if comment != "" {
+		b = le.AppendUint16(b, 1)
+		b = le.AppendUint16(b, uint16(len(comment)))
+		b = append(b, comment...)
+		b = append(b, make([]byte, pad(len(comment)))...)
+		b = le.AppendUint32(b, 0)
 	}
-	return w.ng.Flush()
+	return le.AppendUint32(b, uint32(total))
 }
 
 // WriteKeyLog writes a TLS key log (NSS format lines) in a Decryption
