@@ -47,8 +47,8 @@ type Writer struct {
 	pending [][]byte // key logs given before the first leg
 	epb     []byte
 	// vec writes blocks with writev when out is a file (Linux).
-	vec func(parts ...[]byte) error
-	closed  bool
+	vec    func(parts ...[]byte) error
+	closed bool
 }
 
 // Create creates (or truncates) path with mode 0600, since recordings can
