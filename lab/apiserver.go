@@ -11,10 +11,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/proxy"
 	proxyutil "k8s.io/apiserver/pkg/util/proxy"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-	"k8s.io/cri-streaming/pkg/streaming"
 	"k8s.io/streaming/pkg/httpstream/wsstream"
 )
 
@@ -25,11 +24,10 @@ type apiserver struct {
 	token     string
 	websocket bool
 	pod       *corev1.Pod
-	sandbox   string
-	streaming streaming.Server
-	// location returns where to proxy a port-forward; nil uses the
-	// streaming server directly (no kubelet hop).
-	location func(r *http.Request) (*url.URL, error)
+	// location returns where to proxy a port-forward (the kubelet), and
+	// transport how to reach it.
+	location  func(r *http.Request) (*url.URL, error)
+	transport *http.Transport
 }
 
 func (a *apiserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -61,6 +59,10 @@ func (a *apiserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if parts[3] == a.pod.Namespace {
 			list.Items = []corev1.Pod{*a.pod}
 		}
+		if wantsTable(r) {
+			a.json(w, podTable(list.Items))
+			return
+		}
 		a.json(w, list)
 	case len(parts) >= 6 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "namespaces" && parts[4] == "pods":
 		if parts[3] != a.pod.Namespace || parts[5] != a.pod.Name {
@@ -68,6 +70,8 @@ func (a *apiserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		switch {
+		case len(parts) == 6 && r.Method == http.MethodGet && wantsTable(r):
+			a.json(w, podTable([]corev1.Pod{*a.pod}))
 		case len(parts) == 6 && r.Method == http.MethodGet:
 			a.json(w, a.pod)
 		case len(parts) == 7 && parts[6] == "portforward":
@@ -81,23 +85,13 @@ func (a *apiserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *apiserver) portForward(w http.ResponseWriter, r *http.Request) {
-	var loc *url.URL
-	var err error
-	if a.location != nil {
-		loc, err = a.location(r)
-	} else {
-		var resp *runtimeapi.PortForwardResponse
-		resp, err = a.streaming.GetPortForward(&runtimeapi.PortForwardRequest{PodSandboxId: a.sandbox})
-		if err == nil {
-			loc, err = url.Parse(resp.Url)
-		}
-	}
+	loc, err := a.location(r)
 	if err != nil {
 		a.status(w, http.StatusInternalServerError, "InternalError", err.Error())
 		return
 	}
 	loc.RawQuery = r.URL.RawQuery
-	upgrade := proxy.NewUpgradeAwareHandler(loc, http.DefaultTransport, false, true, responder{a})
+	upgrade := proxy.NewUpgradeAwareHandler(loc, a.transport, false, true, responder{a})
 	upgrade.MaxBytesPerSec = 0
 	var h http.Handler = upgrade
 	if a.websocket {
@@ -143,4 +137,24 @@ func labPod(namespace, name, ip string, started time.Time) *corev1.Pod {
 			Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
 			ContainerStatuses: []corev1.ContainerStatus{{Name: name, Ready: true, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: t}}}}},
 	}
+}
+
+// wantsTable reports whether kubectl asked for server-side printing.
+func wantsTable(r *http.Request) bool { return strings.Contains(r.Header.Get("Accept"), "as=Table") }
+
+// podTable is what `kubectl get pods` prints: the columns of the real
+// apiserver's pod table.
+func podTable(pods []corev1.Pod) *metav1.Table {
+	t := &metav1.Table{TypeMeta: metav1.TypeMeta{Kind: "Table", APIVersion: "meta.k8s.io/v1"},
+		ColumnDefinitions: []metav1.TableColumnDefinition{
+			{Name: "Name", Type: "string", Format: "name"}, {Name: "Ready", Type: "string"}, {Name: "Status", Type: "string"},
+			{Name: "Restarts", Type: "string"}, {Name: "Age", Type: "string"}, {Name: "IP", Type: "string", Priority: 1},
+			{Name: "Node", Type: "string", Priority: 1}}}
+	for i := range pods {
+		p := &pods[i]
+		age := time.Since(p.CreationTimestamp.Time).Round(time.Second).String()
+		t.Rows = append(t.Rows, metav1.TableRow{Cells: []any{p.Name, "1/1", string(p.Status.Phase), "0", age, p.Status.PodIP, p.Spec.NodeName},
+			Object: k8sruntime.RawExtension{Object: &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{Kind: "PartialObjectMetadata", APIVersion: "meta.k8s.io/v1"}, ObjectMeta: p.ObjectMeta}}})
+	}
+	return t
 }

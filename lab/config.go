@@ -1,0 +1,183 @@
+package lab
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// Prefix starts the name of everything a lab creates (namespaces, links,
+// files), so that `pftap lab clean` and leak checks can find it.
+const Prefix = "pftap-"
+
+// Runtimes a lab's node can use.
+const (
+	// RuntimeContainerd: the kubelet asks the runtime for a streaming URL
+	// and proxies to the runtime's streaming server on the node's lo, which
+	// dials the app from inside the pod's namespace. Four legs.
+	RuntimeContainerd = "containerd"
+	// RuntimeSocat: the kubelet serves port-forward itself and runs
+	// `nsenter --net=POD socat - TCP4:localhost:PORT` per connection, the
+	// dockershim way. Three legs.
+	RuntimeSocat = "socat"
+)
+
+// Apps a lab's pod can run; any other Config.App is a shell command run in
+// the pod's network namespace.
+const (
+	AppBuiltin = "builtin"
+	AppNginx   = "nginx"
+)
+
+// Config says what lab to build. The zero value is the default lab.
+type Config struct {
+	// Name is the lab's unique name; its namespaces are NAME-cp, NAME-node
+	// and NAME-pod. Default: "pftap-<pid>-<n>".
+	Name string
+	// Runtime is RuntimeContainerd (default) or RuntimeSocat.
+	Runtime string
+	// App is AppBuiltin (default), AppNginx, or a shell command that must
+	// listen on localhost:AppPort inside the pod.
+	App string
+	// AppPort is the port the app listens on in the pod. Default 80.
+	AppPort int
+	// Namespace and Pod name the lab's pod. Default: "default", "nginx".
+	Namespace, Pod string
+	// NoWebSocket makes the apiserver refuse WebSocket port-forward like a
+	// pre-1.31 apiserver, so that clients fall back to SPDY.
+	NoWebSocket bool
+	// Token is the bearer token the apiserver requires; default: random.
+	Token string
+	// Subnet is the lab's private IPv4 /24; default: the first one in
+	// DefaultSubnets that the host does not route.
+	Subnet netip.Prefix
+	// Dir holds the lab's files; default: a new temporary directory,
+	// removed on Close.
+	Dir string
+	// Kubeconfig is where to write the kubeconfig; default: Dir/kubeconfig.
+	Kubeconfig string
+}
+
+var quietLog = log.New(io.Discard, "", 0)
+
+var labCount atomic.Int64
+
+func (c *Config) defaults() error {
+	if c.Name == "" {
+		c.Name = fmt.Sprintf("%s%d-%d", Prefix, os.Getpid(), labCount.Add(1))
+	}
+	if len(c.Name) > 40 {
+		return fmt.Errorf("lab name %q is longer than 40 characters", c.Name)
+	}
+	if c.Runtime == "" {
+		c.Runtime = RuntimeContainerd
+	}
+	if c.Runtime != RuntimeContainerd && c.Runtime != RuntimeSocat {
+		return fmt.Errorf("unknown runtime %q (want %s or %s)", c.Runtime, RuntimeContainerd, RuntimeSocat)
+	}
+	if c.App == "" {
+		c.App = AppBuiltin
+	}
+	if c.AppPort == 0 {
+		c.AppPort = 80
+	}
+	if c.AppPort < 1 || c.AppPort > 65535 {
+		return fmt.Errorf("app port %d out of range", c.AppPort)
+	}
+	if c.Namespace == "" {
+		c.Namespace = "default"
+	}
+	if c.Pod == "" {
+		c.Pod = "nginx"
+	}
+	if c.Token == "" {
+		c.Token = NewToken()
+	}
+	return nil
+}
+
+// NewToken returns a random bearer token for a lab.
+func NewToken() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return "pftap-lab-" + hex.EncodeToString(b)
+}
+
+// Leg is one hop of the chain, as capture needs it.
+type Leg struct {
+	// ID is "L1" to "L4", or "witness" for the pod's eth0.
+	ID string
+	// Name says what the leg connects, such as "apiserver → kubelet".
+	Name string
+	// Netns is the network namespace to capture in ("" for the host's).
+	Netns string
+	// Interface to capture on in that namespace.
+	Interface string
+	// Server is the address the leg's connections go to.
+	Server netip.AddrPort
+	// TLS is true when the leg's bytes are encrypted on the wire.
+	TLS bool
+	// About is one sentence for people.
+	About string
+}
+
+// Lab is a running chain.
+type Lab struct {
+	cfg Config
+	// CPNetns, NodeNetns and PodNetns name the namespaces (/run/netns).
+	CPNetns, NodeNetns, PodNetns string
+	// APIServer is the apiserver's URL, reachable from the host.
+	APIServer *url.URL
+	// CA is the lab CA's certificate (PEM).
+	CA []byte
+	// StreamingAddr is the runtime streaming server's address on the
+	// node's loopback (containerd runtime only).
+	StreamingAddr *net.TCPAddr
+	// Kubeconfig is the path of a kubeconfig for the lab.
+	Kubeconfig string
+	// App is the built-in app, when the lab runs it.
+	App *App
+	// Legs are the hops to tap, in chain order, then the witness.
+	Legs []Leg
+	// Ready is how long Start took; Gone how long Close took.
+	Ready, Gone time.Duration
+
+	addr    addressing
+	ownDir  bool
+	dir     string
+	pids    []int
+	closers []func() error
+}
+
+// Config returns the configuration the lab was built from, defaults filled in.
+func (l *Lab) Config() Config { return l.cfg }
+
+// ErrNotSupported is returned by Start on systems without network
+// namespaces.
+var ErrNotSupported = errors.New("the lab needs Linux network namespaces")
+
+// addressing is a lab's plan: a /24 cut into three /30 links.
+//
+//	host  .1 ──(pftapNh | cp eth0)── .2  control plane  .5 ──(cp eth1 | node eth0)── .6  node  .9 ──(node eth1 | pod eth0)── .10  pod
+type addressing struct {
+	subnet                   netip.Prefix
+	host, cp, cpToNode, node netip.Addr
+	nodeToPod, pod           netip.Addr
+	hostLink                 string
+}
+
+func plan(subnet netip.Prefix) addressing {
+	b := subnet.Masked().Addr().As4()
+	at := func(n byte) netip.Addr { c := b; c[3] = n; return netip.AddrFrom4(c) }
+	return addressing{subnet: subnet, host: at(1), cp: at(2), cpToNode: at(5), node: at(6), nodeToPod: at(9), pod: at(10),
+		hostLink: fmt.Sprintf("pftap%dh", b[2])}
+}

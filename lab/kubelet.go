@@ -1,0 +1,125 @@
+//go:build linux
+
+package lab
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/proxy"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming"
+	"k8s.io/cri-streaming/pkg/streaming/portforward"
+
+	"github.com/pftap/pftap/internal/nsenter"
+)
+
+// kubelet serves /portForward/NS/POD on the node's :10250.
+type kubelet struct {
+	runtime   string
+	namespace string
+	pod       string
+	uid       string
+	sandbox   string
+	podNetns  string
+	streaming streaming.Server
+	nodeDial  func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+func (k *kubelet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	switch {
+	case r.URL.Path == "/healthz":
+		io.WriteString(w, "ok")
+		return
+	case len(parts) < 3 || parts[0] != "portForward":
+		http.NotFound(w, r)
+		return
+	case parts[1] != k.namespace || parts[2] != k.pod:
+		http.Error(w, fmt.Sprintf("pod %s/%s not found on this node", parts[1], parts[2]), http.StatusNotFound)
+		return
+	}
+	if k.runtime == RuntimeSocat {
+		opts, err := portforward.NewV4Options(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		portforward.ServePortForward(w, r, socatForwarder{netns: nsenter.Path(k.podNetns)}, k.pod, k.uid, opts,
+			4*time.Hour, 30*time.Second, portforward.SupportedProtocols)
+		return
+	}
+	resp, err := k.streaming.GetPortForward(&runtimeapi.PortForwardRequest{PodSandboxId: k.sandbox})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	loc, err := url.Parse(resp.Url)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	// As the kubelet does for a runtime that serves its own streams: proxy
+	// the upgraded connection to the runtime's streaming server.
+	h := proxy.NewUpgradeAwareHandler(loc, &http.Transport{DialContext: k.nodeDial}, false, true, plainResponder{})
+	h.ServeHTTP(w, r)
+}
+
+type plainResponder struct{}
+
+func (plainResponder) Error(w http.ResponseWriter, _ *http.Request, err error) {
+	http.Error(w, err.Error(), http.StatusInternalServerError)
+}
+
+// socatForwarder forwards a stream as the dockershim did: socat inside the
+// pod's network namespace, its stdin and stdout the data stream.
+type socatForwarder struct{ netns string }
+
+func (f socatForwarder) PortForward(ctx context.Context, name, uid string, port int32, stream io.ReadWriteCloser) error {
+	defer stream.Close()
+	cmd := exec.CommandContext(ctx, "nsenter", "--net="+f.netns, "socat", "-", "TCP4:localhost:"+strconv.Itoa(int(port)))
+	cmd.Stdin = stream
+	cmd.Stdout = stream
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// nsDialer dials from inside a network namespace.
+func nsDialer(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var c net.Conn
+		err := nsenter.Do(ns, func() error {
+			var d net.Dialer
+			var err error
+			c, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}
+}
+
+// listenIn opens a listener inside a network namespace.
+func listenIn(ns, addr string) (net.Listener, error) {
+	var l net.Listener
+	err := nsenter.Do(ns, func() error {
+		var err error
+		l, err = net.Listen("tcp", addr)
+		return err
+	})
+	return l, err
+}

@@ -1,0 +1,301 @@
+//go:build linux
+
+package lab
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"k8s.io/cri-streaming/pkg/streaming"
+
+	"github.com/pftap/pftap/internal/nsenter"
+)
+
+// Start builds a lab. On error, and on ctx's cancellation during the
+// start, everything it made is removed again.
+func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
+	t0 := time.Now()
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if os.Geteuid() != 0 {
+		return nil, errors.New("the lab needs root (CAP_SYS_ADMIN to make network namespaces, CAP_NET_ADMIN for veths)")
+	}
+	made := &Lab{cfg: cfg, CPNetns: cfg.Name + "-cp", NodeNetns: cfg.Name + "-node", PodNetns: cfg.Name + "-pod"}
+	l = made
+	defer func() {
+		if err != nil {
+			made.Close()
+			l = nil
+		}
+	}()
+	if cfg.Dir == "" {
+		d, err := os.MkdirTemp("", cfg.Name+"-")
+		if err != nil {
+			return nil, err
+		}
+		l.dir, l.ownDir = d, true
+	} else {
+		l.dir = cfg.Dir
+		if err := os.MkdirAll(l.dir, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	subnet, err := pickSubnet(cfg.Subnet)
+	if err != nil {
+		return nil, err
+	}
+	a := plan(subnet)
+	l.addr = a
+	l.cfg.Subnet = subnet
+	if err := l.writeState(); err != nil {
+		return nil, err
+	}
+
+	// Namespaces and links.
+	for _, ns := range []string{l.CPNetns, l.NodeNetns, l.PodNetns} {
+		if err := nsenter.Create(ns); err != nil {
+			return nil, err
+		}
+		ns := ns
+		l.closers = append(l.closers, func() error { return nsenter.Delete(ns) })
+	}
+	l.closers = append(l.closers, func() error { deleteHostLink(a.hostLink); return nil })
+	if err := wire(a, l.CPNetns, l.NodeNetns, l.PodNetns); err != nil {
+		return nil, err
+	}
+	pki, err := newPKI(cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	l.CA = pki.caPEM
+
+	// The pod and its app.
+	if err := l.startApp(ctx); err != nil {
+		return nil, err
+	}
+
+	// The node: the runtime's streaming server (containerd) and the kubelet.
+	sandbox := "sandbox-" + cfg.Name
+	k := &kubelet{runtime: cfg.Runtime, namespace: cfg.Namespace, pod: cfg.Pod, uid: podUID, sandbox: sandbox, podNetns: l.PodNetns,
+		nodeDial: nsDialer(l.NodeNetns)}
+	if cfg.Runtime == RuntimeContainerd {
+		rt := &runtime{netns: map[string]string{sandbox: l.PodNetns}}
+		sl, err := listenIn(l.NodeNetns, "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("streaming server listener: %w", err)
+		}
+		l.StreamingAddr = sl.Addr().(*net.TCPAddr)
+		scfg := streaming.DefaultConfig
+		scfg.Addr = l.StreamingAddr.String()
+		scfg.BaseURL = &url.URL{Scheme: "http", Host: l.StreamingAddr.String()}
+		ss, err := streaming.NewServer(scfg, rt)
+		if err != nil {
+			sl.Close()
+			return nil, err
+		}
+		k.streaming = ss
+		l.serve(sl, ss, nil)
+	}
+	kcert, err := pki.issue("pftap-lab-node", []net.IP{a.node.AsSlice()}, []string{"pftap-lab-node"}, false)
+	if err != nil {
+		return nil, err
+	}
+	kl, err := listenIn(l.NodeNetns, netip.AddrPortFrom(a.node, KubeletPort).String())
+	if err != nil {
+		return nil, fmt.Errorf("kubelet listener: %w", err)
+	}
+	l.serve(kl, k, &tls.Config{Certificates: []tls.Certificate{kcert}, ClientCAs: pki.pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12})
+
+	// The control plane.
+	acert, err := pki.issue("kube-apiserver", []net.IP{a.cp.AsSlice()}, []string{"kubernetes", "kubernetes.default"}, false)
+	if err != nil {
+		return nil, err
+	}
+	clientCert, err := pki.issue("system:kube-apiserver-kubelet-client", nil, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	toKubelet := &http.Transport{DialContext: nsDialer(l.CPNetns),
+		TLSClientConfig: &tls.Config{RootCAs: pki.pool, Certificates: []tls.Certificate{clientCert}, MinVersion: tls.VersionTLS12}}
+	kubeletURL := &url.URL{Scheme: "https", Host: netip.AddrPortFrom(a.node, KubeletPort).String(),
+		Path: "/portForward/" + cfg.Namespace + "/" + cfg.Pod}
+	api := &apiserver{token: cfg.Token, websocket: !cfg.NoWebSocket, pod: labPod(cfg.Namespace, cfg.Pod, a.pod.String(), time.Now()),
+		transport: toKubelet, location: func(*http.Request) (*url.URL, error) { u := *kubeletURL; return &u, nil }}
+	al, err := listenIn(l.CPNetns, netip.AddrPortFrom(a.cp, APIServerPort).String())
+	if err != nil {
+		return nil, fmt.Errorf("apiserver listener: %w", err)
+	}
+	l.APIServer = &url.URL{Scheme: "https", Host: al.Addr().String()}
+	l.serve(al, api, &tls.Config{Certificates: []tls.Certificate{acert}, MinVersion: tls.VersionTLS12})
+
+	l.Kubeconfig = cfg.Kubeconfig
+	if l.Kubeconfig == "" {
+		l.Kubeconfig = filepath.Join(l.dir, "kubeconfig")
+	}
+	if err := os.WriteFile(l.Kubeconfig, []byte(l.kubeconfig()), 0o600); err != nil {
+		return nil, err
+	}
+	if cfg.Kubeconfig != "" {
+		l.closers = append(l.closers, func() error { return os.Remove(cfg.Kubeconfig) })
+	}
+	l.legs()
+	if err := l.writeState(); err != nil {
+		return nil, err
+	}
+	l.Ready = time.Since(t0)
+	return l, ctx.Err()
+}
+
+// Ports the lab's servers listen on.
+const (
+	APIServerPort = 6443
+	KubeletPort   = 10250
+)
+
+const podUID = "0e3d5c0a-6f2b-4c36-9a2e-70f7a4b1c0de"
+
+// serve serves h on ln (with TLS when cfg is set) until Close.
+func (l *Lab) serve(ln net.Listener, h http.Handler, cfg *tls.Config) {
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: quietLog}
+	go srv.Serve(ln)
+	l.closers = append(l.closers, srv.Close)
+}
+
+func (l *Lab) startApp(ctx context.Context) error {
+	cfg := l.cfg
+	switch cfg.App {
+	case AppBuiltin:
+		ln, err := listenIn(l.PodNetns, "127.0.0.1:"+strconv.Itoa(cfg.AppPort))
+		if err != nil {
+			return fmt.Errorf("app listener in the pod: %w", err)
+		}
+		l.App = NewApp()
+		go l.App.Serve(ln)
+		l.closers = append(l.closers, l.App.Close)
+		return nil
+	case AppNginx:
+		www := filepath.Join(l.dir, "www")
+		if err := os.MkdirAll(www, 0o755); err != nil {
+			return err
+		}
+		os.Chmod(l.dir, 0o755) // nginx's workers read the page
+		if err := os.WriteFile(filepath.Join(www, "index.html"), []byte(WelcomePage), 0o644); err != nil {
+			return err
+		}
+		conf := filepath.Join(l.dir, "nginx.conf")
+		if err := os.WriteFile(conf, []byte(nginxConfig(l.dir, cfg.AppPort)), 0o644); err != nil {
+			return err
+		}
+		bin := "/usr/sbin/nginx"
+		if _, err := os.Stat(bin); err != nil {
+			return errors.New("--app nginx needs Debian's nginx (apt-get install nginx-light)")
+		}
+		cmd, err := l.startInPod("nginx", bin, "-c", conf, "-p", l.dir)
+		if err != nil {
+			return err
+		}
+		return l.waitListening(ctx, cfg.AppPort, 5*time.Second, "nginx", cmd)
+	default:
+		cmd, err := l.startInPod("app", "sh", "-c", cfg.App)
+		if err != nil {
+			return err
+		}
+		return l.waitListening(ctx, cfg.AppPort, 5*time.Second, "app", cmd)
+	}
+}
+
+func (l *Lab) kubeconfig() string {
+	user := "{}"
+	if l.cfg.Token != "" {
+		user = "\n    token: " + l.cfg.Token
+	}
+	return fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: %[1]s
+  cluster:
+    server: %[2]s
+    certificate-authority-data: %[3]s
+users:
+- name: %[1]s
+  user: %[4]s
+contexts:
+- name: %[1]s
+  context:
+    cluster: %[1]s
+    user: %[1]s
+    namespace: %[5]s
+current-context: %[1]s
+`, l.cfg.Name, l.APIServer, base64.StdEncoding.EncodeToString(l.CA), user, l.cfg.Namespace)
+}
+
+// legs describes the hops of the chain for capture.
+func (l *Lab) legs() {
+	a := l.addr
+	api := netip.AddrPortFrom(a.cp, APIServerPort)
+	kub := netip.AddrPortFrom(a.node, KubeletPort)
+	l.Legs = []Leg{
+		{ID: "L1", Name: "client → apiserver", Netns: "", Interface: a.hostLink, Server: api, TLS: true,
+			About: "kubectl (or pftap) on the host to the apiserver: the port-forward upgrade, over TLS"},
+		{ID: "L2", Name: "apiserver → kubelet", Netns: l.CPNetns, Interface: "eth1", Server: kub, TLS: true,
+			About: "the apiserver's upgrade-aware proxy to the kubelet's /portForward, over TLS"},
+	}
+	if l.cfg.Runtime == RuntimeContainerd {
+		ap, _ := netip.ParseAddrPort(l.StreamingAddr.String())
+		l.Legs = append(l.Legs, Leg{ID: "L3", Name: "kubelet → runtime streaming server", Netns: l.NodeNetns, Interface: "lo", Server: ap,
+			About: "the kubelet proxies to the runtime's streaming server on the node's loopback, plain HTTP"})
+	}
+	l.Legs = append(l.Legs,
+		Leg{ID: "L4", Name: "runtime → app", Netns: l.PodNetns, Interface: "lo", Server: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(l.cfg.AppPort)),
+			About: "inside the pod's network namespace, to localhost:" + strconv.Itoa(l.cfg.AppPort)},
+		Leg{ID: "witness", Name: "pod eth0", Netns: l.PodNetns, Interface: "eth0", Server: netip.AddrPortFrom(a.pod, uint16(l.cfg.AppPort)),
+			About: "the pod's own interface: port-forward traffic never crosses it"})
+	if l.cfg.Runtime == RuntimeSocat {
+		l.Legs[2].Name = "socat → app"
+		l.Legs[2].About = "socat, run by the kubelet with nsenter in the pod's namespace, to localhost:" + strconv.Itoa(l.cfg.AppPort)
+	}
+}
+
+// Close stops every server and process and removes every namespace, link
+// and file the lab made. It is safe to call more than once.
+func (l *Lab) Close() error {
+	t0 := time.Now()
+	var errs []error
+	for i := len(l.closers) - 1; i >= 0; i-- {
+		if err := l.closers[i](); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	l.closers = nil
+	if l.ownDir && l.dir != "" {
+		errs = append(errs, os.RemoveAll(l.dir))
+	}
+	l.dir = ""
+	l.removeState()
+	l.Gone = time.Since(t0)
+	return errors.Join(errs...)
+}
+
+// Dir is the lab's directory (kubeconfig, logs, nginx files).
+func (l *Lab) Dir() string { return l.dir }
+
+// PodIP is the pod's address on eth0.
+func (l *Lab) PodIP() netip.Addr { return l.addr.pod }
+
+// HostLink is the name of the host's end of the veth to the control plane.
+func (l *Lab) HostLink() string { return l.addr.hostLink }

@@ -1,0 +1,38 @@
+//go:build !linux
+
+package lab
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// Start fails with ErrNotSupported: the lab needs Linux.
+func Start(ctx context.Context, cfg Config) (*Lab, error) { return nil, ErrNotSupported }
+
+// Close does nothing.
+func (l *Lab) Close() error { return nil }
+
+// Dir is "".
+func (l *Lab) Dir() string { return "" }
+
+// PodIP is the zero address.
+func (l *Lab) PodIP() netip.Addr { return netip.Addr{} }
+
+// HostLink is "".
+func (l *Lab) HostLink() string { return "" }
+
+// State is what a lab records about itself.
+type State struct {
+	Name, Runtime, App, Subnet, Kubeconfig, APIServer, Pod, PodIP, Dir string
+	PID                                                                int
+	Started                                                            time.Time
+	Alive                                                              bool
+}
+
+// ListStates fails with ErrNotSupported.
+func ListStates() ([]State, error) { return nil, ErrNotSupported }
+
+// Clean fails with ErrNotSupported.
+func Clean() ([]string, error) { return nil, ErrNotSupported }

@@ -1,0 +1,164 @@
+//go:build linux
+
+package lab
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pftap/pftap/internal/nsenter"
+)
+
+// StateDir holds one JSON file per running lab.
+var StateDir = "/run/pftap/labs"
+
+// State is what a lab records about itself, so that `pftap lab status`,
+// `down` and `clean` can find it (and what it left) from another process.
+type State struct {
+	Name       string    `json:"name"`
+	PID        int       `json:"pid"`
+	Started    time.Time `json:"started"`
+	Runtime    string    `json:"runtime"`
+	App        string    `json:"app"`
+	Subnet     string    `json:"subnet"`
+	Namespaces []string  `json:"namespaces"`
+	HostLink   string    `json:"host_link"`
+	Dir        string    `json:"dir"`
+	OwnDir     bool      `json:"own_dir"`
+	Kubeconfig string    `json:"kubeconfig"`
+	APIServer  string    `json:"apiserver"`
+	Pod        string    `json:"pod"`
+	PodIP      string    `json:"pod_ip"`
+	PIDs       []int     `json:"pids,omitempty"`
+	// Alive is filled in by ListStates: the lab's process still runs.
+	Alive bool `json:"-"`
+}
+
+func (l *Lab) state() State {
+	st := State{Name: l.cfg.Name, PID: os.Getpid(), Started: time.Now(), Runtime: l.cfg.Runtime, App: l.cfg.App,
+		Subnet: l.cfg.Subnet.String(), Namespaces: []string{l.CPNetns, l.NodeNetns, l.PodNetns}, HostLink: l.addr.hostLink,
+		Dir: l.dir, OwnDir: l.ownDir, Kubeconfig: l.Kubeconfig, Pod: l.cfg.Namespace + "/" + l.cfg.Pod, PIDs: l.pids}
+	if l.APIServer != nil {
+		st.APIServer = l.APIServer.String()
+	}
+	if l.addr.pod.IsValid() {
+		st.PodIP = l.addr.pod.String()
+	}
+	return st
+}
+
+func (l *Lab) statePath() string { return filepath.Join(StateDir, l.cfg.Name+".json") }
+
+// writeState records the lab; it is written before anything is made, and
+// again once the lab is up.
+func (l *Lab) writeState() error {
+	if err := os.MkdirAll(StateDir, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	b, _ := json.MarshalIndent(l.state(), "", "  ")
+	return os.WriteFile(l.statePath(), b, 0o600)
+}
+
+func (l *Lab) removeState() { os.Remove(l.statePath()) }
+
+// ListStates returns the recorded labs, oldest first.
+func ListStates() ([]State, error) {
+	files, err := filepath.Glob(filepath.Join(StateDir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []State
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var st State
+		if json.Unmarshal(b, &st) != nil {
+			continue
+		}
+		st.Alive = alive(st.PID)
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
+	return out, nil
+}
+
+func alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// Clean removes what labs whose process is gone left behind: their
+// processes, namespaces (with the veths in them), host links, files and
+// state; and namespaces named pftap-<pid>-... of dead processes that have
+// no state file. It returns a line per thing removed.
+func Clean() ([]string, error) {
+	var done []string
+	var errs []error
+	states, err := ListStates()
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range states {
+		if st.Alive {
+			continue
+		}
+		for _, pid := range st.PIDs {
+			if alive(pid) && cmdlineHas(pid, st.Name) {
+				syscall.Kill(-pid, syscall.SIGKILL)
+				syscall.Kill(pid, syscall.SIGKILL)
+				done = append(done, fmt.Sprintf("killed process %d", pid))
+			}
+		}
+		for _, ns := range st.Namespaces {
+			if _, err := os.Stat(nsenter.Path(ns)); err == nil {
+				if err := nsenter.Delete(ns); err != nil {
+					errs = append(errs, err)
+				} else {
+					done = append(done, "deleted network namespace "+ns)
+				}
+			}
+		}
+		if st.HostLink != "" && len(hostLinksNamed(st.HostLink)) > 0 {
+			deleteHostLink(st.HostLink)
+			done = append(done, "deleted link "+st.HostLink)
+		}
+		if st.OwnDir && strings.Contains(st.Dir, st.Name) {
+			if _, err := os.Stat(st.Dir); err == nil {
+				os.RemoveAll(st.Dir)
+				done = append(done, "removed "+st.Dir)
+			}
+		}
+		os.Remove(filepath.Join(StateDir, st.Name+".json"))
+		done = append(done, "forgot lab "+st.Name)
+	}
+	// Namespaces of dead labs that never wrote state.
+	names, _ := nsenter.List(Prefix)
+	for _, ns := range names {
+		pid, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(ns, Prefix), "-", 2)[0])
+		if err != nil || alive(pid) {
+			continue
+		}
+		if err := nsenter.Delete(ns); err == nil {
+			done = append(done, "deleted network namespace "+ns)
+		}
+	}
+	return done, errors.Join(errs...)
+}
+
+func cmdlineHas(pid int, s string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && strings.Contains(string(b), s)
+}
