@@ -4,6 +4,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"time"
 )
@@ -36,3 +37,9 @@ func ListStates() ([]State, error) { return nil, ErrNotSupported }
 
 // Clean fails with ErrNotSupported.
 func Clean() ([]string, error) { return nil, ErrNotSupported }
+
+// ErrSeveralLabs: Down was given no name while several labs run.
+var ErrSeveralLabs = errors.New("several labs are running")
+
+// Down fails with ErrNotSupported.
+func Down(name string, wait time.Duration) (State, error) { return State{}, ErrNotSupported }

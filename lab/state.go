@@ -122,6 +122,12 @@ func Clean() ([]string, error) {
 				done = append(done, fmt.Sprintf("killed process %d", pid))
 			}
 		}
+		// Whatever still lives in the lab's namespaces (an app's children)
+		// belongs to it.
+		for _, pid := range pidsInNamespaces(st.Namespaces) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			done = append(done, fmt.Sprintf("killed process %d%s", pid, procComm(pid)))
+		}
 		for _, ns := range st.Namespaces {
 			if _, err := os.Stat(nsenter.Path(ns)); err == nil {
 				if err := nsenter.Delete(ns); err != nil {
@@ -161,4 +167,79 @@ func Clean() ([]string, error) {
 func cmdlineHas(pid int, s string) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	return err == nil && strings.Contains(string(b), s)
+}
+
+// ErrSeveralLabs: Down was given no name while several labs run.
+var ErrSeveralLabs = errors.New("several labs are running")
+
+// Down stops the running lab named name (or the only one when name is "")
+// with SIGTERM and waits up to wait for it to remove itself.
+func Down(name string, wait time.Duration) (State, error) {
+	states, err := ListStates()
+	if err != nil {
+		return State{}, err
+	}
+	var running []State
+	for _, st := range states {
+		if st.Alive && (name == "" || st.Name == name) {
+			running = append(running, st)
+		}
+	}
+	switch {
+	case len(running) == 0 && name != "":
+		return State{}, fmt.Errorf("no running lab named %q (pftap lab status lists them)", name)
+	case len(running) == 0:
+		return State{}, errors.New("no lab is running")
+	case len(running) > 1:
+		var names []string
+		for _, st := range running {
+			names = append(names, st.Name)
+		}
+		return State{}, fmt.Errorf("%w (%s): name one", ErrSeveralLabs, strings.Join(names, ", "))
+	}
+	st := running[0]
+	if err := syscall.Kill(st.PID, syscall.SIGTERM); err != nil {
+		return st, fmt.Errorf("stop lab %s (pid %d): %w", st.Name, st.PID, err)
+	}
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(StateDir, st.Name+".json")); os.IsNotExist(err) {
+			return st, nil
+		}
+	}
+	return st, fmt.Errorf("lab %s (pid %d) did not stop within %v; pftap lab clean removes what it leaves", st.Name, st.PID, wait)
+}
+
+// pidsInNamespaces returns the processes whose network namespace is one of
+// the named ones.
+func pidsInNamespaces(names []string) []int {
+	inodes := map[uint64]bool{}
+	for _, n := range names {
+		var st syscall.Stat_t
+		if syscall.Stat(nsenter.Path(n), &st) == nil {
+			inodes[st.Ino] = true
+		}
+	}
+	if len(inodes) == 0 {
+		return nil
+	}
+	var out []int
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		var st syscall.Stat_t
+		if syscall.Stat(p+"/ns/net", &st) != nil || !inodes[st.Ino] {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimPrefix(p, "/proc/")); err == nil && pid != os.Getpid() {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func procComm(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil {
+		return ""
+	}
+	return " (" + strings.TrimSpace(string(b)) + ")"
 }

@@ -48,6 +48,7 @@ payload on the pod's loopback) and prints it as a timeline.`,
 	root.AddCommand(newVersionCmd(io))
 	root.AddCommand(newDecodeCmd(io, nil))
 	root.AddCommand(newCaptureCmd(io, nil))
+	root.AddCommand(newLabCmd(io))
 	return root
 }
 

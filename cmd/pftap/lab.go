@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pftap/pftap/lab"
+)
+
+// LabUpOptions are the inputs of `pftap lab up`.
+type LabUpOptions struct {
+	IO          *IOStreams
+	Name        string
+	Runtime     string
+	App         string
+	AppPort     int
+	NoWebSocket bool
+	Kubeconfig  string
+	Subnet      string
+	// Stop, when set, replaces waiting for a signal (tests).
+	Stop <-chan struct{}
+}
+
+func newLabCmd(ios *IOStreams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "A miniature cluster with the real Kubernetes server code at every hop",
+		Long: `The lab builds the whole port-forward chain on this machine, in network namespaces:
+an apiserver (TLS, the upstream upgrade-aware proxy and WebSocket tunnelling
+handler), a node with a kubelet on :10250 and a container runtime (containerd's
+streaming server, or the dockershim's nsenter+socat), and a pod whose app listens
+on its loopback. Real kubectl works against it. Needs root.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		},
+	}
+	cmd.AddCommand(newLabUpCmd(ios, nil), newLabDownCmd(ios), newLabStatusCmd(ios), newLabCleanCmd(ios))
+	return cmd
+}
+
+func newLabUpCmd(ios *IOStreams, runF func(*LabUpOptions) error) *cobra.Command {
+	opts := &LabUpOptions{IO: ios}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start a lab and keep it running until Ctrl-C or `pftap lab down`",
+		Example: `  sudo pftap lab up
+  sudo pftap lab up --runtime socat --app nginx --kubeconfig ./lab.kubeconfig
+  sudo pftap lab up --no-websocket          # an apiserver from before 1.31: kubectl falls back to SPDY`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.Runtime != lab.RuntimeContainerd && opts.Runtime != lab.RuntimeSocat {
+				return usageError{fmt.Errorf("--runtime %q: want containerd or socat", opts.Runtime)}
+			}
+			if opts.Subnet != "" {
+				if _, err := netip.ParsePrefix(opts.Subnet); err != nil {
+					return usageError{fmt.Errorf("--subnet %q is not a prefix like 10.250.9.0/24", opts.Subnet)}
+				}
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return labUpRun(opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Runtime, "runtime", lab.RuntimeContainerd, "containerd (kubelet → streaming server → pod) or socat (kubelet runs nsenter socat)")
+	f.StringVar(&opts.App, "app", lab.AppBuiltin, "the pod's app: builtin, nginx, or a shell command listening on localhost:--app-port")
+	f.IntVar(&opts.AppPort, "app-port", 80, "the port the app listens on in the pod")
+	f.BoolVar(&opts.NoWebSocket, "no-websocket", false, "refuse WebSocket port-forward like an apiserver before 1.31")
+	f.StringVar(&opts.Kubeconfig, "kubeconfig", "", "where to write the lab's kubeconfig (default: in the lab's directory)")
+	f.StringVar(&opts.Subnet, "subnet", "", "the lab's private /24 (default: the first free one in 10.250.0.0/16)")
+	f.StringVar(&opts.Name, "name", "", "the lab's name (default: pftap-<pid>-1)")
+	return cmd
+}
+
+func labUpRun(opts *LabUpOptions) error {
+	// A lab killed earlier may have left namespaces behind: clean first.
+	if done, _ := lab.Clean(); len(done) > 0 {
+		fmt.Fprintf(opts.IO.ErrOut, "pftap: cleaned up after a lab that died: %s\n", strings.Join(done, ", "))
+	}
+	cfg := lab.Config{Name: opts.Name, Runtime: opts.Runtime, App: opts.App, AppPort: opts.AppPort, NoWebSocket: opts.NoWebSocket}
+	if opts.Kubeconfig != "" {
+		abs, err := filepath.Abs(opts.Kubeconfig)
+		if err != nil {
+			return err
+		}
+		cfg.Kubeconfig = abs
+	}
+	if opts.Subnet != "" {
+		cfg.Subnet = netip.MustParsePrefix(opts.Subnet)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	l, err := lab.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		l.Close()
+		fmt.Fprintf(opts.IO.ErrOut, "pftap: lab %s is gone (%v)\n", l.Config().Name, l.Gone.Round(time.Millisecond))
+	}()
+	printLab(opts.IO, l)
+	if opts.Stop != nil {
+		select {
+		case <-opts.Stop:
+		case <-ctx.Done():
+		}
+	} else {
+		<-ctx.Done()
+	}
+	return nil
+}
+
+func printLab(ios *IOStreams, l *lab.Lab) {
+	c := l.Config()
+	app := c.App
+	if app == lab.AppBuiltin {
+		app = "the built-in app (/, /bytes?n=N, /echo)"
+	}
+	ws := "WebSocket and SPDY"
+	if c.NoWebSocket {
+		ws = "SPDY only (WebSocket refused)"
+	}
+	fmt.Fprintf(ios.Out, "pftap lab %s is up in %v: %s runtime, %s, apiserver accepts %s\n\n", c.Name, l.Ready.Round(100*time.Microsecond), c.Runtime, app, ws)
+	tw := tabwriter.NewWriter(ios.Out, 0, 4, 2, ' ', 0)
+	for _, leg := range l.Legs {
+		where := "host"
+		if leg.Netns != "" {
+			where = "netns " + leg.Netns
+		}
+		tls := ""
+		if leg.TLS {
+			tls = " (TLS)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s, %s\t→ %s%s\n", leg.ID, leg.Name, where, leg.Interface, leg.Server, tls)
+	}
+	tw.Flush()
+	fmt.Fprintf(ios.Out, "\n  pod %s/%s, IP %s\n\nUse it:\n  export KUBECONFIG=%s\n  kubectl port-forward pod/%s 10080:%d\n  curl http://127.0.0.1:10080/\n\n",
+		c.Namespace, c.Pod, l.PodIP(), l.Kubeconfig, c.Pod, c.AppPort)
+	fmt.Fprintf(ios.Out, "Capture a leg:  pftap capture --netns %s -i lo\nStop it with Ctrl-C or: pftap lab down %s\n", l.PodNetns, c.Name)
+}
+
+func newLabDownCmd(ios *IOStreams) *cobra.Command {
+	return &cobra.Command{
+		Use:   "down [NAME]",
+		Short: "Stop a running lab (the only one, or NAME)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			st, err := lab.Down(name, 5*time.Second)
+			if errors.Is(err, lab.ErrSeveralLabs) {
+				return usageError{err}
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(ios.Out, "lab %s is down\n", st.Name)
+			return nil
+		},
+	}
+}
+
+func newLabStatusCmd(ios *IOStreams) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "List labs, running or left behind",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			states, err := lab.ListStates()
+			if err != nil {
+				return err
+			}
+			if len(states) == 0 {
+				fmt.Fprintln(ios.Out, "no labs")
+				return nil
+			}
+			tw := tabwriter.NewWriter(ios.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tSTATE\tPID\tRUNTIME\tAPP\tAPISERVER\tPOD IP\tAGE\tKUBECONFIG")
+			for _, st := range states {
+				state := "running"
+				if !st.Alive {
+					state = "dead (pftap lab clean)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, state, st.PID, st.Runtime, st.App, st.APIServer, st.PodIP,
+					time.Since(st.Started).Round(time.Second), st.Kubeconfig)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newLabCleanCmd(ios *IOStreams) *cobra.Command {
+	return &cobra.Command{
+		Use:   "clean",
+		Short: "Remove what labs that died (SIGKILL, a crash) left behind",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			done, err := lab.Clean()
+			for _, d := range done {
+				fmt.Fprintln(ios.Out, d)
+			}
+			if err == nil && len(done) == 0 {
+				fmt.Fprintln(ios.Out, "nothing to clean")
+			}
+			return err
+		},
+	}
+}
