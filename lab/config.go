@@ -57,6 +57,10 @@ type Config struct {
 	NoWebSocket bool
 	// Token is the bearer token the apiserver requires; default: random.
 	Token string
+	// Plain serves the apiserver and the kubelet over plain HTTP instead of
+	// TLS, so that every leg can be read from a packet capture. kubectl
+	// sends no bearer token over plain HTTP, so a plain lab requires none.
+	Plain bool
 	// Subnet is the lab's private IPv4 /24; default: the first one in
 	// DefaultSubnets that the host does not route.
 	Subnet netip.Prefix
@@ -99,7 +103,9 @@ func (c *Config) defaults() error {
 	if c.Pod == "" {
 		c.Pod = "nginx"
 	}
-	if c.Token == "" {
+	if c.Plain {
+		c.Token = ""
+	} else if c.Token == "" {
 		c.Token = NewToken()
 	}
 	return nil

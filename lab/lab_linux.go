@@ -116,7 +116,11 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubelet listener: %w", err)
 	}
-	l.serve(kl, k, &tls.Config{Certificates: []tls.Certificate{kcert}, ClientCAs: pki.pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12})
+	kubeletTLS := &tls.Config{Certificates: []tls.Certificate{kcert}, ClientCAs: pki.pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+	if cfg.Plain {
+		kubeletTLS = nil
+	}
+	l.serve(kl, k, kubeletTLS)
 
 	// The control plane.
 	acert, err := pki.issue("kube-apiserver", []net.IP{a.cp.AsSlice()}, []string{"kubernetes", "kubernetes.default"}, false)
@@ -129,7 +133,12 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	}
 	toKubelet := &http.Transport{DialContext: nsDialer(l.CPNetns),
 		TLSClientConfig: &tls.Config{RootCAs: pki.pool, Certificates: []tls.Certificate{clientCert}, MinVersion: tls.VersionTLS12}}
-	kubeletURL := &url.URL{Scheme: "https", Host: netip.AddrPortFrom(a.node, KubeletPort).String(),
+	scheme := "https"
+	if cfg.Plain {
+		scheme = "http"
+		toKubelet.TLSClientConfig = nil
+	}
+	kubeletURL := &url.URL{Scheme: scheme, Host: netip.AddrPortFrom(a.node, KubeletPort).String(),
 		Path: "/portForward/" + cfg.Namespace + "/" + cfg.Pod}
 	api := &apiserver{token: cfg.Token, websocket: !cfg.NoWebSocket, pod: labPod(cfg.Namespace, cfg.Pod, a.pod.String(), time.Now()),
 		transport: toKubelet, location: func(*http.Request) (*url.URL, error) { u := *kubeletURL; return &u, nil }}
@@ -137,8 +146,12 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("apiserver listener: %w", err)
 	}
-	l.APIServer = &url.URL{Scheme: "https", Host: al.Addr().String()}
-	l.serve(al, api, &tls.Config{Certificates: []tls.Certificate{acert}, MinVersion: tls.VersionTLS12})
+	l.APIServer = &url.URL{Scheme: scheme, Host: al.Addr().String()}
+	apiTLS := &tls.Config{Certificates: []tls.Certificate{acert}, MinVersion: tls.VersionTLS12}
+	if cfg.Plain {
+		apiTLS = nil
+	}
+	l.serve(al, api, apiTLS)
 
 	l.Kubeconfig = cfg.Kubeconfig
 	if l.Kubeconfig == "" {
@@ -220,6 +233,10 @@ func (l *Lab) startApp(ctx context.Context) error {
 }
 
 func (l *Lab) kubeconfig() string {
+	caLine := ""
+	if !l.cfg.Plain {
+		caLine = "    certificate-authority-data: " + base64.StdEncoding.EncodeToString(l.CA) + "\n"
+	}
 	user := "{}"
 	if l.cfg.Token != "" {
 		user = "\n    token: " + l.cfg.Token
@@ -230,8 +247,7 @@ clusters:
 - name: %[1]s
   cluster:
     server: %[2]s
-    certificate-authority-data: %[3]s
-users:
+%[3]susers:
 - name: %[1]s
   user: %[4]s
 contexts:
@@ -241,7 +257,7 @@ contexts:
     user: %[1]s
     namespace: %[5]s
 current-context: %[1]s
-`, l.cfg.Name, l.APIServer, base64.StdEncoding.EncodeToString(l.CA), user, l.cfg.Namespace)
+`, l.cfg.Name, l.APIServer, caLine, user, l.cfg.Namespace)
 }
 
 // legs describes the hops of the chain for capture.
@@ -250,14 +266,14 @@ func (l *Lab) legs() {
 	api := netip.AddrPortFrom(a.cp, APIServerPort)
 	kub := netip.AddrPortFrom(a.node, KubeletPort)
 	l.Legs = []Leg{
-		{ID: "L1", Name: "client → apiserver", Netns: "", Interface: a.hostLink, Server: api, TLS: true,
-			About: "kubectl (or pftap) on the host to the apiserver: the port-forward upgrade, over TLS"},
-		{ID: "L2", Name: "apiserver → kubelet", Netns: l.CPNetns, Interface: "eth1", Server: kub, TLS: true,
-			About: "the apiserver's upgrade-aware proxy to the kubelet's /portForward, over TLS"},
+		{ID: "L1", Name: "client → apiserver", Netns: "", Interface: a.hostLink, Server: api, TLS: !l.cfg.Plain,
+			About: "kubectl (or pftap) on the host to the apiserver: the port-forward upgrade, over " + overWhat(l.cfg.Plain)},
+		{ID: "L2", Name: "apiserver → kubelet", Netns: l.CPNetns, Interface: "eth1", Server: kub, TLS: !l.cfg.Plain,
+			About: "the apiserver's upgrade-aware proxy to the kubelet's /portForward, over " + overWhat(l.cfg.Plain)},
 	}
 	if l.cfg.Runtime == RuntimeContainerd {
 		ap, _ := netip.ParseAddrPort(l.StreamingAddr.String())
-		l.Legs = append(l.Legs, Leg{ID: "L3", Name: "kubelet → runtime streaming server", Netns: l.NodeNetns, Interface: "lo", Server: ap,
+		l.Legs = append(l.Legs, Leg{ID: "L3", Name: "kubelet → runtime", Netns: l.NodeNetns, Interface: "lo", Server: ap,
 			About: "the kubelet proxies to the runtime's streaming server on the node's loopback, plain HTTP"})
 	}
 	l.Legs = append(l.Legs,
@@ -299,3 +315,10 @@ func (l *Lab) PodIP() netip.Addr { return l.addr.pod }
 
 // HostLink is the name of the host's end of the veth to the control plane.
 func (l *Lab) HostLink() string { return l.addr.hostLink }
+
+func overWhat(plain bool) string {
+	if plain {
+		return "plain HTTP (a plain lab)"
+	}
+	return "TLS"
+}

@@ -93,11 +93,13 @@ func (tw *TextWriter) Event(e *decode.Event) {
 	}
 	fmt.Fprintf(&b, "  #%-2d", e.Conn)
 	if tw.LegWidth > 0 {
-		leg := e.Leg
+		leg := []rune(e.Leg)
 		if len(leg) > tw.LegWidth {
 			leg = leg[:tw.LegWidth]
 		}
-		fmt.Fprintf(&b, " %-*s", tw.LegWidth, leg)
+		b.WriteByte(' ')
+		b.WriteString(string(leg))
+		b.WriteString(strings.Repeat(" ", tw.LegWidth-len(leg)))
 	}
 	arrow := "   "
 	switch e.Dir {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -113,8 +114,8 @@ func decodeRun(opts *DecodeOptions) error {
 type legSizer struct{ tw *timeline.TextWriter }
 
 func (l *legSizer) Event(e *decode.Event) {
-	if e.Leg != "" && len(e.Leg) > l.tw.LegWidth {
-		l.tw.LegWidth = min(max(len(e.Leg), 8), 24)
+	if n := utf8.RuneCountInString(e.Leg); n > l.tw.LegWidth {
+		l.tw.LegWidth = min(max(n, 8), 24)
 	}
 	l.tw.Event(e)
 }

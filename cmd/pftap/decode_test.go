@@ -152,13 +152,13 @@ func TestDecodeJSONContract(t *testing.T) {
 			}
 		}
 	}
-	if spdyFrames == 0 || requests != 2 {
-		t.Errorf("%d spdy frames, %d requests (want >0 and 2: one per leg)", spdyFrames, requests)
+	if spdyFrames == 0 || requests != 3 {
+		t.Errorf("%d spdy frames, %d requests (want >0 and 3: one per SPDY leg, L1 to L3)", spdyFrames, requests)
 	}
 }
 
 // TestBulkBytesExact checks that the 1 MiB transfer is counted to the byte
-// on both SPDY legs: 1 MiB of body plus the response header.
+// on every SPDY leg (L1 to L3): 1 MiB of body plus the response header.
 func TestBulkBytesExact(t *testing.T) {
 	objs := decodeJSON(t, filepath.Join(recordings, "spdy-bulk-1mib.pcapng"), 0)
 	var n int
@@ -172,8 +172,8 @@ func TestBulkBytesExact(t *testing.T) {
 			t.Errorf("request %v: %d bytes from pod", o["request_id"], from)
 		}
 	}
-	if n != 2 {
-		t.Errorf("%d requests, want 2", n)
+	if n != 3 {
+		t.Errorf("%d requests, want 3 (one per SPDY leg)", n)
 	}
 }
 

@@ -1,10 +1,13 @@
 // Command mkrec records real kubectl port-forward sessions for testdata/.
 //
-// It starts pftap's lab (the upstream apiserver proxy, tunnelling handler
-// and cri-streaming port-forward server, with the app inside a network
-// namespace), captures the host's lo with dumpcap, runs the real
-// /usr/bin/kubectl port-forward and real curl through it, and writes one
-// pcapng per scenario. It needs root, kubectl, curl and dumpcap (tshark).
+// It starts pftap's lab in plain mode (no TLS, so every leg can be read:
+// the apiserver with the upstream upgrade-aware proxy and WebSocket
+// tunnelling handler, the kubelet, the runtime's streaming server from
+// k8s.io/cri-streaming, and the app inside the pod's network namespace),
+// captures every leg in its own namespace with pftap's capture package,
+// runs the real /usr/bin/kubectl port-forward and real curl through it,
+// and writes one pcapng per scenario with one interface per leg. It needs
+// root, kubectl and curl.
 //
 //	go run ./internal/tools/mkrec -out testdata/recordings [scenario...]
 //
@@ -12,21 +15,20 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/pftap/pftap/capture"
 	"github.com/pftap/pftap/internal/kubectl"
 	"github.com/pftap/pftap/lab"
 )
@@ -36,8 +38,9 @@ type scenario struct {
 	about       string
 	spdy        bool // KUBECTL_PORT_FORWARD_WEBSOCKETS=false
 	noWebSocket bool // the apiserver refuses WebSocket
+	runtime     string
 	remotePort  int
-	curls       []string // paths, run one after another
+	curls       []string // paths
 	parallel    int      // run the curls this many at a time
 	expectFail  bool
 }
@@ -56,6 +59,8 @@ var scenarios = []scenario{
 	{name: "websocket-refused", about: "WebSocket tunnel, port 81 where nothing listens", remotePort: 81, curls: []string{"/"}, expectFail: true},
 	{name: "websocket-fallback", about: "the apiserver refuses WebSocket (pre-1.31): kubectl falls back to SPDY", noWebSocket: true, remotePort: 80,
 		curls: []string{"/"}},
+	{name: "socat-get", about: "the socat runtime (kubelet runs nsenter socat, no streaming server), SPDY, one GET /", runtime: lab.RuntimeSocat,
+		spdy: true, remotePort: 80, curls: []string{"/"}},
 }
 
 func main() {
@@ -85,10 +90,17 @@ func fatal(err error) {
 	os.Exit(1)
 }
 
+type captured struct {
+	leg  int
+	ts   time.Time
+	data []byte
+	orig int
+}
+
 func record(sc scenario, path string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l, err := lab.Start(ctx, lab.Config{Name: "pftap-mkrec-" + strconv.Itoa(os.Getpid()), NoWebSocket: sc.noWebSocket})
+	l, err := lab.Start(ctx, lab.Config{Name: "pftap-" + strconv.Itoa(os.Getpid()) + "-rec", Plain: true, NoWebSocket: sc.noWebSocket, Runtime: sc.runtime})
 	if err != nil {
 		return err
 	}
@@ -97,32 +109,78 @@ func record(sc scenario, path string) error {
 	if err != nil {
 		return err
 	}
-	filter := fmt.Sprintf("tcp port %s or tcp port %d or tcp port %d", l.APIServer.Port(), l.StreamingAddr.Port, local)
-	tmp := path + ".tmp"
-	stopCapture, err := startDumpcap(ctx, tmp, filter)
-	if err != nil {
+
+	// One capture per leg, in the leg's namespace, plus the user's own
+	// connection to kubectl on the host's lo.
+	type tap struct {
+		leg capture.Leg
+		src *capture.Source
+	}
+	var taps []tap
+	add := func(name, about, netns, iface string, port uint16) error {
+		src, err := capture.Open(capture.Options{Netns: netns, Interface: iface, Filter: fmt.Sprintf("tcp port %d", port), BufferMiB: 64})
+		if err != nil {
+			return err
+		}
+		where := "host"
+		if netns != "" {
+			where = "netns " + netns
+		}
+		taps = append(taps, tap{capture.Leg{Name: name, Description: fmt.Sprintf("%s; captured on %s in the %s", about, iface, where)}, src})
+		return nil
+	}
+	if err := add("user→kubectl", "curl to kubectl's local port", "", "lo", uint16(local)); err != nil {
 		return err
 	}
-	defer os.Remove(tmp)
+	for _, leg := range l.Legs {
+		if err := add(leg.ID+" "+strings.ReplaceAll(leg.Name, " → ", "→"), leg.About+"; server "+leg.Server.String(), leg.Netns, leg.Interface, leg.Server.Port()); err != nil {
+			return err
+		}
+	}
+	var mu sync.Mutex
+	var pkts []captured
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, t := range taps {
+		wg.Add(1)
+		go func(i int, src *capture.Source) {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				data, ci, err := src.ReadPacket()
+				if errors.Is(err, capture.ErrTimeout) {
+					continue
+				}
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				pkts = append(pkts, captured{i, ci.Timestamp, append([]byte(nil), data...), ci.Length})
+				mu.Unlock()
+			}
+		}(i, t.src)
+	}
+
 	kf, err := kubectl.PortForward(ctx, kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/" + l.Config().Pod,
 		Remote: sc.remotePort, Local: local, WebSocket: !sc.spdy})
 	if err != nil {
-		stopCapture()
+		close(stop)
 		return err
 	}
-
-	// The curls, at most sc.parallel at a time.
 	sem := make(chan struct{}, max(sc.parallel, 1))
-	var wg sync.WaitGroup
-	var mu sync.Mutex
+	var cw sync.WaitGroup
 	var curlErrs []error
 	for _, p := range sc.curls {
-		wg.Add(1)
+		cw.Add(1)
 		sem <- struct{}{}
 		go func(p string) {
-			defer wg.Done()
+			defer cw.Done()
 			defer func() { <-sem }()
-			out, err := exec.CommandContext(ctx, "curl", "-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
+			out, err := exec.CommandContext(ctx, "curl", "-sS", "--max-time", "20", "-o", "/dev/null",
 				fmt.Sprintf("http://127.0.0.1:%d%s", local, p)).CombinedOutput()
 			if err != nil {
 				mu.Lock()
@@ -131,13 +189,20 @@ func record(sc scenario, path string) error {
 			}
 		}(p)
 	}
-	wg.Wait()
+	cw.Wait()
 	time.Sleep(300 * time.Millisecond)
 	kf.Stop()
-	// Let the last FINs reach the capture before stopping it.
-	time.Sleep(500 * time.Millisecond)
-	if err := stopCapture(); err != nil {
-		return err
+	time.Sleep(500 * time.Millisecond) // the last FINs
+	close(stop)
+	wg.Wait()
+	var drops uint64
+	for _, t := range taps {
+		st, _ := t.src.Stats()
+		drops += st.Drops
+		t.src.Close()
+	}
+	if drops > 0 {
+		return fmt.Errorf("the kernel dropped %d packets: try again", drops)
 	}
 	if len(curlErrs) > 0 && !sc.expectFail {
 		return errors.Join(curlErrs...)
@@ -148,44 +213,40 @@ func record(sc scenario, path string) error {
 	if sc.expectFail {
 		fmt.Printf("kubectl said: %s\n", strings.TrimSpace(kf.Output()))
 	}
+
+	// Write in capture-time order, one interface per leg.
+	sort.SliceStable(pkts, func(i, j int) bool { return pkts[i].ts.Before(pkts[j].ts) })
+	tmp := path + ".tmp"
+	w, err := capture.Create(tmp, fmt.Sprintf("pftap mkrec scenario %q: %s; lab runtime %s, plain HTTP; kubectl %s", sc.name, sc.about,
+		l.Config().Runtime, kubectlVersion()))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	ids := make([]int, len(taps))
+	for i, t := range taps {
+		if ids[i], err = w.AddLeg(t.leg); err != nil {
+			return err
+		}
+	}
+	for _, p := range pkts {
+		if err := w.WritePacket(ids[p.leg], p.ts, p.data, p.orig, ""); err != nil {
+			return err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
 	return os.Rename(tmp, path)
 }
 
-// startDumpcap captures the host's lo into a pcapng file and returns a
-// function that stops it and waits for the file to be complete.
-func startDumpcap(ctx context.Context, file, filter string) (func() error, error) {
-	cmd := exec.CommandContext(ctx, "dumpcap", "-q", "-B", "64", "-i", "lo", "-f", filter, "-w", file)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("dumpcap (apt-get install tshark): %w", err)
-	}
-	started := make(chan struct{})
-	var msg strings.Builder
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		once := sync.Once{}
-		for sc.Scan() {
-			msg.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "Capturing on") {
-				once.Do(func() { close(started) })
-			}
+func kubectlVersion() string {
+	out, _ := exec.Command(kubectl.Path, "version", "--client").Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "Client Version: "); ok {
+			return v
 		}
-		io.Copy(io.Discard, stderr)
-	}()
-	select {
-	case <-started:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		cmd.Wait()
-		return nil, fmt.Errorf("dumpcap did not start: %s", msg.String())
 	}
-	return func() error {
-		cmd.Process.Signal(syscall.SIGINT)
-		err := cmd.Wait()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return nil
-		}
-		return err
-	}, nil
+	return "?"
 }
+
