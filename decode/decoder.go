@@ -23,6 +23,33 @@ type Options struct {
 	// ShowSecrets keeps Authorization, Cookie and bearer tokens as captured
 	// instead of redacting them.
 	ShowSecrets bool
+	// Chunks, when set, is called for every piece of payload: the TCP
+	// payload of every connection in order, and the DATA of every
+	// port-forward data stream. Correlating legs by byte offset needs them.
+	Chunks func(*Chunk)
+}
+
+// ChunkPrefix is how many leading bytes of a chunk are kept in Chunk.Prefix.
+const ChunkPrefix = 64
+
+// Chunk is a piece of payload seen on a leg at a byte offset: either TCP
+// payload of a connection, or DATA of a port-forward data stream.
+type Chunk struct {
+	Time time.Time
+	Conn int
+	Leg  string
+	// Dir is ToServer for bytes towards the pod.
+	Dir Dir
+	// Stream and RequestID are set for a port-forward data stream.
+	Stream    uint32
+	RequestID string
+	// SPDY is true for data-stream DATA, false for TCP payload.
+	SPDY bool
+	// Offset of the first byte in its direction of the stream or connection.
+	Offset int64
+	Len    int
+	// Prefix holds the first ChunkPrefix bytes (a copy).
+	Prefix []byte
 }
 
 // A Decoder turns captured packets into Events. It is not safe for
@@ -138,6 +165,9 @@ type connState struct {
 	subprot string   // WebSocket subprotocol
 	pf      pfSession
 	closed  int // directions closed
+	// replaying is set while held bytes are fed again after an upgrade,
+	// so that they are not reported as chunks twice.
+	replaying bool
 }
 
 func dirOf(d tcpstream.Dir) Dir {
@@ -236,6 +266,10 @@ func dirName(d tcpstream.Dir) string {
 
 // data routes in-order bytes to the direction's current decoder.
 func (cs *connState) data(dir tcpstream.Dir, off int64, t time.Time, b []byte) {
+	if cs.d.opts.Chunks != nil && !cs.replaying {
+		cs.d.opts.Chunks(&Chunk{Time: t, Conn: cs.c.ID, Leg: cs.leg, Dir: dirOf(dir), Offset: off, Len: len(b),
+			Prefix: append([]byte(nil), b[:min(len(b), ChunkPrefix)]...)})
+	}
 	dd := &cs.dirs[dir]
 	switch dd.mode {
 	case modeDetect:
@@ -383,12 +417,14 @@ func (cs *connState) switchProtocols(t time.Time, rest []byte) {
 			dd.spdy = spdy.NewFramer(nil)
 		}
 	}
+	cs.replaying = true
 	if len(held) > 0 {
 		cs.data(tcpstream.ClientToServer, 0, t, held)
 	}
 	if len(rest) > 0 {
 		cs.data(tcpstream.ServerToClient, 0, t, rest)
 	}
+	cs.replaying = false
 }
 
 // httpMessage reports one HTTP message and follows upgrades.

@@ -40,3 +40,16 @@ func (jw *JSONWriter) Summary(s decode.Summary) {
 		}{"summary", s})
 	}
 }
+
+// Hops writes one {"kind":"hops", ...} object per request.
+func (jw *JSONWriter) Hops(hs []Hops) {
+	for _, h := range hs {
+		if jw.err != nil {
+			return
+		}
+		jw.err = jw.enc.Encode(struct {
+			Kind string `json:"kind"`
+			Hops
+		}{"hops", h})
+	}
+}

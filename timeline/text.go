@@ -144,3 +144,18 @@ func (tw *TextWriter) Summary(s decode.Summary) {
 	b.WriteString("\n")
 	_, tw.err = io.WriteString(tw.w, b.String())
 }
+
+// Hops writes the per-hop latency of each request (see HopsText); requests
+// seen on one leg only are left out.
+func (tw *TextWriter) Hops(hs []Hops) {
+	if tw.err != nil {
+		return
+	}
+	var multi []Hops
+	for _, h := range hs {
+		if len(h.ToPod.Legs) > 1 || len(h.FromPod.Legs) > 1 {
+			multi = append(multi, h)
+		}
+	}
+	_, tw.err = io.WriteString(tw.w, HopsText(multi, tw.MaskTimes))
+}

@@ -69,6 +69,7 @@ Authorization, Cookie and bearer tokens are redacted unless --show-secrets.`,
 
 type eventSink interface {
 	Event(*decode.Event)
+	Hops([]timeline.Hops)
 	Summary(decode.Summary)
 	Err() error
 }
@@ -94,8 +95,10 @@ func decodeRun(opts *DecodeOptions) error {
 		tw.LegWidth = 0
 		sink = &legSizer{tw: tw}
 	}
-	sum, err := decode.DecodeCapture(in, decode.Options{Verbosity: opts.Verbosity, ShowSecrets: opts.ShowSecrets}, sink.Event)
+	corr := timeline.NewCorrelator()
+	sum, err := decode.DecodeCapture(in, decode.Options{Verbosity: opts.Verbosity, ShowSecrets: opts.ShowSecrets, Chunks: corr.Chunk}, sink.Event)
 	if err == nil || sum.Packets > 0 {
+		sink.Hops(corr.Result())
 		sink.Summary(sum)
 	}
 	if werr := sink.Err(); werr != nil && err == nil {
@@ -120,4 +123,5 @@ func (l *legSizer) Event(e *decode.Event) {
 	l.tw.Event(e)
 }
 func (l *legSizer) Summary(s decode.Summary) { l.tw.Summary(s) }
+func (l *legSizer) Hops(hs []timeline.Hops)  { l.tw.Hops(hs) }
 func (l *legSizer) Err() error               { return l.tw.Err() }

@@ -1,0 +1,307 @@
+package timeline
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pftap/pftap/decode"
+)
+
+// LegTimes is when a direction of one request crossed one leg.
+type LegTimes struct {
+	Leg string `json:"leg"`
+	// Conn is the connection on that leg.
+	Conn int `json:"conn"`
+	// First and Last are when the first and the last byte appeared there.
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+	Bytes int64     `json:"bytes"`
+}
+
+// DirHops is one direction of a request across the chain, legs in the
+// order the bytes crossed them.
+type DirHops struct {
+	Bytes int64      `json:"bytes"`
+	Legs  []LegTimes `json:"legs"`
+	// FirstByte[i] and LastByte[i] are the latency of the hop from Legs[i]
+	// to Legs[i+1]: when byte 0 (and the last byte) appeared on the next leg
+	// minus when it appeared on this one. They add up to Total and
+	// TotalLast.
+	FirstByte []time.Duration `json:"first_byte_ns"`
+	LastByte  []time.Duration `json:"last_byte_ns"`
+	Total     time.Duration   `json:"total_ns"`
+	TotalLast time.Duration   `json:"total_last_ns"`
+}
+
+// Hops is one port-forward request followed across every leg it crossed.
+type Hops struct {
+	RequestID string  `json:"request_id"`
+	ToPod     DirHops `json:"to_pod"`
+	FromPod   DirHops `json:"from_pod"`
+}
+
+// Correlator aligns the payload of port-forward requests across legs by
+// byte offset: DATA of the data stream with the same requestID on the SPDY
+// legs (L1 to L3), and the TCP connections on the other legs (the user's
+// connection to the local port, the pod's lo) matched by their payload
+// and timing. Feed it every decode.Chunk (decode.Options.Chunks), then call
+// Result.
+type Correlator struct {
+	spdy    map[streamKey]*flow
+	tcp     map[connKey]*flow
+	spdyLeg map[string]bool
+}
+
+type streamKey struct {
+	leg  string
+	conn int
+	req  string
+}
+
+type connKey struct {
+	leg  string
+	conn int
+}
+
+// flow is what one direction pair of a stream or connection carried.
+type flow struct {
+	leg    string
+	conn   int
+	req    string
+	first  [2]time.Time
+	last   [2]time.Time
+	bytes  [2]int64
+	prefix [2][]byte
+}
+
+// NewCorrelator returns an empty Correlator.
+func NewCorrelator() *Correlator {
+	return &Correlator{spdy: map[streamKey]*flow{}, tcp: map[connKey]*flow{}, spdyLeg: map[string]bool{}}
+}
+
+func dirIndex(d decode.Dir) int {
+	if d == decode.ToServer {
+		return 0
+	}
+	return 1
+}
+
+// Chunk records one chunk. It keeps a few bytes per flow, not the chunk.
+func (c *Correlator) Chunk(ch *decode.Chunk) {
+	var f *flow
+	if ch.SPDY {
+		if ch.RequestID == "" {
+			return
+		}
+		c.spdyLeg[ch.Leg] = true
+		k := streamKey{ch.Leg, ch.Conn, ch.RequestID}
+		if f = c.spdy[k]; f == nil {
+			f = &flow{leg: ch.Leg, conn: ch.Conn, req: ch.RequestID}
+			c.spdy[k] = f
+		}
+	} else {
+		k := connKey{ch.Leg, ch.Conn}
+		if f = c.tcp[k]; f == nil {
+			f = &flow{leg: ch.Leg, conn: ch.Conn}
+			c.tcp[k] = f
+		}
+	}
+	d := dirIndex(ch.Dir)
+	if f.first[d].IsZero() {
+		f.first[d] = ch.Time
+	}
+	f.last[d] = ch.Time
+	f.bytes[d] += int64(ch.Len)
+	if len(f.prefix[d]) < decode.ChunkPrefix {
+		f.prefix[d] = append(f.prefix[d], ch.Prefix[:min(len(ch.Prefix), decode.ChunkPrefix-len(f.prefix[d]))]...)
+	}
+}
+
+// Result returns every request seen on at least one SPDY leg, ordered by
+// request ID, with the TCP connections of the other legs matched to it.
+func (c *Correlator) Result() []Hops {
+	// Requests: the same requestID on each SPDY leg. When a leg holds the
+	// ID on several connections (several sessions), the earliest is taken.
+	reqs := map[string][]*flow{}
+	for _, f := range c.spdy {
+		reqs[f.req] = append(reqs[f.req], f)
+	}
+	ids := make([]string, 0, len(reqs))
+	for id, fs := range reqs {
+		ids = append(ids, id)
+		sort.Slice(fs, func(i, j int) bool { return fs[i].first[0].Before(fs[j].first[0]) })
+		seen := map[string]bool{}
+		kept := fs[:0]
+		for _, f := range fs {
+			if !seen[f.leg] {
+				seen[f.leg] = true
+				kept = append(kept, f)
+			}
+		}
+		reqs[id] = kept
+	}
+	sort.Slice(ids, func(i, j int) bool { return numLess(ids[i], ids[j]) })
+
+	// TCP connections on legs without SPDY (the user's connection to the
+	// local port before the chain, the pod's lo after it) are matched to
+	// requests with the same first bytes towards the pod, in order: the
+	// k-th such connection on a leg to the k-th such request, by time. A
+	// leg whose first connection starts before any SPDY data is before the
+	// chain; otherwise after it.
+	var spdyStart time.Time
+	for _, id := range ids {
+		for _, f := range reqs[id] {
+			if spdyStart.IsZero() || f.first[0].Before(spdyStart) {
+				spdyStart = f.first[0]
+			}
+		}
+	}
+	byLeg := map[string][]*flow{}
+	for _, f := range c.tcp {
+		if !c.spdyLeg[f.leg] && f.bytes[0] > 0 {
+			byLeg[f.leg] = append(byLeg[f.leg], f)
+		}
+	}
+	for _, conns := range byLeg {
+		sort.Slice(conns, func(i, j int) bool { return conns[i].first[0].Before(conns[j].first[0]) })
+		before := !conns[0].first[0].After(spdyStart)
+		// Requests in the order their bytes reached this end of the chain.
+		order := append([]string(nil), ids...)
+		edge := func(id string) time.Time {
+			var t time.Time
+			for _, f := range reqs[id] {
+				if t.IsZero() || (before && f.first[0].Before(t)) || (!before && f.first[0].After(t)) {
+					t = f.first[0]
+				}
+			}
+			return t
+		}
+		sort.SliceStable(order, func(i, j int) bool { return edge(order[i]).Before(edge(order[j])) })
+		taken := map[string]bool{}
+		for _, t := range conns {
+			for _, id := range order {
+				if taken[id] {
+					continue
+				}
+				p := reqs[id][0].prefix[0]
+				n := min(len(p), len(t.prefix[0]))
+				if n == 0 || !bytes.Equal(p[:n], t.prefix[0][:n]) {
+					continue
+				}
+				// Causality: before the chain means earlier than the
+				// request's first SPDY bytes; after it, later.
+				if before && t.first[0].After(edge(id)) || !before && t.first[0].Before(edge(id)) {
+					continue
+				}
+				taken[id] = true
+				reqs[id] = append(reqs[id], t)
+				break
+			}
+		}
+	}
+
+	out := make([]Hops, 0, len(ids))
+	for _, id := range ids {
+		fs := reqs[id]
+		h := Hops{RequestID: id}
+		h.ToPod = direction(fs, 0)
+		h.FromPod = direction(fs, 1)
+		out = append(out, h)
+	}
+	return out
+}
+
+// direction orders the legs by when the direction's first byte crossed
+// them and computes the hops.
+func direction(fs []*flow, d int) DirHops {
+	var legs []LegTimes
+	for _, f := range fs {
+		if f.bytes[d] > 0 {
+			legs = append(legs, LegTimes{Leg: f.leg, Conn: f.conn, First: f.first[d], Last: f.last[d], Bytes: f.bytes[d]})
+		}
+	}
+	sort.SliceStable(legs, func(i, j int) bool { return legs[i].First.Before(legs[j].First) })
+	dh := DirHops{Legs: legs}
+	for _, l := range legs {
+		dh.Bytes = max(dh.Bytes, l.Bytes)
+	}
+	for i := 0; i+1 < len(legs); i++ {
+		dh.FirstByte = append(dh.FirstByte, legs[i+1].First.Sub(legs[i].First))
+		dh.LastByte = append(dh.LastByte, legs[i+1].Last.Sub(legs[i].Last))
+	}
+	if len(legs) > 1 {
+		dh.Total = legs[len(legs)-1].First.Sub(legs[0].First)
+		dh.TotalLast = legs[len(legs)-1].Last.Sub(legs[0].Last)
+	}
+	return dh
+}
+
+func numLess(a, b string) bool {
+	if len(a) != len(b) {
+		return len(a) < len(b)
+	}
+	return a < b
+}
+
+// HopsText renders one line per direction of each request:
+//
+//	request 0  → pod 79 B: user→kubectl ─1.01ms→ L1 client→apiserver ─133µs→ ... (2.03ms end to end)
+//
+// With maskTimes the latencies print as "T" (stable output for tests).
+func HopsText(hs []Hops, maskTimes bool) string {
+	lat := fmtLatency
+	if maskTimes {
+		lat = func(time.Duration) string { return "T" }
+	}
+	var b strings.Builder
+	if len(hs) == 0 {
+		return ""
+	}
+	b.WriteString("\nper-hop latency of the first byte (each request, each direction, legs in the order the bytes crossed them):\n")
+	for _, h := range hs {
+		label := "request " + h.RequestID
+		for i, d := range []struct {
+			arrow string
+			dh    DirHops
+		}{{"→ pod", h.ToPod}, {"← pod", h.FromPod}} {
+			if len(d.dh.Legs) == 0 {
+				continue
+			}
+			if i == 1 {
+				label = strings.Repeat(" ", len(label))
+			}
+			fmt.Fprintf(&b, "  %s  %s %s: %s", label, d.arrow, fmtSize(d.dh.Bytes), d.dh.Legs[0].Leg)
+			for k := 1; k < len(d.dh.Legs); k++ {
+				fmt.Fprintf(&b, " ─%s→ %s", lat(d.dh.FirstByte[k-1]), d.dh.Legs[k].Leg)
+			}
+			if len(d.dh.Legs) > 1 {
+				fmt.Fprintf(&b, "  (%s end to end; last byte %s)", lat(d.dh.Total), lat(d.dh.TotalLast))
+			}
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+func fmtSize(n int64) string {
+	if n < 10<<10 {
+		return fmt.Sprintf("%d B", n)
+	}
+	if n < 10<<20 {
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+func fmtLatency(d time.Duration) string {
+	switch {
+	case d < time.Millisecond && d > -time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case d < time.Second:
+		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.3fs", d.Seconds())
+}

@@ -1,0 +1,100 @@
+package timeline
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/pftap/pftap/decode"
+)
+
+func correlate(t *testing.T, name string) []Hops {
+	t.Helper()
+	f, err := os.Open("../testdata/recordings/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c := NewCorrelator()
+	if _, err := decode.DecodeCapture(f, decode.Options{Chunks: c.Chunk}, func(*decode.Event) {}); err != nil {
+		t.Fatal(err)
+	}
+	return c.Result()
+}
+
+// TestHopsOnRecordings follows every request of real lab recordings across
+// all legs: each direction crosses every leg in chain order with the same
+// byte count, hop latencies are not negative, and they add up to the end-to-
+// end time.
+func TestHopsOnRecordings(t *testing.T) {
+	chain := []string{"user→kubectl", "L1 client→apiserver", "L2 apiserver→kubelet", "L3 kubelet→runtime", "L4 runtime→app"}
+	socat := []string{"user→kubectl", "L1 client→apiserver", "L2 apiserver→kubelet", "L4 socat→app"}
+	for name, tc := range map[string]struct {
+		requests int
+		legs     []string
+	}{
+		"spdy-get.pcapng":             {1, chain},
+		"websocket-get.pcapng":        {1, chain},
+		"spdy-concurrent.pcapng":      {5, chain},
+		"websocket-concurrent.pcapng": {5, chain},
+		"spdy-bulk-1mib.pcapng":       {1, chain},
+		"websocket-fallback.pcapng":   {1, chain},
+		"socat-get.pcapng":            {1, socat},
+	} {
+		t.Run(name, func(t *testing.T) {
+			hs := correlate(t, name)
+			if len(hs) != tc.requests {
+				t.Fatalf("%d requests, want %d", len(hs), tc.requests)
+			}
+			for _, h := range hs {
+				for i, d := range []DirHops{h.ToPod, h.FromPod} {
+					want := tc.legs
+					if i == 1 {
+						want = reversed(tc.legs)
+					}
+					var got []string
+					for _, l := range d.Legs {
+						got = append(got, l.Leg)
+						if l.Bytes != d.Bytes {
+							t.Errorf("request %s dir %d: %d bytes on %s, %d elsewhere", h.RequestID, i, l.Bytes, l.Leg, d.Bytes)
+						}
+					}
+					if strings.Join(got, "|") != strings.Join(want, "|") {
+						t.Errorf("request %s dir %d crossed %v, want %v", h.RequestID, i, got, want)
+					}
+					var sum, sumLast int64
+					for k, hop := range d.FirstByte {
+						if hop < 0 || d.LastByte[k] < 0 {
+							t.Errorf("request %s dir %d: negative hop %v/%v", h.RequestID, i, hop, d.LastByte[k])
+						}
+						sum += int64(hop)
+						sumLast += int64(d.LastByte[k])
+					}
+					if sum != int64(d.Total) || sumLast != int64(d.TotalLast) {
+						t.Errorf("request %s dir %d: hops add up to %d, end to end %d", h.RequestID, i, sum, d.Total)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestHopsWithoutPod(t *testing.T) {
+	hs := correlate(t, "spdy-refused.pcapng")
+	if len(hs) != 1 {
+		t.Fatalf("%d requests", len(hs))
+	}
+	for _, l := range hs[0].ToPod.Legs {
+		if strings.HasPrefix(l.Leg, "L4") {
+			t.Errorf("a request to a port where nothing listens reached the pod's lo: %+v", l)
+		}
+	}
+}
+
+func reversed(s []string) []string {
+	out := make([]string, len(s))
+	for i := range s {
+		out[i] = s[len(s)-1-i]
+	}
+	return out
+}
