@@ -38,9 +38,13 @@ type DirHops struct {
 
 // Hops is one port-forward request followed across every leg it crossed.
 type Hops struct {
-	RequestID string  `json:"request_id"`
-	ToPod     DirHops `json:"to_pod"`
-	FromPod   DirHops `json:"from_pod"`
+	// Time is when the request's first byte appeared on its first leg, and
+	// Conn its connection there.
+	Time      time.Time `json:"ts"`
+	Conn      int       `json:"conn"`
+	RequestID string    `json:"request_id"`
+	ToPod     DirHops   `json:"to_pod"`
+	FromPod   DirHops   `json:"from_pod"`
 }
 
 // Correlator aligns the payload of port-forward requests across legs by
@@ -209,6 +213,9 @@ func (c *Correlator) Result() []Hops {
 		h := Hops{RequestID: id}
 		h.ToPod = direction(fs, 0)
 		h.FromPod = direction(fs, 1)
+		if len(h.ToPod.Legs) > 0 {
+			h.Time, h.Conn = h.ToPod.Legs[0].First, h.ToPod.Legs[0].Conn
+		}
 		out = append(out, h)
 	}
 	return out
@@ -224,7 +231,10 @@ func direction(fs []*flow, d int) DirHops {
 		}
 	}
 	sort.SliceStable(legs, func(i, j int) bool { return legs[i].First.Before(legs[j].First) })
-	dh := DirHops{Legs: legs}
+	dh := DirHops{Legs: legs, FirstByte: []time.Duration{}, LastByte: []time.Duration{}}
+	if dh.Legs == nil {
+		dh.Legs = []LegTimes{}
+	}
 	for _, l := range legs {
 		dh.Bytes = max(dh.Bytes, l.Bytes)
 	}
