@@ -48,7 +48,8 @@ type Chunk struct {
 	// Offset of the first byte in its direction of the stream or connection.
 	Offset int64
 	Len    int
-	// Prefix holds the first ChunkPrefix bytes (a copy).
+	// Prefix holds the first ChunkPrefix bytes. The Chunk and its Prefix
+	// are only valid during the call: copy what you keep.
 	Prefix []byte
 }
 
@@ -63,6 +64,7 @@ type Decoder struct {
 	sum    Summary
 	conns  []*connState
 	failed bool
+	chunk  Chunk // reused for every Options.Chunks call
 }
 
 // NewDecoder returns a Decoder that calls emit for every event, in capture
@@ -267,8 +269,8 @@ func dirName(d tcpstream.Dir) string {
 // data routes in-order bytes to the direction's current decoder.
 func (cs *connState) data(dir tcpstream.Dir, off int64, t time.Time, b []byte) {
 	if cs.d.opts.Chunks != nil && !cs.replaying {
-		cs.d.opts.Chunks(&Chunk{Time: t, Conn: cs.c.ID, Leg: cs.leg, Dir: dirOf(dir), Offset: off, Len: len(b),
-			Prefix: append([]byte(nil), b[:min(len(b), ChunkPrefix)]...)})
+		cs.d.chunk = Chunk{Time: t, Conn: cs.c.ID, Leg: cs.leg, Dir: dirOf(dir), Offset: off, Len: len(b), Prefix: b[:min(len(b), ChunkPrefix)]}
+		cs.d.opts.Chunks(&cs.d.chunk)
 	}
 	dd := &cs.dirs[dir]
 	switch dd.mode {
@@ -323,7 +325,7 @@ func (cs *connState) detect(dir tcpstream.Dir, off int64, t time.Time, b []byte)
 	// frame header to synchronise on.
 	if i := findSPDYFrame(buf); i >= 0 {
 		dd.mode = modeSPDY
-		dd.spdy = spdy.NewFramer(nil)
+		dd.spdy = newFramer()
 		dd.skipped = int64(i)
 		dd.detect = nil
 		msg := "joined a SPDY session mid-way"
@@ -408,13 +410,13 @@ func (cs *connState) switchProtocols(t time.Time, rest []byte) {
 			dd.mode = modeWS
 			dd.ws = websocket.NewDecoder()
 			if cs.pf.tunnel {
-				dd.spdy = spdy.NewFramer(nil)
+				dd.spdy = newFramer()
 			}
 		}
 	} else {
 		for _, dd := range []*dirDec{c2s, s2c} {
 			dd.mode = modeSPDY
-			dd.spdy = spdy.NewFramer(nil)
+			dd.spdy = newFramer()
 		}
 	}
 	cs.replaying = true
@@ -755,4 +757,12 @@ func (cs *connState) spdyFrame(dir tcpstream.Dir, t time.Time, off int64, f spdy
 	if ferr == nil || errors.Is(ferr, spdy.ErrMidStream) {
 		cs.pf.frame(dir, t, off, f)
 	}
+}
+
+// newFramer returns a push-mode framer whose DATA aliases its buffer: every
+// DATA frame is used at once (pfSession.data copies what it keeps).
+func newFramer() *spdy.Framer {
+	fr := spdy.NewFramer(nil)
+	fr.ReuseData = true
+	return fr
 }

@@ -265,8 +265,9 @@ func (pf *pfSession) open(dir tcpstream.Dir, t time.Time, off int64, f *spdy.Syn
 
 func (pf *pfSession) data(dir tcpstream.Dir, t time.Time, off int64, s *pfStream, b []byte) {
 	if f := pf.cs.d.opts.Chunks; f != nil && s.typ == "data" && len(b) > 0 {
-		c := &Chunk{Time: t, Conn: pf.cs.c.ID, Leg: pf.cs.leg, Dir: dirOf(dir), Stream: s.id, SPDY: true,
-			Offset: s.bytes[dir], Len: len(b), Prefix: append([]byte(nil), b[:min(len(b), ChunkPrefix)]...)}
+		c := &pf.cs.d.chunk
+		*c = Chunk{Time: t, Conn: pf.cs.c.ID, Leg: pf.cs.leg, Dir: dirOf(dir), Stream: s.id, SPDY: true,
+			Offset: s.bytes[dir], Len: len(b), Prefix: b[:min(len(b), ChunkPrefix)]}
 		if s.req != nil && s.req.hasID {
 			c.RequestID = s.req.id
 		}

@@ -23,13 +23,18 @@ const (
 // they do from a packet capture.
 //
 // Memory: frames returned by ReadFrame and Next own their data; nothing
-// they hold is reused by later calls.
+// they hold is reused by later calls, unless ReuseData is set.
 type Framer struct {
 	// MaxFrameSize is the largest payload length accepted. A larger one
 	// is ErrFrameTooLarge, which ends the direction.
 	MaxFrameSize uint32
 	// MaxHeaderBytes bounds the inflated size of one header block.
 	MaxHeaderBytes int
+	// ReuseData makes Next return DATA frames whose Data aliases the
+	// framer's buffer instead of a copy: valid only until the next call of
+	// Write or Next. It saves an allocation per frame for callers that use
+	// the bytes at once.
+	ReuseData bool
 
 	r        io.Reader
 	inflater headerInflater
@@ -134,8 +139,13 @@ func (fr *Framer) Next() (Frame, int64, error) {
 	if len(avail) < total {
 		return nil, off, nil
 	}
-	payload := make([]byte, h.Length)
-	copy(payload, avail[FrameHeaderLen:total])
+	var payload []byte
+	if fr.ReuseData && !h.Control {
+		payload = avail[FrameHeaderLen:total:total]
+	} else {
+		payload = make([]byte, h.Length)
+		copy(payload, avail[FrameHeaderLen:total])
+	}
 	fr.off += total
 	fr.offset += int64(total)
 	f, err := fr.Parse(h, payload)

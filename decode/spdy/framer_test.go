@@ -223,3 +223,20 @@ func TestLimits(t *testing.T) {
 		t.Errorf("want ErrHeaderTooLarge, got %v", err)
 	}
 }
+
+func TestReuseData(t *testing.T) {
+	fr := NewFramer(nil)
+	fr.ReuseData = true
+	fr.Write([]byte{0, 0, 0, 1, 0, 0, 0, 2, 'a', 'b', 0, 0, 0, 1, 0, 0, 0, 1, 'c'})
+	f1, _, _ := fr.Next()
+	if string(f1.(*DataFrame).Data) != "ab" {
+		t.Fatalf("first frame %q", f1.(*DataFrame).Data)
+	}
+	if d := f1.(*DataFrame).Data; cap(d) != len(d) {
+		t.Error("an aliased payload must not be appendable into the buffer")
+	}
+	f2, _, _ := fr.Next()
+	if string(f2.(*DataFrame).Data) != "c" {
+		t.Fatalf("second frame %q", f2.(*DataFrame).Data)
+	}
+}
