@@ -23,19 +23,30 @@ type Tap struct {
 	net.Conn
 	sink TapSink
 	mu   sync.Mutex
-	addr [2]netip.AddrPort // [0] client (local), [1] server (remote)
+	addr [2]netip.AddrPort // [0] client, [1] server
 	seq  [2]uint32
 	fin  [2]bool
 	buf  []byte
 	now  func() time.Time
+	// server is set when the wrapped connection's local end is the server.
+	server bool
 }
 
 // NewTap wraps conn, whose local end is the client, and records the
 // handshake at once.
-func NewTap(conn net.Conn, sink TapSink) *Tap {
-	t := &Tap{Conn: conn, sink: sink, now: time.Now}
-	t.addr[0] = addrPort(conn.LocalAddr(), "127.0.0.1:1")
-	t.addr[1] = addrPort(conn.RemoteAddr(), "127.0.0.1:2")
+func NewTap(conn net.Conn, sink TapSink) *Tap { return newTap(conn, sink, false) }
+
+// NewServerTap wraps a connection a server accepted (the plaintext of a TLS
+// connection, say): reads are the client's bytes, writes the server's.
+func NewServerTap(conn net.Conn, sink TapSink) *Tap { return newTap(conn, sink, true) }
+
+func newTap(conn net.Conn, sink TapSink, server bool) *Tap {
+	t := &Tap{Conn: conn, sink: sink, now: time.Now, server: server}
+	local, remote := addrPort(conn.LocalAddr(), "127.0.0.1:1"), addrPort(conn.RemoteAddr(), "127.0.0.1:2")
+	t.addr[0], t.addr[1] = local, remote
+	if server {
+		t.addr[0], t.addr[1] = remote, local
+	}
 	t.seq[0], t.seq[1] = rand.Uint32(), rand.Uint32()
 	t.mu.Lock()
 	ts := t.now()
@@ -96,23 +107,31 @@ func (t *Tap) finish(dir int) {
 	t.emit(ts, 1-dir, FlagACK, nil)
 }
 
-// Read reads from the server and records what was read.
+// local and remote are the directions of this end's writes and reads.
+func (t *Tap) local() int {
+	if t.server {
+		return 1
+	}
+	return 0
+}
+
+// Read reads from the peer and records what was read.
 func (t *Tap) Read(p []byte) (int, error) {
 	n, err := t.Conn.Read(p)
 	if n > 0 {
-		t.record(1, p[:n])
+		t.record(1-t.local(), p[:n])
 	}
 	if err == io.EOF {
-		t.finish(1)
+		t.finish(1 - t.local())
 	}
 	return n, err
 }
 
-// Write writes to the server and records what was written.
+// Write writes to the peer and records what was written.
 func (t *Tap) Write(p []byte) (int, error) {
 	n, err := t.Conn.Write(p)
 	if n > 0 {
-		t.record(0, p[:n])
+		t.record(t.local(), p[:n])
 	}
 	return n, err
 }
@@ -124,13 +143,13 @@ func (t *Tap) CloseWrite() error {
 	if cw, ok := t.Conn.(closeWriter); ok {
 		err = cw.CloseWrite()
 	}
-	t.finish(0)
+	t.finish(t.local())
 	return err
 }
 
-// Close closes the connection and records the client's FIN.
+// Close closes the connection and records this end's FIN.
 func (t *Tap) Close() error {
 	err := t.Conn.Close()
-	t.finish(0)
+	t.finish(t.local())
 	return err
 }

@@ -138,7 +138,12 @@ func (pf *pfSession) frame(dir tcpstream.Dir, t time.Time, off int64, f spdy.Fra
 		if s != nil {
 			s.rst = true
 			pf.fill(e, s)
-			if s.req.reset == "" {
+			// A client that cancels a stream the server has finished is
+			// tidying up (kubectl does once the local connection closes).
+			tidy := dir == tcpstream.ClientToServer && f.Status == spdy.RstCancel && s.fin[tcpstream.ServerToClient]
+			if tidy {
+				e.Text += " (after the server finished: a tidy close)"
+			} else if s.req.reset == "" {
 				s.req.reset = fmt.Sprintf("%s stream reset by %s (%v)", s.typ, who, f.Status)
 			}
 		}

@@ -38,6 +38,9 @@ func (a *apiserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Like the real apiserver's authentication filter: the credential is
+	// not passed on (to the kubelet, say).
+	r.Header.Del("Authorization")
 	p := strings.Trim(r.URL.Path, "/")
 	parts := strings.Split(p, "/")
 	switch {

@@ -69,6 +69,10 @@ type Config struct {
 	Dir string
 	// Kubeconfig is where to write the kubeconfig; default: Dir/kubeconfig.
 	Kubeconfig string
+	// TapConn, when set, is given every connection the apiserver (leg "L1")
+	// and the kubelet (leg "L2") accept, after TLS, and the server uses what
+	// it returns: a way to record the plaintext below TLS.
+	TapConn func(leg string, c net.Conn) net.Conn
 }
 
 var quietLog = log.New(io.Discard, "", 0)

@@ -5,25 +5,25 @@
 //
 // # The chain
 //
-//	host ──veth── control plane ──veth── node ──veth── pod
-//	kubectl       apiserver :6443        kubelet :10250     lo: the app
-//	              (TLS, token auth)      (TLS, client certs)
-//	                                     streaming server on lo (containerd)
+//		host ──veth── control plane ──veth── node ──veth── pod
+//		kubectl       apiserver :6443        kubelet :10250     lo: the app
+//		              (TLS, token auth)      (TLS, client certs)
+//		                                     streaming server on lo (containerd)
 //
-//   - The apiserver serves discovery, GET and LIST of the pod (and tables
-//     for `kubectl get`), and proxies pods/portforward to the kubelet with
-//     the upstream upgrade-aware proxy (k8s.io/apimachinery); WebSocket
-//     requests that ask for the SPDY tunnel go through the upstream
-//     tunnelling handler (k8s.io/apiserver), unless Config.NoWebSocket makes
-//     it refuse them like an apiserver from before 1.31.
-//   - The kubelet, with RuntimeContainerd, asks the runtime for a streaming
-//     URL and proxies to the runtime's streaming server (upstream
-//     k8s.io/cri-streaming) on the node's 127.0.0.1, whose port forwarder
-//     enters the pod's namespace and dials localhost:PORT (IPv4, then IPv6);
-//     with RuntimeSocat it serves port-forward itself and runs
-//     `nsenter --net=POD socat - TCP4:localhost:PORT` per connection.
-//   - The pod has lo, an eth0 with the pod IP and a default route, and the
-//     app: the built-in App, Debian's nginx, or any command.
+//	  - The apiserver serves discovery, GET and LIST of the pod (and tables
+//	    for `kubectl get`), and proxies pods/portforward to the kubelet with
+//	    the upstream upgrade-aware proxy (k8s.io/apimachinery); WebSocket
+//	    requests that ask for the SPDY tunnel go through the upstream
+//	    tunnelling handler (k8s.io/apiserver), unless Config.NoWebSocket makes
+//	    it refuse them like an apiserver from before 1.31.
+//	  - The kubelet, with RuntimeContainerd, asks the runtime for a streaming
+//	    URL and proxies to the runtime's streaming server (upstream
+//	    k8s.io/cri-streaming) on the node's 127.0.0.1, whose port forwarder
+//	    enters the pod's namespace and dials localhost:PORT (IPv4, then IPv6);
+//	    with RuntimeSocat it serves port-forward itself and runs
+//	    `nsenter --net=POD socat - TCP4:localhost:PORT` per connection.
+//	  - The pod has lo, an eth0 with the pod IP and a default route, and the
+//	    app: the built-in App, Debian's nginx, or any command.
 //
 // Lab.Legs says where each hop can be tapped. Config.Plain drops TLS so that
 // every leg can be read from a packet capture (kubectl then sends no token).

@@ -106,7 +106,7 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 			return nil, err
 		}
 		k.streaming = ss
-		l.serve(sl, ss, nil)
+		l.serve(sl, ss, nil, "")
 	}
 	kcert, err := pki.issue("pftap-lab-node", []net.IP{a.node.AsSlice()}, []string{"pftap-lab-node"}, false)
 	if err != nil {
@@ -120,7 +120,7 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	if cfg.Plain {
 		kubeletTLS = nil
 	}
-	l.serve(kl, k, kubeletTLS)
+	l.serve(kl, k, kubeletTLS, "L2")
 
 	// The control plane.
 	acert, err := pki.issue("kube-apiserver", []net.IP{a.cp.AsSlice()}, []string{"kubernetes", "kubernetes.default"}, false)
@@ -151,7 +151,7 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	if cfg.Plain {
 		apiTLS = nil
 	}
-	l.serve(al, api, apiTLS)
+	l.serve(al, api, apiTLS, "L1")
 
 	l.Kubeconfig = cfg.Kubeconfig
 	if l.Kubeconfig == "" {
@@ -179,10 +179,14 @@ const (
 
 const podUID = "0e3d5c0a-6f2b-4c36-9a2e-70f7a4b1c0de"
 
-// serve serves h on ln (with TLS when cfg is set) until Close.
-func (l *Lab) serve(ln net.Listener, h http.Handler, cfg *tls.Config) {
+// serve serves h on ln (with TLS when cfg is set) until Close; leg names
+// the connections for Config.TapConn.
+func (l *Lab) serve(ln net.Listener, h http.Handler, cfg *tls.Config, leg string) {
 	if cfg != nil {
 		ln = tls.NewListener(ln, cfg)
+	}
+	if l.cfg.TapConn != nil && leg != "" {
+		ln = tapListener{ln, func(c net.Conn) net.Conn { return l.cfg.TapConn(leg, c) }}
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: quietLog}
 	go srv.Serve(ln)
@@ -321,4 +325,17 @@ func overWhat(plain bool) string {
 		return "plain HTTP (a plain lab)"
 	}
 	return "TLS"
+}
+
+type tapListener struct {
+	net.Listener
+	wrap func(net.Conn) net.Conn
+}
+
+func (t tapListener) Accept() (net.Conn, error) {
+	c, err := t.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return t.wrap(c), nil
 }

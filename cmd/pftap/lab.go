@@ -33,6 +33,7 @@ type LabUpOptions struct {
 }
 
 func newLabCmd(ios *IOStreams) *cobra.Command {
+	opts := &LabRunOptions{IO: ios}
 	cmd := &cobra.Command{
 		Use:   "lab",
 		Short: "A miniature cluster with the real Kubernetes server code at every hop",
@@ -40,12 +41,42 @@ func newLabCmd(ios *IOStreams) *cobra.Command {
 an apiserver (TLS, the upstream upgrade-aware proxy and WebSocket tunnelling
 handler), a node with a kubelet on :10250 and a container runtime (containerd's
 streaming server, or the dockershim's nsenter+socat), and a pod whose app listens
-on its loopback. Real kubectl works against it. Needs root.`,
+on its loopback. Real kubectl works against it. Needs root.
+
+With no subcommand, pftap lab runs the main job: it builds a lab, taps every
+leg (L1 and L2 below TLS inside the lab's servers, L2 also on the wire, L3 on
+the node's lo, L4 on the pod's lo, the pod's eth0 as a witness), runs kubectl
+port-forward, sends the requests through it, tears the lab down, and prints
+the legs side by side with the latency of every hop.`,
+		Example: `  sudo pftap lab
+  sudo pftap lab --runtime socat --spdy --request 'GET /bytes?n=1000000'
+  sudo pftap lab --concurrency 5 --request / --request / --request / -w session.pcapng`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return cmd.Help()
+			if opts.Runtime != lab.RuntimeContainerd && opts.Runtime != lab.RuntimeSocat {
+				return usageError{fmt.Errorf("--runtime %q: want containerd or socat", opts.Runtime)}
+			}
+			if opts.Concurrency < 1 {
+				return usageError{errors.New("--concurrency must be at least 1")}
+			}
+			if len(opts.Requests) == 0 {
+				opts.Requests = []string{"GET /"}
+			}
+			return labRun(opts)
 		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Runtime, "runtime", lab.RuntimeContainerd, "containerd or socat")
+	f.StringVar(&opts.App, "app", lab.AppBuiltin, "the pod's app: builtin, nginx, or a shell command listening on localhost:80")
+	f.StringVar(&opts.Client, "client", "kubectl", "the port-forward client: kubectl (the real one)")
+	f.BoolVar(&opts.SPDY, "spdy", false, "make kubectl use SPDY (KUBECTL_PORT_FORWARD_WEBSOCKETS=false) instead of the WebSocket tunnel")
+	f.BoolVar(&opts.NoWebSocket, "no-websocket", false, "the apiserver refuses WebSocket like one from before 1.31")
+	f.StringArrayVar(&opts.Requests, "request", nil, "a request to send through the port-forward, like 'GET /bytes?n=100000' (repeatable; default GET /)")
+	f.IntVar(&opts.Concurrency, "concurrency", 1, "how many requests at a time")
+	f.StringVarP(&opts.Write, "write", "w", "", "also write every leg to a pcapng file (one interface per leg)")
+	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per line instead")
+	f.CountVarP(&opts.Verbosity, "verbose", "v", "-v adds every SPDY frame, -vv WebSocket frames and TCP segments")
+	f.BoolVar(&opts.NoColor, "no-color", false, "no colours even on a terminal")
 	cmd.AddCommand(newLabUpCmd(ios, nil), newLabDownCmd(ios), newLabStatusCmd(ios), newLabCleanCmd(ios))
 	return cmd
 }

@@ -249,4 +249,3 @@ func kubectlVersion() string {
 	}
 	return "?"
 }
-

@@ -1,0 +1,362 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pftap/pftap/capture"
+	"github.com/pftap/pftap/decode"
+	"github.com/pftap/pftap/decode/packet"
+	"github.com/pftap/pftap/internal/kubectl"
+	"github.com/pftap/pftap/lab"
+	"github.com/pftap/pftap/timeline"
+)
+
+// LabRunOptions are the inputs of `pftap lab`, the main job.
+type LabRunOptions struct {
+	IO          *IOStreams
+	Runtime     string
+	App         string
+	Client      string
+	SPDY        bool
+	NoWebSocket bool
+	Requests    []string
+	Concurrency int
+	Write       string
+	JSON        bool
+	Verbosity   int
+	NoColor     bool
+}
+
+// recorder collects the frames of every leg, live captures and in-process
+// taps alike.
+type recorder struct {
+	mu    sync.Mutex
+	legs  []capture.Leg
+	pkts  []recPacket
+	stats map[int]capture.Stats
+}
+
+type recPacket struct {
+	leg  int
+	ts   time.Time
+	data []byte
+	orig int
+}
+
+func (r *recorder) addLeg(l capture.Leg) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.legs = append(r.legs, l)
+	return len(r.legs) - 1
+}
+
+func (r *recorder) add(leg int, ts time.Time, data []byte, orig int) {
+	r.mu.Lock()
+	r.pkts = append(r.pkts, recPacket{leg, ts, append([]byte(nil), data...), orig})
+	r.mu.Unlock()
+}
+
+func labRun(opts *LabRunOptions) error {
+	if opts.Client != "kubectl" {
+		return fmt.Errorf("--client %s: only --client kubectl is built yet (pftap's own port-forward client comes next)", opts.Client)
+	}
+	if done, _ := lab.Clean(); len(done) > 0 {
+		fmt.Fprintf(opts.IO.ErrOut, "pftap: cleaned up after a lab that died: %s\n", strings.Join(done, ", "))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rec := &recorder{stats: map[int]capture.Stats{}}
+	userLeg := rec.addLeg(capture.Leg{Name: "user→kubectl", Description: "the requests to kubectl's local port (host lo)"})
+	// In-process taps below TLS: the apiserver's and the kubelet's side.
+	tapLegs := map[string]int{
+		"L1": rec.addLeg(capture.Leg{Name: "L1 client→apiserver", Description: "plaintext below TLS, recorded inside the lab's apiserver"}),
+		"L2": rec.addLeg(capture.Leg{Name: "L2 apiserver→kubelet", Description: "plaintext below TLS, recorded inside the lab's kubelet"}),
+	}
+	cfg := lab.Config{Runtime: opts.Runtime, App: opts.App, NoWebSocket: opts.NoWebSocket,
+		TapConn: func(leg string, c net.Conn) net.Conn {
+			idx := tapLegs[leg]
+			return capture.NewServerTap(c, func(ts time.Time, frame []byte) { rec.add(idx, ts, frame, len(frame)) })
+		}}
+	l, err := lab.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	local, err := kubectl.FreePort()
+	if err != nil {
+		return err
+	}
+
+	// Live captures: the user's connection, L2 on the wire (TLS records),
+	// L3 on the node's lo, L4 on the pod's lo, and the pod's eth0 as the
+	// witness.
+	type live struct {
+		leg int
+		src *capture.Source
+	}
+	var lives []live
+	openLeg := func(leg int, netns, iface, filter string) error {
+		src, err := capture.Open(capture.Options{Netns: netns, Interface: iface, Filter: filter})
+		if err != nil {
+			return err
+		}
+		lives = append(lives, live{leg, src})
+		return nil
+	}
+	open := func(leg capture.Leg, netns, iface, filter string) error {
+		return openLeg(rec.addLeg(leg), netns, iface, filter)
+	}
+	if err := openLeg(userLeg, "", "lo", fmt.Sprintf("tcp port %d", local)); err != nil {
+		return err
+	}
+	var witness int
+	for _, leg := range l.Legs {
+		name := leg.ID + " " + strings.ReplaceAll(leg.Name, " → ", "→")
+		switch leg.ID {
+		case "L1":
+			continue // the plaintext tap covers it
+		case "L2":
+			name = "L2 on the wire (TLS)"
+		case "witness":
+			name = "witness pod eth0"
+			witness = len(rec.legs)
+		}
+		if err := open(capture.Leg{Name: name, Description: leg.About}, leg.Netns, leg.Interface, fmt.Sprintf("tcp port %d", leg.Server.Port())); err != nil {
+			return err
+		}
+	}
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for _, lv := range lives {
+		wg.Add(1)
+		go func(lv live) {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				data, ci, err := lv.src.ReadPacket()
+				if errors.Is(err, capture.ErrTimeout) {
+					continue
+				}
+				if err != nil {
+					return
+				}
+				rec.add(lv.leg, ci.Timestamp, data, ci.Length)
+			}
+		}(lv)
+	}
+	stopCaptures := func() {
+		close(done)
+		wg.Wait()
+		for _, lv := range lives {
+			st, _ := lv.src.Stats()
+			rec.stats[lv.leg] = st
+			lv.src.Close()
+		}
+	}
+
+	// The port-forward and the requests.
+	kf, err := kubectl.PortForward(ctx, kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/" + l.Config().Pod,
+		Remote: l.Config().AppPort, Local: local, WebSocket: !opts.SPDY})
+	if err != nil {
+		stopCaptures()
+		return err
+	}
+	results := sendRequests(ctx, local, opts.Requests, opts.Concurrency)
+	time.Sleep(200 * time.Millisecond)
+	kf.Stop()
+	time.Sleep(300 * time.Millisecond)
+	stopCaptures()
+	labInfo := describeLab(l)
+	l.Close()
+
+	return renderLab(opts, rec, labInfo, witness, results)
+}
+
+type reqResult struct {
+	what   string
+	status string
+	bytes  int64
+	took   time.Duration
+	err    error
+}
+
+// sendRequests sends each request on its own connection (each is one
+// port-forward request), concurrency at a time.
+func sendRequests(ctx context.Context, port int, reqs []string, concurrency int) []reqResult {
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	out := make([]reqResult, len(reqs))
+	sem := make(chan struct{}, max(concurrency, 1))
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int, r string) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			method, path, ok := strings.Cut(strings.TrimSpace(r), " ")
+			if !ok {
+				method, path = "GET", r
+			}
+			t0 := time.Now()
+			res := reqResult{what: method + " " + path}
+			req, err := http.NewRequestWithContext(ctx, method, fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
+			if err == nil {
+				var resp *http.Response
+				if resp, err = client.Do(req); err == nil {
+					res.bytes, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					res.status = resp.Status
+				}
+			}
+			res.err, res.took = err, time.Since(t0)
+			out[i] = res
+		}(i, r)
+	}
+	wg.Wait()
+	return out
+}
+
+type labDescription struct {
+	header string
+	podLo  string
+}
+
+func describeLab(l *lab.Lab) labDescription {
+	c := l.Config()
+	var b strings.Builder
+	app := c.App
+	if app == lab.AppBuiltin {
+		app = "built-in app"
+	}
+	fmt.Fprintf(&b, "pftap lab: kubectl port-forward pod/%s through a local chain (%s runtime, %s), every leg tapped\n\n", c.Pod, c.Runtime, app)
+	for _, leg := range l.Legs {
+		where := "host " + leg.Interface
+		if leg.Netns != "" {
+			where = "netns " + leg.Netns + " " + leg.Interface
+		}
+		tls := ""
+		if leg.TLS {
+			tls = ", TLS (tapped below TLS)"
+		}
+		fmt.Fprintf(&b, "  %-8s %-22s → %-22s  %s%s\n", leg.ID, leg.Name, leg.Server, where, tls)
+	}
+	return labDescription{header: b.String(), podLo: l.PodNetns}
+}
+
+func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, witness int, results []reqResult) error {
+	sort.SliceStable(rec.pkts, func(i, j int) bool { return rec.pkts[i].ts.Before(rec.pkts[j].ts) })
+	if opts.Write != "" {
+		if err := writeRecording(opts.Write, rec); err != nil {
+			return err
+		}
+	}
+	var sink eventSink
+	var tw *timeline.TextWriter
+	if opts.JSON {
+		sink = timeline.NewJSONWriter(opts.IO.Out)
+	} else {
+		tw = timeline.NewTextWriter(opts.IO.Out, opts.IO.OutTTY && !opts.NoColor)
+		sink = &legSizer{tw: tw}
+		fmt.Fprintln(opts.IO.Out, info.header)
+	}
+	corr := timeline.NewCorrelator()
+	d := decode.NewDecoder(decode.Options{Verbosity: opts.Verbosity, Chunks: corr.Chunk}, sink.Event)
+	var ifs []packet.Interface
+	for i, l := range rec.legs {
+		ifs = append(ifs, packet.Interface{Index: i, Name: l.Name})
+	}
+	d.SetInterfaces(ifs)
+	perLeg := make([]struct{ pkts, bytes int }, len(rec.legs))
+	var p packet.Packet
+	for _, rp := range rec.pkts {
+		if packet.Decode(packet.LinkEthernet, rp.data, &p) != nil {
+			continue
+		}
+		p.Time, p.Interface = rp.ts, rp.leg
+		perLeg[rp.leg].pkts++
+		perLeg[rp.leg].bytes += len(p.Payload)
+		d.Add(&p)
+	}
+	sum := d.Finish()
+	sink.Hops(corr.Result())
+	if tw != nil {
+		out := opts.IO.Out
+		fmt.Fprintln(out, "\nrequests sent through kubectl's local port:")
+		for _, r := range results {
+			if r.err != nil {
+				fmt.Fprintf(out, "  %-24s FAILED: %v\n", r.what, r.err)
+				continue
+			}
+			fmt.Fprintf(out, "  %-24s %s, %d bytes, %s\n", r.what, r.status, r.bytes, r.took.Round(time.Microsecond))
+		}
+		fmt.Fprintln(out, "\nlegs:")
+		var drops uint64
+		for i, l := range rec.legs {
+			st := rec.stats[i]
+			drops += st.Drops
+			note := ""
+			if st.Drops > 0 {
+				note = fmt.Sprintf("  DROPPED %d packets: this leg has gaps", st.Drops)
+			}
+			fmt.Fprintf(out, "  %-28s %6d packets %10d bytes%s\n", l.Name, perLeg[i].pkts, perLeg[i].bytes, note)
+		}
+		loPkts := 0
+		for i, l := range rec.legs {
+			if strings.HasPrefix(l.Name, "L4") {
+				loPkts += perLeg[i].pkts
+			}
+		}
+		fmt.Fprintf(out, "\nwhy tcpdump on the pod's eth0 shows nothing: eth0 saw %d packets of this traffic, the pod's lo %d.\n", perLeg[witness].pkts, loPkts)
+		fmt.Fprintf(out, "  The runtime does not reach the app through the pod's network: it enters the pod's network\n"+
+			"  namespace and connects to localhost, so the forwarded bytes cross only the pod's loopback.\n"+
+			"  To see them, capture lo inside the pod's namespace: pftap capture --netns <pod netns> -i lo\n")
+		if drops > 0 {
+			fmt.Fprintf(out, "\nWARNING: the kernel dropped %d packets; the legs above that lost packets have gaps\n", drops)
+		}
+	}
+	sink.Summary(sum)
+	if err := sink.Err(); err != nil {
+		return err
+	}
+	for _, r := range results {
+		if r.err != nil {
+			return fmt.Errorf("a request through the port-forward failed: %s: %v", r.what, r.err)
+		}
+	}
+	return nil
+}
+
+func writeRecording(path string, rec *recorder) error {
+	w, err := capture.Create(path, fmt.Sprintf("pftap lab session, %s", time.Now().UTC().Format(time.RFC3339)))
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	for _, l := range rec.legs {
+		if _, err := w.AddLeg(l); err != nil {
+			return err
+		}
+	}
+	for _, p := range rec.pkts {
+		if err := w.WritePacket(p.leg, p.ts, p.data, p.orig, ""); err != nil {
+			return err
+		}
+	}
+	return w.Close()
+}
