@@ -325,7 +325,7 @@ func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, witness 
 		fmt.Fprintf(out, "\nwhy tcpdump on the pod's eth0 shows nothing: eth0 saw %d packets of this traffic, the pod's lo %d.\n", perLeg[witness].pkts, loPkts)
 		fmt.Fprintf(out, "  The runtime does not reach the app through the pod's network: it enters the pod's network\n"+
 			"  namespace and connects to localhost, so the forwarded bytes cross only the pod's loopback.\n"+
-			"  To see them, capture lo inside the pod's namespace: pftap capture --netns <pod netns> -i lo\n")
+			"  To see them, capture lo inside the pod's namespace: pftap capture --netns %s -i lo\n", info.podLo)
 		if drops > 0 {
 			fmt.Fprintf(out, "\nWARNING: the kernel dropped %d packets; the legs above that lost packets have gaps\n", drops)
 		}

@@ -1,0 +1,129 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pftap/pftap/decode/packet"
+)
+
+// TestLabMainJob runs `pftap lab` for both runtimes and both kubectl
+// transports and checks what a person reads: every leg, the request on each,
+// the per-hop line across the whole chain, the silent eth0.
+func TestLabMainJob(t *testing.T) {
+	needRootCmd(t)
+	for _, tc := range []struct {
+		runtime string
+		spdy    bool
+		legs    []string
+	}{
+		{"containerd", false, []string{"user→kubectl", "L1 client→apiserver", "L2 apiserver→kubelet", "L3 kubelet→runtime", "L4 runtime→app"}},
+		{"containerd", true, []string{"user→kubectl", "L1 client→apiserver", "L2 apiserver→kubelet", "L3 kubelet→runtime", "L4 runtime→app"}},
+		{"socat", false, []string{"user→kubectl", "L1 client→apiserver", "L2 apiserver→kubelet", "L4 socat→app"}},
+	} {
+		t.Run(fmt.Sprintf("%s/spdy=%v", tc.runtime, tc.spdy), func(t *testing.T) {
+			ios, out, errOut := testIO()
+			pcap := filepath.Join(t.TempDir(), "lab.pcapng")
+			err := labRun(&LabRunOptions{IO: ios, Runtime: tc.runtime, App: "builtin", Client: "kubectl", SPDY: tc.spdy,
+				Requests: []string{"GET /"}, Concurrency: 1, Write: pcap, NoColor: true})
+			if err != nil {
+				t.Fatalf("pftap lab: %v\n%s", err, errOut)
+			}
+			o := out.String()
+			hop := "  request 0  → pod "
+			line := ""
+			for _, l := range strings.Split(o, "\n") {
+				if strings.HasPrefix(l, hop) {
+					line = l
+				}
+			}
+			for i, leg := range tc.legs {
+				if !strings.Contains(line, leg) {
+					t.Errorf("the hop line lacks leg %d %s: %q", i, leg, line)
+				}
+			}
+			for _, s := range []string{"GET /                    200 OK, 274 bytes", "eth0 saw 0 packets of this traffic", "0 gaps (0 bytes), 0 warnings, 0 decode errors",
+				"open data stream 3 → port 80, request 0", "witness pod eth0                  0 packets"} {
+				if !strings.Contains(o, s) {
+					t.Errorf("output lacks %q:\n%s", s, o)
+				}
+			}
+			f, err := os.Open(pcap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			r, err := packet.NewReader(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var p packet.Packet
+			for r.Next(&p) == nil {
+			}
+			if len(r.Interfaces()) < len(tc.legs)+2 {
+				t.Errorf("the recording has %d interfaces: %+v", len(r.Interfaces()), r.Interfaces())
+			}
+		})
+	}
+}
+
+// TestLabConcurrentRequestsCorrelate sends 20 different requests at once;
+// each is followed across every leg with the same byte counts, which fails
+// if a pod connection were matched to the wrong request.
+func TestLabConcurrentRequestsCorrelate(t *testing.T) {
+	needRootCmd(t)
+	var reqs []string
+	for i := 0; i < 20; i++ {
+		reqs = append(reqs, fmt.Sprintf("GET /bytes?n=%d", 1000+i*1117))
+	}
+	ios, out, errOut := testIO()
+	err := labRun(&LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: "kubectl", Requests: reqs, Concurrency: 20, JSON: true})
+	if err != nil {
+		t.Fatalf("pftap lab: %v\n%s", err, errOut)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out.Bytes()))
+	sc.Buffer(nil, 1<<20)
+	hops := 0
+	for sc.Scan() {
+		var h struct {
+			Kind      string `json:"kind"`
+			RequestID string `json:"request_id"`
+			FromPod   struct {
+				Bytes int64 `json:"bytes"`
+				Legs  []struct {
+					Leg   string `json:"leg"`
+					Bytes int64  `json:"bytes"`
+				} `json:"legs"`
+			} `json:"from_pod"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &h); err != nil {
+			t.Fatalf("not JSON: %s", sc.Text())
+		}
+		if h.Kind != "hops" {
+			continue
+		}
+		hops++
+		if len(h.FromPod.Legs) != 5 {
+			t.Errorf("request %s crossed %d legs back", h.RequestID, len(h.FromPod.Legs))
+		}
+		// The response body is 1000+i*1117 bytes plus HTTP headers; every
+		// leg must carry the same count (SPDY DATA on L1-L3, TCP on L4 and
+		// on the user's connection).
+		for _, l := range h.FromPod.Legs {
+			if l.Bytes != h.FromPod.Bytes {
+				t.Errorf("request %s: %s carried %d bytes, other legs %d: a connection matched to the wrong request", h.RequestID, l.Leg, l.Bytes, h.FromPod.Bytes)
+			}
+		}
+	}
+	if hops != 20 {
+		t.Errorf("%d requests followed, want 20", hops)
+	}
+}
