@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in tshark:tshark dumpcap:tshark tcpdump:tcpdump curl:curl socat:socat nginx:nginx-light ip:iproute2 capinfos:tshark; do
+for pair in tshark:tshark dumpcap:tshark tcpdump:tcpdump curl:curl socat:socat nginx:nginx-light ip:iproute2 capinfos:tshark chromium:chromium nsenter:util-linux; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done

@@ -23,6 +23,8 @@ type DecodeOptions struct {
 	NoColor     bool
 	// MaskTimes replaces times with "+T" (for golden tests).
 	MaskTimes bool
+	// HTML is a file for the sequence diagram.
+	HTML string
 }
 
 func newDecodeCmd(ios *IOStreams, runF func(*DecodeOptions) error) *cobra.Command {
@@ -62,6 +64,7 @@ Authorization, Cookie and bearer tokens are redacted unless --show-secrets.`,
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON object per line (see docs/json.md)")
 	cmd.Flags().BoolVar(&opts.ShowSecrets, "show-secrets", false, "do not redact Authorization, Cookie and bearer tokens")
 	cmd.Flags().BoolVar(&opts.NoColor, "no-color", false, "no colours even on a terminal")
+	cmd.Flags().StringVar(&opts.HTML, "html", "", "also write a sequence diagram of the legs to this HTML file")
 	cmd.Flags().BoolVar(&opts.MaskTimes, "mask-times", false, "print +T instead of times (stable output for tests)")
 	_ = cmd.Flags().MarkHidden("mask-times")
 	return cmd
@@ -96,10 +99,21 @@ func decodeRun(opts *DecodeOptions) error {
 		sink = &legSizer{tw: tw}
 	}
 	corr := timeline.NewCorrelator()
-	sum, err := decode.DecodeCapture(in, decode.Options{Verbosity: opts.Verbosity, ShowSecrets: opts.ShowSecrets, Chunks: corr.Chunk}, sink.Event)
+	var kept []*decode.Event
+	emit := sink.Event
+	if opts.HTML != "" {
+		emit = func(e *decode.Event) { kept = append(kept, e); sink.Event(e) }
+	}
+	sum, err := decode.DecodeCapture(in, decode.Options{Verbosity: opts.Verbosity, ShowSecrets: opts.ShowSecrets, Chunks: corr.Chunk}, emit)
 	if err == nil || sum.Packets > 0 {
-		sink.Hops(corr.Result())
+		hops := corr.Result()
+		sink.Hops(hops)
 		sink.Summary(sum)
+		if opts.HTML != "" {
+			if herr := writeHTMLFile(opts.HTML, "pftap decode "+opts.File, kept, hops); herr != nil && err == nil {
+				err = herr
+			}
+		}
 	}
 	if werr := sink.Err(); werr != nil && err == nil {
 		return fmt.Errorf("writing output: %w", werr)
@@ -125,3 +139,15 @@ func (l *legSizer) Event(e *decode.Event) {
 func (l *legSizer) Summary(s decode.Summary) { l.tw.Summary(s) }
 func (l *legSizer) Hops(hs []timeline.Hops)  { l.tw.Hops(hs) }
 func (l *legSizer) Err() error               { return l.tw.Err() }
+
+func writeHTMLFile(path, title string, events []*decode.Event, hops []timeline.Hops) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := timeline.WriteHTML(f, title, events, hops); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -75,6 +75,7 @@ the legs side by side with the latency of every hop.`,
 	f.IntVar(&opts.Concurrency, "concurrency", 1, "how many requests at a time")
 	f.StringVarP(&opts.Write, "write", "w", "", "also write every leg to a pcapng file (one interface per leg)")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per line instead")
+	f.StringVar(&opts.HTML, "html", "", "also write a sequence diagram of the legs to this HTML file")
 	f.CountVarP(&opts.Verbosity, "verbose", "v", "-v adds every SPDY frame, -vv WebSocket frames and TCP segments")
 	f.BoolVar(&opts.NoColor, "no-color", false, "no colours even on a terminal")
 	cmd.AddCommand(newLabUpCmd(ios, nil), newLabDownCmd(ios), newLabStatusCmd(ios), newLabCleanCmd(ios))

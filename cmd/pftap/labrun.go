@@ -34,6 +34,7 @@ type LabRunOptions struct {
 	Requests    []string
 	Concurrency int
 	Write       string
+	HTML        string
 	JSON        bool
 	Verbosity   int
 	NoColor     bool
@@ -276,7 +277,12 @@ func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, witness 
 		fmt.Fprintln(opts.IO.Out, info.header)
 	}
 	corr := timeline.NewCorrelator()
-	d := decode.NewDecoder(decode.Options{Verbosity: opts.Verbosity, Chunks: corr.Chunk}, sink.Event)
+	var kept []*decode.Event
+	emit := sink.Event
+	if opts.HTML != "" {
+		emit = func(e *decode.Event) { kept = append(kept, e); sink.Event(e) }
+	}
+	d := decode.NewDecoder(decode.Options{Verbosity: opts.Verbosity, Chunks: corr.Chunk}, emit)
 	var ifs []packet.Interface
 	for i, l := range rec.legs {
 		ifs = append(ifs, packet.Interface{Index: i, Name: l.Name})
@@ -294,7 +300,13 @@ func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, witness 
 		d.Add(&p)
 	}
 	sum := d.Finish()
-	sink.Hops(corr.Result())
+	hops := corr.Result()
+	sink.Hops(hops)
+	if opts.HTML != "" {
+		if err := writeHTMLFile(opts.HTML, "pftap lab", kept, hops); err != nil {
+			return err
+		}
+	}
 	if tw != nil {
 		out := opts.IO.Out
 		fmt.Fprintln(out, "\nrequests sent through kubectl's local port:")
