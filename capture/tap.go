@@ -81,13 +81,12 @@ func (t *Tap) emit(ts time.Time, dir int, flags uint8, payload []byte) {
 	}
 }
 
-func (t *Tap) record(dir int, b []byte) {
+func (t *Tap) record(dir int, b []byte, ts time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.fin[dir] {
 		return
 	}
-	ts := t.now()
 	for len(b) > 0 {
 		n := min(len(b), MaxSegment)
 		t.emit(ts, dir, FlagPSH|FlagACK, b[:n])
@@ -119,7 +118,7 @@ func (t *Tap) local() int {
 func (t *Tap) Read(p []byte) (int, error) {
 	n, err := t.Conn.Read(p)
 	if n > 0 {
-		t.record(1-t.local(), p[:n])
+		t.record(1-t.local(), p[:n], t.now())
 	}
 	if err == io.EOF {
 		t.finish(1 - t.local())
@@ -127,11 +126,14 @@ func (t *Tap) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Write writes to the peer and records what was written.
+// Write writes to the peer and records what was written, at the time it
+// was handed to the connection (a write returns only once the bytes are
+// sent, by which time the peer may have them).
 func (t *Tap) Write(p []byte) (int, error) {
+	ts := t.now()
 	n, err := t.Conn.Write(p)
 	if n > 0 {
-		t.record(t.local(), p[:n])
+		t.record(t.local(), p[:n], ts)
 	}
 	return n, err
 }

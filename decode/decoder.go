@@ -93,6 +93,17 @@ func (d *Decoder) Add(p *packet.Packet) {
 		d.sum.Start = p.Time
 	}
 	d.sum.Packets++
+	if d.sum.Legs == nil {
+		d.sum.Legs = map[string]*LegSummary{}
+	}
+	name := d.legs[p.Interface]
+	ls := d.sum.Legs[name]
+	if ls == nil {
+		ls = &LegSummary{}
+		d.sum.Legs[name] = ls
+	}
+	ls.Packets++
+	ls.Bytes += int64(len(p.Payload))
 	if p.Time.After(d.sum.End) {
 		d.sum.End = p.Time
 	}
@@ -115,6 +126,9 @@ func (d *Decoder) send(lv level, cs *connState, e *Event) {
 	switch e.Kind {
 	case KindGap:
 		d.sum.Gaps++
+		if ls := d.sum.Legs[cs.leg]; ls != nil {
+			ls.Gaps++
+		}
 		d.sum.GapBytes += *e.Bytes
 	case KindWarning:
 		d.sum.Warnings++
@@ -163,6 +177,7 @@ type connState struct {
 	leg     string
 	dirs    [2]dirDec
 	upgrade *httpMsg // the request that asked to switch protocols
+	upAt    time.Time
 	proto   string   // after 101: "SPDY/3.1", "websocket"
 	subprot string   // WebSocket subprotocol
 	pf      pfSession
@@ -442,7 +457,7 @@ func (cs *connState) httpMessage(dir tcpstream.Dir, t time.Time, m *httpMsg) {
 		e.Namespace, e.Pod = parsePodPath(m.target)
 		txt := m.method + " " + m.target
 		if up := m.get("Upgrade"); up != "" && switchesProtocol(m) {
-			cs.upgrade = m
+			cs.upgrade, cs.upAt = m, t
 			txt += "  upgrade=" + up
 			if v := m.get("X-Stream-Protocol-Version"); v != "" {
 				txt += " stream-protocols=" + joinValues(m, "X-Stream-Protocol-Version")
@@ -466,6 +481,9 @@ func (cs *connState) httpMessage(dir tcpstream.Dir, t time.Time, m *httpMsg) {
 	cs.upgrade = nil
 	if m.status == 101 {
 		d.sum.Upgrades++
+		if req != nil {
+			e.DurationNS = ptr(int64(t.Sub(cs.upAt)))
+		}
 		up := m.get("Upgrade")
 		switch {
 		case strings.EqualFold(up, "websocket"):
@@ -485,6 +503,9 @@ func (cs *connState) httpMessage(dir tcpstream.Dir, t time.Time, m *httpMsg) {
 				txt += " (" + v + ")"
 				e.Protocol += " " + v
 			}
+		}
+		if req != nil {
+			txt += ", after " + fmtDur(t.Sub(cs.upAt))
 		}
 		e.Text = txt
 		d.send(0, cs, e)
@@ -715,6 +736,9 @@ func (cs *connState) drainSPDY(dir tcpstream.Dir, t time.Time, wsOff *int64) {
 		off += dd.skipped
 		if f != nil {
 			cs.d.sum.SPDYFrames++
+			if ls := cs.d.sum.Legs[cs.leg]; ls != nil {
+				ls.SPDYFrames++
+			}
 			cs.spdyFrame(dir, t, off, f, err)
 		}
 		if err != nil {

@@ -83,6 +83,9 @@ type Event struct {
 	Error        *string `json:"error,omitempty"`
 	Reason       string  `json:"reason,omitempty"`
 	DurationNS   *int64  `json:"duration_ns,omitempty"`
+	// SetupNS is, for a request, how long its streams took to be accepted:
+	// from the data stream's SYN_STREAM to its SYN_REPLY on this leg.
+	SetupNS *int64 `json:"setup_ns,omitempty"`
 
 	// Gap and segment fields.
 	Bytes *int64 `json:"bytes,omitempty"`
@@ -110,4 +113,14 @@ type Summary struct {
 	// Start and End bound the packets' times.
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
+	// Legs totals each capture interface (leg) by name.
+	Legs map[string]*LegSummary `json:"legs,omitempty"`
+}
+
+// LegSummary totals one leg.
+type LegSummary struct {
+	Packets    int   `json:"packets"`
+	Bytes      int64 `json:"bytes"` // TCP payload
+	SPDYFrames int   `json:"spdy_frames"`
+	Gaps       int   `json:"gaps"`
 }

@@ -19,6 +19,8 @@ const maxErrorText = 4 << 10
 
 type pfStream struct {
 	id      uint32
+	opened  time.Time
+	replied time.Time
 	typ     string // "data", "error", or "" when the headers were not seen
 	port    int
 	req     *pfRequest
@@ -127,6 +129,9 @@ func (pf *pfSession) frame(dir tcpstream.Dir, t time.Time, off int64, f spdy.Fra
 		}
 	case *spdy.SynReplyFrame, *spdy.HeadersFrame:
 		h := f.Header()
+		if s := pf.stream(h.StreamID); s != nil && h.Type == spdy.TypeSynReply && s.replied.IsZero() {
+			s.replied = t
+		}
 		if s := pf.stream(h.StreamID); s != nil && h.Flags.Has(spdy.FlagFin) {
 			s.fin[dir] = true
 			pf.check(s.req, t)
@@ -201,7 +206,7 @@ func (pf *pfSession) fill(e *Event, s *pfStream) {
 }
 
 func (pf *pfSession) open(dir tcpstream.Dir, t time.Time, off int64, f *spdy.SynStreamFrame) {
-	s := &pfStream{id: f.StreamID}
+	s := &pfStream{id: f.StreamID, opened: t}
 	if pf.stream(f.StreamID) != nil {
 		pf.send(0, &Event{Time: t, Kind: KindDecodeError, Dir: dirOf(dir), Offset: ptr(off), Stream: ptr(f.StreamID),
 			Text: fmt.Sprintf("SYN_STREAM reuses stream %d", f.StreamID)})
@@ -380,6 +385,12 @@ func (pf *pfSession) end(r *pfRequest, t time.Time, why string) {
 		label = "request (" + r.id + ")"
 	}
 	txt := fmt.Sprintf("%s port %d: %s → pod, %s ← pod, %s", label, r.port, fmtBytes(toPod), fmtBytes(fromPod), fmtDur(t.Sub(r.opened)))
+	if r.dataS != nil && !r.dataS.replied.IsZero() {
+		// From the request's first SYN_STREAM to its data stream's reply.
+		setup := r.dataS.replied.Sub(r.opened)
+		e.SetupNS = ptr(int64(setup))
+		txt += ", streams ready after " + fmtDur(setup)
+	}
 	status := "ok"
 	switch {
 	case errText != "":

@@ -288,18 +288,21 @@ func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, witness 
 		ifs = append(ifs, packet.Interface{Index: i, Name: l.Name})
 	}
 	d.SetInterfaces(ifs)
-	perLeg := make([]struct{ pkts, bytes int }, len(rec.legs))
 	var p packet.Packet
 	for _, rp := range rec.pkts {
 		if packet.Decode(packet.LinkEthernet, rp.data, &p) != nil {
 			continue
 		}
 		p.Time, p.Interface = rp.ts, rp.leg
-		perLeg[rp.leg].pkts++
-		perLeg[rp.leg].bytes += len(p.Payload)
 		d.Add(&p)
 	}
 	sum := d.Finish()
+	legSum := func(i int) decode.LegSummary {
+		if ls := sum.Legs[rec.legs[i].Name]; ls != nil {
+			return *ls
+		}
+		return decode.LegSummary{}
+	}
 	hops := corr.Result()
 	sink.Hops(hops)
 	if opts.HTML != "" {
@@ -322,19 +325,23 @@ func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, witness 
 		for i, l := range rec.legs {
 			st := rec.stats[i]
 			drops += st.Drops
+			ls := legSum(i)
 			note := ""
 			if st.Drops > 0 {
 				note = fmt.Sprintf("  DROPPED %d packets: this leg has gaps", st.Drops)
 			}
-			fmt.Fprintf(out, "  %-28s %6d packets %10d bytes%s\n", l.Name, perLeg[i].pkts, perLeg[i].bytes, note)
+			if ls.Gaps > 0 {
+				note += fmt.Sprintf("  %d gaps", ls.Gaps)
+			}
+			fmt.Fprintf(out, "  %-28s %6d packets %10d bytes %5d SPDY frames %4d drops%s\n", l.Name, ls.Packets, ls.Bytes, ls.SPDYFrames, st.Drops, note)
 		}
 		loPkts := 0
 		for i, l := range rec.legs {
 			if strings.HasPrefix(l.Name, "L4") {
-				loPkts += perLeg[i].pkts
+				loPkts += legSum(i).Packets
 			}
 		}
-		fmt.Fprintf(out, "\nwhy tcpdump on the pod's eth0 shows nothing: eth0 saw %d packets of this traffic, the pod's lo %d.\n", perLeg[witness].pkts, loPkts)
+		fmt.Fprintf(out, "\nwhy tcpdump on the pod's eth0 shows nothing: eth0 saw %d packets of this traffic, the pod's lo %d.\n", legSum(witness).Packets, loPkts)
 		fmt.Fprintf(out, "  The runtime does not reach the app through the pod's network: it enters the pod's network\n"+
 			"  namespace and connects to localhost, so the forwarded bytes cross only the pod's loopback.\n"+
 			"  To see them, capture lo inside the pod's namespace: pftap capture --netns %s -i lo\n", info.podLo)

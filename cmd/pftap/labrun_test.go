@@ -38,17 +38,34 @@ func TestLabMainJob(t *testing.T) {
 				t.Fatalf("pftap lab: %v\n%s", err, errOut)
 			}
 			o := out.String()
-			hop := "  request 0  → pod "
-			line := ""
+			var toPod, fromPod string
 			for _, l := range strings.Split(o, "\n") {
-				if strings.HasPrefix(l, hop) {
-					line = l
+				switch {
+				case strings.HasPrefix(l, "  request 0  → pod "):
+					toPod = l
+				case strings.HasPrefix(strings.TrimLeft(l, " "), "← pod ") && toPod != "" && fromPod == "":
+					fromPod = l
 				}
 			}
-			for i, leg := range tc.legs {
-				if !strings.Contains(line, leg) {
-					t.Errorf("the hop line lacks leg %d %s: %q", i, leg, line)
+			// The bytes cross the legs in chain order towards the pod and
+			// in reverse order back.
+			inOrder := func(line string, legs []string) bool {
+				at := 0
+				for _, leg := range legs {
+					i := strings.Index(line[at:], leg)
+					if i < 0 {
+						return false
+					}
+					at += i + len(leg)
 				}
+				return true
+			}
+			back := append([]string(nil), tc.legs...)
+			for i, j := 0, len(back)-1; i < j; i, j = i+1, j-1 {
+				back[i], back[j] = back[j], back[i]
+			}
+			if !inOrder(toPod, tc.legs) || !inOrder(fromPod, back) {
+				t.Errorf("hops out of chain order:\n%s\n%s", toPod, fromPod)
 			}
 			for _, s := range []string{"GET /                    200 OK, 274 bytes", "eth0 saw 0 packets of this traffic", "0 gaps (0 bytes), 0 warnings, 0 decode errors",
 				"open data stream 3 → port 80, request 0", "witness pod eth0                  0 packets"} {
