@@ -178,8 +178,8 @@ type connState struct {
 	dirs    [2]dirDec
 	upgrade *httpMsg // the request that asked to switch protocols
 	upAt    time.Time
-	proto   string   // after 101: "SPDY/3.1", "websocket"
-	subprot string   // WebSocket subprotocol
+	proto   string // after 101: "SPDY/3.1", "websocket"
+	subprot string // WebSocket subprotocol
 	pf      pfSession
 	closed  int // directions closed
 	// replaying is set while held bytes are fed again after an upgrade,
