@@ -60,15 +60,33 @@ func AppendTCPFrame(buf []byte, src, dst netip.AddrPort, seq, ack uint32, flags 
 	return buf
 }
 
+// sum adds b to a ones'-complement sum as 16-bit big-endian words, eight
+// bytes at a time (the words of a uint64 add up to the same folded sum).
 func sum(b []byte, s uint32) uint32 {
+	acc := uint64(s)
+	for len(b) >= 32 {
+		for i := 0; i < 32; i += 8 {
+			v := binary.BigEndian.Uint64(b[i:])
+			acc += v>>32 + v&0xffffffff
+		}
+		b = b[32:]
+	}
+	for len(b) >= 8 {
+		v := binary.BigEndian.Uint64(b)
+		acc += v>>32 + v&0xffffffff
+		b = b[8:]
+	}
 	for len(b) >= 2 {
-		s += uint32(b[0])<<8 | uint32(b[1])
+		acc += uint64(b[0])<<8 | uint64(b[1])
 		b = b[2:]
 	}
 	if len(b) == 1 {
-		s += uint32(b[0]) << 8
+		acc += uint64(b[0]) << 8
 	}
-	return s
+	for acc > 0xffffffff {
+		acc = acc>>32 + acc&0xffffffff
+	}
+	return uint32(acc)
 }
 
 func fold(s uint32) uint16 {
