@@ -47,7 +47,12 @@ type recorder struct {
 	legs  []capture.Leg
 	pkts  []recPacket
 	stats map[int]capture.Stats
+	kept  int64 // bytes held
+	lost  int   // packets not kept once maxRecorded was reached
 }
+
+// maxRecorded bounds the packets pftap lab holds in memory.
+const maxRecorded = 1 << 30
 
 type recPacket struct {
 	leg  int
@@ -65,8 +70,13 @@ func (r *recorder) addLeg(l capture.Leg) int {
 
 func (r *recorder) add(leg int, ts time.Time, data []byte, orig int) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.kept+int64(len(data)) > maxRecorded {
+		r.lost++
+		return
+	}
+	r.kept += int64(len(data))
 	r.pkts = append(r.pkts, recPacket{leg, ts, append([]byte(nil), data...), orig})
-	r.mu.Unlock()
 }
 
 func labRun(opts *LabRunOptions) error {
@@ -347,6 +357,9 @@ func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, witness 
 			"  To see them, capture lo inside the pod's namespace: pftap capture --netns %s -i lo\n", info.podLo)
 		if drops > 0 {
 			fmt.Fprintf(out, "\nWARNING: the kernel dropped %d packets; the legs above that lost packets have gaps\n", drops)
+		}
+		if rec.lost > 0 {
+			fmt.Fprintf(out, "\nWARNING: pftap lab holds at most %d MiB of packets; %d later packets were not kept, so the legs show gaps from there\n", maxRecorded>>20, rec.lost)
 		}
 	}
 	sink.Summary(sum)
