@@ -19,6 +19,7 @@ import (
 	"github.com/pftap/pftap/decode"
 	"github.com/pftap/pftap/decode/packet"
 	"github.com/pftap/pftap/internal/kubectl"
+	"github.com/pftap/pftap/internal/pfclient"
 	"github.com/pftap/pftap/lab"
 	"github.com/pftap/pftap/timeline"
 )
@@ -80,8 +81,8 @@ func (r *recorder) add(leg int, ts time.Time, data []byte, orig int) {
 }
 
 func labRun(opts *LabRunOptions) error {
-	if opts.Client != "kubectl" {
-		return fmt.Errorf("--client %s: only --client kubectl is built yet (pftap's own port-forward client comes next)", opts.Client)
+	if opts.Client != "kubectl" && opts.Client != "pftap" {
+		return usageError{fmt.Errorf("--client %q: want pftap or kubectl", opts.Client)}
 	}
 	if done, _ := lab.Clean(); len(done) > 0 {
 		fmt.Fprintf(opts.IO.ErrOut, "pftap: cleaned up after a lab that died: %s\n", strings.Join(done, ", "))
@@ -89,15 +90,23 @@ func labRun(opts *LabRunOptions) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rec := &recorder{stats: map[int]capture.Stats{}}
-	userLeg := rec.addLeg(capture.Leg{Name: "user→kubectl", Description: "the requests to kubectl's local port (host lo)"})
-	// In-process taps below TLS: the apiserver's and the kubelet's side.
+	userLeg := rec.addLeg(capture.Leg{Name: "user→" + opts.Client, Description: "the requests to the port-forward's local port (host lo)"})
+	// L1 below TLS: inside pftap's own client, or (for kubectl) inside the
+	// lab's apiserver; L2 below TLS inside the lab's kubelet.
+	l1 := rec.addLeg(capture.Leg{Name: "L1 client→apiserver", Description: "plaintext below TLS, recorded inside " +
+		map[string]string{"pftap": "pftap's port-forward client", "kubectl": "the lab's apiserver"}[opts.Client]})
 	tapLegs := map[string]int{
-		"L1": rec.addLeg(capture.Leg{Name: "L1 client→apiserver", Description: "plaintext below TLS, recorded inside the lab's apiserver"}),
 		"L2": rec.addLeg(capture.Leg{Name: "L2 apiserver→kubelet", Description: "plaintext below TLS, recorded inside the lab's kubelet"}),
+	}
+	if opts.Client == "kubectl" {
+		tapLegs["L1"] = l1
 	}
 	cfg := lab.Config{Runtime: opts.Runtime, App: opts.App, NoWebSocket: opts.NoWebSocket,
 		TapConn: func(leg string, c net.Conn) net.Conn {
-			idx := tapLegs[leg]
+			idx, ok := tapLegs[leg]
+			if !ok {
+				return c
+			}
 			return capture.NewServerTap(c, func(ts time.Time, frame []byte) { rec.add(idx, ts, frame, len(frame)) })
 		}}
 	l, err := lab.Start(ctx, cfg)
@@ -182,18 +191,32 @@ func labRun(opts *LabRunOptions) error {
 	}
 
 	// The port-forward and the requests.
-	kf, err := kubectl.PortForward(ctx, kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/" + l.Config().Pod,
-		Remote: l.Config().AppPort, Local: local, WebSocket: !opts.SPDY})
-	if err != nil {
-		stopCaptures()
-		return err
+	var stopClient func()
+	switch opts.Client {
+	case "kubectl":
+		kf, err := kubectl.PortForward(ctx, kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/" + l.Config().Pod,
+			Remote: l.Config().AppPort, Local: local, WebSocket: !opts.SPDY})
+		if err != nil {
+			stopCaptures()
+			return err
+		}
+		stopClient = kf.Stop
+	default:
+		pf, err := pfclient.Start(ctx, pfclient.Options{Server: l.APIServer, CA: l.CA, Token: l.Config().Token,
+			Namespace: l.Config().Namespace, Pod: l.Config().Pod, Local: local, Remote: l.Config().AppPort, SPDY: opts.SPDY,
+			Tap: func(ts time.Time, frame []byte) { rec.add(l1, ts, frame, len(frame)) }})
+		if err != nil {
+			stopCaptures()
+			return err
+		}
+		stopClient = pf.Stop
 	}
 	results := sendRequests(ctx, local, opts.Requests, opts.Concurrency)
 	time.Sleep(200 * time.Millisecond)
-	kf.Stop()
+	stopClient()
 	time.Sleep(300 * time.Millisecond)
 	stopCaptures()
-	labInfo := describeLab(l)
+	labInfo := describeLab(l, opts.Client)
 	l.Close()
 
 	return renderLab(opts, rec, labInfo, witness, results)
@@ -248,14 +271,18 @@ type labDescription struct {
 	podLo  string
 }
 
-func describeLab(l *lab.Lab) labDescription {
+func describeLab(l *lab.Lab, client string) labDescription {
 	c := l.Config()
 	var b strings.Builder
 	app := c.App
 	if app == lab.AppBuiltin {
 		app = "built-in app"
 	}
-	fmt.Fprintf(&b, "pftap lab: kubectl port-forward pod/%s through a local chain (%s runtime, %s), every leg tapped\n\n", c.Pod, c.Runtime, app)
+	who := "pftap's own port-forward client (client-go, WebSocket first, SPDY fallback)"
+	if client == "kubectl" {
+		who = "kubectl port-forward"
+	}
+	fmt.Fprintf(&b, "pftap lab: %s to pod/%s through a local chain (%s runtime, %s), every leg tapped\n\n", who, c.Pod, c.Runtime, app)
 	for _, leg := range l.Legs {
 		where := "host " + leg.Interface
 		if leg.Netns != "" {
@@ -322,7 +349,7 @@ func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, witness 
 	}
 	if tw != nil {
 		out := opts.IO.Out
-		fmt.Fprintln(out, "\nrequests sent through kubectl's local port:")
+		fmt.Fprintln(out, "\nrequests sent through the port-forward's local port:")
 		for _, r := range results {
 			if r.err != nil {
 				fmt.Fprintf(out, "  %-24s FAILED: %v\n", r.what, r.err)

@@ -20,19 +20,26 @@ import (
 // the per-hop line across the whole chain, the silent eth0.
 func TestLabMainJob(t *testing.T) {
 	needRootCmd(t)
+	containerd := []string{"L1 client→apiserver", "L2 apiserver→kubelet", "L3 kubelet→runtime", "L4 runtime→app"}
+	socat := []string{"L1 client→apiserver", "L2 apiserver→kubelet", "L4 socat→app"}
 	for _, tc := range []struct {
-		runtime string
-		spdy    bool
-		legs    []string
+		runtime, client   string
+		spdy, noWebSocket bool
+		legs              []string
 	}{
-		{"containerd", false, []string{"user→kubectl", "L1 client→apiserver", "L2 apiserver→kubelet", "L3 kubelet→runtime", "L4 runtime→app"}},
-		{"containerd", true, []string{"user→kubectl", "L1 client→apiserver", "L2 apiserver→kubelet", "L3 kubelet→runtime", "L4 runtime→app"}},
-		{"socat", false, []string{"user→kubectl", "L1 client→apiserver", "L2 apiserver→kubelet", "L4 socat→app"}},
+		{"containerd", "pftap", false, false, containerd},
+		{"containerd", "pftap", true, false, containerd},
+		{"containerd", "pftap", false, true, containerd},
+		{"containerd", "kubectl", false, false, containerd},
+		{"containerd", "kubectl", true, false, containerd},
+		{"socat", "pftap", false, false, socat},
+		{"socat", "kubectl", false, false, socat},
 	} {
-		t.Run(fmt.Sprintf("%s/spdy=%v", tc.runtime, tc.spdy), func(t *testing.T) {
+		tc.legs = append([]string{"user→" + tc.client}, tc.legs...)
+		t.Run(fmt.Sprintf("%s/%s/spdy=%v/no-websocket=%v", tc.runtime, tc.client, tc.spdy, tc.noWebSocket), func(t *testing.T) {
 			ios, out, errOut := testIO()
 			pcap := filepath.Join(t.TempDir(), "lab.pcapng")
-			err := labRun(&LabRunOptions{IO: ios, Runtime: tc.runtime, App: "builtin", Client: "kubectl", SPDY: tc.spdy,
+			err := labRun(&LabRunOptions{IO: ios, Runtime: tc.runtime, App: "builtin", Client: tc.client, SPDY: tc.spdy, NoWebSocket: tc.noWebSocket,
 				Requests: []string{"GET /"}, Concurrency: 1, Write: pcap, NoColor: true})
 			if err != nil {
 				t.Fatalf("pftap lab: %v\n%s", err, errOut)
@@ -66,6 +73,13 @@ func TestLabMainJob(t *testing.T) {
 			}
 			if !inOrder(toPod, tc.legs) || !inOrder(fromPod, back) {
 				t.Errorf("hops out of chain order:\n%s\n%s", toPod, fromPod)
+			}
+			upgrade := "upgrade=websocket"
+			if tc.spdy {
+				upgrade = "portforward  upgrade=SPDY/3.1"
+			}
+			if !strings.Contains(o, upgrade) || tc.noWebSocket && !strings.Contains(o, "upgrade refused") {
+				t.Errorf("L1 does not show the expected upgrade (%s):\n%s", upgrade, o)
 			}
 			for _, s := range []string{"GET /                    200 OK, 274 bytes", "eth0 saw 0 packets of this traffic", "0 gaps (0 bytes), 0 warnings, 0 decode errors",
 				"open data stream 3 → port 80, request 0", "witness pod eth0                  0 packets"} {
@@ -102,45 +116,48 @@ func TestLabConcurrentRequestsCorrelate(t *testing.T) {
 		reqs = append(reqs, fmt.Sprintf("GET /bytes?n=%d", 1000+i*1117))
 	}
 	ios, out, errOut := testIO()
-	err := labRun(&LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: "kubectl", Requests: reqs, Concurrency: 20, JSON: true})
-	if err != nil {
-		t.Fatalf("pftap lab: %v\n%s", err, errOut)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(out.Bytes()))
-	sc.Buffer(nil, 1<<20)
-	hops := 0
-	for sc.Scan() {
-		var h struct {
-			Kind      string `json:"kind"`
-			RequestID string `json:"request_id"`
-			FromPod   struct {
-				Bytes int64 `json:"bytes"`
-				Legs  []struct {
-					Leg   string `json:"leg"`
-					Bytes int64  `json:"bytes"`
-				} `json:"legs"`
-			} `json:"from_pod"`
+	for _, client := range []string{"pftap", "kubectl"} {
+		err := labRun(&LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: client, Requests: reqs, Concurrency: 20, JSON: true})
+		if err != nil {
+			t.Fatalf("pftap lab: %v\n%s", err, errOut)
 		}
-		if err := json.Unmarshal(sc.Bytes(), &h); err != nil {
-			t.Fatalf("not JSON: %s", sc.Text())
-		}
-		if h.Kind != "hops" {
-			continue
-		}
-		hops++
-		if len(h.FromPod.Legs) != 5 {
-			t.Errorf("request %s crossed %d legs back", h.RequestID, len(h.FromPod.Legs))
-		}
-		// The response body is 1000+i*1117 bytes plus HTTP headers; every
-		// leg must carry the same count (SPDY DATA on L1-L3, TCP on L4 and
-		// on the user's connection).
-		for _, l := range h.FromPod.Legs {
-			if l.Bytes != h.FromPod.Bytes {
-				t.Errorf("request %s: %s carried %d bytes, other legs %d: a connection matched to the wrong request", h.RequestID, l.Leg, l.Bytes, h.FromPod.Bytes)
+		sc := bufio.NewScanner(bytes.NewReader(out.Bytes()))
+		sc.Buffer(nil, 1<<20)
+		hops := 0
+		for sc.Scan() {
+			var h struct {
+				Kind      string `json:"kind"`
+				RequestID string `json:"request_id"`
+				FromPod   struct {
+					Bytes int64 `json:"bytes"`
+					Legs  []struct {
+						Leg   string `json:"leg"`
+						Bytes int64  `json:"bytes"`
+					} `json:"legs"`
+				} `json:"from_pod"`
+			}
+			if err := json.Unmarshal(sc.Bytes(), &h); err != nil {
+				t.Fatalf("not JSON: %s", sc.Text())
+			}
+			if h.Kind != "hops" {
+				continue
+			}
+			hops++
+			if len(h.FromPod.Legs) != 5 {
+				t.Errorf("request %s crossed %d legs back", h.RequestID, len(h.FromPod.Legs))
+			}
+			// The response body is 1000+i*1117 bytes plus HTTP headers; every
+			// leg must carry the same count (SPDY DATA on L1-L3, TCP on L4 and
+			// on the user's connection).
+			for _, l := range h.FromPod.Legs {
+				if l.Bytes != h.FromPod.Bytes {
+					t.Errorf("request %s: %s carried %d bytes, other legs %d: a connection matched to the wrong request", h.RequestID, l.Leg, l.Bytes, h.FromPod.Bytes)
+				}
 			}
 		}
-	}
-	if hops != 20 {
-		t.Errorf("%d requests followed, want 20", hops)
+		if hops != 20 {
+			t.Errorf("%s: %d requests followed, want 20", client, hops)
+		}
+		out.Reset()
 	}
 }
