@@ -118,6 +118,7 @@ func newLabUpCmd(ios *IOStreams, runF func(*LabUpOptions) error) *cobra.Command 
 }
 
 func labUpRun(opts *LabUpOptions) error {
+	quietUpstream()
 	// A lab killed earlier may have left namespaces behind: clean first.
 	if done, _ := lab.Clean(); len(done) > 0 {
 		fmt.Fprintf(opts.IO.ErrOut, "pftap: cleaned up after a lab that died: %s\n", strings.Join(done, ", "))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"k8s.io/klog/v2"
 
 	"github.com/pftap/pftap/capture"
 	"github.com/pftap/pftap/decode"
@@ -80,7 +83,20 @@ func (r *recorder) add(leg int, ts time.Time, data []byte, orig int) {
 	r.pkts = append(r.pkts, recPacket{leg, ts, append([]byte(nil), data...), orig})
 }
 
+// quietUpstream stops the upstream Kubernetes code in the lab (klog) from
+// writing to the terminal: its complaints about connections pftap itself
+// closes would read like pftap's own errors.
+func quietUpstream() {
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	fs.Set("logtostderr", "false")
+	fs.Set("alsologtostderr", "false")
+	fs.Set("stderrthreshold", "FATAL")
+	klog.SetOutput(io.Discard)
+}
+
 func labRun(opts *LabRunOptions) error {
+	quietUpstream()
 	if opts.Client != "kubectl" && opts.Client != "pftap" {
 		return usageError{fmt.Errorf("--client %q: want pftap or kubectl", opts.Client)}
 	}
