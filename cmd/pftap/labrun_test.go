@@ -116,8 +116,9 @@ func TestLabConcurrentRequestsCorrelate(t *testing.T) {
 		reqs = append(reqs, fmt.Sprintf("GET /bytes?n=%d", 1000+i*1117))
 	}
 	ios, out, errOut := testIO()
-	for _, client := range []string{"pftap", "kubectl"} {
-		err := labRun(&LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: client, Requests: reqs, Concurrency: 20, JSON: true})
+	for _, run := range [][2]string{{"pftap", "containerd"}, {"kubectl", "containerd"}, {"pftap", "socat"}, {"kubectl", "socat"}} {
+		client := run[0] + "/" + run[1]
+		err := labRun(&LabRunOptions{IO: ios, Runtime: run[1], App: "builtin", Client: run[0], Requests: reqs, Concurrency: 20, JSON: true})
 		if err != nil {
 			t.Fatalf("pftap lab: %v\n%s", err, errOut)
 		}
@@ -143,8 +144,8 @@ func TestLabConcurrentRequestsCorrelate(t *testing.T) {
 				continue
 			}
 			hops++
-			if len(h.FromPod.Legs) != 5 {
-				t.Errorf("request %s crossed %d legs back", h.RequestID, len(h.FromPod.Legs))
+			if want := map[bool]int{true: 4, false: 5}[strings.HasSuffix(client, "socat")]; len(h.FromPod.Legs) != want {
+				t.Errorf("%s: request %s crossed %d legs back, want %d", client, h.RequestID, len(h.FromPod.Legs), want)
 			}
 			// The response body is 1000+i*1117 bytes plus HTTP headers; every
 			// leg must carry the same count (SPDY DATA on L1-L3, TCP on L4 and
@@ -159,5 +160,19 @@ func TestLabConcurrentRequestsCorrelate(t *testing.T) {
 			t.Errorf("%s: %d requests followed, want 20", client, hops)
 		}
 		out.Reset()
+	}
+}
+
+// BenchmarkLabOneRequest times the whole main job for one request: build
+// the lab, tap every leg, port-forward, GET /, tear down, decode, print.
+func BenchmarkLabOneRequest(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	for i := 0; i < b.N; i++ {
+		ios, _, errOut := testIO()
+		if err := labRun(&LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: "pftap", Requests: []string{"GET /"}, Concurrency: 1}); err != nil {
+			b.Fatalf("%v\n%s", err, errOut)
+		}
 	}
 }
