@@ -54,14 +54,14 @@ type Options struct {
 // Forwarder is a running port-forward.
 type Forwarder struct {
 	// Local is the local port, on 127.0.0.1.
-	Local   int
-	stop    chan struct{}
-	done    chan error
-	relay   net.Listener
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	conns   []net.Conn
-	Out     strings.Builder
+	Local int
+	stop  chan struct{}
+	done  chan error
+	relay net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns []net.Conn
+	Out   strings.Builder
 }
 
 // Start checks that the pod runs, then forwards, and returns once the local
