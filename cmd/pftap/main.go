@@ -1,5 +1,3 @@
-// Command pftap is a protocol inspector and packet-level debugger for
-// kubectl port-forward. See the README and `pftap --help`.
 package main
 
 import "os"

@@ -1,0 +1,3 @@
+// Package preview renders untrusted payload bytes as a short, safe,
+// single-line string for summaries and terminals.
+package preview
