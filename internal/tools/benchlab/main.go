@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,7 @@ import (
 func main() {
 	mib := flag.Int("mib", 1024, "MiB to transfer from the pod")
 	runs := flag.Int("runs", 3, "transfers per mode (the median is reported)")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the taps-on runs to this file")
 	flag.Parse()
 	n := int64(*mib) << 20
 	fmt.Printf("GET /bytes?n=%d through kubectl port-forward (WebSocket), %d runs per mode\n\n", n, *runs)
@@ -41,6 +43,13 @@ func main() {
 		var rates []float64
 		var tapped int64
 		var drops uint64
+		if taps && *profile != "" {
+			f, err := os.Create(*profile)
+			if err == nil {
+				pprof.StartCPUProfile(f)
+				defer pprof.StopCPUProfile()
+			}
+		}
 		for r := 0; r < *runs; r++ {
 			rate, tb, dr, err := transfer(n, taps)
 			if err != nil {
