@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
@@ -174,5 +176,69 @@ func BenchmarkLabOneRequest(b *testing.B) {
 		if err := labRun(&LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: "pftap", Requests: []string{"GET /"}, Concurrency: 1}); err != nil {
 			b.Fatalf("%v\n%s", err, errOut)
 		}
+	}
+}
+
+var (
+	digits    = regexp.MustCompile(`\b[0-9]+\b`)
+	durations = regexp.MustCompile(`\b[0-9]+(\.[0-9]+)?(µs|ms|s)\b`)
+	tokenPath = regexp.MustCompile(`/portforward/[A-Za-z0-9_-]+`)
+)
+
+// TestLabGolden renders `pftap lab` for each runtime and client and compares,
+// leg by leg, the sequence of events from the first GET to each request's
+// summary with testdata/golden/lab-*.txt, numbers, durations and tokens
+// masked (go test -update rewrites them). Within a leg the order does not
+// depend on timing; across legs it does, so legs are compared one by one.
+func TestLabGolden(t *testing.T) {
+	needRootCmd(t)
+	for _, run := range [][2]string{{"pftap", "containerd"}, {"kubectl", "containerd"}, {"pftap", "socat"}} {
+		name := fmt.Sprintf("lab-%s-%s.txt", run[1], run[0])
+		t.Run(name, func(t *testing.T) {
+			ios, out, errOut := testIO()
+			if err := labRun(&LabRunOptions{IO: ios, Runtime: run[1], App: "builtin", Client: run[0], Requests: []string{"GET /"}, Concurrency: 1, JSON: true}); err != nil {
+				t.Fatalf("%v\n%s", err, errOut)
+			}
+			perLeg := map[string][]string{}
+			var legs []string
+			sc := bufio.NewScanner(bytes.NewReader(out.Bytes()))
+			sc.Buffer(nil, 1<<20)
+			for sc.Scan() {
+				var e struct {
+					Kind, Leg, Dir, Text string
+				}
+				json.Unmarshal(sc.Bytes(), &e)
+				switch e.Kind {
+				case "conn", "close", "goaway", "ping", "hops", "summary", "ws", "spdy", "tcp":
+					continue
+				}
+				if strings.Contains(e.Text, "by client: CANCEL") || strings.Contains(e.Text, "stream ends inside a SPDY frame") {
+					continue // the client's tidy-up and the teardown race each other
+				}
+				if _, ok := perLeg[e.Leg]; !ok {
+					legs = append(legs, e.Leg)
+				}
+				txt := tokenPath.ReplaceAllString(e.Text, "/portforward/TOKEN")
+				txt = digits.ReplaceAllString(durations.ReplaceAllString(txt, "DURATION"), "N")
+				perLeg[e.Leg] = append(perLeg[e.Leg], e.Dir+" "+txt)
+			}
+			sort.Strings(legs)
+			var b strings.Builder
+			for _, l := range legs {
+				fmt.Fprintf(&b, "== %s\n%s\n", l, strings.Join(perLeg[l], "\n"))
+			}
+			golden := filepath.Join("../../testdata/golden", name)
+			if *update {
+				os.WriteFile(golden, []byte(b.String()), 0o644)
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (go test ./cmd/pftap -run LabGolden -update)", err)
+			}
+			if b.String() != string(want) {
+				t.Errorf("pftap lab differs from %s:\n%s", golden, lineDiff(string(want), b.String()))
+			}
+		})
 	}
 }
