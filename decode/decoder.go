@@ -48,9 +48,11 @@ type Chunk struct {
 	// Offset of the first byte in its direction of the stream or connection.
 	Offset int64
 	Len    int
-	// Prefix holds the first ChunkPrefix bytes. The Chunk and its Prefix
-	// are only valid during the call: copy what you keep.
+	// Prefix holds the first ChunkPrefix bytes, Data all of them. The
+	// Chunk, Prefix and Data are only valid during the call: copy what you
+	// keep.
 	Prefix []byte
+	Data   []byte
 }
 
 // A Decoder turns captured packets into Events. It is not safe for
@@ -284,7 +286,7 @@ func dirName(d tcpstream.Dir) string {
 // data routes in-order bytes to the direction's current decoder.
 func (cs *connState) data(dir tcpstream.Dir, off int64, t time.Time, b []byte) {
 	if cs.d.opts.Chunks != nil && !cs.replaying {
-		cs.d.chunk = Chunk{Time: t, Conn: cs.c.ID, Leg: cs.leg, Dir: dirOf(dir), Offset: off, Len: len(b), Prefix: b[:min(len(b), ChunkPrefix)]}
+		cs.d.chunk = Chunk{Time: t, Conn: cs.c.ID, Leg: cs.leg, Dir: dirOf(dir), Offset: off, Len: len(b), Prefix: b[:min(len(b), ChunkPrefix)], Data: b}
 		cs.d.opts.Chunks(&cs.d.chunk)
 	}
 	dd := &cs.dirs[dir]

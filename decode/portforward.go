@@ -277,7 +277,7 @@ func (pf *pfSession) data(dir tcpstream.Dir, t time.Time, off int64, s *pfStream
 	if f := pf.cs.d.opts.Chunks; f != nil && s.typ == "data" && len(b) > 0 {
 		c := &pf.cs.d.chunk
 		*c = Chunk{Time: t, Conn: pf.cs.c.ID, Leg: pf.cs.leg, Dir: dirOf(dir), Stream: s.id, SPDY: true,
-			Offset: s.bytes[dir], Len: len(b), Prefix: b[:min(len(b), ChunkPrefix)]}
+			Offset: s.bytes[dir], Len: len(b), Prefix: b[:min(len(b), ChunkPrefix)], Data: b}
 		if s.req != nil && s.req.hasID {
 			c.RequestID = s.req.id
 		}

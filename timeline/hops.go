@@ -3,6 +3,7 @@ package timeline
 import (
 	"bytes"
 	"fmt"
+	"hash/crc64"
 	"sort"
 	"strings"
 	"time"
@@ -19,6 +20,10 @@ type LegTimes struct {
 	First time.Time `json:"first"`
 	Last  time.Time `json:"last"`
 	Bytes int64     `json:"bytes"`
+	// Digest is a CRC-64 of every byte of this direction on this leg, in
+	// order (only when the Correlator keeps digests): equal digests on
+	// every leg mean the same bytes crossed each of them.
+	Digest string `json:"digest,omitempty"`
 }
 
 // DirHops is one direction of a request across the chain, legs in the
@@ -54,6 +59,9 @@ type Hops struct {
 // and timing. Feed it every decode.Chunk (decode.Options.Chunks), then call
 // Result.
 type Correlator struct {
+	// Digests makes the Correlator hash every byte of every flow (see
+	// LegTimes.Digest). It costs a pass over the payload.
+	Digests bool
 	spdy    map[streamKey]*flow
 	tcp     map[connKey]*flow
 	spdyLeg map[string]bool
@@ -79,7 +87,10 @@ type flow struct {
 	last   [2]time.Time
 	bytes  [2]int64
 	prefix [2][]byte
+	digest [2]uint64
 }
+
+var crcTable = crc64.MakeTable(crc64.ECMA)
 
 // NewCorrelator returns an empty Correlator.
 func NewCorrelator() *Correlator {
@@ -119,6 +130,9 @@ func (c *Correlator) Chunk(ch *decode.Chunk) {
 	}
 	f.last[d] = ch.Time
 	f.bytes[d] += int64(ch.Len)
+	if c.Digests {
+		f.digest[d] = crc64.Update(f.digest[d], crcTable, ch.Data)
+	}
 	if len(f.prefix[d]) < decode.ChunkPrefix {
 		f.prefix[d] = append(f.prefix[d], ch.Prefix[:min(len(ch.Prefix), decode.ChunkPrefix-len(f.prefix[d]))]...)
 	}
@@ -227,7 +241,11 @@ func direction(fs []*flow, d int) DirHops {
 	var legs []LegTimes
 	for _, f := range fs {
 		if f.bytes[d] > 0 {
-			legs = append(legs, LegTimes{Leg: f.leg, Conn: f.conn, First: f.first[d], Last: f.last[d], Bytes: f.bytes[d]})
+			lt := LegTimes{Leg: f.leg, Conn: f.conn, First: f.first[d], Last: f.last[d], Bytes: f.bytes[d]}
+			if f.digest[d] != 0 {
+				lt.Digest = fmt.Sprintf("%016x", f.digest[d])
+			}
+			legs = append(legs, lt)
 		}
 	}
 	sort.SliceStable(legs, func(i, j int) bool { return legs[i].First.Before(legs[j].First) })

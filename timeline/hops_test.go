@@ -16,6 +16,7 @@ func correlate(t *testing.T, name string) []Hops {
 	}
 	defer f.Close()
 	c := NewCorrelator()
+	c.Digests = true
 	if _, err := decode.DecodeCapture(f, decode.Options{Chunks: c.Chunk}, func(*decode.Event) {}); err != nil {
 		t.Fatal(err)
 	}
@@ -55,6 +56,9 @@ func TestHopsOnRecordings(t *testing.T) {
 					var got []string
 					for _, l := range d.Legs {
 						got = append(got, l.Leg)
+						if l.Digest != d.Legs[0].Digest {
+							t.Errorf("request %s dir %d: the bytes on %s differ from those on %s", h.RequestID, i, l.Leg, d.Legs[0].Leg)
+						}
 						if l.Bytes != d.Bytes {
 							t.Errorf("request %s dir %d: %d bytes on %s, %d elsewhere", h.RequestID, i, l.Bytes, l.Leg, d.Bytes)
 						}

@@ -330,6 +330,7 @@ func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, witness 
 		fmt.Fprintln(opts.IO.Out, info.header)
 	}
 	corr := timeline.NewCorrelator()
+	corr.Digests = true
 	var kept []*decode.Event
 	emit := sink.Event
 	if opts.HTML != "" {

@@ -134,8 +134,9 @@ func TestLabConcurrentRequestsCorrelate(t *testing.T) {
 				FromPod   struct {
 					Bytes int64 `json:"bytes"`
 					Legs  []struct {
-						Leg   string `json:"leg"`
-						Bytes int64  `json:"bytes"`
+						Leg    string `json:"leg"`
+						Bytes  int64  `json:"bytes"`
+						Digest string `json:"digest"`
 					} `json:"legs"`
 				} `json:"from_pod"`
 			}
@@ -153,6 +154,10 @@ func TestLabConcurrentRequestsCorrelate(t *testing.T) {
 			// leg must carry the same count (SPDY DATA on L1-L3, TCP on L4 and
 			// on the user's connection).
 			for _, l := range h.FromPod.Legs {
+				// The same bytes, in the same order, on every leg.
+				if l.Digest == "" || l.Digest != h.FromPod.Legs[0].Digest {
+					t.Errorf("%s: request %s: the bytes on %s (%s) differ from those on %s (%s)", client, h.RequestID, l.Leg, l.Digest, h.FromPod.Legs[0].Leg, h.FromPod.Legs[0].Digest)
+				}
 				if l.Bytes != h.FromPod.Bytes {
 					t.Errorf("request %s: %s carried %d bytes, other legs %d: a connection matched to the wrong request", h.RequestID, l.Leg, l.Bytes, h.FromPod.Bytes)
 				}
