@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -45,18 +46,17 @@ type LabRunOptions struct {
 }
 
 // recorder collects the frames of every leg, live captures and in-process
-// taps alike.
+// taps alike, spooling each leg to its own temporary file so that memory
+// does not grow with the session; each merges them back in time order.
 type recorder struct {
 	mu    sync.Mutex
+	dir   string
 	legs  []capture.Leg
-	pkts  []recPacket
+	files []*os.File
+	bufs  []*bufio.Writer
 	stats map[int]capture.Stats
-	kept  int64 // bytes held
-	lost  int   // packets not kept once maxRecorded was reached
+	err   error
 }
-
-// maxRecorded bounds the packets pftap lab holds in memory.
-const maxRecorded = 1 << 30
 
 type recPacket struct {
 	leg  int
@@ -65,22 +65,123 @@ type recPacket struct {
 	orig int
 }
 
+func newRecorder() (*recorder, error) {
+	dir, err := os.MkdirTemp("", "pftap-lab-rec-")
+	if err != nil {
+		return nil, err
+	}
+	return &recorder{dir: dir, stats: map[int]capture.Stats{}}, nil
+}
+
 func (r *recorder) addLeg(l capture.Leg) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	f, err := os.CreateTemp(r.dir, "leg-")
+	if err != nil && r.err == nil {
+		r.err = err
+	}
 	r.legs = append(r.legs, l)
+	r.files = append(r.files, f)
+	r.bufs = append(r.bufs, bufio.NewWriterSize(f, 256<<10))
 	return len(r.legs) - 1
 }
 
+// add spools one frame: time, lengths, bytes.
 func (r *recorder) add(leg int, ts time.Time, data []byte, orig int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.kept+int64(len(data)) > maxRecorded {
-		r.lost++
+	if r.err != nil || r.files[leg] == nil {
 		return
 	}
-	r.kept += int64(len(data))
-	r.pkts = append(r.pkts, recPacket{leg, ts, append([]byte(nil), data...), orig})
+	var hdr [16]byte
+	binary.LittleEndian.PutUint64(hdr[0:], uint64(ts.UnixNano()))
+	binary.LittleEndian.PutUint32(hdr[8:], uint32(len(data)))
+	binary.LittleEndian.PutUint32(hdr[12:], uint32(orig))
+	w := r.bufs[leg]
+	w.Write(hdr[:])
+	if _, err := w.Write(data); err != nil {
+		r.err = fmt.Errorf("spooling packets: %w", err)
+	}
+}
+
+// each calls fn for every frame of every leg in time order (a merge of the
+// legs' files, each in the order it was recorded). The frame's bytes are
+// only valid during the call.
+func (r *recorder) each(fn func(p *recPacket) error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	type head struct {
+		rd  *bufio.Reader
+		p   recPacket
+		buf []byte
+		ok  bool
+	}
+	heads := make([]*head, len(r.files))
+	next := func(h *head, leg int) error {
+		var hdr [16]byte
+		if _, err := io.ReadFull(h.rd, hdr[:]); err != nil {
+			h.ok = false
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		n := int(binary.LittleEndian.Uint32(hdr[8:]))
+		if cap(h.buf) < n {
+			h.buf = make([]byte, n)
+		}
+		h.buf = h.buf[:n]
+		if _, err := io.ReadFull(h.rd, h.buf); err != nil {
+			return err
+		}
+		h.p = recPacket{leg: leg, ts: time.Unix(0, int64(binary.LittleEndian.Uint64(hdr[0:]))), data: h.buf, orig: int(binary.LittleEndian.Uint32(hdr[12:]))}
+		h.ok = true
+		return nil
+	}
+	for i, f := range r.files {
+		if err := r.bufs[i].Flush(); err != nil {
+			return err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		heads[i] = &head{rd: bufio.NewReaderSize(f, 256<<10)}
+		if err := next(heads[i], i); err != nil {
+			return err
+		}
+	}
+	for {
+		best := -1
+		for i, h := range heads {
+			if h.ok && (best < 0 || h.p.ts.Before(heads[best].p.ts)) {
+				best = i
+			}
+		}
+		if best < 0 {
+			return nil
+		}
+		if err := fn(&heads[best].p); err != nil {
+			return err
+		}
+		if err := next(heads[best], best); err != nil {
+			return err
+		}
+	}
+}
+
+// close removes the spool.
+func (r *recorder) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, f := range r.files {
+		if f != nil {
+			f.Close()
+		}
+	}
+	os.RemoveAll(r.dir)
 }
 
 // quietUpstream stops the upstream Kubernetes code in the lab (klog) from
@@ -105,7 +206,11 @@ func labRun(opts *LabRunOptions) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rec := &recorder{stats: map[int]capture.Stats{}}
+	rec, err := newRecorder()
+	if err != nil {
+		return err
+	}
+	defer rec.close()
 	userLeg := rec.addLeg(capture.Leg{Name: "user→" + opts.Client, Description: "the requests to the port-forward's local port (host lo)"})
 	// L1 below TLS: inside pftap's own client, or (for kubectl) inside the
 	// lab's apiserver; L2 below TLS inside the lab's kubelet.
@@ -314,7 +419,6 @@ func describeLab(l *lab.Lab, client string) labDescription {
 }
 
 func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, witness int, results []reqResult) error {
-	sort.SliceStable(rec.pkts, func(i, j int) bool { return rec.pkts[i].ts.Before(rec.pkts[j].ts) })
 	if opts.Write != "" {
 		if err := writeRecording(opts.Write, rec); err != nil {
 			return err
@@ -343,12 +447,14 @@ func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, witness 
 	}
 	d.SetInterfaces(ifs)
 	var p packet.Packet
-	for _, rp := range rec.pkts {
-		if packet.Decode(packet.LinkEthernet, rp.data, &p) != nil {
-			continue
+	if err := rec.each(func(rp *recPacket) error {
+		if packet.Decode(packet.LinkEthernet, rp.data, &p) == nil {
+			p.Time, p.Interface = rp.ts, rp.leg
+			d.Add(&p)
 		}
-		p.Time, p.Interface = rp.ts, rp.leg
-		d.Add(&p)
+		return nil
+	}); err != nil {
+		return err
 	}
 	sum := d.Finish()
 	legSum := func(i int) decode.LegSummary {
@@ -402,9 +508,6 @@ func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, witness 
 		if drops > 0 {
 			fmt.Fprintf(out, "\nWARNING: the kernel dropped %d packets; the legs above that lost packets have gaps\n", drops)
 		}
-		if rec.lost > 0 {
-			fmt.Fprintf(out, "\nWARNING: pftap lab holds at most %d MiB of packets; %d later packets were not kept, so the legs show gaps from there\n", maxRecorded>>20, rec.lost)
-		}
 	}
 	sink.Summary(sum)
 	if err := sink.Err(); err != nil {
@@ -429,10 +532,8 @@ func writeRecording(path string, rec *recorder) error {
 			return err
 		}
 	}
-	for _, p := range rec.pkts {
-		if err := w.WritePacket(p.leg, p.ts, p.data, p.orig, ""); err != nil {
-			return err
-		}
+	if err := rec.each(func(p *recPacket) error { return w.WritePacket(p.leg, p.ts, p.data, p.orig, "") }); err != nil {
+		return err
 	}
 	return w.Close()
 }
