@@ -23,6 +23,13 @@ const MaxSegment = 65535 - 20 - 20
 // correct IP and TCP checksums. The MAC addresses are locally administered
 // ones derived from the direction. len(payload) must be at most MaxSegment.
 func AppendTCPFrame(buf []byte, src, dst netip.AddrPort, seq, ack uint32, flags uint8, payload []byte) []byte {
+	return append(AppendTCPHeader(buf, src, dst, seq, ack, flags, payload), payload...)
+}
+
+// AppendTCPHeader appends the Ethernet, IP and TCP headers of the frame
+// AppendTCPFrame would make, checksums included, without the payload: the
+// frame is the result followed by payload.
+func AppendTCPHeader(buf []byte, src, dst netip.AddrPort, seq, ack uint32, flags uint8, payload []byte) []byte {
 	s, d := src.Addr().Unmap(), dst.Addr().Unmap()
 	v6 := s.Is6() || d.Is6()
 	if v6 {
@@ -55,8 +62,9 @@ func AppendTCPFrame(buf []byte, src, dst netip.AddrPort, seq, ack uint32, flags 
 	buf = binary.BigEndian.AppendUint32(buf, seq)
 	buf = binary.BigEndian.AppendUint32(buf, ack)
 	buf = append(buf, 5<<4, flags, 0xff, 0xff, 0, 0, 0, 0)
-	buf = append(buf, payload...)
-	binary.BigEndian.PutUint16(buf[tcpStart+16:], fold(sum(buf[tcpStart:], pseudo)))
+	// The payload's sum is taken in place: its offset in the segment (20)
+	// is even, so its 16-bit words line up with the header's.
+	binary.BigEndian.PutUint16(buf[tcpStart+16:], fold(sum(payload, sum(buf[tcpStart:], pseudo))))
 	return buf
 }
 

@@ -13,6 +13,11 @@ import (
 // call.
 type TapSink func(ts time.Time, frame []byte)
 
+// TapPartsSink receives each frame as its headers and its payload, which
+// saves copying the payload; the frame is header followed by payload. Both
+// are only valid during the call.
+type TapPartsSink func(ts time.Time, header, payload []byte)
+
 // Tap wraps a connection (a plain TCP one, or the plaintext side of a TLS
 // connection) and records every read and write as well-formed
 // Ethernet/IPv4/TCP frames with the connection's real addresses and
@@ -28,20 +33,34 @@ type Tap struct {
 	fin  [2]bool
 	buf  []byte
 	now  func() time.Time
+	// parts, when set, is used instead of sink.
+	parts TapPartsSink
 	// server is set when the wrapped connection's local end is the server.
 	server bool
 }
 
 // NewTap wraps conn, whose local end is the client, and records the
 // handshake at once.
-func NewTap(conn net.Conn, sink TapSink) *Tap { return newTap(conn, sink, false) }
+func NewTap(conn net.Conn, sink TapSink) *Tap { return newTap(conn, sink, false, nil) }
+
+// NewTapParts is NewTap with a sink that takes headers and payload apart.
+func NewTapParts(conn net.Conn, sink TapPartsSink) *Tap {
+	t := newTap(conn, nil, false, sink)
+	return t
+}
+
+// NewServerTapParts is NewServerTap with a sink that takes headers and
+// payload apart.
+func NewServerTapParts(conn net.Conn, sink TapPartsSink) *Tap {
+	return newTap(conn, nil, true, sink)
+}
 
 // NewServerTap wraps a connection a server accepted (the plaintext of a TLS
 // connection, say): reads are the client's bytes, writes the server's.
-func NewServerTap(conn net.Conn, sink TapSink) *Tap { return newTap(conn, sink, true) }
+func NewServerTap(conn net.Conn, sink TapSink) *Tap { return newTap(conn, sink, true, nil) }
 
-func newTap(conn net.Conn, sink TapSink, server bool) *Tap {
-	t := &Tap{Conn: conn, sink: sink, now: time.Now, server: server}
+func newTap(conn net.Conn, sink TapSink, server bool, parts TapPartsSink) *Tap {
+	t := &Tap{Conn: conn, sink: sink, now: time.Now, server: server, parts: parts}
 	local, remote := addrPort(conn.LocalAddr(), "127.0.0.1:1"), addrPort(conn.RemoteAddr(), "127.0.0.1:2")
 	t.addr[0], t.addr[1] = local, remote
 	if server {
@@ -73,8 +92,13 @@ func (t *Tap) emit(ts time.Time, dir int, flags uint8, payload []byte) {
 	if flags&FlagSYN != 0 && dir == 0 {
 		ack = 0
 	}
-	t.buf = AppendTCPFrame(t.buf[:0], t.addr[dir], t.addr[1-dir], t.seq[dir], ack, flags, payload)
-	t.sink(ts, t.buf)
+	if t.parts != nil {
+		t.buf = AppendTCPHeader(t.buf[:0], t.addr[dir], t.addr[1-dir], t.seq[dir], ack, flags, payload)
+		t.parts(ts, t.buf, payload)
+	} else {
+		t.buf = AppendTCPFrame(t.buf[:0], t.addr[dir], t.addr[1-dir], t.seq[dir], ack, flags, payload)
+		t.sink(ts, t.buf)
+	}
 	t.seq[dir] += uint32(len(payload))
 	if flags&(FlagSYN|FlagFIN) != 0 {
 		t.seq[dir]++

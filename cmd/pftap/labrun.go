@@ -49,13 +49,33 @@ type LabRunOptions struct {
 // taps alike, spooling each leg to its own temporary file so that memory
 // does not grow with the session; each merges them back in time order.
 type recorder struct {
-	mu    sync.Mutex
+	mu    sync.Mutex // guards legs, files, bufs and locks while legs are added
 	dir   string
 	legs  []capture.Leg
 	files []*os.File
 	bufs  []*bufio.Writer
+	locks []*sync.Mutex // one per leg: legs are written concurrently
 	stats map[int]capture.Stats
-	err   error
+	err   atomicErr
+}
+
+type atomicErr struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (a *atomicErr) set(err error) {
+	a.mu.Lock()
+	if a.err == nil {
+		a.err = err
+	}
+	a.mu.Unlock()
+}
+
+func (a *atomicErr) get() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
 }
 
 type recPacket struct {
@@ -77,30 +97,43 @@ func (r *recorder) addLeg(l capture.Leg) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f, err := os.CreateTemp(r.dir, "leg-")
-	if err != nil && r.err == nil {
-		r.err = err
+	if err != nil {
+		r.err.set(err)
 	}
 	r.legs = append(r.legs, l)
 	r.files = append(r.files, f)
 	r.bufs = append(r.bufs, bufio.NewWriterSize(f, 256<<10))
+	r.locks = append(r.locks, &sync.Mutex{})
 	return len(r.legs) - 1
 }
 
 // add spools one frame: time, lengths, bytes.
 func (r *recorder) add(leg int, ts time.Time, data []byte, orig int) {
+	r.addParts(leg, ts, data, nil, orig)
+}
+
+// addParts spools a frame given as its headers and its payload.
+func (r *recorder) addParts(leg int, ts time.Time, head, payload []byte, orig int) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.err != nil || r.files[leg] == nil {
+	lock, w, f := r.locks[leg], r.bufs[leg], r.files[leg]
+	r.mu.Unlock()
+	if f == nil {
 		return
+	}
+	n := len(head) + len(payload)
+	if orig < n {
+		orig = n
 	}
 	var hdr [16]byte
 	binary.LittleEndian.PutUint64(hdr[0:], uint64(ts.UnixNano()))
-	binary.LittleEndian.PutUint32(hdr[8:], uint32(len(data)))
+	binary.LittleEndian.PutUint32(hdr[8:], uint32(n))
 	binary.LittleEndian.PutUint32(hdr[12:], uint32(orig))
-	w := r.bufs[leg]
+	lock.Lock()
+	defer lock.Unlock()
 	w.Write(hdr[:])
-	if _, err := w.Write(data); err != nil {
-		r.err = fmt.Errorf("spooling packets: %w", err)
+	w.Write(head)
+	if _, err := w.Write(payload); err != nil {
+		r.err.set(fmt.Errorf("spooling packets: %w", err))
 	}
 }
 
@@ -110,8 +143,8 @@ func (r *recorder) add(leg int, ts time.Time, data []byte, orig int) {
 func (r *recorder) each(fn func(p *recPacket) error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.err != nil {
-		return r.err
+	if err := r.err.get(); err != nil {
+		return err
 	}
 	type head struct {
 		rd  *bufio.Reader
@@ -142,7 +175,10 @@ func (r *recorder) each(fn func(p *recPacket) error) error {
 		return nil
 	}
 	for i, f := range r.files {
-		if err := r.bufs[i].Flush(); err != nil {
+		r.locks[i].Lock()
+		err := r.bufs[i].Flush()
+		r.locks[i].Unlock()
+		if err != nil {
 			return err
 		}
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -228,7 +264,7 @@ func labRun(opts *LabRunOptions) error {
 			if !ok {
 				return c
 			}
-			return capture.NewServerTap(c, func(ts time.Time, frame []byte) { rec.add(idx, ts, frame, len(frame)) })
+			return capture.NewServerTapParts(c, func(ts time.Time, head, payload []byte) { rec.addParts(idx, ts, head, payload, 0) })
 		}}
 	l, err := lab.Start(ctx, cfg)
 	if err != nil {
@@ -325,7 +361,9 @@ func labRun(opts *LabRunOptions) error {
 	default:
 		pf, err := pfclient.Start(ctx, pfclient.Options{Server: l.APIServer, CA: l.CA, Token: l.Config().Token,
 			Namespace: l.Config().Namespace, Pod: l.Config().Pod, Local: local, Remote: l.Config().AppPort, SPDY: opts.SPDY,
-			Tap: func(ts time.Time, frame []byte) { rec.add(l1, ts, frame, len(frame)) }})
+			Wrap: func(c net.Conn) net.Conn {
+				return capture.NewTapParts(c, func(ts time.Time, head, payload []byte) { rec.addParts(l1, ts, head, payload, 0) })
+			}})
 		if err != nil {
 			stopCaptures()
 			return err

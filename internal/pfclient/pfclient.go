@@ -20,8 +20,6 @@ import (
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
 	streamhttp "k8s.io/streaming/pkg/httpstream"
-
-	"github.com/pftap/pftap/capture"
 )
 
 // Options say what to forward.
@@ -37,8 +35,9 @@ type Options struct {
 	Local, Remote int
 	// SPDY skips the WebSocket tunnel.
 	SPDY bool
-	// Tap, when set, receives the L1 plaintext as frames.
-	Tap capture.TapSink
+	// Wrap, when set, is given each TLS connection to the apiserver (the
+	// plaintext side), and the relay uses what it returns: for a tap.
+	Wrap func(net.Conn) net.Conn
 }
 
 // Forwarder is a running port-forward.
@@ -71,7 +70,7 @@ func Start(ctx context.Context, o Options) (*Forwarder, error) {
 	}
 	f.relay = relay
 	tlsCfg := &tls.Config{RootCAs: pool, ServerName: o.Server.Hostname(), MinVersion: tls.VersionTLS12}
-	go f.serveRelay(o.Server.Host, tlsCfg, o.Tap)
+	go f.serveRelay(o.Server.Host, tlsCfg, o.Wrap)
 
 	base := &url.URL{Scheme: "http", Host: relay.Addr().String()}
 	cfg := &rest.Config{Host: base.String(), BearerToken: o.Token}
@@ -151,7 +150,7 @@ func checkPod(ctx context.Context, cfg *rest.Config, ns, pod string) error {
 
 // serveRelay accepts client-go's plain connections and carries each over a
 // new, tapped TLS connection to the apiserver.
-func (f *Forwarder) serveRelay(server string, cfg *tls.Config, tap capture.TapSink) {
+func (f *Forwarder) serveRelay(server string, cfg *tls.Config, wrap func(net.Conn) net.Conn) {
 	for {
 		c, err := f.relay.Accept()
 		if err != nil {
@@ -171,8 +170,8 @@ func (f *Forwarder) serveRelay(server string, cfg *tls.Config, tap capture.TapSi
 				return
 			}
 			var up net.Conn = tc
-			if tap != nil {
-				up = capture.NewTap(tc, tap)
+			if wrap != nil {
+				up = wrap(tc)
 			}
 			f.track(up, c)
 			done := make(chan struct{})

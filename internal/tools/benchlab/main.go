@@ -34,54 +34,54 @@ func main() {
 	mib := flag.Int("mib", 1024, "MiB to transfer from the pod")
 	runs := flag.Int("runs", 3, "transfers per mode (the median is reported)")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the taps-on runs to this file")
+	which := flag.String("taps", "all", "which taps are on in the taps-on runs: all, inprocess (L1/L2 below TLS) or live (the packet captures)")
 	flag.Parse()
 	n := int64(*mib) << 20
 	fmt.Printf("GET /bytes?n=%d through kubectl port-forward (WebSocket), %d runs per mode\n\n", n, *runs)
 	fmt.Printf("%-9s %12s %10s %12s %8s\n", "taps", "MiB/s", "seconds", "tapped bytes", "drops")
-	var off, on float64
-	for _, taps := range []bool{false, true} {
-		var rates []float64
-		var tapped int64
-		var drops uint64
-		if taps && *profile != "" {
-			f, err := os.Create(*profile)
-			if err == nil {
-				pprof.StartCPUProfile(f)
-				defer pprof.StopCPUProfile()
-			}
+	if *profile != "" {
+		if f, err := os.Create(*profile); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
 		}
-		for r := 0; r < *runs; r++ {
-			rate, tb, dr, err := transfer(n, taps)
+	}
+	// Alternate the modes, so that drift in the machine's load hits both.
+	rates := map[bool][]float64{}
+	tapped := map[bool]int64{}
+	drops := map[bool]uint64{}
+	for r := 0; r < *runs; r++ {
+		for _, taps := range []bool{false, true} {
+			rate, tb, dr, err := transfer(n, taps && *which != "live", taps && *which != "inprocess")
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "benchlab:", err)
 				os.Exit(1)
 			}
-			rates = append(rates, rate)
-			tapped, drops = tapped+tb, drops+dr
+			rates[taps] = append(rates[taps], rate)
+			tapped[taps] += tb
+			drops[taps] += dr
 		}
-		sort.Float64s(rates)
-		med := rates[len(rates)/2]
-		mode := "off"
-		if taps {
-			mode, on = "on", med
-		} else {
-			off = med
-		}
-		fmt.Printf("%-9s %12.1f %10.2f %12d %8d\n", mode, med, float64(n)/(1<<20)/med, tapped/int64(*runs), drops)
 	}
+	med := map[bool]float64{}
+	for _, taps := range []bool{false, true} {
+		sort.Float64s(rates[taps])
+		med[taps] = rates[taps][len(rates[taps])/2]
+		mode := map[bool]string{false: "off", true: "on (" + *which + ")"}[taps]
+		fmt.Printf("%-9s %12.1f %10.2f %12d %8d\n", mode, med[taps], float64(n)/(1<<20)/med[taps], tapped[taps]/int64(*runs), drops[taps])
+	}
+	off, on := med[false], med[true]
 	fmt.Printf("\ntaps on run at %.1f%% of taps off\n", 100*on/off)
 }
 
 // transfer builds a lab, forwards, downloads n bytes and returns MiB/s, the
 // bytes the taps saw and the kernel drops.
-func transfer(n int64, taps bool) (float64, int64, uint64, error) {
+func transfer(n int64, inproc, live bool) (float64, int64, uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var tapped atomic.Int64
 	cfg := lab.Config{}
-	if taps {
+	if inproc {
 		cfg.TapConn = func(leg string, c net.Conn) net.Conn {
-			return capture.NewServerTap(c, func(ts time.Time, frame []byte) { tapped.Add(int64(len(frame))) })
+			return capture.NewServerTapParts(c, func(ts time.Time, head, payload []byte) { tapped.Add(int64(len(head) + len(payload))) })
 		}
 	}
 	l, err := lab.Start(ctx, cfg)
@@ -96,7 +96,7 @@ func transfer(n int64, taps bool) (float64, int64, uint64, error) {
 	var srcs []*capture.Source
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	if taps {
+	if live {
 		for _, leg := range l.Legs {
 			if leg.ID == "L1" {
 				continue
