@@ -1,6 +1,10 @@
 package capture
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/gopacket/gopacket"
+)
 
 // Options say what to capture.
 type Options struct {
@@ -35,3 +39,30 @@ var (
 	// ErrNoInterface: the interface does not exist in the namespace.
 	ErrNoInterface = errors.New("no such interface")
 )
+
+// packetReader is what Drain reads from (a *Source).
+type packetReader interface {
+	ReadPacket() ([]byte, gopacket.CaptureInfo, error)
+}
+
+// Drain reads packets from src and hands each to fn until stop is closed
+// or the source fails; quiet periods (ErrTimeout) are waited out. data is
+// only valid during the call. It returns the error that ended it, or nil
+// when stopped.
+func Drain(src packetReader, stop <-chan struct{}, fn func(data []byte, ci gopacket.CaptureInfo)) error {
+	for {
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
+		data, ci, err := src.ReadPacket()
+		if errors.Is(err, ErrTimeout) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		fn(data, ci)
+	}
+}

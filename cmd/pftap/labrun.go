@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gopacket/gopacket"
 	"k8s.io/klog/v2"
 
 	"github.com/pftap/pftap/capture"
@@ -320,21 +320,7 @@ func labRun(opts *LabRunOptions) error {
 		wg.Add(1)
 		go func(lv live) {
 			defer wg.Done()
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				data, ci, err := lv.src.ReadPacket()
-				if errors.Is(err, capture.ErrTimeout) {
-					continue
-				}
-				if err != nil {
-					return
-				}
-				rec.add(lv.leg, ci.Timestamp, data, ci.Length)
-			}
+			capture.Drain(lv.src, done, func(data []byte, ci gopacket.CaptureInfo) { rec.add(lv.leg, ci.Timestamp, data, ci.Length) })
 		}(lv)
 	}
 	stopCaptures := func() {

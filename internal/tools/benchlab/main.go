@@ -12,7 +12,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,6 +23,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gopacket/gopacket"
 
 	"github.com/pftap/pftap/capture"
 	"github.com/pftap/pftap/internal/kubectl"
@@ -109,21 +110,7 @@ func transfer(n int64, inproc, live bool) (float64, int64, uint64, error) {
 			wg.Add(1)
 			go func(s *capture.Source) {
 				defer wg.Done()
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					data, _, err := s.ReadPacket()
-					if errors.Is(err, capture.ErrTimeout) {
-						continue
-					}
-					if err != nil {
-						return
-					}
-					tapped.Add(int64(len(data)))
-				}
+				capture.Drain(s, stop, func(data []byte, _ gopacket.CaptureInfo) { tapped.Add(int64(len(data))) })
 			}(s)
 		}
 	}

@@ -28,6 +28,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gopacket/gopacket"
+
 	"github.com/pftap/pftap/capture"
 	"github.com/pftap/pftap/internal/kubectl"
 	"github.com/pftap/pftap/lab"
@@ -145,23 +147,11 @@ func record(sc scenario, path string) error {
 		wg.Add(1)
 		go func(i int, src *capture.Source) {
 			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				data, ci, err := src.ReadPacket()
-				if errors.Is(err, capture.ErrTimeout) {
-					continue
-				}
-				if err != nil {
-					return
-				}
+			capture.Drain(src, stop, func(data []byte, ci gopacket.CaptureInfo) {
 				mu.Lock()
 				pkts = append(pkts, captured{i, ci.Timestamp, append([]byte(nil), data...), ci.Length})
 				mu.Unlock()
-			}
+			})
 		}(i, t.src)
 	}
 
