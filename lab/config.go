@@ -161,11 +161,12 @@ type Lab struct {
 	// Ready is how long Start took; Gone how long Close took.
 	Ready, Gone time.Duration
 
-	addr    addressing
-	ownDir  bool
-	dir     string
-	pids    []int
-	closers []func() error
+	addr          addressing
+	hostLinkIndex int
+	ownDir        bool
+	dir           string
+	pids          []int
+	closers       []func() error
 }
 
 // Config returns the configuration the lab was built from, defaults filled in.

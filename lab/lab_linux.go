@@ -52,6 +52,18 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 			return nil, err
 		}
 	}
+	// Choosing a subnet and claiming it with the host link must not
+	// interleave with another lab's start, in this process or another.
+	unlock, err := lockNetworks()
+	if err != nil {
+		return nil, err
+	}
+	locked := true
+	defer func() {
+		if locked {
+			unlock()
+		}
+	}()
 	subnet, err := pickSubnet(cfg.Subnet)
 	if err != nil {
 		return nil, err
@@ -71,10 +83,22 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 		ns := ns
 		l.closers = append(l.closers, func() error { return nsenter.Delete(ns) })
 	}
-	l.closers = append(l.closers, func() error { deleteHostLink(a.hostLink); return nil })
+	l.closers = append(l.closers, func() error {
+		if made.hostLinkIndex != 0 {
+			deleteHostLinkIndex(made.hostLinkIndex)
+		}
+		return nil
+	})
 	if err := wire(a, l.CPNetns, l.NodeNetns, l.PodNetns); err != nil {
+		// Still under the lock: the name is ours to remove.
+		deleteHostLink(a.hostLink)
 		return nil, err
 	}
+	if lk, err := hostLinkIndex(a.hostLink); err == nil {
+		l.hostLinkIndex = lk
+	}
+	unlock()
+	locked = false
 	pki, err := newPKI(cfg.Name)
 	if err != nil {
 		return nil, err

@@ -37,8 +37,8 @@ func checkGone(t testing.TB, st State) {
 	if left, _ := nsenter.List(st.Name); len(left) > 0 {
 		t.Errorf("namespaces left behind: %v", left)
 	}
-	if left := hostLinksNamed(st.HostLink); len(left) > 0 {
-		t.Errorf("links left behind: %v", left)
+	if st.HostLinkIndex != 0 && hostLinkExists(st.HostLinkIndex) {
+		t.Errorf("link left behind: %s (index %d)", st.HostLink, st.HostLinkIndex)
 	}
 	if _, err := os.Stat(st.Dir); st.OwnDir && !os.IsNotExist(err) {
 		t.Errorf("directory left behind: %s", st.Dir)

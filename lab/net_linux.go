@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultSubnets is where labs take their /24 from when none is given.
@@ -178,4 +182,54 @@ func hostLinksNamed(name string) []string {
 		}
 	}
 	return out
+}
+
+var networkMu sync.Mutex
+
+// lockNetworks serialises subnet choice between labs: a mutex within this
+// process and an flock on StateDir/networks.lock across processes.
+func lockNetworks() (func(), error) {
+	networkMu.Lock()
+	if err := os.MkdirAll(StateDir, 0o700); err != nil {
+		networkMu.Unlock()
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(StateDir, "networks.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		networkMu.Unlock()
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		networkMu.Unlock()
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return func() {
+		unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		f.Close()
+		networkMu.Unlock()
+	}, nil
+}
+
+// hostLinkIndex returns the ifindex of a host link.
+func hostLinkIndex(name string) (int, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return 0, err
+	}
+	return l.Attrs().Index, nil
+}
+
+// hostLinkExists reports whether the host still has the link with this
+// index (indexes are not reused soon, names are: the next lab on the same
+// subnet gets the same name).
+func hostLinkExists(index int) bool {
+	_, err := netlink.LinkByIndex(index)
+	return err == nil
+}
+
+func deleteHostLinkIndex(index int) {
+	if l, err := netlink.LinkByIndex(index); err == nil {
+		netlink.LinkDel(l)
+	}
 }

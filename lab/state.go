@@ -31,20 +31,23 @@ type State struct {
 	Subnet     string    `json:"subnet"`
 	Namespaces []string  `json:"namespaces"`
 	HostLink   string    `json:"host_link"`
-	Dir        string    `json:"dir"`
-	OwnDir     bool      `json:"own_dir"`
-	Kubeconfig string    `json:"kubeconfig"`
-	APIServer  string    `json:"apiserver"`
-	Pod        string    `json:"pod"`
-	PodIP      string    `json:"pod_ip"`
-	PIDs       []int     `json:"pids,omitempty"`
+	// HostLinkIndex is the host link's ifindex: another lab may later get a
+	// link of the same name, never the same index.
+	HostLinkIndex int    `json:"host_link_index"`
+	Dir           string `json:"dir"`
+	OwnDir        bool   `json:"own_dir"`
+	Kubeconfig    string `json:"kubeconfig"`
+	APIServer     string `json:"apiserver"`
+	Pod           string `json:"pod"`
+	PodIP         string `json:"pod_ip"`
+	PIDs          []int  `json:"pids,omitempty"`
 	// Alive is filled in by ListStates: the lab's process still runs.
 	Alive bool `json:"-"`
 }
 
 func (l *Lab) state() State {
 	st := State{Name: l.cfg.Name, PID: os.Getpid(), Started: time.Now(), Runtime: l.cfg.Runtime, App: l.cfg.App,
-		Subnet: l.cfg.Subnet.String(), Namespaces: []string{l.CPNetns, l.NodeNetns, l.PodNetns}, HostLink: l.addr.hostLink,
+		Subnet: l.cfg.Subnet.String(), Namespaces: []string{l.CPNetns, l.NodeNetns, l.PodNetns}, HostLink: l.addr.hostLink, HostLinkIndex: l.hostLinkIndex,
 		Dir: l.dir, OwnDir: l.ownDir, Kubeconfig: l.Kubeconfig, Pod: l.cfg.Namespace + "/" + l.cfg.Pod, PIDs: l.pids}
 	if l.APIServer != nil {
 		st.APIServer = l.APIServer.String()
@@ -137,8 +140,8 @@ func Clean() ([]string, error) {
 				}
 			}
 		}
-		if st.HostLink != "" && len(hostLinksNamed(st.HostLink)) > 0 {
-			deleteHostLink(st.HostLink)
+		if st.HostLinkIndex != 0 && hostLinkExists(st.HostLinkIndex) {
+			deleteHostLinkIndex(st.HostLinkIndex)
 			done = append(done, "deleted link "+st.HostLink)
 		}
 		if st.OwnDir && strings.Contains(st.Dir, st.Name) {
