@@ -83,7 +83,9 @@ func TestLabMainJob(t *testing.T) {
 			if !strings.Contains(o, upgrade) || tc.noWebSocket && !strings.Contains(o, "upgrade refused") {
 				t.Errorf("L1 does not show the expected upgrade (%s):\n%s", upgrade, o)
 			}
-			for _, s := range []string{"GET /                    200 OK, 274 bytes", "eth0 saw 0 packets of this traffic", "0 gaps (0 bytes), 0 warnings, 0 decode errors",
+			// (Teardown may leave warnings: a GOAWAY cut short by a closing
+			// upstream component is reported as it crossed the wire.)
+			for _, s := range []string{"GET /                    200 OK, 274 bytes", "eth0 saw 0 packets of this traffic", "0 gaps (0 bytes), ", " 0 decode errors",
 				"open data stream 3 → port 80, request 0", "witness pod eth0                  0 packets"} {
 				if !strings.Contains(o, s) {
 					t.Errorf("output lacks %q:\n%s", s, o)

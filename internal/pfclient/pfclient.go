@@ -208,7 +208,9 @@ func (f *Forwarder) close() {
 	f.wg.Wait()
 }
 
-// Stop ends the port-forward and closes every connection.
+// Stop ends the port-forward: client-go closes its streams and says GOAWAY,
+// the relay carries that to the apiserver and both sides close; only what
+// is still open after a grace period is closed by force.
 func (f *Forwarder) Stop() {
 	select {
 	case <-f.stop:
@@ -218,6 +220,13 @@ func (f *Forwarder) Stop() {
 	select {
 	case <-f.done:
 	case <-time.After(5 * time.Second):
+	}
+	f.relay.Close()
+	idle := make(chan struct{})
+	go func() { f.wg.Wait(); close(idle) }()
+	select {
+	case <-idle:
+	case <-time.After(2 * time.Second):
 	}
 	f.close()
 }
