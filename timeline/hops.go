@@ -165,7 +165,8 @@ func (c *Correlator) Result() []Hops {
 
 	// TCP connections on legs without SPDY (the user's connection to the
 	// local port before the chain, the pod's lo after it) are matched to
-	// requests with the same first bytes towards the pod, in order: the
+	// requests that carried the same bytes towards the pod (see sameBytes),
+	// in order among equals: the
 	// k-th such connection on a leg to the k-th such request, by time. A
 	// leg whose first connection starts before any SPDY data is before the
 	// chain; otherwise after it.
@@ -204,9 +205,7 @@ func (c *Correlator) Result() []Hops {
 				if taken[id] {
 					continue
 				}
-				p := reqs[id][0].prefix[0]
-				n := min(len(p), len(t.prefix[0]))
-				if n == 0 || !bytes.Equal(p[:n], t.prefix[0][:n]) {
+				if !sameBytes(c.Digests, reqs[id][0], t) {
 					continue
 				}
 				// Causality: before the chain means earlier than the
@@ -233,6 +232,18 @@ func (c *Correlator) Result() []Hops {
 		out = append(out, h)
 	}
 	return out
+}
+
+// sameBytes reports whether a request's data stream and a TCP connection
+// carried the same bytes towards the pod: all of them (digest and count)
+// when the Correlator keeps digests, else their first ChunkPrefix bytes.
+func sameBytes(digests bool, req, conn *flow) bool {
+	if digests {
+		return req.bytes[0] == conn.bytes[0] && req.digest[0] == conn.digest[0]
+	}
+	p := req.prefix[0]
+	n := min(len(p), len(conn.prefix[0]))
+	return n > 0 && bytes.Equal(p[:n], conn.prefix[0][:n])
 }
 
 // direction orders the legs by when the direction's first byte crossed

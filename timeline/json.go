@@ -53,3 +53,10 @@ func (jw *JSONWriter) Hops(hs []Hops) {
 		}{"hops", h})
 	}
 }
+
+// Object writes any other object, such as the lab app's log.
+func (jw *JSONWriter) Object(v any) {
+	if jw.err == nil {
+		jw.err = jw.enc.Encode(v)
+	}
+}

@@ -362,6 +362,9 @@ func labRun(opts *LabRunOptions) error {
 	time.Sleep(300 * time.Millisecond)
 	stopCaptures()
 	labInfo := describeLab(l, opts.Client)
+	if l.App != nil {
+		labInfo.appLog = l.App.Log()
+	}
 	l.Close()
 
 	return renderLab(opts, rec, labInfo, witness, results)
@@ -414,6 +417,9 @@ func sendRequests(ctx context.Context, port int, reqs []string, concurrency int)
 type labDescription struct {
 	header string
 	podLo  string
+	// appLog is what the built-in app logged: the ground truth of which
+	// connection on the pod's lo asked for what.
+	appLog []lab.AppRequest
 }
 
 func describeLab(l *lab.Lab, client string) labDescription {
@@ -531,6 +537,17 @@ func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, witness 
 			"  To see them, capture lo inside the pod's namespace: pftap capture --netns %s -i lo\n", info.podLo)
 		if drops > 0 {
 			fmt.Fprintf(out, "\nWARNING: the kernel dropped %d packets; the legs above that lost packets have gaps\n", drops)
+		}
+	}
+	if tw != nil && len(info.appLog) > 0 {
+		fmt.Fprintf(opts.IO.Out, "\nthe app in the pod served %d requests:\n", len(info.appLog))
+		for _, a := range info.appLog {
+			fmt.Fprintf(opts.IO.Out, "  from %-21s %s %s, %d bytes\n", a.Remote, a.Method, a.Path, a.Bytes)
+		}
+	}
+	if jw, ok := sink.(*timeline.JSONWriter); ok {
+		for _, a := range info.appLog {
+			jw.Object(map[string]any{"kind": "app", "ts": a.Time, "remote": a.Remote, "method": a.Method, "path": a.Path, "bytes": a.Bytes})
 		}
 	}
 	sink.Summary(sum)

@@ -249,3 +249,71 @@ func TestLabGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestLabL4MatchesAppLog checks the correlation against the ground truth:
+// for each request, the path seen in its data stream on L1 must be the path
+// the app logged for the pod-lo connection that pftap matched to it.
+func TestLabL4MatchesAppLog(t *testing.T) {
+	needRootCmd(t)
+	var reqs []string
+	for i := 0; i < 20; i++ {
+		// Same size, and the same first 64 bytes (all pftap compares): only
+		// the order tells the connections apart; the path's end tells the
+		// test which is which.
+		reqs = append(reqs, fmt.Sprintf("GET /bytes?n=5000&pad=%s&i=%d", strings.Repeat("x", 64), i))
+	}
+	for _, run := range [][2]string{{"pftap", "containerd"}, {"kubectl", "socat"}} {
+		t.Run(run[0]+"/"+run[1], func(t *testing.T) {
+			ios, out, errOut := testIO()
+			if err := labRun(&LabRunOptions{IO: ios, Runtime: run[1], App: "builtin", Client: run[0], Requests: reqs, Concurrency: 20, JSON: true}); err != nil {
+				t.Fatalf("%v\n%s", err, errOut)
+			}
+			pathOnL1 := map[string]string{} // request ID → path in its data stream
+			connPort := map[int]string{}    // conn → client address, from the conn events
+			app := map[string]string{}      // remote address on the pod's lo → path the app served
+			l4 := map[string]int{}          // request ID → the L4 connection pftap matched
+			re := regexp.MustCompile(`"GET (/bytes\?n=5000&pad=x+&i=\d+) HTTP`)
+			sc := bufio.NewScanner(bytes.NewReader(out.Bytes()))
+			sc.Buffer(nil, 1<<20)
+			for sc.Scan() {
+				var e struct {
+					Kind, Leg, Text, Remote, Path string
+					Conn                          int
+					RequestID                     *string `json:"request_id"`
+					ToPod                         struct {
+						Legs []struct {
+							Leg  string
+							Conn int
+						}
+					} `json:"to_pod"`
+				}
+				json.Unmarshal(sc.Bytes(), &e)
+				switch {
+				case e.Kind == "data" && strings.HasPrefix(e.Leg, "L1") && e.RequestID != nil:
+					if m := re.FindStringSubmatch(e.Text); m != nil {
+						pathOnL1[*e.RequestID] = m[1]
+					}
+				case e.Kind == "conn" && strings.HasPrefix(e.Leg, "L4"):
+					// "TCP 127.0.0.1:45604 → 127.0.0.1:80 (...)"
+					connPort[e.Conn] = strings.Fields(e.Text)[1]
+				case e.Kind == "app":
+					app[e.Remote] = e.Path
+				case e.Kind == "hops" && e.RequestID != nil:
+					for _, l := range e.ToPod.Legs {
+						if strings.HasPrefix(l.Leg, "L4") {
+							l4[*e.RequestID] = l.Conn
+						}
+					}
+				}
+			}
+			if len(l4) != 20 || len(app) != 20 {
+				t.Fatalf("%d requests matched to a pod connection, the app logged %d", len(l4), len(app))
+			}
+			for id, conn := range l4 {
+				if got, want := app[connPort[conn]], pathOnL1[id]; got != want || want == "" {
+					t.Errorf("request %s carried %q on L1, but pftap matched it to the pod connection %s for which the app logged %q", id, want, connPort[conn], got)
+				}
+			}
+		})
+	}
+}
