@@ -105,12 +105,15 @@ func (t *Tap) emit(ts time.Time, dir int, flags uint8, payload []byte) {
 	}
 }
 
-func (t *Tap) record(dir int, b []byte, ts time.Time) {
+// record emits b as segments of side dir. The time is taken under the
+// lock, so frames come out in time order whatever goroutines call.
+func (t *Tap) record(dir int, b []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.fin[dir] {
 		return
 	}
+	ts := t.now()
 	for len(b) > 0 {
 		n := min(len(b), MaxSegment)
 		t.emit(ts, dir, FlagPSH|FlagACK, b[:n])
@@ -142,7 +145,7 @@ func (t *Tap) local() int {
 func (t *Tap) Read(p []byte) (int, error) {
 	n, err := t.Conn.Read(p)
 	if n > 0 {
-		t.record(1-t.local(), p[:n], t.now())
+		t.record(1-t.local(), p[:n])
 	}
 	if err == io.EOF {
 		t.finish(1 - t.local())
@@ -150,16 +153,16 @@ func (t *Tap) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Write writes to the peer and records what was written, at the time it
-// was handed to the connection (a write returns only once the bytes are
-// sent, by which time the peer may have them).
+// Write records p, then writes it to the peer. Recording first keeps the
+// tap's frames in the order the bytes were handed to the connection: a
+// write returns only once its bytes are sent, by when the peer may have
+// answered and the answer been recorded. A write that fails part way has
+// recorded more than was sent.
 func (t *Tap) Write(p []byte) (int, error) {
-	ts := t.now()
-	n, err := t.Conn.Write(p)
-	if n > 0 {
-		t.record(t.local(), p[:n], ts)
+	if len(p) > 0 {
+		t.record(t.local(), p)
 	}
-	return n, err
+	return t.Conn.Write(p)
 }
 
 // CloseWrite half-closes when the wrapped connection can.

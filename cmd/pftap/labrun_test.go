@@ -216,7 +216,7 @@ func TestLabGolden(t *testing.T) {
 				}
 				json.Unmarshal(sc.Bytes(), &e)
 				switch e.Kind {
-				case "conn", "close", "goaway", "ping", "hops", "summary", "ws", "spdy", "tcp":
+				case "conn", "close", "goaway", "ping", "hops", "summary", "ws", "spdy", "tcp", "app":
 					continue
 				}
 				if strings.Contains(e.Text, "by client: CANCEL") || strings.Contains(e.Text, "stream ends inside a SPDY frame") {
