@@ -540,7 +540,11 @@ func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, witness 
 		}
 	}
 	if tw != nil && len(info.appLog) > 0 {
-		fmt.Fprintf(opts.IO.Out, "\nthe app in the pod served %d requests:\n", len(info.appLog))
+		plural := "s"
+		if len(info.appLog) == 1 {
+			plural = ""
+		}
+		fmt.Fprintf(opts.IO.Out, "\nthe app in the pod served %d request%s (its own log):\n", len(info.appLog), plural)
 		for _, a := range info.appLog {
 			fmt.Fprintf(opts.IO.Out, "  from %-21s %s %s, %d bytes\n", a.Remote, a.Method, a.Path, a.Bytes)
 		}

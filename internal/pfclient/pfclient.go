@@ -133,6 +133,7 @@ func checkPod(ctx context.Context, cfg *rest.Config, ns, pod string) error {
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/api/v1/namespaces/"+ns+"/pods/"+pod, nil)
 	req.Header.Set("Accept", "application/json")
+	req.Close = true // nothing else goes over this connection
 	resp, err := (&http.Client{Transport: rt, Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		return fmt.Errorf("get pod %s/%s: %w", ns, pod, err)
