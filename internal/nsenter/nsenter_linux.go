@@ -47,37 +47,38 @@ func Do(ref string, fn func() error) error {
 
 // DoHandle runs fn inside the namespace of an open handle.
 func DoHandle(h netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- describe("read current network namespace", err)
-			return
-		}
-		defer orig.Close()
+	return onFreshThread(func() error {
 		if err := netns.Set(h); err != nil {
-			runtime.UnlockOSThread()
-			errc <- describe("enter network namespace", err)
-			return
+			return describe("enter network namespace", err)
 		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			// Leave the thread locked: it dies with this goroutine.
-			errc <- errors.Join(ferr, describe("return to the original network namespace", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+		return nil
+	}, fn)
 }
 
 // Create makes a new named network namespace (bind-mounted under
 // /run/netns, like `ip netns add`) with its loopback up, without moving
 // the calling thread.
 func Create(name string) error {
+	err := onFreshThread(func() error {
+		h, err := netns.NewNamed(name) // creates it and moves the thread in
+		if err != nil {
+			return describe("create network namespace "+name, err)
+		}
+		h.Close()
+		return nil
+	}, loopbackUp)
+	if err != nil && exists(name) {
+		_ = netns.DeleteNamed(name)
+	}
+	return err
+}
+
+// onFreshThread runs enter and then fn on a goroutine locked to its OS
+// thread, and puts the thread back into its original network namespace
+// afterwards (also when enter failed half way). A thread that cannot be
+// put back is never unlocked, so the runtime ends it with the goroutine
+// instead of reusing it in the wrong namespace.
+func onFreshThread(enter, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -88,30 +89,16 @@ func Create(name string) error {
 			return
 		}
 		defer orig.Close()
-		h, err := netns.NewNamed(name)
-		if err != nil {
-			// NewNamed may have switched the thread before failing.
-			if serr := netns.Set(orig); serr != nil {
-				errc <- describe("create network namespace "+name, err)
-				return
-			}
-			runtime.UnlockOSThread()
-			errc <- describe("create network namespace "+name, err)
-			return
+		ferr := enter()
+		if ferr == nil {
+			ferr = fn()
 		}
-		h.Close()
-		lerr := loopbackUp()
 		if err := netns.Set(orig); err != nil {
-			errc <- describe("return to the original network namespace", err)
+			errc <- errors.Join(ferr, describe("return to the original network namespace", err))
 			return
 		}
 		runtime.UnlockOSThread()
-		if lerr != nil {
-			_ = netns.DeleteNamed(name)
-			errc <- lerr
-			return
-		}
-		errc <- nil
+		errc <- ferr
 	}()
 	return <-errc
 }
