@@ -6,10 +6,10 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"github.com/pftap/pftap/internal/testenv"
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -143,12 +143,7 @@ func TestLoopbackHoldsEverythingEth0Nothing(t *testing.T) {
 // tcpdump: the kernel delivers lo packets twice, and both keep one.
 func TestLoopbackCountMatchesTcpdump(t *testing.T) {
 	ns := testPod(t)
-	if _, err := exec.LookPath("tcpdump"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("tcpdump missing in CI")
-		}
-		t.Skip("tcpdump not installed")
-	}
+	testenv.NeedTool(t, "tcpdump", "tcpdump")
 	// tcpdump writes each packet to a pipe as it sees it; count them live,
 	// so that how tcpdump is stopped cannot lose any.
 	td := exec.Command("ip", "netns", "exec", ns, "tcpdump", "--immediate-mode", "-B", "65536", "-U", "-i", "lo", "-w", "-", "tcp port 80")

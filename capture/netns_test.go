@@ -4,6 +4,7 @@ package capture
 
 import (
 	"fmt"
+	"github.com/pftap/pftap/internal/testenv"
 	"net"
 	"os"
 	"os/exec"
@@ -16,13 +17,7 @@ import (
 
 func needRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("CI must run as root: this test creates network namespaces and packet sockets")
-	}
-	t.Skip("needs root: creates network namespaces and packet sockets (CAP_SYS_ADMIN, CAP_NET_RAW)")
+	testenv.NeedRoot(t, "creates network namespaces and packet sockets (CAP_SYS_ADMIN, CAP_NET_RAW)")
 }
 
 var nsCount atomic.Int64

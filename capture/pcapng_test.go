@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"github.com/pftap/pftap/internal/testenv"
 	"io"
 	"net"
 	"net/netip"
@@ -21,12 +22,7 @@ import (
 
 func needTshark(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("tshark missing in CI")
-		}
-		t.Skip("tshark not installed")
-	}
+	testenv.NeedTool(t, "tshark", "tshark")
 }
 
 func tshark(t *testing.T, args ...string) string {

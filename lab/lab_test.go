@@ -5,6 +5,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"github.com/pftap/pftap/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,17 +19,9 @@ import (
 	"github.com/pftap/pftap/internal/nsenter"
 )
 
-// needRoot skips outside CI when not root, and fails in CI, which runs as
-// root so that these tests always run there.
 func needRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("CI must run as root: this test creates network namespaces")
-	}
-	t.Skip("needs root: creates network namespaces and veths (CAP_SYS_ADMIN, CAP_NET_ADMIN)")
+	testenv.NeedRoot(t, "creates network namespaces and veths (CAP_SYS_ADMIN, CAP_NET_ADMIN)")
 }
 
 // checkGone fails the test if anything of the lab is left.

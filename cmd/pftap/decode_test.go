@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/pftap/pftap/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -181,12 +182,7 @@ func TestBulkBytesExact(t *testing.T) {
 // WebSocket frames (opcode, length) of every recording with what tshark's
 // dissectors report for the same connections.
 func TestTsharkOracle(t *testing.T) {
-	if _, err := exec.LookPath("tshark"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("tshark is missing in CI: scripts/test.sh installs it")
-		}
-		t.Skip("tshark not installed (apt-get install tshark)")
-	}
+	testenv.NeedTool(t, "tshark", "tshark")
 	for _, f := range recordingFiles(t) {
 		if strings.Contains(f, "drops") {
 			continue // tshark and pftap treat lost segments differently

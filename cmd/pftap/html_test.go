@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/pftap/pftap/internal/testenv"
 	"image/png"
 	"os"
 	"os/exec"
@@ -13,13 +14,7 @@ import (
 // Debian's chromium, offline: it must load without console messages, and a
 // screenshot must show the lanes and coloured arrows.
 func TestHTMLInHeadlessChromium(t *testing.T) {
-	browser, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("chromium missing in CI: scripts/test.sh installs it")
-		}
-		t.Skip("chromium not installed (apt-get install chromium)")
-	}
+	browser := testenv.NeedTool(t, "chromium", "chromium")
 	dir := t.TempDir()
 	page := filepath.Join(dir, "session.html")
 	ios, _, _ := testIO()

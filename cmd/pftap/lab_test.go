@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"github.com/pftap/pftap/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,13 +19,7 @@ import (
 
 func needRootCmd(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("CI must run as root")
-	}
-	t.Skip("needs root: builds a lab")
+	testenv.NeedRoot(t, "builds a lab (network namespaces, veths, packet sockets)")
 }
 
 // TestLabUpKilledThenClean starts `pftap lab up` as a process, kills it with

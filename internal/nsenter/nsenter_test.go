@@ -4,18 +4,14 @@ package nsenter
 
 import (
 	"fmt"
+	"github.com/pftap/pftap/internal/testenv"
 	"net"
 	"os"
 	"testing"
 )
 
 func TestCreateDoDelete(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI must run as root")
-		}
-		t.Skip("needs root: creates a network namespace (CAP_SYS_ADMIN)")
-	}
+	testenv.NeedRoot(t, "creates a network namespace (CAP_SYS_ADMIN)")
 	name := fmt.Sprintf("pftap-nstest-%d", os.Getpid())
 	self := Self()
 	if err := Create(name); err != nil {
