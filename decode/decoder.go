@@ -27,6 +27,25 @@ type Options struct {
 	// payload of every connection in order, and the DATA of every
 	// port-forward data stream. Correlating legs by byte offset needs them.
 	Chunks func(*Chunk)
+	// Frames, when set, is called for every SPDY frame that decodes
+	// cleanly, in capture order, with the frame itself: headers, DATA
+	// payloads, RST codes. Replaying a recording needs them.
+	Frames func(*FrameInfo)
+	// MaxBody is how many bytes of each HTTP message body Events carry in
+	// Body (DefaultMaxBody when zero).
+	MaxBody int
+}
+
+// FrameInfo is one SPDY frame on a leg, given to Options.Frames. The
+// FrameInfo and the frame's DATA payload are only valid during the call.
+type FrameInfo struct {
+	Time time.Time
+	Conn int
+	Leg  string
+	Dir  Dir
+	// Offset of the frame in its direction's SPDY byte stream.
+	Offset int64
+	Frame  spdy.Frame
 }
 
 // ChunkPrefix is how many leading bytes of a chunk are kept in Chunk.Prefix.
@@ -120,6 +139,13 @@ func (d *Decoder) Finish() Summary {
 		cs.finishRequests(d.sum.End, "capture ended")
 	}
 	return d.sum
+}
+
+func (d *Decoder) maxBody() int {
+	if d.opts.MaxBody > 0 {
+		return d.opts.MaxBody
+	}
+	return DefaultMaxBody
 }
 
 type level int
@@ -393,6 +419,7 @@ func findSPDYFrame(b []byte) int {
 func (cs *connState) feedHTTP(dir tcpstream.Dir, t time.Time, b []byte) {
 	dd := &cs.dirs[dir]
 	dd.http.response = dir == tcpstream.ServerToClient
+	dd.http.maxBody = cs.d.maxBody()
 	msgs, rest, stop, err := dd.http.feed(b)
 	for _, m := range msgs {
 		cs.httpMessage(dir, t, m)
@@ -781,6 +808,9 @@ func (cs *connState) spdyFrame(dir tcpstream.Dir, t time.Time, off int64, f spdy
 		cs.d.send(1, cs, e)
 	}
 	if ferr == nil || errors.Is(ferr, spdy.ErrMidStream) {
+		if cs.d.opts.Frames != nil && ferr == nil {
+			cs.d.opts.Frames(&FrameInfo{Time: t, Conn: cs.c.ID, Leg: cs.leg, Dir: dirOf(dir), Offset: off, Frame: f})
+		}
 		cs.pf.frame(dir, t, off, f)
 	}
 }

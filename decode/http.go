@@ -11,8 +11,9 @@ import (
 // maxHTTPHeader bounds an HTTP/1.x message header.
 const maxHTTPHeader = 64 << 10
 
-// maxBodyKeep is how much of a message body is kept for display.
-const maxBodyKeep = 4 << 10
+// DefaultMaxBody is how much of an HTTP message body Events carry unless
+// Options.MaxBody says otherwise.
+const DefaultMaxBody = 4 << 10
 
 type httpField struct{ name, value string }
 
@@ -81,6 +82,8 @@ type httpParser struct {
 	// known to have no body.
 	methods []string
 	done    []*httpMsg
+	// maxBody bounds the body kept per message.
+	maxBody int
 }
 
 // feed consumes b. It returns the messages completed (header and body);
@@ -177,7 +180,7 @@ func (p *httpParser) feed(b []byte) (msgs []*httpMsg, rest []byte, stop bool, er
 
 func (p *httpParser) keep(b []byte) {
 	p.cur.bodyLen += int64(len(b))
-	if room := maxBodyKeep - len(p.cur.body); room > 0 {
+	if room := p.maxBody - len(p.cur.body); room > 0 {
 		p.cur.body = append(p.cur.body, b[:min(room, len(b))]...)
 	}
 }

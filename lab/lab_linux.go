@@ -5,7 +5,6 @@ package lab
 import (
 	"context"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +15,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/pftap/pftap/internal/fakeapi"
+	"github.com/pftap/pftap/internal/pki"
 
 	"k8s.io/cri-streaming/pkg/streaming"
 
@@ -99,11 +101,11 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	}
 	unlock()
 	locked = false
-	pki, err := newPKI(cfg.Name)
+	ca, err := pki.New(cfg.Name)
 	if err != nil {
 		return nil, err
 	}
-	l.CA = pki.caPEM
+	l.CA = ca.PEM
 
 	// The pod and its app.
 	if err := l.startApp(ctx); err != nil {
@@ -132,7 +134,7 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 		k.streaming = ss
 		l.serve(sl, ss, nil, "")
 	}
-	kcert, err := pki.issue("pftap-lab-node", []net.IP{a.node.AsSlice()}, []string{"pftap-lab-node"}, false)
+	kcert, err := ca.Issue("pftap-lab-node", []net.IP{a.node.AsSlice()}, []string{"pftap-lab-node"}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -140,23 +142,23 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubelet listener: %w", err)
 	}
-	kubeletTLS := &tls.Config{Certificates: []tls.Certificate{kcert}, ClientCAs: pki.pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+	kubeletTLS := &tls.Config{Certificates: []tls.Certificate{kcert}, ClientCAs: ca.Pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
 	if cfg.Plain {
 		kubeletTLS = nil
 	}
 	l.serve(kl, k, kubeletTLS, "L2")
 
 	// The control plane.
-	acert, err := pki.issue("kube-apiserver", []net.IP{a.cp.AsSlice()}, []string{"kubernetes", "kubernetes.default"}, false)
+	acert, err := ca.Issue("kube-apiserver", []net.IP{a.cp.AsSlice()}, []string{"kubernetes", "kubernetes.default"}, false)
 	if err != nil {
 		return nil, err
 	}
-	clientCert, err := pki.issue("system:kube-apiserver-kubelet-client", nil, nil, true)
+	clientCert, err := ca.Issue("system:kube-apiserver-kubelet-client", nil, nil, true)
 	if err != nil {
 		return nil, err
 	}
 	toKubelet := &http.Transport{DialContext: nsDialer(l.CPNetns),
-		TLSClientConfig: &tls.Config{RootCAs: pki.pool, Certificates: []tls.Certificate{clientCert}, MinVersion: tls.VersionTLS12}}
+		TLSClientConfig: &tls.Config{RootCAs: ca.Pool, Certificates: []tls.Certificate{clientCert}, MinVersion: tls.VersionTLS12}}
 	scheme := "https"
 	if cfg.Plain {
 		scheme = "http"
@@ -164,7 +166,7 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	}
 	kubeletURL := &url.URL{Scheme: scheme, Host: netip.AddrPortFrom(a.node, KubeletPort).String(),
 		Path: "/portForward/" + cfg.Namespace + "/" + cfg.Pod}
-	api := &apiserver{token: cfg.Token, websocket: !cfg.NoWebSocket, pod: labPod(cfg.Namespace, cfg.Pod, a.pod.String(), time.Now()),
+	api := &apiserver{token: cfg.Token, websocket: !cfg.NoWebSocket, pod: fakeapi.Pod(cfg.Namespace, cfg.Pod, a.pod.String(), time.Now()),
 		transport: toKubelet, location: func(*http.Request) (*url.URL, error) { u := *kubeletURL; return &u, nil }}
 	al, err := listenIn(l.CPNetns, netip.AddrPortFrom(a.cp, APIServerPort).String())
 	if err != nil {
@@ -261,31 +263,11 @@ func (l *Lab) startApp(ctx context.Context) error {
 }
 
 func (l *Lab) kubeconfig() string {
-	caLine := ""
+	o := pki.KubeconfigOptions{Name: l.cfg.Name, Server: l.APIServer.String(), Token: l.cfg.Token, Namespace: l.cfg.Namespace}
 	if !l.cfg.Plain {
-		caLine = "    certificate-authority-data: " + base64.StdEncoding.EncodeToString(l.CA) + "\n"
+		o.CAPEM = l.CA
 	}
-	user := "{}"
-	if l.cfg.Token != "" {
-		user = "\n    token: " + l.cfg.Token
-	}
-	return fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: %[1]s
-  cluster:
-    server: %[2]s
-%[3]susers:
-- name: %[1]s
-  user: %[4]s
-contexts:
-- name: %[1]s
-  context:
-    cluster: %[1]s
-    user: %[1]s
-    namespace: %[5]s
-current-context: %[1]s
-`, l.cfg.Name, l.APIServer, caLine, user, l.cfg.Namespace)
+	return pki.Kubeconfig(o)
 }
 
 // legs describes the hops of the chain for capture.

@@ -5,7 +5,6 @@ package lab
 import (
 	"context"
 	"fmt"
-	"github.com/pftap/pftap/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pftap/pftap/internal/testenv"
 
 	"github.com/pftap/pftap/internal/kubectl"
 	"github.com/pftap/pftap/internal/nsenter"

@@ -1,4 +1,4 @@
-package lab
+package pki
 
 import (
 	"crypto/ecdsa"
@@ -7,21 +7,27 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"time"
 )
 
-// pki is the lab's certificate authority and the certificates it issues.
-type pki struct {
+// CA is a certificate authority for a lab or a recorded apiserver, and the
+// certificates it issues.
+type CA struct {
 	caCert *x509.Certificate
 	caKey  *ecdsa.PrivateKey
-	caPEM  []byte
-	pool   *x509.CertPool
+	// PEM is the CA certificate, as a kubeconfig's certificate-authority-data.
+	PEM []byte
+	// Pool holds the CA certificate, for verifying what it issued.
+	Pool *x509.CertPool
 }
 
-func newPKI(name string) (*pki, error) {
+// New makes a CA valid for a week; name goes into its common name.
+func New(name string) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -40,14 +46,14 @@ func newPKI(name string) (*pki, error) {
 		return nil, err
 	}
 	cert, _ := x509.ParseCertificate(der)
-	p := &pki{caCert: cert, caKey: key, caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pool: x509.NewCertPool()}
-	p.pool.AddCert(cert)
+	p := &CA{caCert: cert, caKey: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), Pool: x509.NewCertPool()}
+	p.Pool.AddCert(cert)
 	return p, nil
 }
 
-// issue makes a certificate for a server (with IP and DNS names) or a
+// Issue makes a certificate for a server (with IP and DNS names) or a
 // client.
-func (p *pki) issue(cn string, ips []net.IP, dns []string, client bool) (tls.Certificate, error) {
+func (p *CA) Issue(cn string, ips []net.IP, dns []string, client bool) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, err
@@ -72,4 +78,46 @@ func (p *pki) issue(cn string, ips []net.IP, dns []string, client bool) (tls.Cer
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// KubeconfigOptions describe a kubeconfig with one cluster, user and context.
+type KubeconfigOptions struct {
+	Name      string
+	Server    string
+	CAPEM     []byte // nil: no certificate-authority-data (plain HTTP)
+	Token     string
+	Namespace string
+}
+
+// Kubeconfig renders a kubeconfig file that kubectl and client-go accept.
+func Kubeconfig(o KubeconfigOptions) string {
+	caLine := ""
+	if len(o.CAPEM) > 0 {
+		caLine = "    certificate-authority-data: " + base64.StdEncoding.EncodeToString(o.CAPEM) + "\n"
+	}
+	user := "{}"
+	if o.Token != "" {
+		user = "\n    token: " + o.Token
+	}
+	ns := o.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	return fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: %[1]s
+  cluster:
+    server: %[2]s
+%[3]susers:
+- name: %[1]s
+  user: %[4]s
+contexts:
+- name: %[1]s
+  context:
+    cluster: %[1]s
+    user: %[1]s
+    namespace: %[5]s
+current-context: %[1]s
+`, o.Name, o.Server, caLine, user, ns)
 }

@@ -1,0 +1,88 @@
+// Package fakeapi holds the pieces of a Kubernetes apiserver that pftap's
+// lab apiserver and its recorded apiserver share: discovery, Status
+// errors, a running pod and its table, as real kubectl expects them.
+package fakeapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+)
+
+// Discovery answers /version, /api, /apis and /api/v1 and reports whether
+// the request was one of those.
+func Discovery(w http.ResponseWriter, r *http.Request, gitVersion string) bool {
+	switch strings.Trim(r.URL.Path, "/") {
+	case "version":
+		JSON(w, map[string]string{"major": "1", "minor": "37", "gitVersion": gitVersion, "platform": "linux/amd64"})
+	case "api":
+		JSON(w, &metav1.APIVersions{TypeMeta: metav1.TypeMeta{Kind: "APIVersions"}, Versions: []string{"v1"},
+			ServerAddressByClientCIDRs: []metav1.ServerAddressByClientCIDR{{ClientCIDR: "0.0.0.0/0", ServerAddress: r.Host}}})
+	case "apis":
+		JSON(w, &metav1.APIGroupList{TypeMeta: metav1.TypeMeta{Kind: "APIGroupList", APIVersion: "v1"}, Groups: []metav1.APIGroup{}})
+	case "api/v1":
+		JSON(w, &metav1.APIResourceList{TypeMeta: metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"}, GroupVersion: "v1",
+			APIResources: []metav1.APIResource{
+				{Name: "pods", SingularName: "pod", Namespaced: true, Kind: "Pod", ShortNames: []string{"po"}, Verbs: []string{"get", "list"}},
+				{Name: "pods/portforward", Namespaced: true, Kind: "PodPortForwardOptions", Verbs: []string{"create", "get"}},
+			}})
+	default:
+		return false
+	}
+	return true
+}
+
+// JSON writes v as a 200 application/json response.
+func JSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+// Status writes a metav1.Status failure, as the apiserver reports errors.
+func Status(w http.ResponseWriter, code int, reason, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(&metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
+		Status: metav1.StatusFailure, Message: msg, Reason: metav1.StatusReason(reason), Code: int32(code)})
+}
+
+// Pod returns a running, ready pod with one container serving port 80.
+func Pod(namespace, name, ip string, started time.Time) *corev1.Pod {
+	t := metav1.NewTime(started)
+	return &corev1.Pod{
+		TypeMeta: metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, UID: "0e3d5c0a-6f2b-4c36-9a2e-70f7a4b1c0de",
+			ResourceVersion: "1", CreationTimestamp: t, Labels: map[string]string{"app": name}},
+		Spec: corev1.PodSpec{NodeName: "pftap-lab-node", Containers: []corev1.Container{{
+			Name: name, Image: "pftap-lab/" + name, Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 80, Protocol: corev1.ProtocolTCP}},
+		}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}, StartTime: &t,
+			Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: name, Ready: true, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: t}}}}},
+	}
+}
+
+// WantsTable reports whether kubectl asked for server-side printing.
+func WantsTable(r *http.Request) bool { return strings.Contains(r.Header.Get("Accept"), "as=Table") }
+
+// PodTable is what `kubectl get pods` prints: the columns of the real
+// apiserver's pod table.
+func PodTable(pods []corev1.Pod) *metav1.Table {
+	t := &metav1.Table{TypeMeta: metav1.TypeMeta{Kind: "Table", APIVersion: "meta.k8s.io/v1"},
+		ColumnDefinitions: []metav1.TableColumnDefinition{
+			{Name: "Name", Type: "string", Format: "name"}, {Name: "Ready", Type: "string"}, {Name: "Status", Type: "string"},
+			{Name: "Restarts", Type: "string"}, {Name: "Age", Type: "string"}, {Name: "IP", Type: "string", Priority: 1},
+			{Name: "Node", Type: "string", Priority: 1}}}
+	for i := range pods {
+		p := &pods[i]
+		age := time.Since(p.CreationTimestamp.Time).Round(time.Second).String()
+		t.Rows = append(t.Rows, metav1.TableRow{Cells: []any{p.Name, "1/1", string(p.Status.Phase), "0", age, p.Status.PodIP, p.Spec.NodeName},
+			Object: k8sruntime.RawExtension{Object: &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{Kind: "PartialObjectMetadata", APIVersion: "meta.k8s.io/v1"}, ObjectMeta: p.ObjectMeta}}})
+	}
+	return t
+}
