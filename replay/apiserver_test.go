@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -139,5 +140,172 @@ func TestAPIServerClientGo(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestAPIServerConcurrent(t *testing.T) {
+	for _, name := range []string{"spdy-concurrent", "websocket-concurrent"} {
+		for _, kind := range []string{"spdy", "websocket"} {
+			t.Run(name+"/"+kind, func(t *testing.T) {
+				s := recording(t, name)
+				reqs := s.Requests()
+				if len(reqs) != 5 {
+					t.Fatalf("recording has %d requests, want 5", len(reqs))
+				}
+				a := replay.NewAPIServer(t, s)
+				ns, pod, _ := s.Pod()
+				port, stop := forward(t, dialer(t, a.Config, kind, ns, pod), reqs[0].Port)
+				defer stop()
+				var wg sync.WaitGroup
+				for i := range reqs {
+					wg.Add(1)
+					go func(r *replay.Request) {
+						defer wg.Done()
+						// Which recorded request answers which connection
+						// depends on the order the streams open.
+						got := roundTrip(t, port, r.ToPod)
+						for _, rr := range reqs {
+							if bytes.Equal(got, rr.FromPod) {
+								return
+							}
+						}
+						t.Errorf("got a response (%d bytes) that is none of the recorded ones", len(got))
+					}(reqs[i])
+				}
+				wg.Wait()
+				stop()
+				a.Close()
+				if a.Played() != 5 {
+					t.Errorf("played %d requests, want 5", a.Played())
+				}
+			})
+		}
+	}
+}
+
+// TestAPIServerErrorStream: nothing listened on the port in the recorded
+// pod; client-go gets the recorded error stream text.
+func TestAPIServerErrorStream(t *testing.T) {
+	for _, name := range []string{"spdy-refused", "websocket-refused"} {
+		t.Run(name, func(t *testing.T) {
+			s := recording(t, name)
+			reqs := s.Requests()
+			if len(reqs) != 1 || reqs[0].Error == "" {
+				t.Fatalf("want one request with an error, got %d", len(reqs))
+			}
+			a := replay.NewAPIServer(t, s)
+			ns, pod, _ := s.Pod()
+			kind := "spdy"
+			if strings.HasPrefix(name, "websocket") {
+				kind = "websocket"
+			}
+			// client-go reports forwarding errors through
+			// runtime.HandleError; catch them there.
+			errs := make(chan error, 4)
+			defer captureHandleError(errs)()
+			port, stop := forward(t, dialer(t, a.Config, kind, ns, pod), reqs[0].Port)
+			defer stop()
+			c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Write(reqs[0].ToPod)
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			n, _ := io.Copy(io.Discard, c)
+			c.Close()
+			if n != 0 {
+				t.Errorf("the client got %d bytes; the recorded pod sent none", n)
+			}
+			select {
+			case err := <-errs:
+				if !strings.Contains(err.Error(), reqs[0].Error) {
+					t.Errorf("client-go's error %q does not carry the recorded error stream text %q", err, reqs[0].Error)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("client-go reported no error")
+			}
+		})
+	}
+}
+
+// TestAPIServerDeviation: a client that forwards another port and sends
+// other bytes gets a readable diff.
+func TestAPIServerDeviation(t *testing.T) {
+	s := recording(t, "spdy-get")
+	rec := s.Requests()[0]
+	var mu sync.Mutex
+	var got []replay.Mismatch
+	a := replay.NewAPIServer(t, s, replay.WithWait(2*time.Second), replay.WithReporter(func(m replay.Mismatch) {
+		mu.Lock()
+		got = append(got, m)
+		mu.Unlock()
+	}))
+	ns, pod, _ := s.Pod()
+	port, stop := forward(t, dialer(t, a.Config, "spdy", ns, pod), 8080)
+	defer stop()
+	other := bytes.Replace(rec.ToPod, []byte("GET / "), []byte("GET /other "), 1)
+	if resp := roundTrip(t, port, other); !bytes.Equal(resp, rec.FromPod) {
+		t.Errorf("the recorded response was not played back")
+	}
+	stop()
+	a.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	var all []string
+	for _, m := range got {
+		all = append(all, m.Error())
+	}
+	text := strings.Join(all, "\n")
+	t.Logf("mismatches reported:\n%s", text)
+	for _, want := range []string{
+		"request 1 (recorded requestID \"0\"), data stream: the client opened the data stream with other headers",
+		"- port: 80\n    + port: 8080",
+		"the client sent other bytes than the recorded client",
+		"- GET / HTTP/1.1\\r\n    + GET /other HTTP/1.1\\r\n      Host: ",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the report lacks %q", want)
+		}
+	}
+}
+
+// TestAPIServerStrict: client-go numbers requests from 0 like the
+// recorded kubectl, so a replay of the same bytes passes strict
+// comparison; a different chunking does not.
+func TestAPIServerStrict(t *testing.T) {
+	s := recording(t, "spdy-get")
+	rec := s.Requests()[0]
+	var mu sync.Mutex
+	var got []string
+	a := replay.NewAPIServer(t, s, replay.WithMode(replay.Strict), replay.WithWait(2*time.Second), replay.WithReporter(func(m replay.Mismatch) {
+		mu.Lock()
+		got = append(got, m.Error())
+		mu.Unlock()
+	}))
+	ns, pod, _ := s.Pod()
+	port, stop := forward(t, dialer(t, a.Config, "spdy", ns, pod), rec.Port)
+	defer stop()
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two writes with a pause: two DATA frames where kubectl sent one.
+	c.Write(rec.ToPod[:10])
+	time.Sleep(100 * time.Millisecond)
+	c.Write(rec.ToPod[10:])
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, len(rec.FromPod))
+	io.ReadFull(c, buf)
+	c.Close()
+	stop()
+	a.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	text := strings.Join(got, "\n")
+	if !strings.Contains(text, "the same bytes in other DATA frames") || !strings.Contains(text, "frame sizes [79]") {
+		t.Errorf("strict mode did not report the chunking: %s", text)
+	}
+	if strings.Contains(text, "other headers") {
+		t.Errorf("strict mode reported headers that match: %s", text)
 	}
 }

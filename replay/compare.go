@@ -104,12 +104,12 @@ func diffLines(want, got string) string {
 			out.WriteString("  " + am[i] + "\n")
 			i++
 			j++
-		case j < k && (i == n || dp[i][j+1] >= dp[i+1][j]):
-			out.WriteString("+ " + bm[j] + "\n")
-			j++
-		default:
+		case i < n && (j == k || dp[i+1][j] >= dp[i][j+1]):
 			out.WriteString("- " + am[i] + "\n")
 			i++
+		default:
+			out.WriteString("+ " + bm[j] + "\n")
+			j++
 		}
 	}
 	if cut {
@@ -131,16 +131,17 @@ func splitLines(s string) []string {
 	if parts[len(parts)-1] == "" {
 		parts = parts[:len(parts)-1]
 	}
+	quote := func(s string) string { q := strconv.Quote(s); return q[1 : len(q)-1] }
 	for i, p := range parts {
 		switch {
 		case strings.HasSuffix(p, "\r\n"):
-			p = strings.TrimSuffix(p, "\r\n") + `\r`
+			p = quote(strings.TrimSuffix(p, "\r\n")) + `\r`
 		case strings.HasSuffix(p, "\n"):
-			p = strings.TrimSuffix(p, "\n")
+			p = quote(strings.TrimSuffix(p, "\n"))
 		default:
-			p += "  (no newline at end)"
+			p = quote(p) + "  (no newline at end)"
 		}
-		parts[i] = strconv.Quote(p)[1 : len(strconv.Quote(p))-1]
+		parts[i] = p
 	}
 	return parts
 }
