@@ -13,6 +13,8 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"k8s.io/cri-streaming/pkg/streaming"
 )
 
 // Prefix starts the name of everything a lab creates (namespaces, links,
@@ -162,6 +164,8 @@ type Lab struct {
 	Ready, Gone time.Duration
 
 	addr          addressing
+	streaming     streaming.Server
+	sandbox       string
 	hostLinkIndex int
 	ownDir        bool
 	dir           string

@@ -19,6 +19,7 @@ import (
 	"github.com/pftap/pftap/internal/fakeapi"
 	"github.com/pftap/pftap/internal/pki"
 
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/cri-streaming/pkg/streaming"
 
 	"github.com/pftap/pftap/internal/nsenter"
@@ -132,6 +133,7 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 			return nil, err
 		}
 		k.streaming = ss
+		l.streaming, l.sandbox = ss, sandbox
 		l.serve(sl, ss, nil, "")
 	}
 	kcert, err := ca.Issue("pftap-lab-node", []net.IP{a.node.AsSlice()}, []string{"pftap-lab-node"}, false)
@@ -344,4 +346,25 @@ func (t tapListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	return t.wrap(c), nil
+}
+
+// PortForwardURL asks the lab's runtime for a port-forward URL on its
+// streaming server, as the kubelet does for every port-forward (containerd
+// runtime only). The URL is reachable from the node's namespace: see
+// DialNode.
+func (l *Lab) PortForwardURL() (*url.URL, error) {
+	if l.streaming == nil {
+		return nil, fmt.Errorf("the %s runtime has no streaming server", l.cfg.Runtime)
+	}
+	resp, err := l.streaming.GetPortForward(&runtimeapi.PortForwardRequest{PodSandboxId: l.sandbox})
+	if err != nil {
+		return nil, err
+	}
+	return url.Parse(resp.Url)
+}
+
+// DialNode dials addr from inside the node's network namespace, where the
+// kubelet and the runtime's streaming server listen.
+func (l *Lab) DialNode(ctx context.Context, network, addr string) (net.Conn, error) {
+	return nsDialer(l.NodeNetns)(ctx, network, addr)
 }
