@@ -24,9 +24,12 @@ import (
 	"github.com/pftap/pftap/replay"
 )
 
+// recording opens testdata/DIR/NAME.pcapng for "DIR/NAME": recordings/
+// holds kubectl+curl sessions (internal/tools/mkrec), replay/ sessions
+// made by pftap lab -w (scripts/mkreplay.sh).
 func recording(t testing.TB, name string) *replay.Session {
 	t.Helper()
-	s, err := replay.Open(filepath.Join("..", "testdata", "recordings", name+".pcapng"))
+	s, err := replay.Open(filepath.Join("..", "testdata", name+".pcapng"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,9 +120,10 @@ func roundTrip(t testing.TB, port int, b []byte) []byte {
 }
 
 func TestAPIServerClientGo(t *testing.T) {
-	for _, name := range []string{"spdy-get", "websocket-get", "spdy-bulk-1mib", "websocket-fallback"} {
+	for _, name := range []string{"recordings/spdy-get", "recordings/websocket-get", "recordings/spdy-bulk-1mib", "recordings/websocket-fallback",
+		"replay/spdy-get", "replay/websocket-get", "replay/spdy-bulk", "replay/websocket-bulk", "replay/pftap-websocket-get", "replay/socat-spdy-get"} {
 		for _, kind := range []string{"spdy", "websocket", "fallback"} {
-			if name == "websocket-fallback" && kind == "websocket" {
+			if name == "recordings/websocket-fallback" && kind == "websocket" {
 				continue // the recorded apiserver refused WebSocket: only a client that falls back can go on
 			}
 			t.Run(name+"/"+kind, func(t *testing.T) {
@@ -144,7 +148,7 @@ func TestAPIServerClientGo(t *testing.T) {
 }
 
 func TestAPIServerConcurrent(t *testing.T) {
-	for _, name := range []string{"spdy-concurrent", "websocket-concurrent"} {
+	for _, name := range []string{"recordings/spdy-concurrent", "recordings/websocket-concurrent", "replay/spdy-concurrent", "replay/websocket-concurrent"} {
 		for _, kind := range []string{"spdy", "websocket"} {
 			t.Run(name+"/"+kind, func(t *testing.T) {
 				s := recording(t, name)
@@ -186,7 +190,7 @@ func TestAPIServerConcurrent(t *testing.T) {
 // TestAPIServerErrorStream: nothing listened on the port in the recorded
 // pod; client-go gets the recorded error stream text.
 func TestAPIServerErrorStream(t *testing.T) {
-	for _, name := range []string{"spdy-refused", "websocket-refused"} {
+	for _, name := range []string{"recordings/spdy-refused", "recordings/websocket-refused", "replay/spdy-refused", "replay/websocket-refused"} {
 		t.Run(name, func(t *testing.T) {
 			s := recording(t, name)
 			reqs := s.Requests()
@@ -196,7 +200,7 @@ func TestAPIServerErrorStream(t *testing.T) {
 			a := replay.NewAPIServer(t, s)
 			ns, pod, _ := s.Pod()
 			kind := "spdy"
-			if strings.HasPrefix(name, "websocket") {
+			if strings.Contains(name, "websocket") {
 				kind = "websocket"
 			}
 			// client-go reports forwarding errors through
@@ -231,7 +235,7 @@ func TestAPIServerErrorStream(t *testing.T) {
 // TestAPIServerDeviation: a client that forwards another port and sends
 // other bytes gets a readable diff.
 func TestAPIServerDeviation(t *testing.T) {
-	s := recording(t, "spdy-get")
+	s := recording(t, "recordings/spdy-get")
 	rec := s.Requests()[0]
 	var mu sync.Mutex
 	var got []replay.Mismatch
@@ -273,7 +277,7 @@ func TestAPIServerDeviation(t *testing.T) {
 // recorded kubectl, so a replay of the same bytes passes strict
 // comparison; a different chunking does not.
 func TestAPIServerStrict(t *testing.T) {
-	s := recording(t, "spdy-get")
+	s := recording(t, "recordings/spdy-get")
 	rec := s.Requests()[0]
 	var mu sync.Mutex
 	var got []string

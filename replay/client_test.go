@@ -34,7 +34,8 @@ func startLab(t *testing.T) *lab.Lab {
 // mismatch.
 func TestClientAgainstStreamingServer(t *testing.T) {
 	l := startLab(t)
-	for _, name := range []string{"spdy-get", "websocket-get", "spdy-concurrent", "spdy-bulk-1mib"} {
+	for _, name := range []string{"recordings/spdy-get", "recordings/websocket-get", "recordings/spdy-concurrent", "recordings/spdy-bulk-1mib",
+		"replay/spdy-get", "replay/websocket-concurrent", "replay/spdy-bulk", "replay/pftap-websocket-get"} {
 		t.Run(name, func(t *testing.T) {
 			u, err := l.PortForwardURL()
 			if err != nil {
@@ -55,7 +56,7 @@ func TestClientAgainstLabAPIServer(t *testing.T) {
 	pool.AppendCertsFromPEM(l.CA)
 	for _, ws := range []bool{false, true} {
 		t.Run(fmt.Sprintf("websocket=%v", ws), func(t *testing.T) {
-			s := recording(t, "spdy-concurrent")
+			s := recording(t, "replay/spdy-concurrent")
 			c := l.Config()
 			u := fmt.Sprintf("%s/api/v1/namespaces/%s/pods/%s/portforward", l.APIServer, c.Namespace, c.Pod)
 			replay.RunClient(t, s, replay.Target{URL: u, TLS: &tls.Config{RootCAs: pool}, WebSocket: ws,
@@ -68,7 +69,7 @@ func TestClientAgainstLabAPIServer(t *testing.T) {
 // sandbox, this lab's names its own, so the recorded client reports a diff.
 func TestClientMismatch(t *testing.T) {
 	l := startLab(t)
-	s := recording(t, "spdy-refused")
+	s := recording(t, "replay/spdy-refused")
 	u, err := l.PortForwardURL()
 	if err != nil {
 		t.Fatal(err)

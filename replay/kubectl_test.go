@@ -17,11 +17,15 @@ import (
 	"github.com/pftap/pftap/replay"
 )
 
-var hostLine = regexp.MustCompile(`(?m)^Host: ([^\r\n]+)\r$`)
+var (
+	hostLine = regexp.MustCompile(`(?m)^Host: ([^\r\n]+)\r$`)
+	uaLine   = regexp.MustCompile(`(?m)^User-Agent: ([^\r\n]+)\r$`)
+)
 
 // curl sends the recorded request with real curl: the same request line
-// and headers (Host as recorded) to kubectl's local port. It returns the
-// body.
+// and headers (Host and User-Agent as recorded: curl's own, or pftap lab's,
+// which sends what `curl -A pftap-lab` sends) to kubectl's local port. It
+// returns the body.
 func curl(t *testing.T, port int, r *replay.Request) ([]byte, error) {
 	t.Helper()
 	m := hostLine.FindSubmatch(r.ToPod)
@@ -29,7 +33,11 @@ func curl(t *testing.T, port int, r *replay.Request) ([]byte, error) {
 		t.Fatalf("the recorded request has no Host line: %q", r.ToPod)
 	}
 	path := strings.Fields(string(r.ToPod))[1]
-	cmd := exec.Command("curl", "-sS", "--max-time", "20", "-H", "Host: "+string(m[1]), fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
+	args := []string{"-sS", "--max-time", "20", "-H", "Host: " + string(m[1])}
+	if ua := uaLine.FindSubmatch(r.ToPod); ua != nil {
+		args = append(args, "-A", string(ua[1]))
+	}
+	cmd := exec.Command("curl", append(args, fmt.Sprintf("http://127.0.0.1:%d%s", port, path))...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -48,7 +56,8 @@ func body(b []byte) []byte {
 func TestAPIServerKubectl(t *testing.T) {
 	testenv.NeedTool(t, kubectl.Path, "kubectl (on every machine)")
 	testenv.NeedTool(t, "curl", "curl")
-	for _, name := range []string{"spdy-get", "websocket-get", "spdy-concurrent", "websocket-fallback", "spdy-bulk-1mib"} {
+	for _, name := range []string{"recordings/spdy-get", "recordings/websocket-get", "recordings/spdy-concurrent", "recordings/websocket-fallback", "recordings/spdy-bulk-1mib",
+		"replay/spdy-get", "replay/websocket-get", "replay/websocket-concurrent", "replay/websocket-bulk", "replay/pftap-websocket-get"} {
 		for _, ws := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/websocket=%v", name, ws), func(t *testing.T) {
 				s := recording(t, name)
@@ -92,13 +101,13 @@ func TestAPIServerKubectl(t *testing.T) {
 func TestAPIServerKubectlError(t *testing.T) {
 	testenv.NeedTool(t, kubectl.Path, "kubectl (on every machine)")
 	testenv.NeedTool(t, "curl", "curl")
-	for _, name := range []string{"spdy-refused", "websocket-refused"} {
+	for _, name := range []string{"recordings/spdy-refused", "recordings/websocket-refused", "replay/spdy-refused", "replay/websocket-refused"} {
 		t.Run(name, func(t *testing.T) {
 			s := recording(t, name)
 			r := s.Requests()[0]
 			a := replay.NewAPIServer(t, s)
 			_, pod, _ := s.Pod()
-			f, err := kubectl.PortForward(context.Background(), kubectl.Options{Kubeconfig: a.Kubeconfig, Target: "pod/" + pod, Remote: r.Port, WebSocket: strings.HasPrefix(name, "websocket")})
+			f, err := kubectl.PortForward(context.Background(), kubectl.Options{Kubeconfig: a.Kubeconfig, Target: "pod/" + pod, Remote: r.Port, WebSocket: strings.Contains(name, "websocket")})
 			if err != nil {
 				t.Fatal(err)
 			}

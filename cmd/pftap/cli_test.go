@@ -33,6 +33,14 @@ func TestExitCodes(t *testing.T) {
 		{"bad flag", []string{"decode", "--nope", "x"}, exitUsage, "unknown flag: --nope", ""},
 		{"unknown command", []string{"decoed"}, exitUsage, "unknown command", ""},
 		{"version", []string{"version"}, exitOK, "", "pftap "},
+		{"replay", []string{"replay", filepath.Join(replays, "spdy-get.pcapng")}, exitOK, "", "why tcpdump on the pod's eth0 shows nothing"},
+		{"replay other capture", []string{"replay", filepath.Join(recordings, "spdy-get.pcapng")}, exitOK, "", "per-hop latency"},
+		{"replay truncated", []string{"replay", truncated}, exitError, "truncated capture", "101 Switching Protocols"},
+		{"replay garbage", []string{"replay", garbage}, exitError, "not a pcap or pcapng file", ""},
+		{"replay no file", []string{"replay"}, exitUsage, "exactly one recording", ""},
+		{"replay strict without serve", []string{"replay", "--strict", truncated}, exitUsage, "go with --serve", ""},
+		{"replay serve json", []string{"replay", "--serve", "--json", truncated}, exitUsage, "--serve does not render", ""},
+		{"replay serve garbage", []string{"replay", "--serve", garbage}, exitError, "not a pcap or pcapng file", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ios, out, errOut := testIO()

@@ -17,7 +17,10 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
-const recordings = "../../testdata/recordings"
+const (
+	recordings = "../../testdata/recordings"
+	replays    = "../../testdata/replay"
+)
 
 func recordingFiles(t *testing.T) []string {
 	t.Helper()

@@ -59,6 +59,9 @@ the legs side by side with the latency of every hop.`,
 			if opts.Concurrency < 1 {
 				return usageError{errors.New("--concurrency must be at least 1")}
 			}
+			if opts.RemotePort < 0 || opts.RemotePort > 65535 {
+				return usageError{fmt.Errorf("--remote-port %d: want a port number", opts.RemotePort)}
+			}
 			if len(opts.Requests) == 0 {
 				opts.Requests = []string{"GET /"}
 			}
@@ -73,6 +76,7 @@ the legs side by side with the latency of every hop.`,
 	f.BoolVar(&opts.NoWebSocket, "no-websocket", false, "the apiserver refuses WebSocket like one from before 1.31")
 	f.StringArrayVar(&opts.Requests, "request", nil, "a request to send through the port-forward, like 'GET /bytes?n=100000' (repeatable; default GET /)")
 	f.IntVar(&opts.Concurrency, "concurrency", 1, "how many requests at a time")
+	f.IntVar(&opts.RemotePort, "remote-port", 0, "forward to this port in the pod (default: the app's, 80); one where nothing listens shows the error stream")
 	f.StringVarP(&opts.Write, "write", "w", "", "also write every leg to a pcapng file (one interface per leg)")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per line instead")
 	f.StringVar(&opts.HTML, "html", "", "also write a sequence diagram of the legs to this HTML file")

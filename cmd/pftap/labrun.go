@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -38,11 +40,13 @@ type LabRunOptions struct {
 	NoWebSocket bool
 	Requests    []string
 	Concurrency int
-	Write       string
-	HTML        string
-	JSON        bool
-	Verbosity   int
-	NoColor     bool
+	// RemotePort is the pod port to forward to; 0: the app's.
+	RemotePort int
+	Write      string
+	HTML       string
+	JSON       bool
+	Verbosity  int
+	NoColor    bool
 }
 
 // recorder collects the frames of every leg, live captures and in-process
@@ -298,7 +302,6 @@ func labRun(opts *LabRunOptions) error {
 	if err := openLeg(userLeg, "", "lo", fmt.Sprintf("tcp port %d", local)); err != nil {
 		return err
 	}
-	var witness int
 	for _, leg := range l.Legs {
 		name := leg.ID + " " + strings.ReplaceAll(leg.Name, " → ", "→")
 		switch leg.ID {
@@ -308,7 +311,6 @@ func labRun(opts *LabRunOptions) error {
 			name = "L2 on the wire (TLS)"
 		case "witness":
 			name = "witness pod eth0"
-			witness = len(rec.legs)
 		}
 		if err := open(capture.Leg{Name: name, Description: leg.About}, leg.Netns, leg.Interface, fmt.Sprintf("tcp port %d", leg.Server.Port())); err != nil {
 			return err
@@ -334,11 +336,15 @@ func labRun(opts *LabRunOptions) error {
 	}
 
 	// The port-forward and the requests.
+	remote := l.Config().AppPort
+	if opts.RemotePort != 0 {
+		remote = opts.RemotePort
+	}
 	var stopClient func()
 	switch opts.Client {
 	case "kubectl":
 		kf, err := kubectl.PortForward(ctx, kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/" + l.Config().Pod,
-			Remote: l.Config().AppPort, Local: local, WebSocket: !opts.SPDY})
+			Remote: remote, Local: local, WebSocket: !opts.SPDY})
 		if err != nil {
 			stopCaptures()
 			return err
@@ -346,7 +352,7 @@ func labRun(opts *LabRunOptions) error {
 		stopClient = kf.Stop
 	default:
 		pf, err := pfclient.Start(ctx, pfclient.Options{Server: l.APIServer, CA: l.CA, Token: l.Config().Token,
-			Namespace: l.Config().Namespace, Pod: l.Config().Pod, Local: local, Remote: l.Config().AppPort, SPDY: opts.SPDY,
+			Namespace: l.Config().Namespace, Pod: l.Config().Pod, Local: local, Remote: remote, SPDY: opts.SPDY,
 			Wrap: func(c net.Conn) net.Conn {
 				return capture.NewTapParts(c, func(ts time.Time, head, payload []byte) { rec.addParts(l1, ts, head, payload, 0) })
 			}})
@@ -367,7 +373,7 @@ func labRun(opts *LabRunOptions) error {
 	}
 	l.Close()
 
-	return renderLab(opts, rec, labInfo, witness, results)
+	return renderLab(opts, rec, labInfo, results)
 }
 
 type reqResult struct {
@@ -378,10 +384,15 @@ type reqResult struct {
 	err    error
 }
 
+// labUserAgent is the User-Agent of the requests pftap lab sends. With it,
+// pftap lab's requests are byte for byte what `curl -A pftap-lab` sends, so
+// a recording of them replays with curl (see docs/replay.md).
+const labUserAgent = "pftap-lab"
+
 // sendRequests sends each request on its own connection (each is one
-// port-forward request), concurrency at a time.
+// port-forward request), concurrency at a time, and closes the connection
+// once the response is read, as curl does.
 func sendRequests(ctx context.Context, port int, reqs []string, concurrency int) []reqResult {
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	out := make([]reqResult, len(reqs))
 	sem := make(chan struct{}, max(concurrency, 1))
 	var wg sync.WaitGroup
@@ -397,8 +408,15 @@ func sendRequests(ctx context.Context, port int, reqs []string, concurrency int)
 			}
 			t0 := time.Now()
 			res := reqResult{what: method + " " + path}
+			// A transport of its own: no connection is shared between
+			// requests, no Accept-Encoding is added.
+			tr := &http.Transport{DisableCompression: true}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Timeout: 30 * time.Second, Transport: tr}
 			req, err := http.NewRequestWithContext(ctx, method, fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
 			if err == nil {
+				req.Header.Set("User-Agent", labUserAgent)
+				req.Header.Set("Accept", "*/*")
 				var resp *http.Response
 				if resp, err = client.Do(req); err == nil {
 					res.bytes, _ = io.Copy(io.Discard, resp.Body)
@@ -406,6 +424,7 @@ func sendRequests(ctx context.Context, port int, reqs []string, concurrency int)
 					res.status = resp.Status
 				}
 			}
+			tr.CloseIdleConnections()
 			res.err, res.took = err, time.Since(t0)
 			out[i] = res
 		}(i, r)
@@ -448,12 +467,59 @@ func describeLab(l *lab.Lab, client string) labDescription {
 	return labDescription{header: b.String(), podLo: l.PodNetns}
 }
 
-func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, witness int, results []reqResult) error {
+// renderOptions are the output choices of a rendered session, live
+// (`pftap lab`) or replayed (`pftap replay`).
+type renderOptions struct {
+	IO        *IOStreams
+	JSON      bool
+	HTML      string
+	Verbosity int
+	NoColor   bool
+	// Title heads the HTML page.
+	Title string
+}
+
+// sessionView is a whole session to render: its legs, its packets in time
+// order, and what the lab knew about it.
+type sessionView struct {
+	legs  []string
+	drops []uint64 // per leg
+	// each calls fn for every packet of every leg in time order.
+	each    func(fn func(p *packet.Packet) error) error
+	info    labDescription
+	results []reqResult
+	// failOnResults makes a failed request an error (live runs).
+	failOnResults bool
+}
+
+func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, results []reqResult) error {
 	if opts.Write != "" {
-		if err := writeRecording(opts.Write, rec); err != nil {
+		if err := writeRecording(opts.Write, rec, info, results); err != nil {
 			return err
 		}
 	}
+	v := &sessionView{info: info, results: results, failOnResults: true,
+		each: func(fn func(p *packet.Packet) error) error {
+			var p packet.Packet
+			return rec.each(func(rp *recPacket) error {
+				if packet.Decode(packet.LinkEthernet, rp.data, &p) != nil {
+					return nil
+				}
+				p.Time, p.Interface = rp.ts, rp.leg
+				return fn(&p)
+			})
+		}}
+	for i, l := range rec.legs {
+		v.legs = append(v.legs, l.Name)
+		v.drops = append(v.drops, rec.stats[i].Drops)
+	}
+	return renderSession(renderOptions{IO: opts.IO, JSON: opts.JSON, HTML: opts.HTML, Verbosity: opts.Verbosity, NoColor: opts.NoColor, Title: "pftap lab"}, v)
+}
+
+// renderSession prints a session: the header, the timeline, per-hop
+// latencies, the requests, the legs, the witness and the app's log.
+func renderSession(opts renderOptions, v *sessionView) error {
+	info := v.info
 	var sink eventSink
 	var tw *timeline.TextWriter
 	if opts.JSON {
@@ -472,23 +538,24 @@ func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, witness 
 	}
 	d := decode.NewDecoder(decode.Options{Verbosity: opts.Verbosity, Chunks: corr.Chunk}, emit)
 	var ifs []packet.Interface
-	for i, l := range rec.legs {
-		ifs = append(ifs, packet.Interface{Index: i, Name: l.Name})
+	witness := -1
+	for i, name := range v.legs {
+		ifs = append(ifs, packet.Interface{Index: i, Name: name})
+		if strings.HasPrefix(name, "witness") {
+			witness = i
+		}
 	}
 	d.SetInterfaces(ifs)
-	var p packet.Packet
-	if err := rec.each(func(rp *recPacket) error {
-		if packet.Decode(packet.LinkEthernet, rp.data, &p) == nil {
-			p.Time, p.Interface = rp.ts, rp.leg
-			d.Add(&p)
-		}
+	readErr := v.each(func(p *packet.Packet) error {
+		d.Add(p)
 		return nil
-	}); err != nil {
-		return err
-	}
+	})
 	sum := d.Finish()
 	legSum := func(i int) decode.LegSummary {
-		if ls := sum.Legs[rec.legs[i].Name]; ls != nil {
+		if i < 0 || i >= len(v.legs) {
+			return decode.LegSummary{}
+		}
+		if ls := sum.Legs[v.legs[i]]; ls != nil {
 			return *ls
 		}
 		return decode.LegSummary{}
@@ -496,14 +563,16 @@ func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, witness 
 	hops := corr.Result()
 	sink.Hops(hops)
 	if opts.HTML != "" {
-		if err := writeHTMLFile(opts.HTML, "pftap lab", kept, hops); err != nil {
+		if err := writeHTMLFile(opts.HTML, opts.Title, kept, hops); err != nil {
 			return err
 		}
 	}
 	if tw != nil {
 		out := opts.IO.Out
-		fmt.Fprintln(out, "\nrequests sent through the port-forward's local port:")
-		for _, r := range results {
+		if len(v.results) > 0 {
+			fmt.Fprintln(out, "\nrequests sent through the port-forward's local port:")
+		}
+		for _, r := range v.results {
 			if r.err != nil {
 				fmt.Fprintf(out, "  %-24s FAILED: %v\n", r.what, r.err)
 				continue
@@ -512,29 +581,38 @@ func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, witness 
 		}
 		fmt.Fprintln(out, "\nlegs:")
 		var drops uint64
-		for i, l := range rec.legs {
-			st := rec.stats[i]
-			drops += st.Drops
+		for i, name := range v.legs {
+			var dr uint64
+			if i < len(v.drops) {
+				dr = v.drops[i]
+			}
+			drops += dr
 			ls := legSum(i)
 			note := ""
-			if st.Drops > 0 {
-				note = fmt.Sprintf("  DROPPED %d packets: this leg has gaps", st.Drops)
+			if dr > 0 {
+				note = fmt.Sprintf("  DROPPED %d packets: this leg has gaps", dr)
 			}
 			if ls.Gaps > 0 {
 				note += fmt.Sprintf("  %d gaps", ls.Gaps)
 			}
-			fmt.Fprintf(out, "  %-28s %6d packets %10d bytes %5d SPDY frames %4d drops%s\n", l.Name, ls.Packets, ls.Bytes, ls.SPDYFrames, st.Drops, note)
+			fmt.Fprintf(out, "  %-28s %6d packets %10d bytes %5d SPDY frames %4d drops%s\n", name, ls.Packets, ls.Bytes, ls.SPDYFrames, dr, note)
 		}
-		loPkts := 0
-		for i, l := range rec.legs {
-			if strings.HasPrefix(l.Name, "L4") {
-				loPkts += legSum(i).Packets
+		if witness >= 0 {
+			loPkts := 0
+			for i, name := range v.legs {
+				if strings.HasPrefix(name, "L4") {
+					loPkts += legSum(i).Packets
+				}
 			}
+			podLo := info.podLo
+			if podLo == "" {
+				podLo = "POD-NETNS"
+			}
+			fmt.Fprintf(out, "\nwhy tcpdump on the pod's eth0 shows nothing: eth0 saw %d packets of this traffic, the pod's lo %d.\n", legSum(witness).Packets, loPkts)
+			fmt.Fprintf(out, "  The runtime does not reach the app through the pod's network: it enters the pod's network\n"+
+				"  namespace and connects to localhost, so the forwarded bytes cross only the pod's loopback.\n"+
+				"  To see them, capture lo inside the pod's namespace: pftap capture --netns %s -i lo\n", podLo)
 		}
-		fmt.Fprintf(out, "\nwhy tcpdump on the pod's eth0 shows nothing: eth0 saw %d packets of this traffic, the pod's lo %d.\n", legSum(witness).Packets, loPkts)
-		fmt.Fprintf(out, "  The runtime does not reach the app through the pod's network: it enters the pod's network\n"+
-			"  namespace and connects to localhost, so the forwarded bytes cross only the pod's loopback.\n"+
-			"  To see them, capture lo inside the pod's namespace: pftap capture --netns %s -i lo\n", info.podLo)
 		if drops > 0 {
 			fmt.Fprintf(out, "\nWARNING: the kernel dropped %d packets; the legs above that lost packets have gaps\n", drops)
 		}
@@ -558,27 +636,121 @@ func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, witness 
 	if err := sink.Err(); err != nil {
 		return err
 	}
-	for _, r := range results {
-		if r.err != nil {
-			return fmt.Errorf("a request through the port-forward failed: %s: %v", r.what, r.err)
+	if readErr != nil {
+		return readErr
+	}
+	if v.failOnResults {
+		for _, r := range v.results {
+			if r.err != nil {
+				return fmt.Errorf("a request through the port-forward failed: %s: %v", r.what, r.err)
+			}
 		}
 	}
 	return nil
 }
 
-func writeRecording(path string, rec *recorder) error {
-	w, err := capture.Create(path, fmt.Sprintf("pftap lab session, %s", time.Now().UTC().Format(time.RFC3339)))
+// labMetaPrefix starts the section-header comment line that carries what
+// the lab knew about a session (JSON), so that `pftap replay` renders the
+// recording as `pftap lab` rendered it live.
+const labMetaPrefix = "pftap-lab-meta: "
+
+// labMeta is that JSON.
+type labMeta struct {
+	Header   string           `json:"header"`
+	PodNetns string           `json:"pod_netns"`
+	Results  []metaResult     `json:"results,omitempty"`
+	Drops    []uint64         `json:"drops,omitempty"` // per leg, in interface order
+	AppLog   []lab.AppRequest `json:"app_log,omitempty"`
+}
+
+type metaResult struct {
+	What   string `json:"what"`
+	Status string `json:"status,omitempty"`
+	Bytes  int64  `json:"bytes"`
+	TookNS int64  `json:"took_ns"`
+	Error  string `json:"error,omitempty"`
+}
+
+func encodeLabMeta(rec *recorder, info labDescription, results []reqResult) string {
+	m := labMeta{Header: info.header, PodNetns: info.podLo, AppLog: info.appLog}
+	for i := range rec.legs {
+		m.Drops = append(m.Drops, rec.stats[i].Drops)
+	}
+	for _, r := range results {
+		mr := metaResult{What: r.what, Status: r.status, Bytes: r.bytes, TookNS: int64(r.took)}
+		if r.err != nil {
+			mr.Error = r.err.Error()
+		}
+		m.Results = append(m.Results, mr)
+	}
+	b, _ := json.Marshal(m)
+	return labMetaPrefix + string(b)
+}
+
+// decodeLabMeta finds the lab's metadata in a section comment.
+func decodeLabMeta(comment string) (labDescription, []reqResult, []uint64, bool) {
+	for _, line := range strings.Split(comment, "\n") {
+		rest, ok := strings.CutPrefix(line, labMetaPrefix)
+		if !ok {
+			continue
+		}
+		var m labMeta
+		if json.Unmarshal([]byte(rest), &m) != nil {
+			return labDescription{}, nil, nil, false
+		}
+		var results []reqResult
+		for _, r := range m.Results {
+			rr := reqResult{what: r.What, status: r.Status, bytes: r.Bytes, took: time.Duration(r.TookNS)}
+			if r.Error != "" {
+				rr.err = errors.New(r.Error)
+			}
+			results = append(results, rr)
+		}
+		return labDescription{header: m.Header, podLo: m.PodNetns, appLog: m.AppLog}, results, m.Drops, true
+	}
+	return labDescription{}, nil, nil, false
+}
+
+// writeRecording writes the session as pcapng: one interface per leg, the
+// decoded one-line summaries as packet comments (Wireshark shows them),
+// and the lab's description in the section header.
+func writeRecording(path string, rec *recorder, info labDescription, results []reqResult) error {
+	comment := fmt.Sprintf("pftap lab session, %s\n%s", time.Now().UTC().Format(time.RFC3339), encodeLabMeta(rec, info, results))
+	w, err := capture.Create(path, comment)
 	if err != nil {
 		return err
 	}
 	defer w.Close()
-	for _, l := range rec.legs {
+	var ifs []packet.Interface
+	for i, l := range rec.legs {
 		if _, err := w.AddLeg(l); err != nil {
 			return err
 		}
+		ifs = append(ifs, packet.Interface{Index: i, Name: l.Name})
 	}
-	if err := rec.each(func(p *recPacket) error { return w.WritePacket(p.leg, p.ts, p.data, p.orig, "") }); err != nil {
+	// Decode as the packets are written: the events a packet completes
+	// become its comment.
+	var texts []string
+	d := decode.NewDecoder(decode.Options{}, func(e *decode.Event) {
+		if e.Kind != decode.KindConn {
+			texts = append(texts, e.Text)
+		}
+	})
+	d.SetInterfaces(ifs)
+	var p packet.Packet
+	if err := rec.each(func(rp *recPacket) error {
+		texts = texts[:0]
+		// Credentials are hidden in the file, as pftap hides them
+		// everywhere (the in-process taps record plaintext below TLS).
+		capture.RedactFrame(rp.data)
+		if packet.Decode(packet.LinkEthernet, rp.data, &p) == nil {
+			p.Time, p.Interface = rp.ts, rp.leg
+			d.Add(&p)
+		}
+		return w.WritePacket(rp.leg, rp.ts, rp.data, rp.orig, strings.Join(texts, "; "))
+	}); err != nil {
 		return err
 	}
+	d.Finish()
 	return w.Close()
 }

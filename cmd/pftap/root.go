@@ -49,6 +49,7 @@ payload on the pod's loopback) and prints it as a timeline.`,
 	root.AddCommand(newDecodeCmd(io, nil))
 	root.AddCommand(newCaptureCmd(io, nil))
 	root.AddCommand(newLabCmd(io))
+	root.AddCommand(newReplayCmd(io))
 	return root
 }
 

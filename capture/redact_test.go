@@ -1,0 +1,56 @@
+package capture
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+)
+
+func TestRedactFrame(t *testing.T) {
+	src, dst := netip.MustParseAddrPort("10.0.0.1:40000"), netip.MustParseAddrPort("10.0.0.2:6443")
+	payload := "POST /api/v1/namespaces/default/pods/nginx/portforward HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cr3t-token\r\n" +
+		"Cookie: a=b\r\nSec-WebSocket-Protocol: SPDY/3.1+portforward.k8s.io,base64url.bearer.authorization.k8s.io.dG9rZW4\r\n\r\n"
+	for _, v6 := range []bool{false, true} {
+		s, d := src, dst
+		if v6 {
+			s, d = netip.MustParseAddrPort("[fd00::1]:40000"), netip.MustParseAddrPort("[fd00::2]:6443")
+		}
+		f := AppendTCPFrame(nil, s, d, 1, 1, FlagACK|FlagPSH, []byte(payload))
+		if !RedactFrame(f) {
+			t.Fatal("nothing redacted")
+		}
+		for _, secret := range []string{"s3cr3t-token", "a=b", "dG9rZW4"} {
+			if bytes.Contains(f, []byte(secret)) {
+				t.Errorf("v6=%v: %q is still in the frame", v6, secret)
+			}
+		}
+		if !bytes.Contains(f, []byte("Authorization: Bearer xxxxxxxxxxxx\r\n")) {
+			t.Errorf("v6=%v: the scheme or the length changed:\n%s", v6, f)
+		}
+		if RedactFrame(f) {
+			t.Error("a second pass changed the frame again")
+		}
+		if got := checksumOK(f); !got {
+			t.Errorf("v6=%v: bad TCP checksum after redaction", v6)
+		}
+	}
+	// The check itself catches a payload changed without a new checksum.
+	bad := AppendTCPFrame(nil, src, dst, 1, 1, FlagACK, []byte("GET / HTTP/1.1\r\n\r\n"))
+	if !checksumOK(bad) {
+		t.Fatal("checksumOK rejects a good frame")
+	}
+	bad[len(bad)-5] ^= 0x20
+	if checksumOK(bad) {
+		t.Fatal("checksumOK accepts a changed payload")
+	}
+	plain := AppendTCPFrame(nil, src, dst, 1, 1, FlagACK, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	if RedactFrame(plain) {
+		t.Error("a frame without credentials was changed")
+	}
+}
+
+// checksumOK verifies the TCP checksum of a frame.
+func checksumOK(f []byte) bool {
+	tcp, pseudo, ok := tcpSegment(f)
+	return ok && fold(sum(tcp, pseudo)) == 0
+}
