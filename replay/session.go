@@ -391,8 +391,13 @@ func (s *Session) Describe() string {
 			proto = "WebSocket (" + cl[0].Protocol + ")"
 		}
 	}
-	fmt.Fprintf(&b, "%d legs, %d connections, %d port-forward sessions (%d on the client's leg, %s), %d requests",
-		len(s.Legs), len(s.Conns), len(s.PortForwards), len(cl), proto, len(s.Requests()))
+	n := len(s.Requests())
+	plural := "s"
+	if n == 1 {
+		plural = ""
+	}
+	fmt.Fprintf(&b, "%d legs, %d connections, %d port-forward sessions (%d on the client's leg, %s), %d request%s",
+		len(s.Legs), len(s.Conns), len(s.PortForwards), len(cl), proto, n, plural)
 	if pod != "" {
 		fmt.Fprintf(&b, " to pod %s/%s", ns, pod)
 	}
