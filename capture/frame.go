@@ -30,6 +30,32 @@ func AppendTCPFrame(buf []byte, src, dst netip.AddrPort, seq, ack uint32, flags 
 // AppendTCPFrame would make, checksums included, without the payload: the
 // frame is the result followed by payload.
 func AppendTCPHeader(buf []byte, src, dst netip.AddrPort, seq, ack uint32, flags uint8, payload []byte) []byte {
+	return appendTCPHeader(buf, src, dst, seq, ack, flags, payload, len(payload), true)
+}
+
+// AppendTCPHeaderNoChecksum is AppendTCPHeader with the TCP checksum left
+// zero, which saves reading the payload: for frames that are decoded at
+// once, or fixed with FixTCPChecksum before they are written out. The IP
+// header checksum is filled in.
+func AppendTCPHeaderNoChecksum(buf []byte, src, dst netip.AddrPort, seq, ack uint32, flags uint8, payloadLen int) []byte {
+	return appendTCPHeader(buf, src, dst, seq, ack, flags, nil, payloadLen, false)
+}
+
+// FixTCPChecksum computes the TCP checksum of an Ethernet/IPv4 or IPv6
+// frame in place. It reports false for frames that are not TCP.
+func FixTCPChecksum(frame []byte) bool {
+	tcp, pseudo, ok := tcpSegment(frame)
+	if !ok || len(tcp) < 20 {
+		return false
+	}
+	binary.BigEndian.PutUint16(tcp[16:], 0)
+	binary.BigEndian.PutUint16(tcp[16:], fold(sum(tcp, pseudo)))
+	return true
+}
+
+// appendTCPHeader builds the headers for a payload of plen bytes; the TCP
+// checksum, when asked for, is taken over payload.
+func appendTCPHeader(buf []byte, src, dst netip.AddrPort, seq, ack uint32, flags uint8, payload []byte, plen int, checksum bool) []byte {
 	s, d := src.Addr().Unmap(), dst.Addr().Unmap()
 	v6 := s.Is6() || d.Is6()
 	if v6 {
@@ -38,7 +64,7 @@ func AppendTCPHeader(buf []byte, src, dst netip.AddrPort, seq, ack uint32, flags
 	// Ethernet: 02:70:66:xx:xx:xx (pf), low bytes from the ports.
 	buf = append(buf, 0x02, 0x70, 0x66, 0, byte(dst.Port()>>8), byte(dst.Port()))
 	buf = append(buf, 0x02, 0x70, 0x66, 0, byte(src.Port()>>8), byte(src.Port()))
-	tcpLen := 20 + len(payload)
+	tcpLen := 20 + plen
 	var pseudo uint32
 	if v6 {
 		buf = append(buf, 0x86, 0xdd)
@@ -64,7 +90,9 @@ func AppendTCPHeader(buf []byte, src, dst netip.AddrPort, seq, ack uint32, flags
 	buf = append(buf, 5<<4, flags, 0xff, 0xff, 0, 0, 0, 0)
 	// The payload's sum is taken in place: its offset in the segment (20)
 	// is even, so its 16-bit words line up with the header's.
-	binary.BigEndian.PutUint16(buf[tcpStart+16:], fold(sum(payload, sum(buf[tcpStart:], pseudo))))
+	if checksum {
+		binary.BigEndian.PutUint16(buf[tcpStart+16:], fold(sum(payload, sum(buf[tcpStart:], pseudo))))
+	}
 	return buf
 }
 

@@ -60,7 +60,9 @@ type recorder struct {
 	bufs  []*bufio.Writer
 	locks []*sync.Mutex // one per leg: legs are written concurrently
 	stats map[int]capture.Stats
-	err   atomicErr
+	// inproc marks the legs recorded by in-process taps.
+	inproc map[int]bool
+	err    atomicErr
 }
 
 type atomicErr struct {
@@ -94,7 +96,7 @@ func newRecorder() (*recorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &recorder{dir: dir, stats: map[int]capture.Stats{}}, nil
+	return &recorder{dir: dir, stats: map[int]capture.Stats{}, inproc: map[int]bool{}}, nil
 }
 
 func (r *recorder) addLeg(l capture.Leg) int {
@@ -262,6 +264,7 @@ func labRun(opts *LabRunOptions) error {
 	if opts.Client == "kubectl" {
 		tapLegs["L1"] = l1
 	}
+	rec.inproc[l1], rec.inproc[tapLegs["L2"]] = true, true
 	cfg := lab.Config{Runtime: opts.Runtime, App: opts.App, NoWebSocket: opts.NoWebSocket,
 		TapConn: func(leg string, c net.Conn) net.Conn {
 			idx, ok := tapLegs[leg]
@@ -740,6 +743,10 @@ func writeRecording(path string, rec *recorder, info labDescription, results []r
 	var p packet.Packet
 	if err := rec.each(func(rp *recPacket) error {
 		texts = texts[:0]
+		// The in-process taps leave TCP checksums to the writer.
+		if rec.inproc[rp.leg] {
+			capture.FixTCPChecksum(rp.data)
+		}
 		// Credentials are hidden in the file, as pftap hides them
 		// everywhere (the in-process taps record plaintext below TLS).
 		capture.RedactFrame(rp.data)
