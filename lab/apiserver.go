@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/proxy"
 	proxyutil "k8s.io/apiserver/pkg/util/proxy"
 	"k8s.io/streaming/pkg/httpstream/wsstream"
@@ -48,7 +49,12 @@ func (a *apiserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case len(parts) == 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "namespaces" && parts[4] == "pods":
 		list := &corev1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}, ListMeta: metav1.ListMeta{ResourceVersion: "1"}}
-		if parts[3] == a.pod.Namespace {
+		sel, err := labels.Parse(r.URL.Query().Get("labelSelector"))
+		if err != nil {
+			a.status(w, http.StatusBadRequest, "BadRequest", "labelSelector: "+err.Error())
+			return
+		}
+		if parts[3] == a.pod.Namespace && sel.Matches(labels.Set(a.pod.Labels)) {
 			list.Items = []corev1.Pod{*a.pod}
 		}
 		if fakeapi.WantsTable(r) {
@@ -71,6 +77,18 @@ func (a *apiserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		default:
 			a.status(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "the lab serves GET pod and pods/portforward only")
 		}
+	case len(parts) == 6 && parts[0] == "api" && parts[2] == "namespaces" && parts[4] == "services" && r.Method == http.MethodGet:
+		if parts[3] != a.pod.Namespace || parts[5] != a.pod.Name {
+			a.status(w, http.StatusNotFound, "NotFound", fmt.Sprintf("services %q not found", parts[5]))
+			return
+		}
+		a.json(w, fakeapi.Service(a.pod.Namespace, a.pod.Name, a.pod.CreationTimestamp.Time))
+	case len(parts) == 7 && parts[0] == "apis" && parts[1] == "apps" && parts[3] == "namespaces" && parts[5] == "deployments" && r.Method == http.MethodGet:
+		if parts[4] != a.pod.Namespace || parts[6] != a.pod.Name {
+			a.status(w, http.StatusNotFound, "NotFound", fmt.Sprintf("deployments.apps %q not found", parts[6]))
+			return
+		}
+		a.json(w, fakeapi.Deployment(a.pod.Namespace, a.pod.Name, a.pod.CreationTimestamp.Time))
 	default:
 		a.status(w, http.StatusNotFound, "NotFound", "the server could not find the requested resource")
 	}

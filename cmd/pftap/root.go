@@ -50,6 +50,7 @@ payload on the pod's loopback) and prints it as a timeline.`,
 	root.AddCommand(newCaptureCmd(io, nil))
 	root.AddCommand(newLabCmd(io))
 	root.AddCommand(newReplayCmd(io))
+	root.AddCommand(newTraceCmd(io, nil))
 	return root
 }
 

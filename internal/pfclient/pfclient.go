@@ -29,10 +29,19 @@ type Options struct {
 	Server *url.URL
 	CA     []byte
 	Token  string
+	// Config, when set, is used instead of Server, CA and Token: any
+	// client-go configuration (from a kubeconfig: client certificates,
+	// exec plugins, tokens). Its TLS is made by pftap's relay, so that
+	// the plaintext can be tapped; client-go adds its credentials.
+	Config *rest.Config
 	// Namespace and Pod name the target.
 	Namespace, Pod string
 	// Local and Remote are the ports; Local 0 picks a free one.
 	Local, Remote int
+	// Ports, when set, replaces Local and Remote: "LOCAL:REMOTE" pairs.
+	Ports []string
+	// Address is the local address to listen on (127.0.0.1).
+	Address string
 	// SPDY skips the WebSocket tunnel.
 	SPDY bool
 	// Wrap, when set, is given each TLS connection to the apiserver (the
@@ -42,38 +51,84 @@ type Options struct {
 
 // Forwarder is a running port-forward.
 type Forwarder struct {
-	// Local is the local port, on 127.0.0.1.
+	// Local is the (first) local port.
 	Local int
-	stop  chan struct{}
-	done  chan error
-	relay net.Listener
+	// Ports are the forwarded ports, local and remote.
+	Ports []portforward.ForwardedPort
+	stop     chan struct{}
+	finished chan struct{}
+	err      error
+	relayErr error
+	relay    net.Listener
 	wg    sync.WaitGroup
 	mu    sync.Mutex
 	conns []net.Conn
-	Out   strings.Builder
+	out   lockedBuilder
+}
+
+// Output is what client-go's port-forwarder printed ("Handling
+// connection...", forwarding errors).
+func (f *Forwarder) Output() string { return f.out.String() }
+
+// Done is closed when the port-forward ends (Err says why).
+func (f *Forwarder) Done() <-chan struct{} { return f.finished }
+
+// Err is why the port-forward ended; nil while it runs or after Stop.
+func (f *Forwarder) Err() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// RelayErr is the last error of the relay's connections to the apiserver
+// (a TLS handshake that failed, say): client-go sees only a closed
+// connection.
+func (f *Forwarder) RelayErr() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.relayErr
+}
+
+func (f *Forwarder) setRelayErr(err error) {
+	f.mu.Lock()
+	f.relayErr = err
+	f.mu.Unlock()
+}
+
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // Start checks that the pod runs, then forwards, and returns once the local
 // port accepts connections.
 func Start(ctx context.Context, o Options) (*Forwarder, error) {
-	if o.Server == nil || o.Server.Scheme != "https" {
-		return nil, errors.New("pfclient: the apiserver URL must be https")
+	server, tlsCfg, cfg, err := relayConfig(o)
+	if err != nil {
+		return nil, err
 	}
-	pool := x509.NewCertPool()
-	if len(o.CA) > 0 && !pool.AppendCertsFromPEM(o.CA) {
-		return nil, errors.New("pfclient: no certificate in the CA")
-	}
-	f := &Forwarder{stop: make(chan struct{}), done: make(chan error, 1)}
+	f := &Forwarder{stop: make(chan struct{}), finished: make(chan struct{})}
 	relay, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	f.relay = relay
-	tlsCfg := &tls.Config{RootCAs: pool, ServerName: o.Server.Hostname(), MinVersion: tls.VersionTLS12}
-	go f.serveRelay(o.Server.Host, tlsCfg, o.Wrap)
+	go f.serveRelay(server, tlsCfg, o.Wrap)
 
 	base := &url.URL{Scheme: "http", Host: relay.Addr().String()}
-	cfg := &rest.Config{Host: base.String(), BearerToken: o.Token}
+	cfg.Host = base.String()
 	// As kubectl does: the pod must exist and run.
 	if err := checkPod(ctx, cfg, o.Namespace, o.Pod); err != nil {
 		f.close()
@@ -100,30 +155,96 @@ func Start(ctx context.Context, o Options) (*Forwarder, error) {
 				streamhttp.IsUpgradeFailure(err) || streamhttp.IsHTTPSProxyError(err)
 		})
 	}
-	local := strconv.Itoa(o.Local)
+	ports := o.Ports
+	if len(ports) == 0 {
+		ports = []string{strconv.Itoa(o.Local) + ":" + strconv.Itoa(o.Remote)}
+	}
+	addr := o.Address
+	if addr == "" {
+		addr = "127.0.0.1"
+	}
 	ready := make(chan struct{})
-	pf, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{local + ":" + strconv.Itoa(o.Remote)}, f.stop, ready, &f.Out, &f.Out)
+	pf, err := portforward.NewOnAddresses(dialer, []string{addr}, ports, f.stop, ready, &f.out, &f.out)
 	if err != nil {
 		f.close()
 		return nil, err
 	}
-	go func() { f.done <- pf.ForwardPorts() }()
+	go func() {
+		err := pf.ForwardPorts()
+		f.mu.Lock()
+		f.err = err
+		f.mu.Unlock()
+		close(f.finished)
+	}()
 	select {
 	case <-ready:
-	case err := <-f.done:
+	case <-f.finished:
 		f.close()
-		return nil, fmt.Errorf("port-forward: %w", err)
+		if rerr := f.RelayErr(); rerr != nil {
+			return nil, fmt.Errorf("port-forward: %w (%v)", f.Err(), rerr)
+		}
+		return nil, fmt.Errorf("port-forward: %w", f.Err())
 	case <-ctx.Done():
 		f.Stop()
 		return nil, ctx.Err()
 	}
-	ports, err := pf.GetPorts()
-	if err != nil || len(ports) == 0 {
+	fwd, err := pf.GetPorts()
+	if err != nil || len(fwd) == 0 {
 		f.Stop()
 		return nil, fmt.Errorf("port-forward: no local port: %v", err)
 	}
-	f.Local = int(ports[0].Local)
+	f.Local = int(fwd[0].Local)
+	f.Ports = fwd
 	return f, nil
+}
+
+// relayConfig returns where the relay connects (host:port), the TLS it
+// speaks there, and client-go's configuration for talking plain HTTP to
+// the relay (credentials kept, TLS settings dropped).
+func relayConfig(o Options) (string, *tls.Config, *rest.Config, error) {
+	if o.Config == nil {
+		if o.Server == nil || o.Server.Scheme != "https" {
+			return "", nil, nil, errors.New("pfclient: the apiserver URL must be https")
+		}
+		pool := x509.NewCertPool()
+		if len(o.CA) > 0 && !pool.AppendCertsFromPEM(o.CA) {
+			return "", nil, nil, errors.New("pfclient: no certificate in the CA")
+		}
+		return o.Server.Host, &tls.Config{RootCAs: pool, ServerName: o.Server.Hostname(), MinVersion: tls.VersionTLS12}, &rest.Config{BearerToken: o.Token}, nil
+	}
+	u, err := url.Parse(o.Config.Host)
+	if err != nil || u.Host == "" {
+		// "host:port" without a scheme, as kubeconfigs sometimes say.
+		if u, err = url.Parse("https://" + o.Config.Host); err != nil {
+			return "", nil, nil, fmt.Errorf("pfclient: server %q: %w", o.Config.Host, err)
+		}
+	}
+	host := u.Host
+	if u.Port() == "" {
+		port := "443"
+		if u.Scheme == "http" {
+			port = "80"
+		}
+		host = net.JoinHostPort(u.Hostname(), port)
+	}
+	var tlsCfg *tls.Config
+	if u.Scheme != "http" {
+		if tlsCfg, err = rest.TLSConfigFor(o.Config); err != nil {
+			return "", nil, nil, fmt.Errorf("pfclient: TLS settings of the kubeconfig: %w", err)
+		}
+		if tlsCfg == nil {
+			tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		tlsCfg = tlsCfg.Clone()
+		if tlsCfg.ServerName == "" {
+			tlsCfg.ServerName = u.Hostname()
+		}
+		tlsCfg.NextProtos = []string{"http/1.1"}
+	}
+	cfg := rest.CopyConfig(o.Config)
+	cfg.TLSClientConfig = rest.TLSClientConfig{}
+	cfg.Transport, cfg.WrapTransport, cfg.Dial, cfg.Proxy = nil, nil, nil, nil
+	return host, tlsCfg, cfg, nil
 }
 
 func checkPod(ctx context.Context, cfg *rest.Config, ns, pod string) error {
@@ -163,16 +284,21 @@ func (f *Forwarder) serveRelay(server string, cfg *tls.Config, wrap func(net.Con
 			defer c.Close()
 			raw, err := net.DialTimeout("tcp", server, 10*time.Second)
 			if err != nil {
+				f.setRelayErr(err)
 				return
 			}
-			tc := tls.Client(raw, cfg)
-			if err := tc.Handshake(); err != nil {
-				raw.Close()
-				return
+			var up net.Conn = raw
+			if cfg != nil {
+				tc := tls.Client(raw, cfg)
+				if err := tc.Handshake(); err != nil {
+					f.setRelayErr(fmt.Errorf("TLS with %s: %w", server, err))
+					raw.Close()
+					return
+				}
+				up = tc
 			}
-			var up net.Conn = tc
 			if wrap != nil {
-				up = wrap(tc)
+				up = wrap(up)
 			}
 			f.track(up, c)
 			done := make(chan struct{})
@@ -219,7 +345,7 @@ func (f *Forwarder) Stop() {
 		close(f.stop)
 	}
 	select {
-	case <-f.done:
+	case <-f.finished:
 	case <-time.After(5 * time.Second):
 	}
 	f.relay.Close()

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/pftap/pftap/decode"
+	"github.com/pftap/pftap/internal/trace"
+	"github.com/pftap/pftap/timeline"
+)
+
+// TraceOptions are the inputs of `pftap trace`.
+type TraceOptions struct {
+	IO         *IOStreams
+	Target     string
+	Ports      []string
+	Kubeconfig string
+	Overrides  clientcmd.ConfigOverrides
+	Address    string
+	SPDY       bool
+	Agent      string
+	Write      string
+	JSON       bool
+	Verbosity  int
+	NoColor    bool
+	// Stop, when set, replaces waiting for a signal (tests); Ready
+	// receives the forwarded ports.
+	Stop  <-chan struct{}
+	Ready func([]trace.PortPair)
+}
+
+func newTraceCmd(ios *IOStreams, runF func(*TraceOptions) error) *cobra.Command {
+	opts := &TraceOptions{IO: ios}
+	cmd := &cobra.Command{
+		Use:   "trace [flags] TYPE/NAME [LOCAL:]REMOTE ...",
+		Short: "kubectl port-forward, tapped: the same correlated view against a real cluster",
+		Long: `pftap trace is a drop-in for kubectl port-forward that taps as it forwards.
+
+It reads your kubeconfig as kubectl does (contexts, namespaces, client
+certificates, tokens, exec plugins), resolves the target as kubectl does
+(pod/NAME, NAME, svc/NAME with its target port, deploy/NAME and other
+workloads with a selector; numeric and named ports), and forwards with
+pftap's own client: the WebSocket tunnel first, SPDY/3.1 when the apiserver
+refuses it (--spdy forces SPDY). The client's leg is tapped below TLS and
+decoded live: the upgrade, every stream, every request. Failures are
+explained: what an error stream's text means, why an upgrade was refused,
+why the connection to the pod was lost. Ctrl-C prints the summary.
+
+The node-side legs (the kubelet, the runtime, the pod's lo) need pftap agent
+on the node, which is not part of this release: --agent none.`,
+		Example: `  pftap trace pod/nginx 8080:80
+  pftap trace -n web svc/frontend :http
+  pftap trace --context prod deploy/api 9090 -w api.pcapng`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 2 {
+				return usageError{errors.New("trace needs a target and at least one port, as kubectl port-forward: pod/nginx 8080:80")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Target, opts.Ports = args[0], args[1:]
+			if opts.Agent != "none" {
+				return fmt.Errorf("--agent %s: %w", opts.Agent, trace.ErrAgent)
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return traceRun(opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+	clientcmd.BindOverrideFlags(&opts.Overrides, f, clientcmd.RecommendedConfigOverrideFlags(""))
+	f.StringVar(&opts.Address, "address", "127.0.0.1", "local address to listen on")
+	f.BoolVar(&opts.SPDY, "spdy", false, "use SPDY/3.1 instead of the WebSocket tunnel")
+	f.StringVar(&opts.Agent, "agent", "none", "the node agent for the node-side legs: none (only L1)")
+	f.StringVarP(&opts.Write, "write", "w", "", "also record the tapped legs to this pcapng file")
+	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per line")
+	f.CountVarP(&opts.Verbosity, "verbose", "v", "-v adds every SPDY frame, -vv WebSocket frames and TCP segments")
+	f.BoolVar(&opts.NoColor, "no-color", false, "no colours even on a terminal")
+	return cmd
+}
+
+func traceRun(opts *TraceOptions) error {
+	// client-go logs forwarding errors through klog; trace explains them.
+	quietUpstream()
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if opts.Kubeconfig != "" {
+		rules.ExplicitPath = opts.Kubeconfig
+	}
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &opts.Overrides)
+	cfg, err := cc.ClientConfig()
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	ns, _, err := cc.Namespace()
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	target, err := trace.Resolve(ctx, cs, ns, opts.Target, opts.Ports)
+	cancel()
+	if err != nil {
+		return err
+	}
+
+	// Events are written by the decoder's goroutine, the rest by this
+	// one: one lock for the output.
+	out := &syncWriter{w: opts.IO.Out}
+	var sink eventSink
+	var tw *timeline.TextWriter
+	if opts.JSON {
+		sink = timeline.NewJSONWriter(out)
+	} else {
+		tw = timeline.NewTextWriter(out, opts.IO.OutTTY && !opts.NoColor)
+		sink = &legSizer{tw: tw}
+		fmt.Fprintf(out, "pftap trace: pod %s/%s", target.Namespace, target.Pod.Name)
+		if target.Via != "" {
+			fmt.Fprintf(out, " (%s)", target.Via)
+		}
+		fmt.Fprintf(out, " through %s, L1 tapped below TLS (no agent: the node-side legs are not tapped)\n\n", cfg.Host)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	s, err := trace.Start(ctx, trace.Options{Config: cfg, Target: target, Address: opts.Address, SPDY: opts.SPDY,
+		Verbosity: opts.Verbosity, Write: opts.Write, Event: sink.Event,
+		Diagnosis: func(e *decode.Event, why string) {
+			if tw != nil {
+				fmt.Fprintf(out, "           ↳ %s\n", why)
+			} else if jw, ok := sink.(*timeline.JSONWriter); ok {
+				jw.Object(map[string]any{"kind": "diagnosis", "ts": e.Time, "leg": e.Leg, "conn": e.Conn, "text": why})
+			}
+		}})
+	if err != nil {
+		return err
+	}
+	ports := s.Ports()
+	if tw != nil {
+		for _, p := range ports {
+			fmt.Fprintf(out, "Forwarding from %s:%d -> %d\n", opts.Address, p.Local, p.Remote)
+		}
+		fmt.Fprintf(out, "Ctrl-C to stop and print the summary.\n")
+	}
+	if opts.Ready != nil {
+		opts.Ready(ports)
+	}
+	stopCh := opts.Stop
+	if stopCh == nil {
+		sctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer cancel()
+		stopCh = sctx.Done()
+	}
+	select {
+	case <-stopCh:
+	case <-s.Done():
+	}
+	sum, hops, lost := s.Stop()
+	sink.Hops(hops)
+	sink.Summary(sum)
+	if err := sink.Err(); err != nil {
+		return err
+	}
+	if lost != nil {
+		return lost
+	}
+	return nil
+}
+
+// syncWriter serialises writes from several goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}

@@ -1,0 +1,232 @@
+package trace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/pftap/pftap/capture"
+	"github.com/pftap/pftap/decode"
+	"github.com/pftap/pftap/decode/packet"
+	"github.com/pftap/pftap/internal/pfclient"
+	"github.com/pftap/pftap/timeline"
+)
+
+// L1 is the name of the leg trace taps itself.
+const L1 = "L1 client→apiserver"
+
+// Options of a trace.
+type Options struct {
+	Config  *rest.Config
+	Target  *Target
+	Address string
+	SPDY    bool
+	// Event receives every decoded event as it happens, and Diagnosis
+	// the explanation of each failure event; both are called from one
+	// goroutine.
+	Event     func(*decode.Event)
+	Diagnosis func(e *decode.Event, why string)
+	// Verbosity of the decoder (as pftap decode -v).
+	Verbosity int
+	// Write is a pcapng file to record the legs in ("": none).
+	Write string
+}
+
+// Session is a running trace: pftap's own port-forward, tapped.
+type Session struct {
+	fwd   *pfclient.Forwarder
+	opts  Options
+	in    chan frame
+	done  chan struct{}
+	w     *capture.Writer
+	corr  *timeline.Correlator
+	sum   decode.Summary
+	last  string // the last diagnosis
+	mu    sync.Mutex
+	werr  error
+	close sync.Once
+	// sendMu guards in against sends after it is closed (a tap can
+	// record a FIN while the port-forward shuts down).
+	sendMu sync.RWMutex
+	closed bool
+}
+
+func (s *Session) send(f frame) {
+	s.sendMu.RLock()
+	defer s.sendMu.RUnlock()
+	if !s.closed {
+		s.in <- f
+	}
+}
+
+type frame struct {
+	ts   time.Time
+	data []byte
+}
+
+// Start resolves nothing (Target is resolved), starts the port-forward
+// with L1 tapped below TLS and decodes as the frames come.
+func Start(ctx context.Context, o Options) (*Session, error) {
+	s := &Session{opts: o, in: make(chan frame, 4096), done: make(chan struct{}), corr: timeline.NewCorrelator()}
+	if o.Write != "" {
+		w, err := capture.Create(o.Write, fmt.Sprintf("pftap trace session, %s, pod %s/%s", time.Now().UTC().Format(time.RFC3339), o.Target.Namespace, o.Target.Pod.Name))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := w.AddLeg(capture.Leg{Name: L1, Description: "plaintext below TLS, recorded inside pftap's port-forward client"}); err != nil {
+			w.Close()
+			return nil, err
+		}
+		s.w = w
+	}
+	go s.decodeLoop()
+	var ports []string
+	for _, p := range o.Target.Ports {
+		ports = append(ports, fmt.Sprintf("%d:%d", p.Local, p.Remote))
+	}
+	fwd, err := pfclient.Start(ctx, pfclient.Options{Config: o.Config, Namespace: o.Target.Namespace, Pod: o.Target.Pod.Name,
+		Ports: ports, Address: o.Address, SPDY: o.SPDY, Wrap: func(c net.Conn) net.Conn {
+			return capture.NewTapParts(c, func(ts time.Time, head, payload []byte) {
+				b := make([]byte, 0, len(head)+len(payload))
+				s.send(frame{ts, append(append(b, head...), payload...)})
+			})
+		}})
+	if err != nil {
+		s.finish()
+		return nil, err
+	}
+	s.fwd = fwd
+	return s, nil
+}
+
+// Ports are the forwarded ports.
+func (s *Session) Ports() []PortPair {
+	var out []PortPair
+	for i, p := range s.fwd.Ports {
+		pp := PortPair{Local: int(p.Local), Remote: int(p.Remote)}
+		if i < len(s.opts.Target.Ports) {
+			pp.Spec = s.opts.Target.Ports[i].Spec
+		}
+		out = append(out, pp)
+	}
+	return out
+}
+
+// Done is closed when the port-forward ends by itself.
+func (s *Session) Done() <-chan struct{} { return s.fwd.Done() }
+
+// Stop ends the port-forward (if it still runs) and the decoding, and
+// returns the summary, the per-hop latencies, and why the port-forward
+// ended on its own (nil when it was stopped).
+func (s *Session) Stop() (decode.Summary, []timeline.Hops, error) {
+	var lost error
+	select {
+	case <-s.fwd.Done():
+		lost = s.lostConnection()
+	default:
+	}
+	s.fwd.Stop()
+	s.finish()
+	if err := s.writeErr(); err != nil && lost == nil {
+		lost = err
+	}
+	return s.sum, s.corr.Result(), lost
+}
+
+// lostConnection explains why the port-forward ended by itself: what
+// kubectl reports as "lost connection to pod".
+func (s *Session) lostConnection() error {
+	s.mu.Lock()
+	last := s.last
+	s.mu.Unlock()
+	cause := ""
+	switch {
+	case last != "":
+		cause = last
+	case s.fwd.RelayErr() != nil:
+		cause = "the connection to the apiserver failed: " + s.fwd.RelayErr().Error()
+	case s.fwd.Err() != nil:
+		cause = s.fwd.Err().Error()
+	default:
+		cause = "the apiserver closed the port-forward connection (the apiserver or kubelet restarted, or a proxy or load balancer timed it out)"
+	}
+	return fmt.Errorf("lost connection to pod: %s", cause)
+}
+
+func (s *Session) finish() {
+	s.close.Do(func() {
+		s.sendMu.Lock()
+		s.closed = true
+		close(s.in)
+		s.sendMu.Unlock()
+		<-s.done
+		if s.w != nil {
+			if err := s.w.Close(); err != nil {
+				s.setWriteErr(err)
+			}
+		}
+	})
+}
+
+func (s *Session) setWriteErr(err error) {
+	s.mu.Lock()
+	if s.werr == nil {
+		s.werr = err
+	}
+	s.mu.Unlock()
+}
+
+func (s *Session) writeErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.werr
+}
+
+// decodeLoop decodes L1's frames as they come, reports events and
+// diagnoses, and writes the recording with the events as comments.
+func (s *Session) decodeLoop() {
+	defer close(s.done)
+	var texts []string
+	d := decode.NewDecoder(decode.Options{Verbosity: s.opts.Verbosity, Chunks: s.corr.Chunk}, func(e *decode.Event) {
+		if e.Kind != decode.KindConn {
+			texts = append(texts, e.Text)
+		}
+		if s.opts.Event != nil {
+			s.opts.Event(e)
+		}
+		if why := decode.Diagnose(e); why != "" {
+			s.mu.Lock()
+			s.last = why
+			s.mu.Unlock()
+			if s.opts.Diagnosis != nil {
+				s.opts.Diagnosis(e, why)
+			}
+		}
+	})
+	d.SetInterfaces([]packet.Interface{{Index: 0, Name: L1}})
+	var p packet.Packet
+	for f := range s.in {
+		texts = texts[:0]
+		capture.FixTCPChecksum(f.data)
+		capture.RedactFrame(f.data)
+		if packet.Decode(packet.LinkEthernet, f.data, &p) == nil {
+			p.Time, p.Interface = f.ts, 0
+			d.Add(&p)
+		}
+		if s.w != nil {
+			if err := s.w.WritePacket(0, f.ts, f.data, len(f.data), strings.Join(texts, "; ")); err != nil {
+				s.setWriteErr(fmt.Errorf("writing %s: %w", s.opts.Write, err))
+			}
+		}
+	}
+	s.sum = d.Finish()
+}
+
+// ErrAgent is returned for agent modes trace does not have yet.
+var ErrAgent = errors.New("the node agent (pftap agent) is not available yet: only --agent none")
