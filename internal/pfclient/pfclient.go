@@ -54,16 +54,16 @@ type Forwarder struct {
 	// Local is the (first) local port.
 	Local int
 	// Ports are the forwarded ports, local and remote.
-	Ports []portforward.ForwardedPort
+	Ports    []portforward.ForwardedPort
 	stop     chan struct{}
 	finished chan struct{}
 	err      error
 	relayErr error
 	relay    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
-	out   lockedBuilder
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	conns    []net.Conn
+	out      lockedBuilder
 }
 
 // Output is what client-go's port-forwarder printed ("Handling
