@@ -141,11 +141,20 @@ func (c *Correlator) Chunk(ch *decode.Chunk) {
 // Result returns every request seen on at least one SPDY leg, ordered by
 // request ID, with the TCP connections of the other legs matched to it.
 func (c *Correlator) Result() []Hops {
-	// Requests: the same requestID on each SPDY leg. When a leg holds the
-	// ID on several connections (several sessions), the earliest is taken.
+	// Requests: the same requestID on each SPDY leg. With digests, also
+	// the same bytes each way: sessions that reuse request IDs (every
+	// client numbers from 0) stay apart when a leg sees several of them,
+	// as a node's legs do. Otherwise, when a leg holds the ID on several
+	// connections, the earliest is taken.
 	reqs := map[string][]*flow{}
+	reqOf := map[string]string{}
 	for _, f := range c.spdy {
-		reqs[f.req] = append(reqs[f.req], f)
+		key := f.req
+		if c.Digests {
+			key = fmt.Sprintf("%s\x00%016x%016x", f.req, f.digest[0], f.digest[1])
+		}
+		reqs[key] = append(reqs[key], f)
+		reqOf[key] = f.req
 	}
 	ids := make([]string, 0, len(reqs))
 	for id, fs := range reqs {
@@ -161,7 +170,12 @@ func (c *Correlator) Result() []Hops {
 		}
 		reqs[id] = kept
 	}
-	sort.Slice(ids, func(i, j int) bool { return numLess(ids[i], ids[j]) })
+	sort.Slice(ids, func(i, j int) bool {
+		if reqOf[ids[i]] != reqOf[ids[j]] {
+			return numLess(reqOf[ids[i]], reqOf[ids[j]])
+		}
+		return reqs[ids[i]][0].first[0].Before(reqs[ids[j]][0].first[0])
+	})
 
 	// TCP connections on legs without SPDY (the user's connection to the
 	// local port before the chain, the pod's lo after it) are matched to
@@ -223,7 +237,7 @@ func (c *Correlator) Result() []Hops {
 	out := make([]Hops, 0, len(ids))
 	for _, id := range ids {
 		fs := reqs[id]
-		h := Hops{RequestID: id}
+		h := Hops{RequestID: reqOf[id]}
 		h.ToPod = direction(fs, 0)
 		h.FromPod = direction(fs, 1)
 		if len(h.ToPod.Legs) > 0 {
@@ -259,6 +273,12 @@ func direction(fs []*flow, d int) DirHops {
 			legs = append(legs, lt)
 		}
 	}
+	return orderLegs(legs)
+}
+
+// orderLegs sorts a direction's legs by when its first byte crossed them
+// and computes the hops between them.
+func orderLegs(legs []LegTimes) DirHops {
 	sort.SliceStable(legs, func(i, j int) bool { return legs[i].First.Before(legs[j].First) })
 	dh := DirHops{Legs: legs, FirstByte: []time.Duration{}, LastByte: []time.Duration{}}
 	if dh.Legs == nil {

@@ -51,6 +51,7 @@ payload on the pod's loopback) and prints it as a timeline.`,
 	root.AddCommand(newLabCmd(io))
 	root.AddCommand(newReplayCmd(io))
 	root.AddCommand(newTraceCmd(io, nil))
+	root.AddCommand(newAgentCmd(io, nil))
 	return root
 }
 

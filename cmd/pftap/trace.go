@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"sync"
@@ -30,7 +31,10 @@ type TraceOptions struct {
 	Address    string
 	SPDY       bool
 	Agent      string
-	Write      string
+	// AgentToken and AgentFingerprint authenticate a pftap agent.
+	AgentToken       string
+	AgentFingerprint string
+	Write            string
 	JSON       bool
 	Verbosity  int
 	NoColor    bool
@@ -57,11 +61,17 @@ decoded live: the upgrade, every stream, every request. Failures are
 explained: what an error stream's text means, why an upgrade was refused,
 why the connection to the pod was lost. Ctrl-C prints the summary.
 
-The node-side legs (the kubelet, the runtime, the pod's lo) need pftap agent
-on the node, which is not part of this release: --agent none.`,
+The node-side legs (the apiserver's TLS to the kubelet, the kubelet to the
+runtime on the node's lo, the pod's lo, the pod's eth0) need pftap agent on
+the pod's node: start it there (as root) and give trace its address and
+token; trace then shows every leg, puts the node's clock on its own
+(estimating the offset from requests seen both ways) and prints the per-hop
+latencies. --agent deploy (trace starting the agent as a pod) is not
+available yet.`,
 		Example: `  pftap trace pod/nginx 8080:80
   pftap trace -n web svc/frontend :http
-  pftap trace --context prod deploy/api 9090 -w api.pcapng`,
+  pftap trace --context prod deploy/api 9090 -w api.pcapng
+  PFTAP_AGENT_TOKEN=... pftap trace --agent node-1:10299 pod/nginx 8080:80`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 2 {
 				return usageError{errors.New("trace needs a target and at least one port, as kubectl port-forward: pod/nginx 8080:80")}
@@ -70,8 +80,20 @@ on the node, which is not part of this release: --agent none.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Target, opts.Ports = args[0], args[1:]
-			if opts.Agent != "none" {
-				return fmt.Errorf("--agent %s: %w", opts.Agent, trace.ErrAgent)
+			switch opts.Agent {
+			case "none":
+			case "deploy":
+				return trace.ErrAgentDeploy
+			default:
+				if _, _, err := net.SplitHostPort(opts.Agent); err != nil {
+					return usageError{fmt.Errorf("--agent %q: want none, deploy or the agent's HOST:PORT", opts.Agent)}
+				}
+				if opts.AgentToken == "" {
+					opts.AgentToken = os.Getenv("PFTAP_AGENT_TOKEN")
+				}
+				if opts.AgentToken == "" {
+					return usageError{errors.New("--agent ADDR needs the agent's token: --agent-token or PFTAP_AGENT_TOKEN")}
+				}
 			}
 			if runF != nil {
 				return runF(opts)
@@ -84,7 +106,9 @@ on the node, which is not part of this release: --agent none.`,
 	clientcmd.BindOverrideFlags(&opts.Overrides, f, clientcmd.RecommendedConfigOverrideFlags(""))
 	f.StringVar(&opts.Address, "address", "127.0.0.1", "local address to listen on")
 	f.BoolVar(&opts.SPDY, "spdy", false, "use SPDY/3.1 instead of the WebSocket tunnel")
-	f.StringVar(&opts.Agent, "agent", "none", "the node agent for the node-side legs: none (only L1)")
+	f.StringVar(&opts.Agent, "agent", "none", "the node agent that taps the node-side legs: none (only L1), or the HOST:PORT of a pftap agent on the pod's node")
+	f.StringVar(&opts.AgentToken, "agent-token", "", "the agent's token (default: $PFTAP_AGENT_TOKEN)")
+	f.StringVar(&opts.AgentFingerprint, "agent-fingerprint", "", "the SHA-256 the agent printed for its certificate (pins it)")
 	f.StringVarP(&opts.Write, "write", "w", "", "also record the tapped legs to this pcapng file")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per line")
 	f.CountVarP(&opts.Verbosity, "verbose", "v", "-v adds every SPDY frame, -vv WebSocket frames and TCP segments")
@@ -133,12 +157,17 @@ func traceRun(opts *TraceOptions) error {
 		if target.Via != "" {
 			fmt.Fprintf(out, " (%s)", target.Via)
 		}
-		fmt.Fprintf(out, " through %s, L1 tapped below TLS (no agent: the node-side legs are not tapped)\n\n", cfg.Host)
+		if opts.Agent == "none" {
+			fmt.Fprintf(out, " through %s, L1 tapped below TLS (no agent: the node-side legs are not tapped)\n\n", cfg.Host)
+		} else {
+			fmt.Fprintf(out, " through %s, L1 tapped below TLS, the node's legs by pftap agent at %s (node times on the node's clock until the end)\n\n", cfg.Host, opts.Agent)
+		}
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	s, err := trace.Start(ctx, trace.Options{Config: cfg, Target: target, Address: opts.Address, SPDY: opts.SPDY,
 		Verbosity: opts.Verbosity, Write: opts.Write, Event: sink.Event,
+		Agent: agentAddr(opts.Agent), AgentToken: opts.AgentToken, AgentFingerprint: opts.AgentFingerprint,
 		Diagnosis: func(e *decode.Event, why string) {
 			if tw != nil {
 				fmt.Fprintf(out, "           ↳ %s\n", why)
@@ -169,16 +198,39 @@ func traceRun(opts *TraceOptions) error {
 	case <-stopCh:
 	case <-s.Done():
 	}
-	sum, hops, lost := s.Stop()
-	sink.Hops(hops)
-	sink.Summary(sum)
+	r := s.Stop()
+	sink.Hops(r.Hops)
+	if tw != nil && opts.Agent != "none" {
+		if r.ClockOK {
+			fmt.Fprintf(out, "\nthe agent's clock runs %s ahead of this machine's (± %s, from %d request directions seen on both); node times above are shifted back by it\n",
+				r.Clock.Offset, r.Clock.Uncertainty, r.Clock.Samples)
+		} else {
+			fmt.Fprintf(out, "\nthe agent's clock offset is unknown: no request was seen both here and on the node in both directions\n")
+		}
+		fmt.Fprintln(out, "\nlegs:")
+		for _, name := range r.Legs {
+			ls := r.Summary.Legs[name]
+			if ls == nil {
+				ls = &decode.LegSummary{}
+			}
+			fmt.Fprintf(out, "  %-28s %6d packets %10d bytes %5d SPDY frames\n", name, ls.Packets, ls.Bytes, ls.SPDYFrames)
+		}
+	}
+	if jw, ok := sink.(*timeline.JSONWriter); ok && r.ClockOK {
+		jw.Object(map[string]any{"kind": "clock", "offset_ns": r.Clock.Offset, "uncertainty_ns": r.Clock.Uncertainty, "samples": r.Clock.Samples})
+	}
+	sink.Summary(r.Summary)
 	if err := sink.Err(); err != nil {
 		return err
 	}
-	if lost != nil {
-		return lost
+	return r.Lost
+}
+
+func agentAddr(a string) string {
+	if a == "none" {
+		return ""
 	}
-	return nil
+	return a
 }
 
 // syncWriter serialises writes from several goroutines.

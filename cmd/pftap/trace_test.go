@@ -6,13 +6,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pftap/pftap/internal/agent"
+	"github.com/pftap/pftap/internal/kubectl"
 	"github.com/pftap/pftap/internal/trace"
 	"github.com/pftap/pftap/lab"
 )
@@ -195,6 +199,127 @@ func TestTraceDiagnoses(t *testing.T) {
 			if !strings.Contains(out, want) {
 				t.Errorf("output lacks %q:\n%s", want, out)
 			}
+		}
+	})
+}
+
+// TestTraceAgent: pftap agent taps the lab's node (its namespace) and
+// trace shows every leg with the same requests; an agent clock shifted by
+// 1.5 s is estimated back within 1 ms; a wrong token is one clear line.
+func TestTraceAgent(t *testing.T) {
+	needRootCmd(t)
+	l, err := lab.Start(context.Background(), lab.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	startAgent := func(offset time.Duration) string {
+		a, err := agent.New(agent.Options{Token: "lab-agent-token", Netns: l.NodeNetns, ClockOffset: offset})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go a.Serve(ln)
+		return ln.Addr().String() + " " + a.Fingerprint
+	}
+	for _, shift := range []time.Duration{0, 1500 * time.Millisecond} {
+		t.Run(fmt.Sprintf("clock+%s", shift), func(t *testing.T) {
+			addr, fp, _ := strings.Cut(startAgent(shift), " ")
+			var page, bulk string
+			code, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--no-color", "--agent", addr, "--agent-token", "lab-agent-token",
+				"--agent-fingerprint", fp, "pod/nginx", "0:80"}, func(ports []trace.PortPair) {
+				page = get(t, ports[0].Local, "/")
+				bulk = get(t, ports[0].Local, "/bytes?n=300000")
+				// More requests, more samples for the clock estimate.
+				for i := 0; i < 6; i++ {
+					get(t, ports[0].Local, "/")
+				}
+				time.Sleep(200 * time.Millisecond)
+			})
+			if code != exitOK {
+				t.Fatalf("exit %d: %s\n%s", code, errOut, out)
+			}
+			if page != lab.WelcomePage || len(bulk) != 300000 {
+				t.Errorf("through trace: page %d bytes, bulk %d bytes", len(page), len(bulk))
+			}
+			// The same requests, the same bytes, on the client's leg and on
+			// the node's.
+			for _, req := range []string{"0", "1"} {
+				re := regexp.MustCompile(`(L1 client→apiserver|L3 kubelet→runtime)\s+(request ` + req + ` port 80: \d+ B → pod, [0-9.]+ (?:B|KiB) ← pod), .*, ok`)
+				got := map[string]string{}
+				for _, m := range re.FindAllStringSubmatch(out, -1) {
+					got[m[1]] = m[2]
+				}
+				if got["L1 client→apiserver"] == "" || got["L1 client→apiserver"] != got["L3 kubelet→runtime"] {
+					t.Errorf("request %s: L1 says %q, L3 %q", req, got["L1 client→apiserver"], got["L3 kubelet→runtime"])
+				}
+			}
+			if !strings.Contains(out, "request 1 port 80: ") || !strings.Contains(out, "293.") {
+				t.Errorf("no bulk request in the timeline:\n%s", out)
+			}
+			for _, want := range []string{"L4 runtime→app       →  GET /bytes?n=300000", "L2 on the wire (TLS)", "witness pod eth0                  0 packets",
+				"L1 client→apiserver ─", "→ L3 kubelet→runtime ─", "→ L4 runtime→app"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+			m := regexp.MustCompile(`the agent's clock runs (\S+) ahead of this machine's \(± (\S+),`).FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("no clock estimate:\n%s", out)
+			}
+			est, _ := time.ParseDuration(m[1])
+			unc, _ := time.ParseDuration(m[2])
+			t.Logf("injected %s, estimated %s ± %s", shift, est, unc)
+			if d := est - shift; d < -time.Millisecond || d > time.Millisecond {
+				t.Errorf("estimated %s, injected %s: more than 1 ms off", est, shift)
+			}
+		})
+	}
+	// kubectl port-forwards through the same lab at the same time: the
+	// node's legs carry both sessions (both number their requests from 0);
+	// trace's hops keep them apart.
+	t.Run("beside kubectl", func(t *testing.T) {
+		addr, _, _ := strings.Cut(startAgent(0), " ")
+		var kubectlBody string
+		code, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--no-color", "--agent", addr, "--agent-token", "lab-agent-token", "pod/nginx", "0:80"},
+			func(ports []trace.PortPair) {
+				f, err := kubectl.PortForward(context.Background(), kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/nginx", Remote: 80, WebSocket: true})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer f.Stop()
+				kubectlBody = get(t, f.Local, "/bytes?n=1234")
+				get(t, ports[0].Local, "/")
+				time.Sleep(200 * time.Millisecond)
+			})
+		if code != exitOK || len(kubectlBody) != 1234 {
+			t.Fatalf("exit %d, kubectl got %d bytes: %s\n%s", code, len(kubectlBody), errOut, out)
+		}
+		// Per-hop lines: "request 0  → pod 96 B: L1 client→apiserver ─…".
+		var withL1, without []string
+		for _, m := range regexp.MustCompile(`(?m)← pod ([0-9.]+ (?:B|KiB)): (.*)$`).FindAllStringSubmatch(out, -1) {
+			if strings.Contains(m[2], "L1 client→apiserver") {
+				withL1 = append(withL1, m[1])
+			} else {
+				without = append(without, m[1])
+			}
+		}
+		// trace's request: the welcome page with every leg; kubectl's:
+		// 1234 bytes and headers, on the node's legs only.
+		if len(withL1) != 1 || len(without) != 1 || withL1[0] == without[0] || !strings.HasPrefix(without[0], "13") {
+			t.Errorf("sessions mixed: with L1 %v, without %v\n%s", withL1, without, out)
+		}
+	})
+	t.Run("wrong token", func(t *testing.T) {
+		addr, _, _ := strings.Cut(startAgent(0), " ")
+		code, _, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--agent", addr, "--agent-token", "nope", "pod/nginx", "0:80"}, nil)
+		if code != exitError || !strings.Contains(errOut, "pftap: pftap agent at "+addr+": wrong token") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("exit %d: %q", code, errOut)
 		}
 	})
 }

@@ -4,10 +4,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -120,4 +122,13 @@ contexts:
     namespace: %[5]s
 current-context: %[1]s
 `, o.Name, o.Server, caLine, user, ns)
+}
+
+// Fingerprint is the SHA-256 of a certificate's leaf, in hex, for pinning.
+func Fingerprint(c tls.Certificate) string {
+	if len(c.Certificate) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(c.Certificate[0])
+	return hex.EncodeToString(sum[:])
 }

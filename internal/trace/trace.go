@@ -36,6 +36,26 @@ type Options struct {
 	Verbosity int
 	// Write is a pcapng file to record the legs in ("": none).
 	Write string
+	// Agent is the address of a pftap agent on the pod's node ("": none),
+	// AgentToken its token, AgentFingerprint the SHA-256 of its
+	// certificate (hex; "" accepts any certificate).
+	Agent, AgentToken, AgentFingerprint string
+}
+
+// Result is what a trace ends with.
+type Result struct {
+	Summary decode.Summary
+	// Hops are the requests across every leg, the agent's legs put on
+	// the local clock when Clock is known.
+	Hops []timeline.Hops
+	// Clock is the estimate of the agent's clock against this machine's.
+	Clock   timeline.ClockOffset
+	ClockOK bool
+	// Legs are the legs' names, this machine's first.
+	Legs []string
+	// Lost explains why the port-forward ended on its own (nil when it
+	// was stopped).
+	Lost error
 }
 
 // Session is a running trace: pftap's own port-forward, tapped.
@@ -51,6 +71,12 @@ type Session struct {
 	mu    sync.Mutex
 	werr  error
 	close sync.Once
+	legs  []string
+	// remote are the agent's legs; agent its connection.
+	remote    map[string]bool
+	agent     net.Conn
+	agentDone chan struct{}
+	agentErr  error
 	// sendMu guards in against sends after it is closed (a tap can
 	// record a FIN while the port-forward shuts down).
 	sendMu sync.RWMutex
@@ -66,26 +92,49 @@ func (s *Session) send(f frame) {
 }
 
 type frame struct {
-	ts   time.Time
-	data []byte
+	ts    time.Time
+	data  []byte
+	iface int
 }
 
 // Start resolves nothing (Target is resolved), starts the port-forward
 // with L1 tapped below TLS and decodes as the frames come.
 func Start(ctx context.Context, o Options) (*Session, error) {
-	s := &Session{opts: o, in: make(chan frame, 4096), done: make(chan struct{}), corr: timeline.NewCorrelator()}
+	s := &Session{opts: o, in: make(chan frame, 4096), done: make(chan struct{}), corr: timeline.NewCorrelator(), legs: []string{L1}, remote: map[string]bool{}}
+	s.corr.Digests = true
+	var agentLegs []capture.Leg
+	if o.Agent != "" {
+		conn, hello, err := dialAgent(ctx, o, o.Target.Pod.Status.PodIP)
+		if err != nil {
+			return nil, err
+		}
+		s.agent = conn
+		for _, name := range hello.Legs {
+			agentLegs = append(agentLegs, capture.Leg{Name: name, Description: "tapped by pftap agent on " + hello.Node})
+			s.legs = append(s.legs, name)
+			s.remote[name] = true
+		}
+	}
 	if o.Write != "" {
 		w, err := capture.Create(o.Write, fmt.Sprintf("pftap trace session, %s, pod %s/%s", time.Now().UTC().Format(time.RFC3339), o.Target.Namespace, o.Target.Pod.Name))
 		if err != nil {
 			return nil, err
 		}
-		if _, err := w.AddLeg(capture.Leg{Name: L1, Description: "plaintext below TLS, recorded inside pftap's port-forward client"}); err != nil {
-			w.Close()
-			return nil, err
+		legs := append([]capture.Leg{{Name: L1, Description: "plaintext below TLS, recorded inside pftap's port-forward client"}}, agentLegs...)
+		for _, l := range legs {
+			if _, err := w.AddLeg(l); err != nil {
+				w.Close()
+				s.closeAgent()
+				return nil, err
+			}
 		}
 		s.w = w
 	}
 	go s.decodeLoop()
+	if s.agent != nil {
+		s.agentDone = make(chan struct{})
+		go s.readAgent()
+	}
 	var ports []string
 	for _, p := range o.Target.Ports {
 		ports = append(ports, fmt.Sprintf("%d:%d", p.Local, p.Remote))
@@ -94,10 +143,11 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 		Ports: ports, Address: o.Address, SPDY: o.SPDY, Wrap: func(c net.Conn) net.Conn {
 			return capture.NewTapParts(c, func(ts time.Time, head, payload []byte) {
 				b := make([]byte, 0, len(head)+len(payload))
-				s.send(frame{ts, append(append(b, head...), payload...)})
+				s.send(frame{ts: ts, data: append(append(b, head...), payload...)})
 			})
 		}})
 	if err != nil {
+		s.closeAgent()
 		s.finish()
 		return nil, err
 	}
@@ -121,10 +171,9 @@ func (s *Session) Ports() []PortPair {
 // Done is closed when the port-forward ends by itself.
 func (s *Session) Done() <-chan struct{} { return s.fwd.Done() }
 
-// Stop ends the port-forward (if it still runs) and the decoding, and
-// returns the summary, the per-hop latencies, and why the port-forward
-// ended on its own (nil when it was stopped).
-func (s *Session) Stop() (decode.Summary, []timeline.Hops, error) {
+// Stop ends the port-forward (if it still runs), the agent's stream and
+// the decoding, and returns what the trace saw.
+func (s *Session) Stop() Result {
 	var lost error
 	select {
 	case <-s.fwd.Done():
@@ -132,11 +181,34 @@ func (s *Session) Stop() (decode.Summary, []timeline.Hops, error) {
 	default:
 	}
 	s.fwd.Stop()
+	if s.agent != nil {
+		// The node's last packets (the teardown) are still on their way.
+		time.Sleep(300 * time.Millisecond)
+		s.closeAgent()
+		<-s.agentDone
+	}
 	s.finish()
 	if err := s.writeErr(); err != nil && lost == nil {
 		lost = err
 	}
-	return s.sum, s.corr.Result(), lost
+	r := Result{Summary: s.sum, Hops: s.corr.Result(), Legs: s.legs, Lost: lost}
+	if s.agent != nil {
+		remote := func(l string) bool { return s.remote[l] }
+		if est, ok := timeline.EstimateOffset(r.Hops, remote); ok {
+			r.Clock, r.ClockOK = est, true
+			r.Hops = timeline.ShiftLegs(r.Hops, remote, est.Offset)
+		}
+		if s.agentErr != nil && r.Lost == nil {
+			r.Lost = s.agentErr
+		}
+	}
+	return r
+}
+
+func (s *Session) closeAgent() {
+	if s.agent != nil {
+		s.agent.Close()
+	}
 }
 
 // lostConnection explains why the port-forward ended by itself: what
@@ -209,18 +281,24 @@ func (s *Session) decodeLoop() {
 			}
 		}
 	})
-	d.SetInterfaces([]packet.Interface{{Index: 0, Name: L1}})
+	var ifs []packet.Interface
+	for i, name := range s.legs {
+		ifs = append(ifs, packet.Interface{Index: i, Name: name})
+	}
+	d.SetInterfaces(ifs)
 	var p packet.Packet
 	for f := range s.in {
 		texts = texts[:0]
-		capture.FixTCPChecksum(f.data)
+		if f.iface == 0 {
+			capture.FixTCPChecksum(f.data)
+		}
 		capture.RedactFrame(f.data)
 		if packet.Decode(packet.LinkEthernet, f.data, &p) == nil {
-			p.Time, p.Interface = f.ts, 0
+			p.Time, p.Interface = f.ts, f.iface
 			d.Add(&p)
 		}
 		if s.w != nil {
-			if err := s.w.WritePacket(0, f.ts, f.data, len(f.data), strings.Join(texts, "; ")); err != nil {
+			if err := s.w.WritePacket(f.iface, f.ts, f.data, len(f.data), strings.Join(texts, "; ")); err != nil {
 				s.setWriteErr(fmt.Errorf("writing %s: %w", s.opts.Write, err))
 			}
 		}
@@ -228,5 +306,6 @@ func (s *Session) decodeLoop() {
 	s.sum = d.Finish()
 }
 
-// ErrAgent is returned for agent modes trace does not have yet.
-var ErrAgent = errors.New("the node agent (pftap agent) is not available yet: only --agent none")
+// ErrAgentDeploy is returned for --agent deploy, which trace does not
+// have yet.
+var ErrAgentDeploy = errors.New("--agent deploy is not available yet: start pftap agent on the node and give its address")
