@@ -35,9 +35,9 @@ type TraceOptions struct {
 	AgentToken       string
 	AgentFingerprint string
 	Write            string
-	JSON       bool
-	Verbosity  int
-	NoColor    bool
+	JSON             bool
+	Verbosity        int
+	NoColor          bool
 	// Stop, when set, replaces waiting for a signal (tests); Ready
 	// receives the forwarded ports.
 	Stop  <-chan struct{}
