@@ -160,7 +160,7 @@ func traceRun(opts *TraceOptions) error {
 		if opts.Agent == "none" {
 			fmt.Fprintf(out, " through %s, L1 tapped below TLS (no agent: the node-side legs are not tapped)\n\n", cfg.Host)
 		} else {
-			fmt.Fprintf(out, " through %s, L1 tapped below TLS, the node's legs by pftap agent at %s (node times on the node's clock until the end)\n\n", cfg.Host, opts.Agent)
+			fmt.Fprintf(out, " through %s, L1 tapped below TLS, the node's legs by pftap agent at %s (their rows on the node's clock)\n\n", cfg.Host, opts.Agent)
 		}
 	}
 	ctx, stop := context.WithCancel(context.Background())
@@ -202,7 +202,8 @@ func traceRun(opts *TraceOptions) error {
 	sink.Hops(r.Hops)
 	if tw != nil && opts.Agent != "none" {
 		if r.ClockOK {
-			fmt.Fprintf(out, "\nthe agent's clock runs %s ahead of this machine's (± %s, from %d request directions seen on both); node times above are shifted back by it\n",
+			fmt.Fprintf(out, "\nthe agent's clock runs %s ahead of this machine's (± %s, from %d request directions seen on both);\n"+
+				"  the per-hop latencies above are on this machine's clock, the timeline's rows each on its leg's own\n",
 				r.Clock.Offset, r.Clock.Uncertainty, r.Clock.Samples)
 		} else {
 			fmt.Fprintf(out, "\nthe agent's clock offset is unknown: no request was seen both here and on the node in both directions\n")
