@@ -28,6 +28,8 @@ type apiserver struct {
 	// transport how to reach it.
 	location  func(r *http.Request) (*url.URL, error)
 	transport *http.Transport
+	// hosts are the pods created through the API (pftap's agent).
+	hosts *hostPods
 }
 
 func (a *apiserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -47,6 +49,10 @@ func (a *apiserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := strings.Trim(r.URL.Path, "/")
 	parts := strings.Split(p, "/")
 	switch {
+	case len(parts) == 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "namespaces" && parts[4] == "pods" && r.Method == http.MethodPost:
+		a.hosts.create(w, r, parts[3])
+	case len(parts) == 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "namespaces" && parts[4] == "pods" && r.URL.Query().Get("watch") == "true":
+		a.hosts.serveWatch(w, r, parts[3], a.pod)
 	case len(parts) == 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "namespaces" && parts[4] == "pods":
 		list := &corev1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}, ListMeta: metav1.ListMeta{ResourceVersion: "1"}}
 		sel, err := labels.Parse(r.URL.Query().Get("labelSelector"))
@@ -57,11 +63,23 @@ func (a *apiserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if parts[3] == a.pod.Namespace && sel.Matches(labels.Set(a.pod.Labels)) {
 			list.Items = []corev1.Pod{*a.pod}
 		}
+		list.Items = append(list.Items, a.hosts.list(parts[3], sel)...)
 		if fakeapi.WantsTable(r) {
 			a.json(w, fakeapi.PodTable(list.Items))
 			return
 		}
 		a.json(w, list)
+	case len(parts) >= 6 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "namespaces" && parts[4] == "pods" && a.hosts.get(parts[3], parts[5]) != nil:
+		switch {
+		case len(parts) == 6 && r.Method == http.MethodGet:
+			a.json(w, a.hosts.get(parts[3], parts[5]))
+		case len(parts) == 6 && r.Method == http.MethodDelete:
+			a.hosts.remove(w, parts[3], parts[5])
+		case len(parts) == 7 && parts[6] == "portforward":
+			a.portForward(w, r)
+		default:
+			a.status(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "the lab serves GET, DELETE and pods/portforward of the pods it runs")
+		}
 	case len(parts) >= 6 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "namespaces" && parts[4] == "pods":
 		if parts[3] != a.pod.Namespace || parts[5] != a.pod.Name {
 			a.status(w, http.StatusNotFound, "NotFound", fmt.Sprintf("pods %q not found", parts[5]))

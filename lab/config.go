@@ -166,6 +166,7 @@ type Lab struct {
 	addr          addressing
 	streaming     streaming.Server
 	sandbox       string
+	hosts         *hostPods
 	hostLinkIndex int
 	ownDir        bool
 	dir           string

@@ -34,6 +34,9 @@ type kubelet struct {
 	podNetns  string
 	streaming streaming.Server
 	nodeDial  func(ctx context.Context, network, addr string) (net.Conn, error)
+	// hostPod finds a pod the lab started through its API (pftap's
+	// agent, on the host network): its sandbox and network namespace.
+	hostPod func(ns, name string) (sandbox, netns string, ok bool)
 }
 
 func (k *kubelet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -45,9 +48,17 @@ func (k *kubelet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case len(parts) < 3 || parts[0] != "portForward":
 		http.NotFound(w, r)
 		return
-	case parts[1] != k.namespace || parts[2] != k.pod:
-		http.Error(w, fmt.Sprintf("pod %s/%s not found on this node", parts[1], parts[2]), http.StatusNotFound)
-		return
+	}
+	sandbox, podNetns := k.sandbox, k.podNetns
+	if parts[1] != k.namespace || parts[2] != k.pod {
+		var ok bool
+		if k.hostPod != nil {
+			sandbox, podNetns, ok = k.hostPod(parts[1], parts[2])
+		}
+		if !ok {
+			http.Error(w, fmt.Sprintf("pod %s/%s not found on this node", parts[1], parts[2]), http.StatusNotFound)
+			return
+		}
 	}
 	if k.runtime == RuntimeSocat {
 		opts, err := portforward.NewV4Options(r)
@@ -55,11 +66,11 @@ func (k *kubelet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		portforward.ServePortForward(w, r, socatForwarder{netns: nsenter.Path(k.podNetns)}, k.pod, k.uid, opts,
+		portforward.ServePortForward(w, r, socatForwarder{netns: nsenter.Path(podNetns)}, parts[2], k.uid, opts,
 			4*time.Hour, 30*time.Second, portforward.SupportedProtocols)
 		return
 	}
-	resp, err := k.streaming.GetPortForward(&runtimeapi.PortForwardRequest{PodSandboxId: k.sandbox})
+	resp, err := k.streaming.GetPortForward(&runtimeapi.PortForwardRequest{PodSandboxId: sandbox})
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return

@@ -14,11 +14,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/pftap/pftap/internal/agent"
 	"github.com/pftap/pftap/internal/fakeapi"
 	"github.com/pftap/pftap/internal/pki"
 
+	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/cri-streaming/pkg/streaming"
 
@@ -117,8 +120,9 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	sandbox := "sandbox-" + cfg.Name
 	k := &kubelet{runtime: cfg.Runtime, namespace: cfg.Namespace, pod: cfg.Pod, uid: podUID, sandbox: sandbox, podNetns: l.PodNetns,
 		nodeDial: nsDialer(l.NodeNetns)}
+	var rt *runtime
 	if cfg.Runtime == RuntimeContainerd {
-		rt := &runtime{netns: map[string]string{sandbox: l.PodNetns}}
+		rt = &runtime{netns: map[string]string{sandbox: l.PodNetns}}
 		sl, err := listenIn(l.NodeNetns, "127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("streaming server listener: %w", err)
@@ -168,8 +172,25 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	}
 	kubeletURL := &url.URL{Scheme: scheme, Host: netip.AddrPortFrom(a.node, KubeletPort).String(),
 		Path: "/portForward/" + cfg.Namespace + "/" + cfg.Pod}
+	// Pods created through the API (pftap's agent) run on the node's
+	// network, started in-process as the node would start the container.
+	l.hosts = newHostPods("pftap-lab-node", a.node.String(), func(p *corev1.Pod) (func(), error) { return l.runAgentPod(p, rt) })
+	l.closers = append(l.closers, func() error { l.hosts.stopAll(); return nil })
+	k.hostPod = func(ns, name string) (string, string, bool) {
+		if l.hosts.get(ns, name) == nil {
+			return "", "", false
+		}
+		return "sandbox-" + name, l.NodeNetns, true
+	}
 	api := &apiserver{token: cfg.Token, websocket: !cfg.NoWebSocket, pod: fakeapi.Pod(cfg.Namespace, cfg.Pod, a.pod.String(), time.Now()),
-		transport: toKubelet, location: func(*http.Request) (*url.URL, error) { u := *kubeletURL; return &u, nil }}
+		transport: toKubelet, hosts: l.hosts, location: func(r *http.Request) (*url.URL, error) {
+			u := *kubeletURL
+			// .../namespaces/NS/pods/NAME/portforward → /portForward/NS/NAME
+			if parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/"); len(parts) == 7 {
+				u.Path = "/portForward/" + parts[3] + "/" + parts[5]
+			}
+			return &u, nil
+		}}
 	al, err := listenIn(l.CPNetns, netip.AddrPortFrom(a.cp, APIServerPort).String())
 	if err != nil {
 		return nil, fmt.Errorf("apiserver listener: %w", err)
@@ -367,4 +388,62 @@ func (l *Lab) PortForwardURL() (*url.URL, error) {
 // kubelet and the runtime's streaming server listen.
 func (l *Lab) DialNode(ctx context.Context, network, addr string) (net.Conn, error) {
 	return nsDialer(l.NodeNetns)(ctx, network, addr)
+}
+
+// runAgentPod runs a pftap agent pod as the node would: in the node's
+// network namespace, with the token and certificate its spec gives, on the
+// address its command names. The runtime learns its sandbox, so that
+// port-forward to it works.
+func (l *Lab) runAgentPod(p *corev1.Pod, rt *runtime) (func(), error) {
+	c := p.Spec.Containers[0]
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	listen := fmt.Sprintf("127.0.0.1:%d", agent.Port)
+	for i, a := range c.Command {
+		if a == "--listen" && i+1 < len(c.Command) {
+			listen = c.Command[i+1]
+		}
+	}
+	o := agent.Options{Token: env[agent.EnvToken], Netns: l.NodeNetns}
+	if env[agent.EnvCert] != "" {
+		cert, err := tls.X509KeyPair([]byte(env[agent.EnvCert]), []byte(env[agent.EnvKey]))
+		if err != nil {
+			return nil, fmt.Errorf("agent certificate: %w", err)
+		}
+		o.Certificate = &cert
+	}
+	ag, err := agent.New(o)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := listenIn(l.NodeNetns, listen)
+	if err != nil {
+		return nil, err
+	}
+	go ag.Serve(ln)
+	sandbox := "sandbox-" + p.Name
+	if rt != nil {
+		rt.mu.Lock()
+		rt.netns[sandbox] = l.NodeNetns
+		rt.mu.Unlock()
+	}
+	return func() {
+		ln.Close()
+		if rt != nil {
+			rt.mu.Lock()
+			delete(rt.netns, sandbox)
+			rt.mu.Unlock()
+		}
+	}, nil
+}
+
+// HostPodLog is what was done through the lab's API to the pods it runs
+// besides its app's ("create NS/NAME", "watch NS SELECTOR", "delete NS/NAME").
+func (l *Lab) HostPodLog() []string {
+	if l.hosts == nil {
+		return nil
+	}
+	return l.hosts.Log()
 }

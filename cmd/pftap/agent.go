@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -49,7 +50,7 @@ given) and can pin the certificate fingerprint the agent prints.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Token == "" {
-				opts.Token = os.Getenv("PFTAP_AGENT_TOKEN")
+				opts.Token = os.Getenv(agent.EnvToken)
 			}
 			if _, _, err := net.SplitHostPort(opts.Listen); err != nil {
 				return usageError{fmt.Errorf("--listen %q: want HOST:PORT", opts.Listen)}
@@ -80,7 +81,16 @@ func agentRun(opts *AgentOptions) error {
 		rand.Read(b)
 		token, made = hex.EncodeToString(b), true
 	}
-	a, err := agent.New(agent.Options{Token: token, Netns: opts.Netns, KubeletPort: opts.KubeletPort, StreamingPorts: opts.StreamingPorts, Log: opts.IO.ErrOut})
+	ao := agent.Options{Token: token, Netns: opts.Netns, KubeletPort: opts.KubeletPort, StreamingPorts: opts.StreamingPorts, Log: opts.IO.ErrOut}
+	// A deployed agent gets its certificate from trace, which pins it.
+	if c, k := os.Getenv(agent.EnvCert), os.Getenv(agent.EnvKey); c != "" && k != "" {
+		cert, err := tls.X509KeyPair([]byte(c), []byte(k))
+		if err != nil {
+			return fmt.Errorf("%s/%s: %w", agent.EnvCert, agent.EnvKey, err)
+		}
+		ao.Certificate = &cert
+	}
+	a, err := agent.New(ao)
 	if err != nil {
 		return err
 	}

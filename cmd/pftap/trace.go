@@ -34,7 +34,9 @@ type TraceOptions struct {
 	// AgentToken and AgentFingerprint authenticate a pftap agent.
 	AgentToken       string
 	AgentFingerprint string
-	Write            string
+	// AgentImage and AgentNamespace are for --agent deploy.
+	AgentImage, AgentNamespace string
+	Write                      string
 	JSON             bool
 	Verbosity        int
 	NoColor          bool
@@ -66,12 +68,14 @@ runtime on the node's lo, the pod's lo, the pod's eth0) need pftap agent on
 the pod's node: start it there (as root) and give trace its address and
 token; trace then shows every leg, puts the node's clock on its own
 (estimating the offset from requests seen both ways) and prints the per-hop
-latencies. --agent deploy (trace starting the agent as a pod) is not
-available yet.`,
+latencies. With --agent deploy, trace creates the agent pod on the pod's
+node itself (privileged, host network and PID, listening on the node's
+127.0.0.1 only), reaches it through the API, and deletes it when it ends.`,
 		Example: `  pftap trace pod/nginx 8080:80
   pftap trace -n web svc/frontend :http
   pftap trace --context prod deploy/api 9090 -w api.pcapng
-  PFTAP_AGENT_TOKEN=... pftap trace --agent node-1:10299 pod/nginx 8080:80`,
+  pftap trace --agent deploy --agent-namespace kube-system pod/nginx 8080:80
+  PFTAP_AGENT_TOKEN=... pftap trace --agent 127.0.0.1:10299 pod/nginx 8080:80`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 2 {
 				return usageError{errors.New("trace needs a target and at least one port, as kubectl port-forward: pod/nginx 8080:80")}
@@ -83,7 +87,6 @@ available yet.`,
 			switch opts.Agent {
 			case "none":
 			case "deploy":
-				return trace.ErrAgentDeploy
 			default:
 				if _, _, err := net.SplitHostPort(opts.Agent); err != nil {
 					return usageError{fmt.Errorf("--agent %q: want none, deploy or the agent's HOST:PORT", opts.Agent)}
@@ -106,9 +109,11 @@ available yet.`,
 	clientcmd.BindOverrideFlags(&opts.Overrides, f, clientcmd.RecommendedConfigOverrideFlags(""))
 	f.StringVar(&opts.Address, "address", "127.0.0.1", "local address to listen on")
 	f.BoolVar(&opts.SPDY, "spdy", false, "use SPDY/3.1 instead of the WebSocket tunnel")
-	f.StringVar(&opts.Agent, "agent", "none", "the node agent that taps the node-side legs: none (only L1), or the HOST:PORT of a pftap agent on the pod's node")
+	f.StringVar(&opts.Agent, "agent", "none", "the node agent that taps the node-side legs: none (only L1), deploy (trace runs it as a pod on the pod's node and deletes it after), or the HOST:PORT of a pftap agent there")
 	f.StringVar(&opts.AgentToken, "agent-token", "", "the agent's token (default: $PFTAP_AGENT_TOKEN)")
 	f.StringVar(&opts.AgentFingerprint, "agent-fingerprint", "", "the SHA-256 the agent printed for its certificate (pins it)")
+	f.StringVar(&opts.AgentImage, "agent-image", agentImage(), "with --agent deploy: the image holding the pftap binary at /pftap")
+	f.StringVar(&opts.AgentNamespace, "agent-namespace", "", "with --agent deploy: the namespace of the agent pod (default: the target's)")
 	f.StringVarP(&opts.Write, "write", "w", "", "also record the tapped legs to this pcapng file")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per line")
 	f.CountVarP(&opts.Verbosity, "verbose", "v", "-v adds every SPDY frame, -vv WebSocket frames and TCP segments")
@@ -143,6 +148,20 @@ func traceRun(opts *TraceOptions) error {
 		return err
 	}
 
+	if opts.Agent == "deploy" {
+		d, err := trace.DeployAgent(context.Background(), cs, cfg, target, trace.DeployOptions{Image: opts.AgentImage, Namespace: opts.AgentNamespace, Log: opts.IO.ErrOut})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := d.Remove(); err != nil {
+				fmt.Fprintf(opts.IO.ErrOut, "pftap: %v\n", err)
+			} else {
+				fmt.Fprintf(opts.IO.ErrOut, "pftap trace: deleted agent pod %s/%s\n", d.Pod.Namespace, d.Pod.Name)
+			}
+		}()
+		opts.Agent, opts.AgentToken, opts.AgentFingerprint = d.Addr, d.Token, d.Fingerprint
+	}
 	// Events are written by the decoder's goroutine, the rest by this
 	// one: one lock for the output.
 	out := &syncWriter{w: opts.IO.Out}
@@ -244,4 +263,13 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// agentImage is the default image of a deployed agent: pftap's, at this
+// build's version.
+func agentImage() string {
+	if version == "" {
+		return "ghcr.io/pftap/pftap:latest"
+	}
+	return "ghcr.io/pftap/pftap:" + version
 }

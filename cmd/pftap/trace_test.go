@@ -15,6 +15,11 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
 	"github.com/pftap/pftap/internal/agent"
 	"github.com/pftap/pftap/internal/kubectl"
 	"github.com/pftap/pftap/internal/trace"
@@ -322,4 +327,64 @@ func TestTraceAgent(t *testing.T) {
 			t.Errorf("exit %d: %q", code, errOut)
 		}
 	})
+}
+
+// TestTraceAgentDeploy: --agent deploy creates the agent pod through the
+// lab's API (spec checked), watches it until it runs, reaches it through
+// the API's port-forward, shows the node's legs, and deletes the pod.
+func TestTraceAgentDeploy(t *testing.T) {
+	needRootCmd(t)
+	l, err := lab.Start(context.Background(), lab.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var page string
+	code, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--no-color", "--agent", "deploy", "--agent-image", "example.org/pftap:test", "pod/nginx", "0:80"},
+		func(ports []trace.PortPair) {
+			page = get(t, ports[0].Local, "/")
+			for i := 0; i < 3; i++ {
+				get(t, ports[0].Local, "/")
+			}
+			time.Sleep(200 * time.Millisecond)
+		})
+	if code != exitOK || page != lab.WelcomePage {
+		t.Fatalf("exit %d, page %d bytes: %s\n%s", code, len(page), errOut, out)
+	}
+	for _, want := range []string{"L3 kubelet→runtime   →  open data stream", "L4 runtime→app       →  GET /", "the agent's clock runs"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	m := regexp.MustCompile(`created agent pod default/(pftap-agent-[0-9a-f]+) on node pftap-lab-node \(image example.org/pftap:test\)`).FindStringSubmatch(errOut)
+	if m == nil {
+		t.Fatalf("no creation line:\n%s", errOut)
+	}
+	name := m[1]
+	if !strings.Contains(errOut, "pftap trace: deleted agent pod default/"+name) {
+		t.Errorf("no deletion line:\n%s", errOut)
+	}
+	log := strings.Join(l.HostPodLog(), "\n")
+	for _, want := range []string{"create default/" + name, "watch default metadata.name=" + name, "delete default/" + name} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the lab's API did not see %q:\n%s", want, log)
+		}
+	}
+	// The pod is gone: GET says 404.
+	cfg, err := clientcmd.BuildConfigFromFlags("", l.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("GET the agent pod after trace: %v, want NotFound", err)
+	}
+	spec := trace.AgentPod("default", "pftap-lab-node", "img", "tok", []byte("c"), []byte("k"))
+	if !spec.Spec.HostNetwork || !spec.Spec.HostPID || !*spec.Spec.Containers[0].SecurityContext.Privileged ||
+		spec.Spec.ActiveDeadlineSeconds == nil || spec.Spec.Containers[0].Command[len(spec.Spec.Containers[0].Command)-1] != "127.0.0.1:10299" {
+		t.Errorf("agent pod spec: %+v", spec.Spec)
+	}
 }

@@ -66,7 +66,22 @@ type Options struct {
 	ClockOffset time.Duration
 	// Log receives one line per session.
 	Log io.Writer
+	// Certificate, when set, is the agent's TLS certificate (trace makes
+	// one and pins it when it deploys the agent); otherwise a new
+	// self-signed one is made.
+	Certificate *tls.Certificate
 }
+
+// Environment variables a deployed agent reads: its token, and its
+// certificate and key (PEM).
+const (
+	EnvToken = "PFTAP_AGENT_TOKEN"
+	EnvCert  = "PFTAP_AGENT_CERT"
+	EnvKey   = "PFTAP_AGENT_KEY"
+)
+
+// Port is the port a deployed agent listens on, on the node's 127.0.0.1.
+const Port = 10299
 
 // Agent serves trace sessions.
 type Agent struct {
@@ -84,15 +99,25 @@ func New(o Options) (*Agent, error) {
 	if o.KubeletPort == 0 {
 		o.KubeletPort = 10250
 	}
-	ca, err := pki.New("pftap agent")
-	if err != nil {
-		return nil, err
-	}
-	cert, err := ca.Issue("pftap-agent", []net.IP{net.IPv4(127, 0, 0, 1)}, []string{"localhost"}, false)
-	if err != nil {
-		return nil, err
+	var cert tls.Certificate
+	if o.Certificate != nil {
+		cert = *o.Certificate
+	} else {
+		var err error
+		if cert, err = NewCertificate(); err != nil {
+			return nil, err
+		}
 	}
 	return &Agent{opts: o, tls: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}, Fingerprint: pki.Fingerprint(cert)}, nil
+}
+
+// NewCertificate makes a self-signed certificate for an agent.
+func NewCertificate() (tls.Certificate, error) {
+	ca, err := pki.New("pftap agent")
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return ca.Issue("pftap-agent", []net.IP{net.IPv4(127, 0, 0, 1)}, []string{"localhost"}, false)
 }
 
 // Serve accepts trace sessions on l until it is closed.

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -131,4 +132,17 @@ func Fingerprint(c tls.Certificate) string {
 	}
 	sum := sha256.Sum256(c.Certificate[0])
 	return hex.EncodeToString(sum[:])
+}
+
+// EncodePEM returns a certificate's leaf and private key as PEM.
+func EncodePEM(c tls.Certificate) (certPEM, keyPEM []byte, err error) {
+	if len(c.Certificate) == 0 {
+		return nil, nil, errors.New("no certificate")
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }

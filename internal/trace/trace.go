@@ -2,7 +2,6 @@ package trace
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -305,7 +304,3 @@ func (s *Session) decodeLoop() {
 	}
 	s.sum = d.Finish()
 }
-
-// ErrAgentDeploy is returned for --agent deploy, which trace does not
-// have yet.
-var ErrAgentDeploy = errors.New("--agent deploy is not available yet: start pftap agent on the node and give its address")
