@@ -37,9 +37,9 @@ type TraceOptions struct {
 	// AgentImage and AgentNamespace are for --agent deploy.
 	AgentImage, AgentNamespace string
 	Write                      string
-	JSON             bool
-	Verbosity        int
-	NoColor          bool
+	JSON                       bool
+	Verbosity                  int
+	NoColor                    bool
 	// Stop, when set, replaces waiting for a signal (tests); Ready
 	// receives the forwarded ports.
 	Stop  <-chan struct{}
