@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -386,5 +387,63 @@ func TestTraceAgentDeploy(t *testing.T) {
 	if !spec.Spec.HostNetwork || !spec.Spec.HostPID || !*spec.Spec.Containers[0].SecurityContext.Privileged ||
 		spec.Spec.ActiveDeadlineSeconds == nil || spec.Spec.Containers[0].Command[len(spec.Spec.Containers[0].Command)-1] != "127.0.0.1:10299" {
 		t.Errorf("agent pod spec: %+v", spec.Spec)
+	}
+}
+
+// TestTraceProxy: the kubeconfig's proxy-url (here --proxy-url) is used as
+// kubectl uses it: pftap's relay reaches the apiserver through HTTP
+// CONNECT.
+func TestTraceProxy(t *testing.T) {
+	needRootCmd(t)
+	l, err := lab.Start(context.Background(), lab.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	connects := make(chan string, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil || req.Method != http.MethodConnect {
+					return
+				}
+				connects <- req.Host
+				up, err := net.Dial("tcp", req.Host)
+				if err != nil {
+					io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\n\r\n")
+					return
+				}
+				defer up.Close()
+				io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+				go io.Copy(up, br)
+				io.Copy(c, up)
+			}(c)
+		}
+	}()
+	var page string
+	code, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--no-color", "--proxy-url", "http://" + ln.Addr().String(), "pod/nginx", "0:80"},
+		func(ports []trace.PortPair) { page = get(t, ports[0].Local, "/") })
+	if code != exitOK || page != lab.WelcomePage {
+		t.Fatalf("exit %d, page %d bytes: %s\n%s", code, len(page), errOut, out)
+	}
+	select {
+	case host := <-connects:
+		if host != l.APIServer.Host {
+			t.Errorf("CONNECT %s, want the apiserver %s", host, l.APIServer.Host)
+		}
+	default:
+		t.Error("the proxy saw no CONNECT")
 	}
 }

@@ -1,9 +1,11 @@
 package pfclient
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/net/proxy"
 
 	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/rest"
@@ -60,6 +64,7 @@ type Forwarder struct {
 	err      error
 	relayErr error
 	relay    net.Listener
+	dial     func() (net.Conn, error)
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	conns    []net.Conn
@@ -119,12 +124,22 @@ func Start(ctx context.Context, o Options) (*Forwarder, error) {
 	if err != nil {
 		return nil, err
 	}
+	// As client-go: the kubeconfig's proxy-url, else the environment's
+	// (HTTPS_PROXY, NO_PROXY). The lab's own client goes direct.
+	proxyFn := func(*http.Request) (*url.URL, error) { return nil, nil }
+	if o.Config != nil {
+		proxyFn = http.ProxyFromEnvironment
+		if o.Config.Proxy != nil {
+			proxyFn = o.Config.Proxy
+		}
+	}
 	f := &Forwarder{stop: make(chan struct{}), finished: make(chan struct{})}
 	relay, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	f.relay = relay
+	f.dial = func() (net.Conn, error) { return dialVia(proxyFn, server, tlsCfg) }
 	go f.serveRelay(server, tlsCfg, o.Wrap)
 
 	base := &url.URL{Scheme: "http", Host: relay.Addr().String()}
@@ -282,7 +297,7 @@ func (f *Forwarder) serveRelay(server string, cfg *tls.Config, wrap func(net.Con
 		go func() {
 			defer f.wg.Done()
 			defer c.Close()
-			raw, err := net.DialTimeout("tcp", server, 10*time.Second)
+			raw, err := f.dial()
 			if err != nil {
 				f.setRelayErr(err)
 				return
@@ -357,3 +372,89 @@ func (f *Forwarder) Stop() {
 	}
 	f.close()
 }
+
+// dialVia connects to server, through the proxy the kubeconfig (or the
+// environment, as client-go does) names for it: HTTP CONNECT through an
+// http or https proxy, or SOCKS5.
+func dialVia(proxyFn func(*http.Request) (*url.URL, error), server string, tlsCfg *tls.Config) (net.Conn, error) {
+	scheme := "https"
+	if tlsCfg == nil {
+		scheme = "http"
+	}
+	req := &http.Request{Method: http.MethodGet, URL: &url.URL{Scheme: scheme, Host: server}, Header: http.Header{}}
+	pu, err := proxyFn(req)
+	if err != nil {
+		return nil, fmt.Errorf("proxy for %s: %w", server, err)
+	}
+	if pu == nil {
+		return net.DialTimeout("tcp", server, 10*time.Second)
+	}
+	switch pu.Scheme {
+	case "socks5", "socks5h":
+		var auth *proxy.Auth
+		if pu.User != nil {
+			pw, _ := pu.User.Password()
+			auth = &proxy.Auth{User: pu.User.Username(), Password: pw}
+		}
+		d, err := proxy.SOCKS5("tcp", pu.Host, auth, &net.Dialer{Timeout: 10 * time.Second})
+		if err != nil {
+			return nil, err
+		}
+		c, err := d.Dial("tcp", server)
+		if err != nil {
+			return nil, fmt.Errorf("through SOCKS5 proxy %s: %w", pu.Host, err)
+		}
+		return c, nil
+	case "http", "https":
+		host := pu.Host
+		if pu.Port() == "" {
+			host = net.JoinHostPort(pu.Hostname(), map[string]string{"http": "80", "https": "443"}[pu.Scheme])
+		}
+		c, err := net.DialTimeout("tcp", host, 10*time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("proxy %s: %w", pu.Host, err)
+		}
+		if pu.Scheme == "https" {
+			tc := tls.Client(c, &tls.Config{ServerName: pu.Hostname(), MinVersion: tls.VersionTLS12})
+			if err := tc.Handshake(); err != nil {
+				c.Close()
+				return nil, fmt.Errorf("proxy %s: %w", pu.Host, err)
+			}
+			c = tc
+		}
+		connect := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: server}, Host: server, Header: http.Header{}}
+		if pu.User != nil {
+			pw, _ := pu.User.Password()
+			connect.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(pu.User.Username()+":"+pw)))
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := connect.Write(c); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("proxy %s: %w", pu.Host, err)
+		}
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, connect)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("proxy %s: %w", pu.Host, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			c.Close()
+			return nil, fmt.Errorf("proxy %s refused CONNECT %s: %s", pu.Host, server, resp.Status)
+		}
+		c.SetDeadline(time.Time{})
+		if br.Buffered() > 0 {
+			return &bufConn{Conn: c, r: br}, nil
+		}
+		return c, nil
+	}
+	return nil, fmt.Errorf("proxy %s: scheme %q is not http, https or socks5", pu.Redacted(), pu.Scheme)
+}
+
+type bufConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufConn) Read(b []byte) (int, error) { return c.r.Read(b) }
