@@ -23,6 +23,7 @@ import (
 
 	"github.com/pftap/pftap/internal/agent"
 	"github.com/pftap/pftap/internal/kubectl"
+	"github.com/pftap/pftap/internal/testenv"
 	"github.com/pftap/pftap/internal/trace"
 	"github.com/pftap/pftap/lab"
 )
@@ -445,5 +446,45 @@ func TestTraceProxy(t *testing.T) {
 		}
 	default:
 		t.Error("the proxy saw no CONNECT")
+	}
+}
+
+// TestTraceAppOnPodIP: the app listens on the pod's IP only; port-forward
+// is refused, and trace, with the agent's view of the pod's sockets, says
+// so.
+func TestTraceAppOnPodIP(t *testing.T) {
+	needRootCmd(t)
+	testenv.NeedTool(t, "socat", "socat")
+	app := `socat TCP4-LISTEN:80,bind=127.0.0.1,fork,reuseaddr SYSTEM:'echo ok' & ` +
+		`socat TCP4-LISTEN:8081,bind=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1),fork,reuseaddr SYSTEM:'echo hi' & wait`
+	l, err := lab.Start(context.Background(), lab.Config{App: app})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	a, err := agent.New(agent.Options{Token: "tok", Netns: l.NodeNetns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go a.Serve(ln)
+	code, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--no-color", "--agent", ln.Addr().String(), "--agent-token", "tok", "pod/nginx", "0:8081"},
+		func(ports []trace.PortPair) {
+			c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ports[0].Local))
+			if err == nil {
+				c.Write([]byte("hello\n"))
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				io.Copy(io.Discard, c)
+				c.Close()
+			}
+			time.Sleep(300 * time.Millisecond)
+		})
+	want := "the app listens on " + l.PodIP().String() + ":8081: the pod's IP only, not localhost"
+	if code != exitError || !strings.Contains(out, "↳ "+want) || !strings.Contains(errOut, "lost connection to pod: "+want) {
+		t.Errorf("exit %d; want %q in the timeline and the error:\n%s\n%s", code, want, out, errOut)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"bufio"
 	"crypto/subtle"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,6 +47,11 @@ type Hello struct {
 	Node  string   `json:"node,omitempty"`
 	Legs  []string `json:"legs,omitempty"`
 	Error string   `json:"error,omitempty"`
+	// PodListeners are the TCP addresses listening in the pod's network
+	// namespace when the session began ("127.0.0.1:80", "10.1.2.3:8080",
+	// "[::]:443"): what trace needs to tell "nothing listens" from "the
+	// app listens on the pod's IP only".
+	PodListeners []string `json:"pod_listeners,omitempty"`
 }
 
 // Options of an agent.
@@ -159,7 +165,7 @@ func (a *Agent) session(c net.Conn) {
 		enc.Encode(Hello{Error: "wrong token"})
 		return
 	}
-	srcs, legs, err := a.open(req)
+	srcs, legs, podNetns, err := a.open(req)
 	if err != nil {
 		a.logf("%s: %v", c.RemoteAddr(), err)
 		enc.Encode(Hello{Error: err.Error()})
@@ -175,7 +181,13 @@ func (a *Agent) session(c net.Conn) {
 	for i, l := range legs {
 		names[i] = l.Name
 	}
-	if err := enc.Encode(Hello{Node: host, Legs: names}); err != nil {
+	var listening []string
+	if ls, err := Listeners(podNetns); err == nil {
+		for _, l := range ls {
+			listening = append(listening, l.String())
+		}
+	}
+	if err := enc.Encode(Hello{Node: host, Legs: names, PodListeners: listening}); err != nil {
 		return
 	}
 	c.SetDeadline(time.Time{})
@@ -212,19 +224,19 @@ func (a *Agent) session(c net.Conn) {
 }
 
 // open starts the captures of a session.
-func (a *Agent) open(req Request) ([]*capture.Source, []capture.Leg, error) {
+func (a *Agent) open(req Request) ([]*capture.Source, []capture.Leg, string, error) {
 	ip, err := netip.ParseAddr(req.PodIP)
 	if err != nil {
-		return nil, nil, fmt.Errorf("pod IP %q: %v", req.PodIP, err)
+		return nil, nil, "", fmt.Errorf("pod IP %q: %v", req.PodIP, err)
 	}
 	pod, err := capture.FindNetnsByIP(ip)
 	if err != nil {
-		return nil, nil, fmt.Errorf("the pod is not on this node: %v", err)
+		return nil, nil, "", fmt.Errorf("the pod is not on this node: %v", err)
 	}
 	ports := a.opts.StreamingPorts
 	if len(ports) == 0 {
 		if ports, err = streamingPorts(a.opts.Netns, a.opts.KubeletPort); err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 	}
 	type want struct {
@@ -253,23 +265,30 @@ func (a *Agent) open(req Request) ([]*capture.Source, []capture.Leg, error) {
 			for _, s := range srcs {
 				s.Close()
 			}
-			return nil, nil, fmt.Errorf("%s: %v", w.leg.Name, err)
+			return nil, nil, "", fmt.Errorf("%s: %v", w.leg.Name, err)
 		}
 		srcs = append(srcs, s)
 		legs = append(legs, w.leg)
 	}
-	return srcs, legs, nil
+	return srcs, legs, pod.Ref, nil
 }
 
-// streamingPorts lists the TCP ports listening on 127.0.0.1 in the node's
-// namespace, but the kubelet's and kube-proxy's: where a CRI runtime's
-// streaming server listens.
-func streamingPorts(netns string, kubelet int) ([]int, error) {
-	var data []byte
+// Listeners lists the TCP sockets listening in a network namespace ("":
+// the agent's own), IPv4 and IPv6.
+func Listeners(netns string) ([]netip.AddrPort, error) {
+	var out []netip.AddrPort
 	read := func() error {
-		var err error
-		data, err = os.ReadFile("/proc/thread-self/net/tcp")
-		return err
+		for _, f := range []string{"/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"} {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				if f == "/proc/thread-self/net/tcp6" {
+					continue // no IPv6
+				}
+				return err
+			}
+			out = append(out, parseListeners(string(data))...)
+		}
+		return nil
 	}
 	var err error
 	if netns == "" {
@@ -277,23 +296,53 @@ func streamingPorts(netns string, kubelet int) ([]int, error) {
 	} else {
 		err = nsenter.Do(netns, read)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the node's sockets: %v", err)
-	}
-	skip := map[int]bool{kubelet: true, 10248: true, 10249: true, 10256: true, 10257: true, 10259: true}
-	var ports []int
-	for _, line := range strings.Split(string(data), "\n")[1:] {
+	return out, err
+}
+
+// parseListeners reads /proc/net/tcp{,6}: the LISTEN sockets' local
+// addresses.
+func parseListeners(data string) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, line := range strings.Split(data, "\n")[1:] {
 		f := strings.Fields(line)
 		if len(f) < 4 || f[3] != "0A" { // LISTEN
 			continue
 		}
 		addr, port, ok := strings.Cut(f[1], ":")
-		if !ok || addr != "0100007F" { // 127.0.0.1
+		if !ok {
 			continue
 		}
-		p, err := strconv.ParseInt(port, 16, 32)
-		if err == nil && !skip[int(p)] {
-			ports = append(ports, int(p))
+		p, err := strconv.ParseUint(port, 16, 16)
+		if err != nil {
+			continue
+		}
+		raw, err := hex.DecodeString(addr)
+		if err != nil || (len(raw) != 4 && len(raw) != 16) {
+			continue
+		}
+		// The kernel prints each 32-bit word in host (little-endian) order.
+		for i := 0; i+4 <= len(raw); i += 4 {
+			raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
+		}
+		ip, _ := netip.AddrFromSlice(raw)
+		out = append(out, netip.AddrPortFrom(ip.Unmap(), uint16(p)))
+	}
+	return out
+}
+
+// streamingPorts lists the TCP ports listening on 127.0.0.1 in the node's
+// namespace, but the kubelet's and kube-proxy's: where a CRI runtime's
+// streaming server listens.
+func streamingPorts(netns string, kubelet int) ([]int, error) {
+	ls, err := Listeners(netns)
+	if err != nil {
+		return nil, fmt.Errorf("reading the node's sockets: %v", err)
+	}
+	skip := map[int]bool{kubelet: true, 10248: true, 10249: true, 10256: true, 10257: true, 10259: true}
+	var ports []int
+	for _, l := range ls {
+		if l.Addr() == netip.AddrFrom4([4]byte{127, 0, 0, 1}) && !skip[int(l.Port())] {
+			ports = append(ports, int(l.Port()))
 		}
 	}
 	return ports, nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -76,6 +78,8 @@ type Session struct {
 	agent     net.Conn
 	agentDone chan struct{}
 	agentErr  error
+	// podListeners are what listened in the pod when the agent began.
+	podListeners []string
 	// sendMu guards in against sends after it is closed (a tap can
 	// record a FIN while the port-forward shuts down).
 	sendMu sync.RWMutex
@@ -108,6 +112,7 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 			return nil, err
 		}
 		s.agent = conn
+		s.podListeners = hello.PodListeners
 		for _, name := range hello.Legs {
 			agentLegs = append(agentLegs, capture.Leg{Name: name, Description: "tapped by pftap agent on " + hello.Node})
 			s.legs = append(s.legs, name)
@@ -272,6 +277,9 @@ func (s *Session) decodeLoop() {
 			s.opts.Event(e)
 		}
 		if why := decode.Diagnose(e); why != "" {
+			if e.Kind == decode.KindStreamError && s.podListeners != nil {
+				why = RefineRefused(why, e, s.podListeners)
+			}
 			s.mu.Lock()
 			s.last = why
 			s.mu.Unlock()
@@ -303,4 +311,40 @@ func (s *Session) decodeLoop() {
 		}
 	}
 	s.sum = d.Finish()
+}
+
+// RefineRefused sharpens the diagnosis of a refused connection inside the
+// pod with what listened there (the agent's view): the app bound to the
+// pod's IP only, or nothing on that port at all.
+func RefineRefused(why string, e *decode.Event, listeners []string) string {
+	if e.Error == nil || !strings.Contains(*e.Error, "connection refused") || e.Port == 0 {
+		return why
+	}
+	port := strconv.Itoa(e.Port)
+	var elsewhere, ports []string
+	seen := map[string]bool{}
+	for _, l := range listeners {
+		ap, err := netip.ParseAddrPort(l)
+		if err != nil {
+			continue
+		}
+		p := strconv.Itoa(int(ap.Port()))
+		if !seen[p] {
+			seen[p] = true
+			ports = append(ports, p)
+		}
+		if p != port {
+			continue
+		}
+		a := ap.Addr()
+		if a.IsLoopback() || a.IsUnspecified() {
+			return why + fmt.Sprintf(" (the agent saw %s listening: the app had not started yet, or restarted)", l)
+		}
+		elsewhere = append(elsewhere, l)
+	}
+	if len(elsewhere) > 0 {
+		return fmt.Sprintf("the app listens on %s: the pod's IP only, not localhost; port-forward dials localhost:%s inside the pod, "+
+			"so it is refused. Bind the app to 0.0.0.0 (or also to 127.0.0.1)", strings.Join(elsewhere, ", "), port)
+	}
+	return fmt.Sprintf("nothing listens on port %s in the pod (it listens on: %s): check the port, or whether the app runs", port, strings.Join(ports, ", "))
 }
