@@ -241,6 +241,11 @@ func TestTraceAgent(t *testing.T) {
 				"--agent-fingerprint", fp, "pod/nginx", "0:80"}, func(ports []trace.PortPair) {
 				page = get(t, ports[0].Local, "/")
 				bulk = get(t, ports[0].Local, "/bytes?n=300000")
+				// What pftap lab sends, the way it sends it: its timeline
+				// shows "request 0 port 80: 77 B → pod, 399 B ← pod".
+				if r := sendRequests(context.Background(), ports[0].Local, []string{"GET /"}, 1); r[0].err != nil {
+					t.Errorf("pftap lab's request through trace: %v", r[0].err)
+				}
 				// More requests, more samples for the clock estimate.
 				for i := 0; i < 6; i++ {
 					get(t, ports[0].Local, "/")
@@ -267,6 +272,13 @@ func TestTraceAgent(t *testing.T) {
 			}
 			if !strings.Contains(out, "request 1 port 80: ") || !strings.Contains(out, "293.") {
 				t.Errorf("no bulk request in the timeline:\n%s", out)
+			}
+			// pftap lab's request: the same bytes pftap lab shows, on both
+			// SPDY legs, and its HTTP request on the pod's lo.
+			for _, leg := range []string{"L1 client→apiserver", "L3 kubelet→runtime"} {
+				if !regexp.MustCompile(regexp.QuoteMeta(leg) + `\s+request 2 port 80: 77 B → pod, 399 B ← pod, .*, ok`).MatchString(out) {
+					t.Errorf("%s lacks pftap lab's request (77 B → pod, 399 B ← pod):\n%s", leg, out)
+				}
 			}
 			for _, want := range []string{"L4 runtime→app       →  GET /bytes?n=300000", "L2 on the wire (TLS)", "witness pod eth0                  0 packets",
 				"L1 client→apiserver ─", "→ L3 kubelet→runtime ─", "→ L4 runtime→app"} {
