@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"reflect"
 	"sort"
 	"sync"
 	"time"
@@ -90,6 +91,9 @@ func Open(opts Options) (*Source, error) {
 			tp.Close()
 			return fmt.Errorf("attach filter: %w", err)
 		}
+		if opts.Interface == "lo" {
+			ignoreOutgoing(tp)
+		}
 		s.tp = tp
 		return nil
 	})
@@ -150,4 +154,22 @@ func (s *Source) Close() error {
 		s.tp.Close()
 	}
 	return nil
+}
+
+// packetIgnoreOutgoing is PACKET_IGNORE_OUTGOING (Linux 4.20).
+const packetIgnoreOutgoing = 23
+
+// ignoreOutgoing asks the kernel not to hand the socket the outgoing copy of
+// each packet: on lo every packet is seen twice, going out and coming in,
+// and the filter keeps only the incoming one anyway (it still does, for
+// kernels without the option). Skipping the outgoing copies spares the
+// kernel a clone and a filter run per packet on the forwarded path.
+// gopacket's TPacket does not expose its socket, so it is read from the
+// unexported field; when that is not possible nothing changes.
+func ignoreOutgoing(tp *afpacket.TPacket) {
+	f := reflect.ValueOf(tp).Elem().FieldByName("fd")
+	if !f.IsValid() || f.Kind() != reflect.Int {
+		return
+	}
+	unix.SetsockoptInt(int(f.Int()), unix.SOL_PACKET, packetIgnoreOutgoing, 1)
 }

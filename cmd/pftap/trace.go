@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"unicode/utf8"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -171,6 +172,12 @@ func traceRun(opts *TraceOptions) error {
 		sink = timeline.NewJSONWriter(out)
 	} else {
 		tw = timeline.NewTextWriter(out, opts.IO.OutTTY && !opts.NoColor)
+		if opts.Agent != "none" {
+			// The agent's legs are known only once it answers, and
+			// its events may come before the widest leg's: set the
+			// leg column for "L2 on the wire (TLS)" at once.
+			tw.LegWidth = utf8.RuneCountInString("L2 on the wire (TLS)")
+		}
 		sink = &legSizer{tw: tw}
 		fmt.Fprintf(out, "pftap trace: pod %s/%s", target.Namespace, target.Pod.Name)
 		if target.Via != "" {

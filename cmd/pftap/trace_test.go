@@ -280,9 +280,9 @@ func TestTraceAgent(t *testing.T) {
 					t.Errorf("%s lacks pftap lab's request (77 B → pod, 399 B ← pod):\n%s", leg, out)
 				}
 			}
-			for _, want := range []string{"L4 runtime→app       →  GET /bytes?n=300000", "L2 on the wire (TLS)", "witness pod eth0                  0 packets",
-				"L1 client→apiserver ─", "→ L3 kubelet→runtime ─", "→ L4 runtime→app"} {
-				if !strings.Contains(out, want) {
+			for _, want := range []string{`L4 runtime→app\s+→  GET /bytes\?n=300000`, `L2 on the wire \(TLS\)`, `witness pod eth0\s+0 packets`,
+				`L1 client→apiserver ─`, `→ L3 kubelet→runtime ─`, `→ L4 runtime→app`} {
+				if !regexp.MustCompile(want).MatchString(out) {
 					t.Errorf("output lacks %q:\n%s", want, out)
 				}
 			}
@@ -365,8 +365,8 @@ func TestTraceAgentDeploy(t *testing.T) {
 	if code != exitOK || page != lab.WelcomePage {
 		t.Fatalf("exit %d, page %d bytes: %s\n%s", code, len(page), errOut, out)
 	}
-	for _, want := range []string{"L3 kubelet→runtime   →  open data stream", "L4 runtime→app       →  GET /", "the agent's clock runs"} {
-		if !strings.Contains(out, want) {
+	for _, want := range []string{`L3 kubelet→runtime\s+→  open data stream`, `L4 runtime→app\s+→  GET /`, `the agent's clock runs`} {
+		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}

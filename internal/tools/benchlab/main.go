@@ -67,7 +67,7 @@ func main() {
 		sort.Float64s(rates[taps])
 		med[taps] = rates[taps][len(rates[taps])/2]
 		mode := map[bool]string{false: "off", true: "on (" + *which + ")"}[taps]
-		fmt.Printf("%-9s %12.1f %10.2f %12d %8d\n", mode, med[taps], float64(n)/(1<<20)/med[taps], tapped[taps]/int64(*runs), drops[taps])
+		fmt.Printf("%-9s %12.1f %10.2f %12d %8d   runs: %.1f\n", mode, med[taps], float64(n)/(1<<20)/med[taps], tapped[taps]/int64(*runs), drops[taps], rates[taps])
 	}
 	off, on := med[false], med[true]
 	fmt.Printf("\ntaps on run at %.1f%% of taps off\n", 100*on/off)
