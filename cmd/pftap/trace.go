@@ -10,8 +10,8 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
-	"unicode/utf8"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
