@@ -120,7 +120,7 @@ func roundTrip(t testing.TB, port int, b []byte) []byte {
 }
 
 func TestAPIServerClientGo(t *testing.T) {
-	for _, name := range []string{"recordings/spdy-get", "recordings/websocket-get", "recordings/spdy-bulk-1mib", "recordings/websocket-fallback",
+	for _, name := range []string{"recordings/spdy-get", "recordings/websocket-get", "recordings/spdy-bulk-1mib", "recordings/websocket-fallback", "recordings/socat-get",
 		"replay/spdy-get", "replay/websocket-get", "replay/spdy-bulk", "replay/websocket-bulk", "replay/pftap-websocket-get", "replay/socat-spdy-get"} {
 		for _, kind := range []string{"spdy", "websocket", "fallback"} {
 			if name == "recordings/websocket-fallback" && kind == "websocket" {
