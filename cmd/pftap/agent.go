@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
@@ -9,8 +8,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -107,12 +104,8 @@ func agentRun(opts *AgentOptions) error {
 	if opts.Ready != nil {
 		opts.Ready(l.Addr().String(), a)
 	}
-	stop := opts.Stop
-	if stop == nil {
-		ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer cancel()
-		stop = ctx.Done()
-	}
+	stop, cancel := stopOrSignal(opts.Stop)
+	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- a.Serve(l) }()
 	select {

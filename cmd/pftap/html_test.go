@@ -1,13 +1,14 @@
 package main
 
 import (
-	"github.com/pftap/pftap/internal/testenv"
 	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pftap/pftap/internal/testenv"
 )
 
 // TestHTMLInHeadlessChromium opens the sequence diagram of a recording in

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 // IOStreams are the standard streams a command writes to. Commands write
@@ -22,4 +25,14 @@ func systemIO() *IOStreams {
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// stopOrSignal returns stop when a test gave one, or a channel closed on
+// Ctrl-C or SIGTERM; cancel releases the signal handler.
+func stopOrSignal(stop <-chan struct{}) (<-chan struct{}, func()) {
+	if stop != nil {
+		return stop, func() {}
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	return ctx.Done(), cancel
 }

@@ -4,7 +4,6 @@ package main
 
 import (
 	"bufio"
-	"github.com/pftap/pftap/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/pftap/pftap/internal/testenv"
 
 	"github.com/pftap/pftap/internal/nsenter"
 	"github.com/pftap/pftap/lab"

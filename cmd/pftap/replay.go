@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -200,12 +197,8 @@ func replayServe(opts *ReplayOptions) error {
 	if opts.Ready != nil {
 		opts.Ready(a)
 	}
-	stop := opts.Stop
-	if stop == nil {
-		ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer cancel()
-		stop = ctx.Done()
-	}
+	stop, cancel := stopOrSignal(opts.Stop)
+	defer cancel()
 	<-stop
 	a.Close()
 	ms := a.Mismatches()

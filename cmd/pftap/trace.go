@@ -7,9 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -214,12 +212,8 @@ func traceRun(opts *TraceOptions) error {
 	if opts.Ready != nil {
 		opts.Ready(ports)
 	}
-	stopCh := opts.Stop
-	if stopCh == nil {
-		sctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer cancel()
-		stopCh = sctx.Done()
-	}
+	stopCh, cancelStop := stopOrSignal(opts.Stop)
+	defer cancelStop()
 	select {
 	case <-stopCh:
 	case <-s.Done():
