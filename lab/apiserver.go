@@ -30,6 +30,8 @@ type apiserver struct {
 	transport *http.Transport
 	// hosts are the pods created through the API (pftap's agent).
 	hosts *hostPods
+	// deny refuses pods/portforward as RBAC would.
+	deny bool
 }
 
 func (a *apiserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -113,6 +115,11 @@ func (a *apiserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *apiserver) portForward(w http.ResponseWriter, r *http.Request) {
+	if a.deny {
+		parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+		a.status(w, http.StatusForbidden, "Forbidden", fmt.Sprintf(`pods %q is forbidden: User "pftap-lab-user" cannot create resource "pods/portforward" in API group "" in the namespace %q`, parts[5], parts[3]))
+		return
+	}
 	loc, err := a.location(r)
 	if err != nil {
 		a.status(w, http.StatusInternalServerError, "InternalError", err.Error())

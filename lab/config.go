@@ -57,6 +57,9 @@ type Config struct {
 	// NoWebSocket makes the apiserver refuse WebSocket port-forward like a
 	// pre-1.31 apiserver, so that clients fall back to SPDY.
 	NoWebSocket bool
+	// DenyPortForward makes the apiserver refuse pods/portforward as RBAC
+	// does for a user without create on it (403), for testing diagnoses.
+	DenyPortForward bool
 	// Token is the bearer token the apiserver requires; default: random.
 	Token string
 	// Plain serves the apiserver and the kubelet over plain HTTP instead of
@@ -167,6 +170,7 @@ type Lab struct {
 	streaming     streaming.Server
 	sandbox       string
 	hosts         *hostPods
+	runtime       *runtime
 	hostLinkIndex int
 	ownDir        bool
 	dir           string

@@ -137,7 +137,7 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 			return nil, err
 		}
 		k.streaming = ss
-		l.streaming, l.sandbox = ss, sandbox
+		l.streaming, l.sandbox, l.runtime = ss, sandbox, rt
 		l.serve(sl, ss, nil, "")
 	}
 	kcert, err := ca.Issue("pftap-lab-node", []net.IP{a.node.AsSlice()}, []string{"pftap-lab-node"}, false)
@@ -183,7 +183,7 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 		return "sandbox-" + name, l.NodeNetns, true
 	}
 	api := &apiserver{token: cfg.Token, websocket: !cfg.NoWebSocket, pod: fakeapi.Pod(cfg.Namespace, cfg.Pod, a.pod.String(), time.Now()),
-		transport: toKubelet, hosts: l.hosts, location: func(r *http.Request) (*url.URL, error) {
+		transport: toKubelet, hosts: l.hosts, deny: cfg.DenyPortForward, location: func(r *http.Request) (*url.URL, error) {
 			u := *kubeletURL
 			// .../namespaces/NS/pods/NAME/portforward → /portForward/NS/NAME
 			if parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/"); len(parts) == 7 {
@@ -446,4 +446,16 @@ func (l *Lab) HostPodLog() []string {
 		return nil
 	}
 	return l.hosts.Log()
+}
+
+// RemoveSandbox makes the runtime forget the pod's sandbox, as when the pod
+// is deleted or restarted under a running port-forward: the next request
+// gets "pod sandbox not found" on its error stream (containerd runtime).
+func (l *Lab) RemoveSandbox() {
+	if l.runtime == nil {
+		return
+	}
+	l.runtime.mu.Lock()
+	delete(l.runtime.netns, l.sandbox)
+	l.runtime.mu.Unlock()
 }

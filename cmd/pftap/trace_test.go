@@ -194,6 +194,35 @@ func TestTraceDiagnoses(t *testing.T) {
 			t.Errorf("exit %d: %s", code, errOut)
 		}
 	})
+	t.Run("the pod's sandbox gone", func(t *testing.T) {
+		// A lab of its own: its pod's sandbox is removed under the
+		// running port-forward, as when the pod is deleted.
+		gone, err := lab.Start(context.Background(), lab.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer gone.Close()
+		code, out, errOut := runTrace(t, []string{"--kubeconfig", gone.Kubeconfig, "--no-color", "pod/nginx", "0:80"}, func(ports []trace.PortPair) {
+			gone.RemoveSandbox()
+			http.Get(fmt.Sprintf("http://127.0.0.1:%d/", ports[0].Local))
+			time.Sleep(300 * time.Millisecond)
+		})
+		if code != exitError || !strings.Contains(out, "↳ the pod's sandbox is gone") || !strings.Contains(errOut, "lost connection to pod: the pod's sandbox is gone") {
+			t.Errorf("exit %d:\n%s\n%s", code, out, errOut)
+		}
+	})
+	t.Run("RBAC forbids port-forward", func(t *testing.T) {
+		denied, err := lab.Start(context.Background(), lab.Config{DenyPortForward: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer denied.Close()
+		code, out, errOut := runTrace(t, []string{"--kubeconfig", denied.Kubeconfig, "--no-color", "pod/nginx", "0:80"}, nil)
+		want := "403: RBAC forbids this: the user needs the verb create (and get) on pods/portforward"
+		if code != exitError || !strings.Contains(errOut, "pftap: "+want) || !strings.Contains(out, "↳ "+want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("exit %d:\n%s\n%s", code, out, errOut)
+		}
+	})
 	t.Run("websocket refused", func(t *testing.T) {
 		var page string
 		code, out, errOut := runTrace(t, []string{"--kubeconfig", old.Kubeconfig, "--no-color", "pod/nginx", "0:80"}, func(ports []trace.PortPair) {

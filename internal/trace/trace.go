@@ -153,6 +153,13 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 	if err != nil {
 		s.closeAgent()
 		s.finish()
+		// The upgrade's refusal was decoded on L1: say what it means.
+		s.mu.Lock()
+		why := s.last
+		s.mu.Unlock()
+		if why != "" {
+			err = fmt.Errorf("%s (%w)", why, err)
+		}
 		return nil, err
 	}
 	s.fwd = fwd
@@ -178,10 +185,10 @@ func (s *Session) Done() <-chan struct{} { return s.fwd.Done() }
 // Stop ends the port-forward (if it still runs), the agent's stream and
 // the decoding, and returns what the trace saw.
 func (s *Session) Stop() Result {
-	var lost error
+	endedItself := false
 	select {
 	case <-s.fwd.Done():
-		lost = s.lostConnection()
+		endedItself = true
 	default:
 	}
 	s.fwd.Stop()
@@ -192,6 +199,12 @@ func (s *Session) Stop() Result {
 		<-s.agentDone
 	}
 	s.finish()
+	// The cause is known once every frame is decoded: the error stream's
+	// text may still have been on its way when client-go gave up.
+	var lost error
+	if endedItself {
+		lost = s.lostConnection()
+	}
 	if err := s.writeErr(); err != nil && lost == nil {
 		lost = err
 	}
@@ -227,7 +240,7 @@ func (s *Session) lostConnection() error {
 		cause = last
 	case s.fwd.RelayErr() != nil:
 		cause = "the connection to the apiserver failed: " + s.fwd.RelayErr().Error()
-	case s.fwd.Err() != nil:
+	case s.fwd.Err() != nil && !strings.Contains(s.fwd.Err().Error(), "lost connection to pod"):
 		cause = s.fwd.Err().Error()
 	default:
 		cause = "the apiserver closed the port-forward connection (the apiserver or kubelet restarted, or a proxy or load balancer timed it out)"
