@@ -34,6 +34,21 @@ type Options struct {
 	// MaxBody is how many bytes of each HTTP message body Events carry in
 	// Body (DefaultMaxBody when zero).
 	MaxBody int
+	// Records, when set, is called for every TLS record of a connection
+	// that carries TLS (sizes and times: the content is encrypted).
+	Records func(*TLSRecord)
+}
+
+// TLSRecord is one TLS record seen on a leg.
+type TLSRecord struct {
+	// Time is when the record's first byte arrived.
+	Time time.Time
+	Conn int
+	Leg  string
+	Dir  Dir
+	// Type is the record's content type (23: application data).
+	Type   byte
+	Length int
 }
 
 // FrameInfo is one SPDY frame on a leg, given to Options.Frames. The
@@ -196,6 +211,7 @@ type dirDec struct {
 	detect  []byte
 	tlsBuf  []byte
 	tlsOff  int64
+	tlsT    time.Time // when the first byte of the record in tlsBuf arrived
 	skipped int64 // bytes skipped before the first SPDY frame (mid-session join)
 }
 
@@ -685,6 +701,9 @@ func redactWSProtocols(v string, show bool) string {
 // times can be shown.
 func (cs *connState) feedTLS(dir tcpstream.Dir, t time.Time, b []byte) {
 	dd := &cs.dirs[dir]
+	if len(dd.tlsBuf) == 0 {
+		dd.tlsT = t
+	}
 	dd.tlsBuf = append(dd.tlsBuf, b...)
 	for len(dd.tlsBuf) >= 5 {
 		typ, n := dd.tlsBuf[0], int(binary.BigEndian.Uint16(dd.tlsBuf[3:5]))
@@ -702,8 +721,13 @@ func (cs *connState) feedTLS(dir tcpstream.Dir, t time.Time, b []byte) {
 			cs.d.send(1, cs, &Event{Time: t, Kind: KindSPDY, Type: "TLS", Dir: dirOf(dir), Offset: ptr(dd.tlsOff), Length: ptr(n),
 				Text: fmt.Sprintf("TLS %s record len=%d (encrypted)", names[typ], n)})
 		}
+		if cs.d.opts.Records != nil {
+			cs.d.opts.Records(&TLSRecord{Time: dd.tlsT, Conn: cs.c.ID, Leg: cs.leg, Dir: dirOf(dir), Type: typ, Length: n})
+		}
 		dd.tlsOff += int64(5 + n)
 		dd.tlsBuf = dd.tlsBuf[5+n:]
+		// The next record's first byte came with this chunk.
+		dd.tlsT = t
 	}
 	if len(dd.tlsBuf) == 0 {
 		dd.tlsBuf = nil

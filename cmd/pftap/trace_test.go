@@ -310,6 +310,8 @@ func TestTraceAgent(t *testing.T) {
 				}
 			}
 			for _, want := range []string{`L4 runtime→app\s+→  GET /bytes\?n=300000`, `L2 on the wire \(TLS\)`, `witness pod eth0\s+0 packets`,
+				// The node's TLS leg placed on the path by its records.
+				`→ pod \d+ B: .*L2 on the wire \(TLS\).*→ L4 runtime→app`, `← pod \d+ B: L4 runtime→app .*L2 on the wire \(TLS\)`,
 				`L1 client→apiserver ─`, `→ L3 kubelet→runtime ─`, `→ L4 runtime→app`} {
 				if !regexp.MustCompile(want).MatchString(out) {
 					t.Errorf("output lacks %q:\n%s", want, out)

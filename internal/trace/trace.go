@@ -80,6 +80,8 @@ type Session struct {
 	agentErr  error
 	// podListeners are what listened in the pod when the agent began.
 	podListeners []string
+	// records are the TLS records of the agent's legs (L2 on the wire).
+	records []decode.TLSRecord
 	// sendMu guards in against sends after it is closed (a tap can
 	// record a FIN while the port-forward shuts down).
 	sendMu sync.RWMutex
@@ -214,6 +216,8 @@ func (s *Session) Stop() Result {
 		if est, ok := timeline.EstimateOffset(r.Hops, remote); ok {
 			r.Clock, r.ClockOK = est, true
 			r.Hops = timeline.ShiftLegs(r.Hops, remote, est.Offset)
+			// The node's TLS leg, placed by its records' times.
+			r.Hops = timeline.AddTLSLegs(r.Hops, s.records, est.Offset)
 		}
 		if s.agentErr != nil && r.Lost == nil {
 			r.Lost = s.agentErr
@@ -282,7 +286,12 @@ func (s *Session) writeErr() error {
 func (s *Session) decodeLoop() {
 	defer close(s.done)
 	var texts []string
-	d := decode.NewDecoder(decode.Options{Verbosity: s.opts.Verbosity, Chunks: s.corr.Chunk}, func(e *decode.Event) {
+	records := func(r *decode.TLSRecord) {
+		if s.remote[r.Leg] {
+			s.records = append(s.records, *r)
+		}
+	}
+	d := decode.NewDecoder(decode.Options{Verbosity: s.opts.Verbosity, Chunks: s.corr.Chunk, Records: records}, func(e *decode.Event) {
 		if e.Kind != decode.KindConn {
 			texts = append(texts, e.Text)
 		}
