@@ -212,7 +212,7 @@ type dirDec struct {
 	tlsBuf  []byte
 	tlsOff  int64
 	tlsT    time.Time // when the first byte of the record in tlsBuf arrived
-	skipped int64 // bytes skipped before the first SPDY frame (mid-session join)
+	skipped int64     // bytes skipped before the first SPDY frame (mid-session join)
 }
 
 type connState struct {
