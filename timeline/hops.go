@@ -24,6 +24,12 @@ type LegTimes struct {
 	// order (only when the Correlator keeps digests): equal digests on
 	// every leg mean the same bytes crossed each of them.
 	Digest string `json:"digest,omitempty"`
+	// FirstChunk is the size of the first piece of payload: on a SPDY leg
+	// the first DATA frame's payload.
+	FirstChunk int `json:"first_chunk,omitempty"`
+	// TLS marks a leg seen only as TLS records (AddTLSLegs): placed by
+	// time and record size, with no bytes or digest of its own.
+	TLS bool `json:"tls,omitempty"`
 }
 
 // DirHops is one direction of a request across the chain, legs in the
@@ -88,6 +94,9 @@ type flow struct {
 	bytes  [2]int64
 	prefix [2][]byte
 	digest [2]uint64
+	// firstLen is the size of the first chunk (a DATA frame's payload on
+	// SPDY legs), which identifies its TLS record on a wire leg.
+	firstLen [2]int
 }
 
 var crcTable = crc64.MakeTable(crc64.ECMA)
@@ -127,6 +136,7 @@ func (c *Correlator) Chunk(ch *decode.Chunk) {
 	d := dirIndex(ch.Dir)
 	if f.first[d].IsZero() {
 		f.first[d] = ch.Time
+		f.firstLen[d] = ch.Len
 	}
 	f.last[d] = ch.Time
 	f.bytes[d] += int64(ch.Len)
@@ -137,6 +147,10 @@ func (c *Correlator) Chunk(ch *decode.Chunk) {
 		f.prefix[d] = append(f.prefix[d], ch.Prefix[:min(len(ch.Prefix), decode.ChunkPrefix-len(f.prefix[d]))]...)
 	}
 }
+
+// SPDYLeg reports whether leg carried SPDY port-forward streams (and not
+// only TCP payload or TLS records).
+func (c *Correlator) SPDYLeg(leg string) bool { return c.spdyLeg[leg] }
 
 // Result returns every request seen on at least one SPDY leg, ordered by
 // request ID, with the TCP connections of the other legs matched to it.
@@ -266,7 +280,7 @@ func direction(fs []*flow, d int) DirHops {
 	var legs []LegTimes
 	for _, f := range fs {
 		if f.bytes[d] > 0 {
-			lt := LegTimes{Leg: f.leg, Conn: f.conn, First: f.first[d], Last: f.last[d], Bytes: f.bytes[d]}
+			lt := LegTimes{Leg: f.leg, Conn: f.conn, First: f.first[d], Last: f.last[d], Bytes: f.bytes[d], FirstChunk: f.firstLen[d]}
 			if f.digest[d] != 0 {
 				lt.Digest = fmt.Sprintf("%016x", f.digest[d])
 			}

@@ -8,31 +8,37 @@ import (
 )
 
 // AddTLSLegs places legs seen only as TLS records (a connection tapped on
-// the wire without keys, such as the apiserver's to the kubelet from the
-// node) on each request's path, by time: in each direction, the first
-// application-data record that crossed while the request's bytes were
-// between its first and its last plaintext leg, that no earlier request
-// has claimed, gives the first-byte time; the last such record before the
-// bytes left the chain, the last-byte time. With requests in flight at
-// once this can pick a neighbour's record: the content cannot tell. shift
-// puts the records on the hops' clock (subtracted, as ShiftLegs does).
-func AddTLSLegs(hs []Hops, recs []decode.TLSRecord, shift time.Duration) []Hops {
+// the wire without keys, such as the apiserver's to the kubelet) on each
+// request's path, by time. The TLS connection carries the port-forward
+// session between two SPDY legs, so in each direction the request's bytes
+// cross it after the first SPDY leg they cross and before the last:
+// bounds reports the SPDY legs (Correlator.SPDYLeg). The first
+// application-data record in that window that no earlier request has
+// claimed gives the first-byte time; the last one before the bytes left
+// the last SPDY leg, the last-byte time. With requests in flight at once
+// this can pick a neighbour's record: the content cannot tell. shift puts
+// the records on the hops' clock (subtracted, as ShiftLegs does).
+func AddTLSLegs(hs []Hops, recs []decode.TLSRecord, shift time.Duration, bounds func(leg string) bool) []Hops {
 	type key struct {
 		leg  string
 		conn int
 		dir  decode.Dir
 	}
-	byConn := map[key][]time.Time{}
+	type rec struct {
+		t   time.Time
+		len int
+	}
+	byConn := map[key][]rec{}
 	for _, r := range recs {
 		if r.Type != 23 { // application data
 			continue
 		}
 		k := key{r.Leg, r.Conn, r.Dir}
-		byConn[k] = append(byConn[k], r.Time.Add(-shift))
+		byConn[k] = append(byConn[k], rec{r.Time.Add(-shift), r.Length})
 	}
 	keys := make([]key, 0, len(byConn))
-	for k, ts := range byConn {
-		sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
+	for k, rs := range byConn {
+		sort.SliceStable(rs, func(i, j int) bool { return rs[i].t.Before(rs[j].t) })
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool {
@@ -41,7 +47,7 @@ func AddTLSLegs(hs []Hops, recs []decode.TLSRecord, shift time.Duration) []Hops 
 		}
 		return keys[i].conn < keys[j].conn
 	})
-	claimed := map[key]int{} // records before this index are taken
+	claimed := map[key]map[int]bool{} // records taken by a request
 	order := make([]int, len(hs))
 	for i := range order {
 		order[i] = i
@@ -56,10 +62,35 @@ func AddTLSLegs(hs []Hops, recs []decode.TLSRecord, shift time.Duration) []Hops 
 			if !toPod {
 				d, dir = &h.FromPod, decode.FromServer
 			}
-			if len(d.Legs) < 2 {
+			var lo, hi, last time.Time
+			n := 0
+			// The record that carries the first DATA frame is that frame
+			// (8 bytes of SPDY header and the payload) plus the TLS
+			// overhead: 17 bytes in TLS 1.3, 24 or 29 in TLS 1.2.
+			want := map[int]bool{}
+			for _, l := range d.Legs {
+				if !bounds(l.Leg) {
+					continue
+				}
+				if l.FirstChunk > 0 {
+					for _, o := range []int{17, 24, 29} {
+						want[l.FirstChunk+8+o] = true
+					}
+				}
+				if n == 0 || l.First.Before(lo) {
+					lo = l.First
+				}
+				if n == 0 || l.First.After(hi) {
+					hi = l.First
+				}
+				if n == 0 || l.Last.After(last) {
+					last = l.Last
+				}
+				n++
+			}
+			if n < 2 {
 				continue
 			}
-			lo, hi, last := d.Legs[0].First, d.Legs[len(d.Legs)-1].First, d.Legs[len(d.Legs)-1].Last
 			legs := append([]LegTimes(nil), d.Legs...)
 			seen := map[string]bool{}
 			for _, l := range legs {
@@ -69,22 +100,37 @@ func AddTLSLegs(hs []Hops, recs []decode.TLSRecord, shift time.Duration) []Hops 
 				if k.dir != dir || seen[k.leg] {
 					continue
 				}
-				ts := byConn[k]
-				j := claimed[k]
-				for j < len(ts) && ts[j].Before(lo) {
-					j++
+				rs := byConn[k]
+				taken := claimed[k]
+				if taken == nil {
+					taken = map[int]bool{}
+					claimed[k] = taken
 				}
-				if j >= len(ts) || ts[j].After(hi) {
+				// The first record in the window no request took, or
+				// better the first one of the first DATA frame's size.
+				j := -1
+				for m := sort.Search(len(rs), func(i int) bool { return !rs[i].t.Before(lo) }); m < len(rs) && !rs[m].t.After(hi); m++ {
+					if taken[m] {
+						continue
+					}
+					if j < 0 {
+						j = m
+					}
+					if want[rs[m].len] {
+						j = m
+						break
+					}
+				}
+				if j < 0 {
 					continue
 				}
-				first := ts[j]
 				end := j
-				for end+1 < len(ts) && !ts[end+1].After(last) {
+				for end+1 < len(rs) && !rs[end+1].t.After(last) {
 					end++
 				}
-				claimed[k] = j + 1
+				taken[j] = true
 				seen[k.leg] = true
-				legs = append(legs, LegTimes{Leg: k.leg, Conn: k.conn, First: first, Last: ts[end]})
+				legs = append(legs, LegTimes{Leg: k.leg, Conn: k.conn, First: rs[j].t, Last: rs[end].t, FirstChunk: rs[j].len, TLS: true})
 			}
 			nd := orderLegs(legs)
 			nd.Bytes = d.Bytes

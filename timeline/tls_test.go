@@ -16,7 +16,7 @@ func TestAddTLSLegs(t *testing.T) {
 	ms := time.Millisecond
 	mk := func(base time.Time) Hops {
 		return Hops{Time: base,
-			ToPod: orderLegs([]LegTimes{{Leg: "L1", First: base, Last: base, Bytes: 10}, {Leg: "L3", First: base.Add(2 * ms), Last: base.Add(2 * ms), Bytes: 10}}),
+			ToPod: orderLegs([]LegTimes{{Leg: "L1", First: base, Last: base, Bytes: 10, FirstChunk: 10}, {Leg: "L3", First: base.Add(2 * ms), Last: base.Add(2 * ms), Bytes: 10, FirstChunk: 10}}),
 			FromPod: orderLegs([]LegTimes{{Leg: "L3", First: base.Add(5 * ms), Last: base.Add(6 * ms), Bytes: 100},
 				{Leg: "L1", First: base.Add(7 * ms), Last: base.Add(8 * ms), Bytes: 100}})}
 	}
@@ -25,12 +25,16 @@ func TestAddTLSLegs(t *testing.T) {
 	var recs []decode.TLSRecord
 	for _, base := range []time.Time{t0, t0.Add(time.Second)} {
 		recs = append(recs,
-			decode.TLSRecord{Time: base.Add(1 * ms).Add(skew), Leg: "wire", Conn: 3, Dir: decode.ToServer, Type: 23, Length: 60},
+			// Another frame crosses first (a SYN_STREAM's size): the
+			// record of the first DATA frame (10 + 8 + 17) is taken.
+			decode.TLSRecord{Time: base.Add(500 * time.Microsecond).Add(skew), Leg: "wire", Conn: 3, Dir: decode.ToServer, Type: 23, Length: 60},
+			decode.TLSRecord{Time: base.Add(1 * ms).Add(skew), Leg: "wire", Conn: 3, Dir: decode.ToServer, Type: 23, Length: 35},
 			decode.TLSRecord{Time: base.Add(6 * ms).Add(skew), Leg: "wire", Conn: 3, Dir: decode.FromServer, Type: 23, Length: 80},
 			decode.TLSRecord{Time: base.Add(6500 * time.Microsecond).Add(skew), Leg: "wire", Conn: 3, Dir: decode.FromServer, Type: 23, Length: 80},
 			decode.TLSRecord{Time: base.Add(6 * ms).Add(skew), Leg: "wire", Conn: 3, Dir: decode.FromServer, Type: 21, Length: 2}) // an alert: ignored
 	}
-	out := AddTLSLegs(hs, recs, skew)
+	spdy := func(l string) bool { return l == "L1" || l == "L3" }
+	out := AddTLSLegs(hs, recs, skew, spdy)
 	for i, h := range out {
 		to, from := legNames(h.ToPod), legNames(h.FromPod)
 		if to != "L1,wire,L3" || from != "L3,wire,L1" {
@@ -41,7 +45,7 @@ func TestAddTLSLegs(t *testing.T) {
 		}
 	}
 	// No record in a request's window: the leg is left out.
-	if got := legNames(AddTLSLegs(hs[:1], recs[4:], skew)[0].ToPod); got != "L1,L3" {
+	if got := legNames(AddTLSLegs(hs[:1], recs[5:], skew, spdy)[0].ToPod); got != "L1,L3" {
 		t.Errorf("a record outside the window was taken: %s", got)
 	}
 }

@@ -539,7 +539,11 @@ func renderSession(opts renderOptions, v *sessionView) error {
 	if opts.HTML != "" {
 		emit = func(e *decode.Event) { kept = append(kept, e); sink.Event(e) }
 	}
-	d := decode.NewDecoder(decode.Options{Verbosity: opts.Verbosity, Chunks: corr.Chunk}, emit)
+	// The TLS leg (L2 on the wire) is placed on each request's path by
+	// its records' times.
+	var records []decode.TLSRecord
+	d := decode.NewDecoder(decode.Options{Verbosity: opts.Verbosity, Chunks: corr.Chunk,
+		Records: func(r *decode.TLSRecord) { records = append(records, *r) }}, emit)
 	var ifs []packet.Interface
 	witness := -1
 	for i, name := range v.legs {
@@ -563,7 +567,7 @@ func renderSession(opts renderOptions, v *sessionView) error {
 		}
 		return decode.LegSummary{}
 	}
-	hops := corr.Result()
+	hops := timeline.AddTLSLegs(corr.Result(), records, 0, corr.SPDYLeg)
 	sink.Hops(hops)
 	if opts.HTML != "" {
 		if err := writeHTMLFile(opts.HTML, opts.Title, kept, hops); err != nil {

@@ -128,7 +128,7 @@ func TestLabConcurrentRequestsCorrelate(t *testing.T) {
 		}
 		sc := bufio.NewScanner(bytes.NewReader(out.Bytes()))
 		sc.Buffer(nil, 1<<20)
-		hops := 0
+		hops, tlsLegs := 0, 0
 		for sc.Scan() {
 			var h struct {
 				Kind      string `json:"kind"`
@@ -139,6 +139,7 @@ func TestLabConcurrentRequestsCorrelate(t *testing.T) {
 						Leg    string `json:"leg"`
 						Bytes  int64  `json:"bytes"`
 						Digest string `json:"digest"`
+						TLS    bool   `json:"tls"`
 					} `json:"legs"`
 				} `json:"from_pod"`
 			}
@@ -149,13 +150,28 @@ func TestLabConcurrentRequestsCorrelate(t *testing.T) {
 				continue
 			}
 			hops++
-			if want := map[bool]int{true: 4, false: 5}[strings.HasSuffix(client, "socat")]; len(h.FromPod.Legs) != want {
-				t.Errorf("%s: request %s crossed %d legs back, want %d", client, h.RequestID, len(h.FromPod.Legs), want)
+			plain, tls := 0, 0
+			for _, l := range h.FromPod.Legs {
+				if l.TLS {
+					tls++
+				} else {
+					plain++
+				}
 			}
+			// Every plaintext leg, and L2 on the wire placed by its TLS
+			// records where one is free in the request's window (with 20
+			// requests at once, a neighbour's record can be taken).
+			if want := map[bool]int{true: 4, false: 5}[strings.HasSuffix(client, "socat")]; plain != want || tls > 1 {
+				t.Errorf("%s: request %s crossed %d plaintext legs and %d TLS legs back, want %d and at most 1", client, h.RequestID, plain, tls, want)
+			}
+			tlsLegs += tls
 			// The response body is 1000+i*1117 bytes plus HTTP headers; every
 			// leg must carry the same count (SPDY DATA on L1-L3, TCP on L4 and
 			// on the user's connection).
 			for _, l := range h.FromPod.Legs {
+				if l.TLS {
+					continue // no bytes of its own: encrypted
+				}
 				// The same bytes, in the same order, on every leg.
 				if l.Digest == "" || l.Digest != h.FromPod.Legs[0].Digest {
 					t.Errorf("%s: request %s: the bytes on %s (%s) differ from those on %s (%s)", client, h.RequestID, l.Leg, l.Digest, h.FromPod.Legs[0].Leg, h.FromPod.Legs[0].Digest)
@@ -167,6 +183,9 @@ func TestLabConcurrentRequestsCorrelate(t *testing.T) {
 		}
 		if hops != 20 {
 			t.Errorf("%s: %d requests followed, want 20", client, hops)
+		}
+		if tlsLegs == 0 {
+			t.Errorf("%s: L2 on the wire placed on no request's path", client)
 		}
 		out.Reset()
 	}

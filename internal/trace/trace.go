@@ -217,7 +217,7 @@ func (s *Session) Stop() Result {
 			r.Clock, r.ClockOK = est, true
 			r.Hops = timeline.ShiftLegs(r.Hops, remote, est.Offset)
 			// The node's TLS leg, placed by its records' times.
-			r.Hops = timeline.AddTLSLegs(r.Hops, s.records, est.Offset)
+			r.Hops = timeline.AddTLSLegs(r.Hops, s.records, est.Offset, s.corr.SPDYLeg)
 		}
 		if s.agentErr != nil && r.Lost == nil {
 			r.Lost = s.agentErr
