@@ -30,14 +30,20 @@ func RedactFrame(frame []byte) bool {
 	}
 	payload := tcp[hl:]
 	changed := false
-	lower := bytes.ToLower(payload)
-	for _, h := range credentialHeaders {
-		for from := 0; ; {
-			i := bytes.Index(lower[from:], h)
-			if i < 0 {
-				break
+	// Header lines start after a newline: look at each newline (memchr
+	// speed on bulk payloads, which have few) and compare the name that
+	// follows in ASCII case-insensitively.
+	for nl := 0; nl < len(payload); nl++ {
+		i := bytes.IndexByte(payload[nl:], '\n')
+		if i < 0 {
+			break
+		}
+		nl += i
+		for _, h := range credentialHeaders {
+			if !hasPrefixFold(payload[nl:], h) {
+				continue
 			}
-			start := from + i + len(h)
+			start := nl + len(h)
 			end := start
 			for end < len(payload) && payload[end] != '\r' && payload[end] != '\n' {
 				end++
@@ -53,7 +59,8 @@ func RedactFrame(frame []byte) bool {
 				}
 			}
 			changed = mask(payload[v:end]) || changed
-			from = end
+			nl = end - 1
+			break
 		}
 	}
 	for from := 0; ; {
@@ -74,6 +81,24 @@ func RedactFrame(frame []byte) bool {
 		binary.BigEndian.PutUint16(tcp[16:], fold(sum(tcp, pseudo)))
 	}
 	return changed
+}
+
+// hasPrefixFold reports whether b starts with lower (lower-case ASCII),
+// ignoring ASCII case in b.
+func hasPrefixFold(b, lower []byte) bool {
+	if len(b) < len(lower) {
+		return false
+	}
+	for i, c := range lower {
+		d := b[i]
+		if 'A' <= d && d <= 'Z' {
+			d += 'a' - 'A'
+		}
+		if d != c {
+			return false
+		}
+	}
+	return true
 }
 
 func mask(b []byte) bool {
