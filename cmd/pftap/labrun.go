@@ -47,6 +47,11 @@ type LabRunOptions struct {
 	JSON       bool
 	Verbosity  int
 	NoColor    bool
+	// taps chooses the taps, for measuring what they cost: "" (all, as
+	// users run it), "none" (the same chain and requests, nothing tapped
+	// or recorded), "inprocess" (only L1 and L2 below TLS) or "live"
+	// (only the packet captures).
+	taps string
 }
 
 // recorder collects the frames of every leg, live captures and in-process
@@ -239,10 +244,32 @@ func quietUpstream() {
 }
 
 func labRun(opts *LabRunOptions) error {
+	sess, err := runLabSession(opts)
+	if err != nil {
+		return err
+	}
+	defer sess.rec.close()
+	return renderLab(opts, sess.rec, sess.info, sess.results)
+}
+
+// labSession is what a lab run leaves to render: the recorded legs, what
+// the lab was, and what the requests got.
+type labSession struct {
+	rec     *recorder
+	info    labDescription
+	results []reqResult
+}
+
+// runLabSession builds the lab, taps it (as opts.taps says), forwards,
+// sends the requests and tears the lab down. The caller closes the
+// session's recorder.
+func runLabSession(opts *LabRunOptions) (sess *labSession, err error) {
 	quietUpstream()
 	if opts.Client != "kubectl" && opts.Client != "pftap" {
-		return usageError{fmt.Errorf("--client %q: want pftap or kubectl", opts.Client)}
+		return nil, usageError{fmt.Errorf("--client %q: want pftap or kubectl", opts.Client)}
 	}
+	inprocTaps := opts.taps == "" || opts.taps == "inprocess"
+	liveTaps := opts.taps == "" || opts.taps == "live"
 	if done, _ := lab.Clean(); len(done) > 0 {
 		fmt.Fprintf(opts.IO.ErrOut, "pftap: cleaned up after a lab that died: %s\n", strings.Join(done, ", "))
 	}
@@ -250,9 +277,13 @@ func labRun(opts *LabRunOptions) error {
 	defer stop()
 	rec, err := newRecorder()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer rec.close()
+	defer func() {
+		if err != nil {
+			rec.close()
+		}
+	}()
 	userLeg := rec.addLeg(capture.Leg{Name: "user→" + opts.Client, Description: "the requests to the port-forward's local port (host lo)"})
 	// L1 below TLS: inside pftap's own client, or (for kubectl) inside the
 	// lab's apiserver; L2 below TLS inside the lab's kubelet.
@@ -265,22 +296,24 @@ func labRun(opts *LabRunOptions) error {
 		tapLegs["L1"] = l1
 	}
 	rec.inproc[l1], rec.inproc[tapLegs["L2"]] = true, true
-	cfg := lab.Config{Runtime: opts.Runtime, App: opts.App, NoWebSocket: opts.NoWebSocket,
-		TapConn: func(leg string, c net.Conn) net.Conn {
+	cfg := lab.Config{Runtime: opts.Runtime, App: opts.App, NoWebSocket: opts.NoWebSocket}
+	if inprocTaps {
+		cfg.TapConn = func(leg string, c net.Conn) net.Conn {
 			idx, ok := tapLegs[leg]
 			if !ok {
 				return c
 			}
 			return capture.NewServerTapParts(c, func(ts time.Time, head, payload []byte) { rec.addParts(idx, ts, head, payload, 0) })
-		}}
+		}
+	}
 	l, err := lab.Start(ctx, cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer l.Close()
 	local, err := kubectl.FreePort()
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	// Live captures: the user's connection, L2 on the wire (TLS records),
@@ -292,6 +325,9 @@ func labRun(opts *LabRunOptions) error {
 	}
 	var lives []live
 	openLeg := func(leg int, netns, iface, filter string) error {
+		if !liveTaps {
+			return nil
+		}
 		src, err := capture.Open(capture.Options{Netns: netns, Interface: iface, Filter: filter})
 		if err != nil {
 			return err
@@ -303,7 +339,7 @@ func labRun(opts *LabRunOptions) error {
 		return openLeg(rec.addLeg(leg), netns, iface, filter)
 	}
 	if err := openLeg(userLeg, "", "lo", fmt.Sprintf("tcp port %d", local)); err != nil {
-		return err
+		return nil, err
 	}
 	for _, leg := range l.Legs {
 		name := leg.ID + " " + strings.ReplaceAll(leg.Name, " → ", "→")
@@ -316,7 +352,7 @@ func labRun(opts *LabRunOptions) error {
 			name = "witness pod eth0"
 		}
 		if err := open(capture.Leg{Name: name, Description: leg.About}, leg.Netns, leg.Interface, fmt.Sprintf("tcp port %d", leg.Server.Port())); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	var wg sync.WaitGroup
@@ -350,18 +386,21 @@ func labRun(opts *LabRunOptions) error {
 			Remote: remote, Local: local, WebSocket: !opts.SPDY})
 		if err != nil {
 			stopCaptures()
-			return err
+			return nil, err
 		}
 		stopClient = kf.Stop
 	default:
 		pf, err := pfclient.Start(ctx, pfclient.Options{Server: l.APIServer, CA: l.CA, Token: l.Config().Token,
 			Namespace: l.Config().Namespace, Pod: l.Config().Pod, Local: local, Remote: remote, SPDY: opts.SPDY,
 			Wrap: func(c net.Conn) net.Conn {
+				if !inprocTaps {
+					return c
+				}
 				return capture.NewTapParts(c, func(ts time.Time, head, payload []byte) { rec.addParts(l1, ts, head, payload, 0) })
 			}})
 		if err != nil {
 			stopCaptures()
-			return err
+			return nil, err
 		}
 		stopClient = pf.Stop
 	}
@@ -375,8 +414,7 @@ func labRun(opts *LabRunOptions) error {
 		labInfo.appLog = l.App.Log()
 	}
 	l.Close()
-
-	return renderLab(opts, rec, labInfo, results)
+	return &labSession{rec: rec, info: labInfo, results: results}, nil
 }
 
 type reqResult struct {
@@ -456,18 +494,75 @@ func describeLab(l *lab.Lab, client string) labDescription {
 		who = "kubectl port-forward"
 	}
 	fmt.Fprintf(&b, "pftap lab: %s to pod/%s through a local chain (%s runtime, %s), every leg tapped\n\n", who, c.Pod, c.Runtime, app)
-	for _, leg := range l.Legs {
-		where := "host " + leg.Interface
-		if leg.Netns != "" {
-			where = "netns " + leg.Netns + " " + leg.Interface
-		}
-		tls := ""
-		if leg.TLS {
-			tls = ", TLS (tapped below TLS)"
-		}
-		fmt.Fprintf(&b, "  %-8s %-22s → %-22s  %s%s\n", leg.ID, leg.Name, leg.Server, where, tls)
-	}
+	b.WriteString(chainDiagram(l, client))
 	return labDescription{header: b.String(), podLo: l.PodNetns}
+}
+
+// chainDiagram draws the lab's chain top to bottom: each process with its
+// address and network namespace, and between two of them the leg that
+// joins them, what it carries and where pftap taps it.
+func chainDiagram(l *lab.Lab, client string) string {
+	type box struct{ name, where string }
+	type link struct{ text string }
+	netnsOf := map[string]string{"apiserver": l.CPNetns, "kubelet": l.NodeNetns, "runtime": l.NodeNetns, "socat": l.PodNetns, "app": l.PodNetns}
+	title := map[string]string{"apiserver": "kube-apiserver", "kubelet": "kubelet", "runtime": "runtime streaming server", "socat": "socat", "app": "app"}
+	clientName := map[string]string{"pftap": "pftap (its port-forward client)", "kubectl": "kubectl port-forward"}[client]
+	boxes := []box{{clientName, "host"}}
+	var links []link
+	var witness *lab.Leg
+	prev := "client"
+	for i := range l.Legs {
+		leg := l.Legs[i]
+		if leg.ID == "witness" {
+			witness = &l.Legs[i]
+			continue
+		}
+		from, to, _ := strings.Cut(leg.Name, " → ")
+		if from != prev {
+			// socat: the kubelet pipes the stream into a process it
+			// started in the pod's namespace; no socket, nothing on a wire.
+			links = append(links, link{"(a pipe to a process the kubelet started: nothing on any interface)"})
+			boxes = append(boxes, box{title[from] + ", started by the kubelet with nsenter", "netns " + netnsOf[from]})
+		}
+		prev = to
+		var how string
+		switch {
+		case leg.ID == "L1" && client == "kubectl":
+			how = "TLS; tapped below TLS inside the lab's apiserver"
+		case leg.ID == "L1":
+			how = "TLS; tapped below TLS inside pftap's client"
+		case leg.ID == "L2":
+			how = fmt.Sprintf("TLS; tapped below TLS inside the kubelet, and on the wire (netns %s %s)", leg.Netns, leg.Interface)
+		case leg.ID == "L3":
+			how = fmt.Sprintf("plain HTTP upgrade, then SPDY/3.1; captured on lo (netns %s)", leg.Netns)
+		default:
+			how = fmt.Sprintf("plain TCP, the app's own bytes; captured on lo (netns %s)", leg.Netns)
+		}
+		if !leg.TLS {
+			how = strings.Replace(how, "TLS; tapped below TLS", "plain HTTP; tapped", 1)
+		}
+		links = append(links, link{fmt.Sprintf("%-3s %-22s %s", leg.ID, leg.Name, how)})
+		where := "netns " + netnsOf[to]
+		if to == "apiserver" || to == "kubelet" {
+			where = fmt.Sprintf("netns %s (reached from the %s)", netnsOf[to], map[string]string{"apiserver": "host over " + l.Legs[0].Interface, "kubelet": "apiserver's namespace"}[to])
+		}
+		boxes = append(boxes, box{fmt.Sprintf("%s %s", title[to], leg.Server), where})
+	}
+	width := 0
+	for _, bx := range boxes {
+		width = max(width, len([]rune(bx.name)))
+	}
+	var b strings.Builder
+	for i, bx := range boxes {
+		fmt.Fprintf(&b, "  %s%s  %s\n", bx.name, strings.Repeat(" ", width-len([]rune(bx.name))), bx.where)
+		if i < len(links) {
+			fmt.Fprintf(&b, "    │ %s\n    ▼\n", links[i].text)
+		}
+	}
+	if witness != nil {
+		fmt.Fprintf(&b, "  %s  the pod's eth0 %s, captured as a witness: port-forward never crosses it\n", strings.Repeat(" ", width), witness.Server.Addr())
+	}
+	return b.String()
 }
 
 // renderOptions are the output choices of a rendered session, live

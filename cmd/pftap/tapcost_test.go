@@ -1,0 +1,93 @@
+//go:build linux
+
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"testing"
+)
+
+var (
+	tapCostMiB    = flag.Int("tapcost.mib", 1024, "BenchmarkLabTapCost: MiB per transfer")
+	tapCostPairs  = flag.Int("tapcost.pairs", 5, "BenchmarkLabTapCost: taps-off/taps-on pairs of transfers")
+	tapCostTaps   = flag.String("tapcost.taps", "", `BenchmarkLabTapCost: the taps of the taps-on runs: "" (all), "inprocess" or "live"`)
+	tapCostClient = flag.String("tapcost.client", "kubectl", "BenchmarkLabTapCost: the port-forward client, kubectl or pftap")
+)
+
+// BenchmarkLabTapCost measures what tapping costs in the main job: a
+// transfer (GET /bytes?n=1 GiB from the pod, real kubectl port-forward over
+// WebSocket) through `pftap lab` exactly as users run it, every tap on and
+// every frame spooled, against the same chain with no tap at all. Runs
+// alternate off/on in pairs so that drift in the machine's speed hits
+// both; it prints every run and reports the medians, the median of the
+// pairs' ratios and the kernel's drops.
+//
+//	go test -run '^$' -bench LabTapCost -benchtime 1x ./cmd/pftap [-args -tapcost.pairs 7]
+func BenchmarkLabTapCost(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	n := int64(*tapCostMiB) << 20
+	var off, on, ratios []float64
+	var drops uint64
+	for i := 0; i < b.N; i++ {
+		for p := 0; p < *tapCostPairs; p++ {
+			var rate [2]float64
+			for k, taps := range []string{"none", *tapCostTaps} {
+				r, d, err := tapCostTransfer(n, taps)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rate[k] = r
+				drops += d
+			}
+			off, on = append(off, rate[0]), append(on, rate[1])
+			ratios = append(ratios, rate[1]/rate[0])
+			b.Logf("pair %d: taps off %.1f MiB/s, taps on %.1f MiB/s: %.1f%%", p+1, rate[0], rate[1], 100*rate[1]/rate[0])
+		}
+	}
+	mOff, mOn, mRatio := median(off), median(on), median(ratios)
+	fmt.Printf("tap cost, %d MiB per transfer, %d pairs: taps off %.1f MiB/s, taps on %.1f MiB/s (medians); taps on at %.1f%% of taps off (median of the pairs), %.1f%% (ratio of the medians); %d drops\n",
+		*tapCostMiB, len(ratios), mOff, mOn, 100*mRatio, 100*mOn/mOff, drops)
+	b.ReportMetric(mOff, "MiB/s-off")
+	b.ReportMetric(mOn, "MiB/s-on")
+	b.ReportMetric(100*mRatio, "%-on/off")
+	b.ReportMetric(float64(drops), "drops")
+}
+
+// tapCostTransfer runs one `pftap lab` session moving n bytes from the pod
+// and returns the request's MiB/s and the captures' drops.
+func tapCostTransfer(n int64, taps string) (float64, uint64, error) {
+	ios, _, errOut := testIO()
+	opts := &LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: *tapCostClient,
+		Requests: []string{fmt.Sprintf("GET /bytes?n=%d", n)}, Concurrency: 1, taps: taps}
+	sess, err := runLabSession(opts)
+	if err != nil {
+		return 0, 0, fmt.Errorf("taps %q: %v\n%s", taps, err, errOut)
+	}
+	defer sess.rec.close()
+	r := sess.results[0]
+	if r.err != nil || r.bytes != n {
+		return 0, 0, fmt.Errorf("taps %q: got %d of %d bytes: %v", taps, r.bytes, n, r.err)
+	}
+	var drops uint64
+	for _, st := range sess.rec.stats {
+		drops += st.Drops
+	}
+	return float64(n) / (1 << 20) / r.took.Seconds(), drops, nil
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return s[len(s)/2]
+}
