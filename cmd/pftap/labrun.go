@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -15,6 +14,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,6 +26,7 @@ import (
 	"github.com/pftap/pftap/decode/packet"
 	"github.com/pftap/pftap/internal/kubectl"
 	"github.com/pftap/pftap/internal/pfclient"
+	"github.com/pftap/pftap/internal/spool"
 	"github.com/pftap/pftap/lab"
 	"github.com/pftap/pftap/timeline"
 )
@@ -49,22 +50,25 @@ type LabRunOptions struct {
 	NoColor    bool
 	// taps chooses the taps, for measuring what they cost: "" (all, as
 	// users run it), "none" (the same chain and requests, nothing tapped
-	// or recorded), "inprocess" (only L1 and L2 below TLS) or "live"
-	// (only the packet captures).
+	// or recorded), "nostore" (every tap, the frames counted and
+	// dropped), "inprocess" (only L1 and L2 below TLS) or "live" (only
+	// the packet captures).
 	taps string
 }
 
 // recorder collects the frames of every leg, live captures and in-process
 // taps alike, spooling each leg to its own temporary file so that memory
-// does not grow with the session; each merges them back in time order.
+// does not grow with the session (around the page cache: see
+// internal/spool); each merges them back in time order.
 type recorder struct {
-	mu    sync.Mutex // guards legs, files, bufs and locks while legs are added
-	dir   string
-	legs  []capture.Leg
-	files []*os.File
-	bufs  []*bufio.Writer
-	locks []*sync.Mutex // one per leg: legs are written concurrently
-	stats map[int]capture.Stats
+	mu     sync.Mutex // guards legs and spools while legs are added
+	legs   []capture.Leg
+	spools []*spool.File
+	stats  map[int]capture.Stats
+	// discard counts the frames without keeping them (to measure what
+	// the taps cost apart from recording).
+	discard bool
+	counted atomic.Int64
 	// inproc marks the legs recorded by in-process taps.
 	inproc map[int]bool
 	err    atomicErr
@@ -97,24 +101,18 @@ type recPacket struct {
 }
 
 func newRecorder() (*recorder, error) {
-	dir, err := os.MkdirTemp("", "pftap-lab-rec-")
-	if err != nil {
-		return nil, err
-	}
-	return &recorder{dir: dir, stats: map[int]capture.Stats{}, inproc: map[int]bool{}}, nil
+	return &recorder{stats: map[int]capture.Stats{}, inproc: map[int]bool{}}, nil
 }
 
 func (r *recorder) addLeg(l capture.Leg) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	f, err := os.CreateTemp(r.dir, "leg-")
+	f, err := spool.New("", spool.DefaultChunk, spool.DefaultChunks)
 	if err != nil {
 		r.err.set(err)
 	}
 	r.legs = append(r.legs, l)
-	r.files = append(r.files, f)
-	r.bufs = append(r.bufs, bufio.NewWriterSize(f, 256<<10))
-	r.locks = append(r.locks, &sync.Mutex{})
+	r.spools = append(r.spools, f)
 	return len(r.legs) - 1
 }
 
@@ -125,8 +123,12 @@ func (r *recorder) add(leg int, ts time.Time, data []byte, orig int) {
 
 // addParts spools a frame given as its headers and its payload.
 func (r *recorder) addParts(leg int, ts time.Time, head, payload []byte, orig int) {
+	if r.discard {
+		r.counted.Add(int64(len(head) + len(payload)))
+		return
+	}
 	r.mu.Lock()
-	lock, w, f := r.locks[leg], r.bufs[leg], r.files[leg]
+	f := r.spools[leg]
 	r.mu.Unlock()
 	if f == nil {
 		return
@@ -139,11 +141,7 @@ func (r *recorder) addParts(leg int, ts time.Time, head, payload []byte, orig in
 	binary.LittleEndian.PutUint64(hdr[0:], uint64(ts.UnixNano()))
 	binary.LittleEndian.PutUint32(hdr[8:], uint32(n))
 	binary.LittleEndian.PutUint32(hdr[12:], uint32(orig))
-	lock.Lock()
-	defer lock.Unlock()
-	w.Write(hdr[:])
-	w.Write(head)
-	if _, err := w.Write(payload); err != nil {
+	if err := f.Write(hdr[:], head, payload); err != nil {
 		r.err.set(fmt.Errorf("spooling packets: %w", err))
 	}
 }
@@ -158,12 +156,12 @@ func (r *recorder) each(fn func(p *recPacket) error) error {
 		return err
 	}
 	type head struct {
-		rd  *bufio.Reader
+		rd  io.Reader
 		p   recPacket
 		buf []byte
 		ok  bool
 	}
-	heads := make([]*head, len(r.files))
+	heads := make([]*head, len(r.spools))
 	next := func(h *head, leg int) error {
 		var hdr [16]byte
 		if _, err := io.ReadFull(h.rd, hdr[:]); err != nil {
@@ -185,17 +183,12 @@ func (r *recorder) each(fn func(p *recPacket) error) error {
 		h.ok = true
 		return nil
 	}
-	for i, f := range r.files {
-		r.locks[i].Lock()
-		err := r.bufs[i].Flush()
-		r.locks[i].Unlock()
+	for i, f := range r.spools {
+		rd, err := f.Reader()
 		if err != nil {
-			return err
+			return fmt.Errorf("reading the spooled packets back: %w", err)
 		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
-		heads[i] = &head{rd: bufio.NewReaderSize(f, 256<<10)}
+		heads[i] = &head{rd: rd}
 		if err := next(heads[i], i); err != nil {
 			return err
 		}
@@ -223,12 +216,11 @@ func (r *recorder) each(fn func(p *recPacket) error) error {
 func (r *recorder) close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, f := range r.files {
+	for _, f := range r.spools {
 		if f != nil {
 			f.Close()
 		}
 	}
-	os.RemoveAll(r.dir)
 }
 
 // quietUpstream stops the upstream Kubernetes code in the lab (klog) from
@@ -268,8 +260,8 @@ func runLabSession(opts *LabRunOptions) (sess *labSession, err error) {
 	if opts.Client != "kubectl" && opts.Client != "pftap" {
 		return nil, usageError{fmt.Errorf("--client %q: want pftap or kubectl", opts.Client)}
 	}
-	inprocTaps := opts.taps == "" || opts.taps == "inprocess"
-	liveTaps := opts.taps == "" || opts.taps == "live"
+	inprocTaps := opts.taps == "" || opts.taps == "inprocess" || opts.taps == "nostore"
+	liveTaps := opts.taps == "" || opts.taps == "live" || opts.taps == "nostore"
 	if done, _ := lab.Clean(); len(done) > 0 {
 		fmt.Fprintf(opts.IO.ErrOut, "pftap: cleaned up after a lab that died: %s\n", strings.Join(done, ", "))
 	}
@@ -279,6 +271,7 @@ func runLabSession(opts *LabRunOptions) (sess *labSession, err error) {
 	if err != nil {
 		return nil, err
 	}
+	rec.discard = opts.taps == "nostore"
 	defer func() {
 		if err != nil {
 			rec.close()

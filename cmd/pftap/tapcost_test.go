@@ -13,7 +13,7 @@ import (
 var (
 	tapCostMiB    = flag.Int("tapcost.mib", 1024, "BenchmarkLabTapCost: MiB per transfer")
 	tapCostPairs  = flag.Int("tapcost.pairs", 5, "BenchmarkLabTapCost: taps-off/taps-on pairs of transfers")
-	tapCostTaps   = flag.String("tapcost.taps", "", `BenchmarkLabTapCost: the taps of the taps-on runs: "" (all), "inprocess" or "live"`)
+	tapCostTaps   = flag.String("tapcost.taps", "", `BenchmarkLabTapCost: the taps of the taps-on runs: "" (all, recorded as pftap lab does), "nostore" (all, frames counted and dropped), "inprocess" or "live"`)
 	tapCostClient = flag.String("tapcost.client", "kubectl", "BenchmarkLabTapCost: the port-forward client, kubectl or pftap")
 )
 

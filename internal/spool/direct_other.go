@@ -1,0 +1,5 @@
+//go:build !linux
+
+package spool
+
+const oDirect = 0
