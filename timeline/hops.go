@@ -3,7 +3,7 @@ package timeline
 import (
 	"bytes"
 	"fmt"
-	"hash/crc64"
+	"hash/crc32"
 	"sort"
 	"strings"
 	"time"
@@ -20,8 +20,8 @@ type LegTimes struct {
 	First time.Time `json:"first"`
 	Last  time.Time `json:"last"`
 	Bytes int64     `json:"bytes"`
-	// Digest is a CRC-64 of every byte of this direction on this leg, in
-	// order (only when the Correlator keeps digests): equal digests on
+	// Digest is a 64-bit digest (CRC-32C then CRC-32, IEEE) of every byte
+	// of this direction on this leg, in order (only when the Correlator keeps digests): equal digests on
 	// every leg mean the same bytes crossed each of them.
 	Digest string `json:"digest,omitempty"`
 	// FirstChunk is the size of the first piece of payload: on a SPDY leg
@@ -93,13 +93,25 @@ type flow struct {
 	last   [2]time.Time
 	bytes  [2]int64
 	prefix [2][]byte
-	digest [2]uint64
+	// crcC and crcI are CRC-32C and CRC-32 (IEEE) of the bytes so far;
+	// together they are the 64-bit digest (both are done by the CPU's own
+	// instructions: ~20 GB/s each, where CRC-64 runs at ~1 GB/s).
+	crcC, crcI [2]uint32
+	digested   [2]bool
 	// firstLen is the size of the first chunk (a DATA frame's payload on
 	// SPDY legs), which identifies its TLS record on a wire leg.
 	firstLen [2]int
 }
 
-var crcTable = crc64.MakeTable(crc64.ECMA)
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// digest is the flow's 64-bit digest in direction d (0 when none).
+func (f *flow) digest(d int) uint64 {
+	if !f.digested[d] {
+		return 0
+	}
+	return uint64(f.crcC[d])<<32 | uint64(f.crcI[d])
+}
 
 // NewCorrelator returns an empty Correlator.
 func NewCorrelator() *Correlator {
@@ -141,7 +153,9 @@ func (c *Correlator) Chunk(ch *decode.Chunk) {
 	f.last[d] = ch.Time
 	f.bytes[d] += int64(ch.Len)
 	if c.Digests {
-		f.digest[d] = crc64.Update(f.digest[d], crcTable, ch.Data)
+		f.crcC[d] = crc32.Update(f.crcC[d], castagnoli, ch.Data)
+		f.crcI[d] = crc32.Update(f.crcI[d], crc32.IEEETable, ch.Data)
+		f.digested[d] = true
 	}
 	if len(f.prefix[d]) < decode.ChunkPrefix {
 		f.prefix[d] = append(f.prefix[d], ch.Prefix[:min(len(ch.Prefix), decode.ChunkPrefix-len(f.prefix[d]))]...)
@@ -165,7 +179,7 @@ func (c *Correlator) Result() []Hops {
 	for _, f := range c.spdy {
 		key := f.req
 		if c.Digests {
-			key = fmt.Sprintf("%s\x00%016x%016x", f.req, f.digest[0], f.digest[1])
+			key = fmt.Sprintf("%s\x00%016x%016x", f.req, f.digest(0), f.digest(1))
 		}
 		reqs[key] = append(reqs[key], f)
 		reqOf[key] = f.req
@@ -267,7 +281,7 @@ func (c *Correlator) Result() []Hops {
 // when the Correlator keeps digests, else their first ChunkPrefix bytes.
 func sameBytes(digests bool, req, conn *flow) bool {
 	if digests {
-		return req.bytes[0] == conn.bytes[0] && req.digest[0] == conn.digest[0]
+		return req.bytes[0] == conn.bytes[0] && req.digest(0) == conn.digest(0)
 	}
 	p := req.prefix[0]
 	n := min(len(p), len(conn.prefix[0]))
@@ -281,8 +295,8 @@ func direction(fs []*flow, d int) DirHops {
 	for _, f := range fs {
 		if f.bytes[d] > 0 {
 			lt := LegTimes{Leg: f.leg, Conn: f.conn, First: f.first[d], Last: f.last[d], Bytes: f.bytes[d], FirstChunk: f.firstLen[d]}
-			if f.digest[d] != 0 {
-				lt.Digest = fmt.Sprintf("%016x", f.digest[d])
+			if dg := f.digest(d); dg != 0 {
+				lt.Digest = fmt.Sprintf("%016x", dg)
 			}
 			legs = append(legs, lt)
 		}

@@ -285,7 +285,8 @@ func labGoldenText(t *testing.T, client, runtime string) string {
 
 // TestLabL4MatchesAppLog checks the correlation against the ground truth:
 // for each request, the path seen in its data stream on L1 must be the path
-// the app logged for the pod-lo connection that pftap matched to it.
+// the app logged for the pod-lo connection that pftap matched to it, for
+// both runtimes and both clients.
 func TestLabL4MatchesAppLog(t *testing.T) {
 	needRootCmd(t)
 	var reqs []string
@@ -295,7 +296,7 @@ func TestLabL4MatchesAppLog(t *testing.T) {
 		// test which is which.
 		reqs = append(reqs, fmt.Sprintf("GET /bytes?n=5000&pad=%s&i=%d", strings.Repeat("x", 64), i))
 	}
-	for _, run := range [][2]string{{"pftap", "containerd"}, {"kubectl", "socat"}} {
+	for _, run := range [][2]string{{"pftap", "containerd"}, {"kubectl", "containerd"}, {"pftap", "socat"}, {"kubectl", "socat"}} {
 		t.Run(run[0]+"/"+run[1], func(t *testing.T) {
 			ios, out, errOut := testIO()
 			if err := labRun(&LabRunOptions{IO: ios, Runtime: run[1], App: "builtin", Client: run[0], Requests: reqs, Concurrency: 20, JSON: true}); err != nil {
