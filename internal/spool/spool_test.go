@@ -133,3 +133,22 @@ func BenchmarkWrite(b *testing.B) {
 }
 
 var benchChunk = flag.Int("chunk", DefaultChunk, "BenchmarkWrite: chunk size")
+
+// TestCloseWithReaderMidway: a reader left half-way does not keep its
+// read-ahead (or Close) waiting.
+func TestCloseWithReaderMidway(t *testing.T) {
+	f, err := New(t.TempDir(), 4096, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(bytes.Repeat([]byte{7}, 100000))
+	r, err := f.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [10]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil || b[9] != 7 {
+		t.Fatalf("read %v, %v", b, err)
+	}
+	f.Close()
+}

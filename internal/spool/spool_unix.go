@@ -30,6 +30,10 @@ type File struct {
 	err  error // first write error, set by the writer goroutine before done
 	werr sync.Mutex
 	bufs [][]byte // every chunk, for Close
+
+	closing   chan struct{} // closed by Close: read-aheads stop
+	closeOnce sync.Once
+	readers   sync.WaitGroup
 }
 
 type job struct {
@@ -51,7 +55,7 @@ func New(dir string, chunk, n int) (*File, error) {
 	if n < 2 {
 		n = 2
 	}
-	f := &File{fd: -1, chunk: chunk, full: make(chan job, n), free: make(chan []byte, n+1), done: make(chan struct{})}
+	f := &File{fd: -1, chunk: chunk, full: make(chan job, n), free: make(chan []byte, n+1), done: make(chan struct{}), closing: make(chan struct{})}
 	tmp, err := os.CreateTemp(dir, "pftap-spool-")
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
@@ -194,15 +198,14 @@ func (f *File) seal() error {
 }
 
 // Reader seals the spool and returns a reader of everything written, from
-// the start. It may be called again for another pass.
+// the start. It may be called again for another pass. A goroutine reads
+// ahead into a second chunk while the caller works on the first.
 func (f *File) Reader() (io.Reader, error) {
 	if err := f.seal(); err != nil {
 		return nil, err
 	}
-	var buf []byte
-	select {
-	case buf = <-f.free:
-	default:
+	r := &reader{f: f, full: make(chan readResult, 1), empty: make(chan []byte, 2)}
+	for i := 0; i < 2; i++ {
 		b, err := unix.Mmap(-1, 0, f.chunk, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
 		if err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
@@ -210,49 +213,86 @@ func (f *File) Reader() (io.Reader, error) {
 		f.mu.Lock()
 		f.bufs = append(f.bufs, b)
 		f.mu.Unlock()
-		buf = b
+		r.empty <- b
 	}
-	return &reader{f: f, buf: buf[:0:cap(buf)]}, nil
+	f.readers.Add(1)
+	go r.readAhead()
+	return r, nil
+}
+
+type readResult struct {
+	buf []byte
+	err error
 }
 
 type reader struct {
-	f    *File
-	buf  []byte // aligned; buf[pos:] is unread
-	pos  int
-	off  int64 // file offset of the next read
-	done bool
+	f     *File
+	cur   []byte // cur[pos:] is unread
+	pos   int
+	full  chan readResult // chunks read, in order; closed at the end
+	empty chan []byte     // chunks the caller is done with
+	err   error
+}
+
+// readAhead reads the file chunk by chunk into the reader's two buffers
+// until the end, a read error, or Close.
+func (r *reader) readAhead() {
+	defer r.f.readers.Done()
+	defer close(r.full)
+	for off := int64(0); off < r.f.size; {
+		var b []byte
+		select {
+		case b = <-r.empty:
+		case <-r.f.closing:
+			return
+		}
+		b = b[:cap(b)]
+		n, err := unix.Pread(r.f.fd, b, off)
+		for err == unix.EINTR {
+			n, err = unix.Pread(r.f.fd, b, off)
+		}
+		switch {
+		case err != nil:
+			err = fmt.Errorf("spool: read: %w", err)
+		case n == 0:
+			err = fmt.Errorf("spool: read: %w", io.ErrUnexpectedEOF)
+		}
+		if left := r.f.size - off; int64(n) > left {
+			n = int(left) // the padding of the last chunk
+		}
+		select {
+		case r.full <- readResult{b[:max(n, 0)], err}:
+		case <-r.f.closing:
+			return
+		}
+		if err != nil {
+			return
+		}
+		off += int64(n)
+	}
 }
 
 func (r *reader) Read(p []byte) (int, error) {
-	for r.pos == len(r.buf) {
-		if r.done || r.off >= r.f.size {
-			if !r.done {
-				r.done = true
-				select {
-				case r.f.free <- r.buf[:0]:
-				default: // an extra buffer, freed by Close
-				}
-			}
+	for r.pos == len(r.cur) {
+		if r.err != nil {
+			return 0, r.err
+		}
+		if r.cur != nil {
+			r.empty <- r.cur
+			r.cur = nil
+		}
+		res, ok := <-r.full
+		if !ok {
+			r.err = io.EOF
 			return 0, io.EOF
 		}
-		b := r.buf[:cap(r.buf)]
-		n, err := unix.Pread(r.f.fd, b, r.off)
-		if err == unix.EINTR {
-			continue
+		if res.err != nil {
+			r.err = res.err
+			return 0, res.err
 		}
-		if err != nil {
-			return 0, fmt.Errorf("spool: read: %w", err)
-		}
-		if n == 0 {
-			return 0, fmt.Errorf("spool: read: %w", io.ErrUnexpectedEOF)
-		}
-		if left := r.f.size - r.off; int64(n) > left {
-			n = int(left) // the padding of the last chunk
-		}
-		r.off += int64(n)
-		r.buf, r.pos = b[:n], 0
+		r.cur, r.pos = res.buf, 0
 	}
-	n := copy(p, r.buf[r.pos:])
+	n := copy(p, r.cur[r.pos:])
 	r.pos += n
 	return n, nil
 }
@@ -260,6 +300,8 @@ func (r *reader) Read(p []byte) (int, error) {
 // Close frees the chunks and the file. Readers must not be used after it.
 func (f *File) Close() error {
 	f.seal()
+	f.closeOnce.Do(func() { close(f.closing) })
+	f.readers.Wait() // no read-ahead is using a chunk any more
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, b := range f.bufs {
