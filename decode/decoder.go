@@ -203,15 +203,18 @@ const (
 )
 
 type dirDec struct {
-	mode    dirMode
-	http    httpParser
-	hold    []byte
-	spdy    *spdy.Framer
-	ws      *websocket.Decoder
-	detect  []byte
-	tlsBuf  []byte
-	tlsOff  int64
-	tlsT    time.Time // when the first byte of the record in tlsBuf arrived
+	mode   dirMode
+	http   httpParser
+	hold   []byte
+	spdy   *spdy.Framer
+	ws     *websocket.Decoder
+	detect []byte
+	// TLS records are walked, not kept: the header being read, then the
+	// body bytes still to skip.
+	tlsHdr  []byte
+	tlsSkip int
+	tlsOff  int64     // where the current record starts
+	tlsT    time.Time // when the current record's first byte arrived
 	skipped int64     // bytes skipped before the first SPDY frame (mid-session join)
 }
 
@@ -469,6 +472,7 @@ func (cs *connState) switchProtocols(t time.Time, rest []byte) {
 		for _, dd := range []*dirDec{c2s, s2c} {
 			dd.mode = modeWS
 			dd.ws = websocket.NewDecoder()
+			dd.ws.Borrow = true // every frame is consumed before the next Write
 			if cs.pf.tunnel {
 				dd.spdy = newFramer()
 			}
@@ -701,37 +705,53 @@ func redactWSProtocols(v string, show bool) string {
 // times can be shown.
 func (cs *connState) feedTLS(dir tcpstream.Dir, t time.Time, b []byte) {
 	dd := &cs.dirs[dir]
-	if len(dd.tlsBuf) == 0 {
-		dd.tlsT = t
-	}
-	dd.tlsBuf = append(dd.tlsBuf, b...)
-	for len(dd.tlsBuf) >= 5 {
-		typ, n := dd.tlsBuf[0], int(binary.BigEndian.Uint16(dd.tlsBuf[3:5]))
-		if typ < 0x14 || typ > 0x18 || dd.tlsBuf[1] != 3 || n > 1<<14+2048 {
-			cs.decodeError(dir, t, ptr(dd.tlsOff), fmt.Errorf("not a TLS record header: % x", dd.tlsBuf[:5]))
-			dd.mode = modeDead
-			dd.tlsBuf = nil
+	for len(b) > 0 {
+		if dd.tlsSkip > 0 {
+			k := min(len(b), dd.tlsSkip)
+			dd.tlsSkip -= k
+			b = b[k:]
+			if dd.tlsSkip == 0 {
+				cs.tlsRecord(dir, t)
+			}
+			continue
+		}
+		if len(dd.tlsHdr) == 0 {
+			dd.tlsT = t
+		}
+		k := min(5-len(dd.tlsHdr), len(b))
+		dd.tlsHdr = append(dd.tlsHdr, b[:k]...)
+		b = b[k:]
+		if len(dd.tlsHdr) < 5 {
 			return
 		}
-		if len(dd.tlsBuf) < 5+n {
-			break
+		typ, n := dd.tlsHdr[0], int(binary.BigEndian.Uint16(dd.tlsHdr[3:5]))
+		if typ < 0x14 || typ > 0x18 || dd.tlsHdr[1] != 3 || n > 1<<14+2048 {
+			cs.decodeError(dir, t, ptr(dd.tlsOff), fmt.Errorf("not a TLS record header: % x", dd.tlsHdr))
+			dd.mode = modeDead
+			dd.tlsHdr = nil
+			return
 		}
-		if cs.d.opts.Verbosity >= 1 {
-			names := map[byte]string{0x14: "change_cipher_spec", 0x15: "alert", 0x16: "handshake", 0x17: "application_data", 0x18: "heartbeat"}
-			cs.d.send(1, cs, &Event{Time: t, Kind: KindSPDY, Type: "TLS", Dir: dirOf(dir), Offset: ptr(dd.tlsOff), Length: ptr(n),
-				Text: fmt.Sprintf("TLS %s record len=%d (encrypted)", names[typ], n)})
+		dd.tlsSkip = n
+		if n == 0 {
+			cs.tlsRecord(dir, t)
 		}
-		if cs.d.opts.Records != nil {
-			cs.d.opts.Records(&TLSRecord{Time: dd.tlsT, Conn: cs.c.ID, Leg: cs.leg, Dir: dirOf(dir), Type: typ, Length: n})
-		}
-		dd.tlsOff += int64(5 + n)
-		dd.tlsBuf = dd.tlsBuf[5+n:]
-		// The next record's first byte came with this chunk.
-		dd.tlsT = t
 	}
-	if len(dd.tlsBuf) == 0 {
-		dd.tlsBuf = nil
+}
+
+// tlsRecord reports the record whose header is in tlsHdr, complete at t.
+func (cs *connState) tlsRecord(dir tcpstream.Dir, t time.Time) {
+	dd := &cs.dirs[dir]
+	typ, n := dd.tlsHdr[0], int(binary.BigEndian.Uint16(dd.tlsHdr[3:5]))
+	if cs.d.opts.Verbosity >= 1 {
+		names := map[byte]string{0x14: "change_cipher_spec", 0x15: "alert", 0x16: "handshake", 0x17: "application_data", 0x18: "heartbeat"}
+		cs.d.send(1, cs, &Event{Time: t, Kind: KindSPDY, Type: "TLS", Dir: dirOf(dir), Offset: ptr(dd.tlsOff), Length: ptr(n),
+			Text: fmt.Sprintf("TLS %s record len=%d (encrypted)", names[typ], n)})
 	}
+	if cs.d.opts.Records != nil {
+		cs.d.opts.Records(&TLSRecord{Time: dd.tlsT, Conn: cs.c.ID, Leg: cs.leg, Dir: dirOf(dir), Type: typ, Length: n})
+	}
+	dd.tlsOff += int64(5 + n)
+	dd.tlsHdr = dd.tlsHdr[:0]
 }
 
 func (cs *connState) drainWS(dir tcpstream.Dir, t time.Time) {

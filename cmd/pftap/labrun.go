@@ -65,6 +65,13 @@ type recorder struct {
 	legs   []capture.Leg
 	spools []*spool.File
 	stats  map[int]capture.Stats
+	// live: frames go to queues that the renderer decodes as they come
+	// (nothing is kept); else to spools read back after the session.
+	live       bool
+	queues     []*frameQueue
+	notify     chan struct{}
+	ended      chan struct{}
+	finishOnce sync.Once
 	// discard counts the frames without keeping them (to measure what
 	// the taps cost apart from recording).
 	discard bool
@@ -100,18 +107,54 @@ type recPacket struct {
 	orig int
 }
 
-func newRecorder() (*recorder, error) {
-	return &recorder{stats: map[int]capture.Stats{}, inproc: map[int]bool{}}, nil
+func newRecorder(live bool) *recorder {
+	return &recorder{stats: map[int]capture.Stats{}, inproc: map[int]bool{}, live: live,
+		notify: make(chan struct{}, 1), ended: make(chan struct{})}
+}
+
+// liveQueueChunks bounds each leg's live queue (MiB): past it the taps
+// wait for the decoder.
+const liveQueueChunks = 64
+
+// finish ends a live recorder's input: the renderer decodes what is
+// queued and stops.
+func (r *recorder) finish() {
+	r.finishOnce.Do(func() {
+		r.mu.Lock()
+		qs := r.queues
+		r.mu.Unlock()
+		for _, q := range qs {
+			q.close()
+		}
+		close(r.ended)
+	})
+}
+
+// liveEach calls fn for every frame of every leg in time order as the
+// frames come (see mergeQueues), until finish.
+func (r *recorder) liveEach(fn func(p *recPacket) error) error {
+	r.mu.Lock()
+	qs := r.queues
+	r.mu.Unlock()
+	var rp recPacket
+	return mergeQueues(qs, r.notify, r.ended, func(leg int, ts time.Time, data []byte, orig int) error {
+		rp = recPacket{leg: leg, ts: ts, data: data, orig: orig}
+		return fn(&rp)
+	})
 }
 
 func (r *recorder) addLeg(l capture.Leg) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.legs = append(r.legs, l)
+	if r.live {
+		r.queues = append(r.queues, newFrameQueue(liveQueueChunks, r.notify))
+		return len(r.legs) - 1
+	}
 	f, err := spool.New("", spool.DefaultChunk, spool.DefaultChunks)
 	if err != nil {
 		r.err.set(err)
 	}
-	r.legs = append(r.legs, l)
 	r.spools = append(r.spools, f)
 	return len(r.legs) - 1
 }
@@ -125,6 +168,13 @@ func (r *recorder) add(leg int, ts time.Time, data []byte, orig int) {
 func (r *recorder) addParts(leg int, ts time.Time, head, payload []byte, orig int) {
 	if r.discard {
 		r.counted.Add(int64(len(head) + len(payload)))
+		return
+	}
+	if r.live {
+		r.mu.Lock()
+		q := r.queues[leg]
+		r.mu.Unlock()
+		q.push(ts, head, payload, orig)
 		return
 	}
 	r.mu.Lock()
@@ -221,6 +271,9 @@ func (r *recorder) close() {
 			f.Close()
 		}
 	}
+	for _, q := range r.queues {
+		q.abort()
+	}
 }
 
 // quietUpstream stops the upstream Kubernetes code in the lab (klog) from
@@ -236,12 +289,60 @@ func quietUpstream() {
 }
 
 func labRun(opts *LabRunOptions) error {
-	sess, err := runLabSession(opts)
-	if err != nil {
-		return err
+	_, err := runLab(opts)
+	return err
+}
+
+// runLab is `pftap lab`: the session and its rendering. Without -w the
+// frames are decoded as they come, from queues of reused memory, and the
+// timeline is printed during the run; with -w every frame is spooled and
+// written to the file, then rendered from the spool.
+func runLab(opts *LabRunOptions) (*labSession, error) {
+	measureOnly := opts.taps == "none" || opts.taps == "nostore"
+	live := opts.Write == "" && !measureOnly
+	rec := newRecorder(live)
+	defer rec.close()
+	if !live {
+		sess, err := runLabSession(opts, rec, nil)
+		if err != nil || measureOnly {
+			return sess, err
+		}
+		return sess, renderLab(opts, sess.rec, sess.info, sess.results)
 	}
-	defer sess.rec.close()
-	return renderLab(opts, sess.rec, sess.info, sess.results)
+	var started bool
+	var renderErr error
+	var final *labSession // set before rec.finish, read by the renderer after its last frame
+	rendered := make(chan struct{})
+	sess, err := runLabSession(opts, rec, func(info labDescription) {
+		started = true
+		v := labView(rec, info, nil)
+		v.after = func() {
+			if final == nil {
+				v.failOnResults = false // the session failed: its error is the one to say
+				return
+			}
+			v.info, v.results = final.info, final.results
+			for i := range v.drops {
+				v.drops[i] = final.rec.stats[i].Drops
+			}
+		}
+		go func() {
+			defer close(rendered)
+			renderErr = renderSession(labRenderOptions(opts), v)
+		}()
+	})
+	if !started {
+		return sess, err
+	}
+	if err == nil {
+		final = sess
+	}
+	rec.finish()
+	<-rendered
+	if err != nil {
+		return sess, err
+	}
+	return sess, renderErr
 }
 
 // labSession is what a lab run leaves to render: the recorded legs, what
@@ -255,7 +356,7 @@ type labSession struct {
 // runLabSession builds the lab, taps it (as opts.taps says), forwards,
 // sends the requests and tears the lab down. The caller closes the
 // session's recorder.
-func runLabSession(opts *LabRunOptions) (sess *labSession, err error) {
+func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescription)) (sess *labSession, err error) {
 	quietUpstream()
 	if opts.Client != "kubectl" && opts.Client != "pftap" {
 		return nil, usageError{fmt.Errorf("--client %q: want pftap or kubectl", opts.Client)}
@@ -267,16 +368,7 @@ func runLabSession(opts *LabRunOptions) (sess *labSession, err error) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rec, err := newRecorder()
-	if err != nil {
-		return nil, err
-	}
 	rec.discard = opts.taps == "nostore"
-	defer func() {
-		if err != nil {
-			rec.close()
-		}
-	}()
 	userLeg := rec.addLeg(capture.Leg{Name: "user→" + opts.Client, Description: "the requests to the port-forward's local port (host lo)"})
 	// L1 below TLS: inside pftap's own client, or (for kubectl) inside the
 	// lab's apiserver; L2 below TLS inside the lab's kubelet.
@@ -365,6 +457,9 @@ func runLabSession(opts *LabRunOptions) (sess *labSession, err error) {
 			rec.stats[lv.leg] = st
 			lv.src.Close()
 		}
+	}
+	if ready != nil {
+		ready(describeLab(l, opts.Client))
 	}
 
 	// The port-forward and the requests.
@@ -581,6 +676,9 @@ type sessionView struct {
 	results []reqResult
 	// failOnResults makes a failed request an error (live runs).
 	failOnResults bool
+	// after, when set, runs once every packet has been read: a live
+	// session completes the view there (results, the app's log, drops).
+	after func()
 }
 
 func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, results []reqResult) error {
@@ -589,10 +687,28 @@ func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, results 
 			return err
 		}
 	}
+	v := labView(rec, info, results)
+	for i := range rec.legs {
+		v.drops[i] = rec.stats[i].Drops
+	}
+	return renderSession(labRenderOptions(opts), v)
+}
+
+func labRenderOptions(opts *LabRunOptions) renderOptions {
+	return renderOptions{IO: opts.IO, JSON: opts.JSON, HTML: opts.HTML, Verbosity: opts.Verbosity, NoColor: opts.NoColor, Title: "pftap lab"}
+}
+
+// labView is a lab session to render from rec: from its spools, or live
+// from its queues.
+func labView(rec *recorder, info labDescription, results []reqResult) *sessionView {
 	v := &sessionView{info: info, results: results, failOnResults: true,
 		each: func(fn func(p *packet.Packet) error) error {
 			var p packet.Packet
-			return rec.each(func(rp *recPacket) error {
+			each := rec.each
+			if rec.live {
+				each = rec.liveEach
+			}
+			return each(func(rp *recPacket) error {
 				if packet.Decode(packet.LinkEthernet, rp.data, &p) != nil {
 					return nil
 				}
@@ -600,11 +716,11 @@ func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, results 
 				return fn(&p)
 			})
 		}}
-	for i, l := range rec.legs {
+	for _, l := range rec.legs {
 		v.legs = append(v.legs, l.Name)
-		v.drops = append(v.drops, rec.stats[i].Drops)
 	}
-	return renderSession(renderOptions{IO: opts.IO, JSON: opts.JSON, HTML: opts.HTML, Verbosity: opts.Verbosity, NoColor: opts.NoColor, Title: "pftap lab"}, v)
+	v.drops = make([]uint64, len(rec.legs))
+	return v
 }
 
 // renderSession prints a session: the header, the timeline, per-hop
@@ -645,6 +761,10 @@ func renderSession(opts renderOptions, v *sessionView) error {
 		d.Add(p)
 		return nil
 	})
+	if v.after != nil {
+		v.after()
+	}
+	info = v.info // a live session's app log arrives with its last frame
 	sum := d.Finish()
 	legSum := func(i int) decode.LegSummary {
 		if i < 0 || i >= len(v.legs) {

@@ -64,11 +64,10 @@ func tapCostTransfer(n int64, taps string) (float64, uint64, error) {
 	ios, _, errOut := testIO()
 	opts := &LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: *tapCostClient,
 		Requests: []string{fmt.Sprintf("GET /bytes?n=%d", n)}, Concurrency: 1, taps: taps}
-	sess, err := runLabSession(opts)
+	sess, err := runLab(opts)
 	if err != nil {
 		return 0, 0, fmt.Errorf("taps %q: %v\n%s", taps, err, errOut)
 	}
-	defer sess.rec.close()
 	r := sess.results[0]
 	if r.err != nil || r.bytes != n {
 		return 0, 0, fmt.Errorf("taps %q: got %d of %d bytes: %v", taps, r.bytes, n, r.err)

@@ -48,7 +48,8 @@ type Frame struct {
 	RSV    uint8 // the three reserved bits, as bits 2..0
 	Opcode Opcode
 	Masked bool
-	// Payload is the unmasked payload; the Frame owns it.
+	// Payload is the unmasked payload; the Frame owns it unless the
+	// Decoder lends it (Decoder.Borrow).
 	Payload []byte
 	// HeaderLen is the size of the frame header on the wire (2 to 14).
 	HeaderLen int
@@ -111,6 +112,9 @@ var (
 type Decoder struct {
 	// MaxFrameSize bounds a frame's payload.
 	MaxFrameSize uint64
+	// Borrow makes a frame's Payload a view of the decoder's buffer,
+	// unmasked in place and valid until the next Write, instead of a copy.
+	Borrow       bool
 	buf          []byte
 	off          int
 	offset       int64
@@ -190,8 +194,12 @@ func (d *Decoder) Next() (*Frame, int64, error) {
 		return nil, off, nil
 	}
 	f.HeaderLen = hl
-	f.Payload = make([]byte, n)
-	copy(f.Payload, b[hl:])
+	if d.Borrow {
+		f.Payload = b[hl : hl+int(n) : hl+int(n)]
+	} else {
+		f.Payload = make([]byte, n)
+		copy(f.Payload, b[hl:])
+	}
 	if f.Masked {
 		key := b[hl-4 : hl]
 		for i := range f.Payload {

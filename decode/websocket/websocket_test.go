@@ -3,13 +3,16 @@ package websocket
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
 
-func frames(t *testing.T, wire []byte, chunk int) ([]string, error) {
+func frames(t *testing.T, wire []byte, chunk int, borrow bool) ([]string, error) {
 	t.Helper()
 	d := NewDecoder()
+	d.Borrow = borrow
+	wire = append([]byte(nil), wire...) // a borrowing decoder unmasks in its own buffer, never in the caller's
 	var out []string
 	for i := 0; i < len(wire); i += chunk {
 		d.Write(wire[i:min(i+chunk, len(wire))])
@@ -54,13 +57,21 @@ func TestFrames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, chunk := range []int{1, 5, len(tt.wire)} {
-			got, err := frames(t, tt.wire, chunk)
-			if !errors.Is(err, tt.err) {
-				t.Errorf("%s/%d: error %v, want %v", tt.name, chunk, err, tt.err)
-				continue
-			}
-			if tt.err == nil && strings.Join(got, "|") != tt.want {
-				t.Errorf("%s/%d: got %q, want %q", tt.name, chunk, strings.Join(got, "|"), tt.want)
+			for _, borrow := range []bool{false, true} {
+				tt, chunk := tt, chunk
+				tt.name = fmt.Sprintf("%s (borrow %v)", tt.name, borrow)
+				wire := append([]byte(nil), tt.wire...)
+				got, err := frames(t, wire, chunk, borrow)
+				if !bytes.Equal(wire, tt.wire) {
+					t.Errorf("%s: the caller's bytes changed", tt.name)
+				}
+				if !errors.Is(err, tt.err) {
+					t.Errorf("%s/%d: error %v, want %v", tt.name, chunk, err, tt.err)
+					continue
+				}
+				if tt.err == nil && strings.Join(got, "|") != tt.want {
+					t.Errorf("%s/%d: got %q, want %q", tt.name, chunk, strings.Join(got, "|"), tt.want)
+				}
 			}
 		}
 	}
