@@ -21,6 +21,9 @@ type frameQueue struct {
 	closed  bool
 	aborted bool
 	notify  chan struct{} // poked on every push (shared by every queue)
+	// pending holds the stamps of frames whose writers are inside push
+	// (waiting for room): the reader must not pass them.
+	pending []int64
 }
 
 const queueChunk = 1 << 20
@@ -36,10 +39,12 @@ func newFrameQueue(maxChunks int, notify chan struct{}) *frameQueue {
 func (q *frameQueue) push(ts time.Time, head, payload []byte, orig int) {
 	n := len(head) + len(payload)
 	need := 16 + n
+	stamp := ts.UnixNano()
 	q.mu.Lock()
+	q.pending = append(q.pending, stamp)
+	defer q.unpend(stamp)
 	for {
 		if q.aborted || q.closed {
-			q.mu.Unlock()
 			return
 		}
 		if k := len(q.chunks); k > 0 && len(q.chunks[k-1])+need <= cap(q.chunks[k-1]) {
@@ -67,6 +72,17 @@ func (q *frameQueue) push(ts time.Time, head, payload []byte, orig int) {
 	c = append(c, head...)
 	c = append(c, payload...)
 	q.chunks[len(q.chunks)-1] = c
+}
+
+// unpend forgets a writer's stamp once its frame is in (or dropped), and
+// unlocks q.mu.
+func (q *frameQueue) unpend(stamp int64) {
+	for i, p := range q.pending {
+		if p == stamp {
+			q.pending = append(q.pending[:i], q.pending[i+1:]...)
+			break
+		}
+	}
 	q.mu.Unlock()
 	select {
 	case q.notify <- struct{}{}:
@@ -74,15 +90,22 @@ func (q *frameQueue) push(ts time.Time, head, payload []byte, orig int) {
 	}
 }
 
-// peek returns the time of the oldest frame, if there is one.
-func (q *frameQueue) peek() (ts time.Time, ok bool) {
+// peek returns the time of the oldest frame, queued or still being
+// pushed (ok), and whether that frame can be popped (ready).
+func (q *frameQueue) peek() (ts time.Time, ok, ready bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.advance()
-	if len(q.chunks) == 0 || q.rpos >= len(q.chunks[0]) {
-		return time.Time{}, false
+	var t int64
+	if len(q.chunks) > 0 && q.rpos < len(q.chunks[0]) {
+		t, ok, ready = int64(binary.LittleEndian.Uint64(q.chunks[0][q.rpos:])), true, true
 	}
-	return time.Unix(0, int64(binary.LittleEndian.Uint64(q.chunks[0][q.rpos:]))), true
+	for _, p := range q.pending {
+		if !ok || p < t {
+			t, ok, ready = p, true, false
+		}
+	}
+	return time.Unix(0, t), ok, ready
 }
 
 // advance drops a chunk the reader has finished when a later one exists.
@@ -155,12 +178,21 @@ func mergeQueues(qs []*frameQueue, notify, ended <-chan struct{}, fn func(leg in
 			ending = true
 		default:
 		}
-		best := -1
+		best, ready := -1, false
 		var bestTs time.Time
 		for i, q := range qs {
-			if ts, ok := q.peek(); ok && (best < 0 || ts.Before(bestTs)) {
-				best, bestTs = i, ts
+			if ts, ok, r := q.peek(); ok && (best < 0 || ts.Before(bestTs)) {
+				best, bestTs, ready = i, ts, r
 			}
+		}
+		if best >= 0 && !ready {
+			// The oldest frame is still on its way in (its writer waits for
+			// room, which the reader has just made): take nothing before it.
+			select {
+			case <-notify:
+			case <-time.After(5 * time.Millisecond):
+			}
+			continue
 		}
 		if best < 0 {
 			if ending {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"testing"
 )
@@ -15,12 +16,14 @@ var (
 	tapCostPairs  = flag.Int("tapcost.pairs", 5, "BenchmarkLabTapCost: taps-off/taps-on pairs of transfers")
 	tapCostTaps   = flag.String("tapcost.taps", "", `BenchmarkLabTapCost: the taps of the taps-on runs: "" (all, recorded as pftap lab does), "nostore" (all, frames counted and dropped), "inprocess" or "live"`)
 	tapCostClient = flag.String("tapcost.client", "kubectl", "BenchmarkLabTapCost: the port-forward client, kubectl or pftap")
+	tapCostWrite  = flag.Bool("tapcost.write", false, "BenchmarkLabTapCost: taps-on runs also write the session to a pcapng (-w), which spools every leg")
 )
 
 // BenchmarkLabTapCost measures what tapping costs in the main job: a
 // transfer (GET /bytes?n=1 GiB from the pod, real kubectl port-forward over
 // WebSocket) through `pftap lab` exactly as users run it, every tap on and
-// every frame spooled, against the same chain with no tap at all. Runs
+// every frame decoded as it comes (or spooled and written, with
+// -tapcost.write), against the same chain with no tap at all. Runs
 // alternate off/on in pairs so that drift in the machine's speed hits
 // both; it prints every run and reports the medians, the median of the
 // pairs' ratios and the kernel's drops.
@@ -64,6 +67,14 @@ func tapCostTransfer(n int64, taps string) (float64, uint64, error) {
 	ios, _, errOut := testIO()
 	opts := &LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: *tapCostClient,
 		Requests: []string{fmt.Sprintf("GET /bytes?n=%d", n)}, Concurrency: 1, taps: taps}
+	if *tapCostWrite && taps != "none" {
+		dir, err := os.MkdirTemp("", "pftap-tapcost-")
+		if err != nil {
+			return 0, 0, err
+		}
+		defer os.RemoveAll(dir)
+		opts.Write = filepath.Join(dir, "session.pcapng")
+	}
 	sess, err := runLab(opts)
 	if err != nil {
 		return 0, 0, fmt.Errorf("taps %q: %v\n%s", taps, err, errOut)
