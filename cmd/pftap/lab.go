@@ -47,7 +47,10 @@ With no subcommand, pftap lab runs the main job: it builds a lab, taps every
 leg (L1 and L2 below TLS inside the lab's servers, L2 also on the wire, L3 on
 the node's lo, L4 on the pod's lo, the pod's eth0 as a witness), runs kubectl
 port-forward, sends the requests through it, tears the lab down, and prints
-the legs side by side with the latency of every hop.`,
+the legs side by side with the latency of every hop. Frames are decoded as
+they come (the timeline appears during the run, 50 ms behind the traffic)
+and not kept; with -w every leg is kept on disk (around the page cache) and
+written to the file at the end.`,
 		Example: `  sudo pftap lab
   sudo pftap lab --runtime socat --spdy --request 'GET /bytes?n=1000000'
   sudo pftap lab --concurrency 5 --request / --request / --request / -w session.pcapng`,
