@@ -114,7 +114,7 @@ func newRecorder(live bool) *recorder {
 
 // liveQueueChunks bounds each leg's live queue (MiB): past it the taps
 // wait for the decoder.
-const liveQueueChunks = 64
+const liveQueueChunks = 16
 
 // finish ends a live recorder's input: the renderer decodes what is
 // queued and stops.
@@ -548,9 +548,15 @@ func sendRequests(ctx context.Context, port int, reqs []string, concurrency int)
 				req.Header.Set("Accept", "*/*")
 				var resp *http.Response
 				if resp, err = client.Do(req); err == nil {
-					res.bytes, _ = io.Copy(io.Discard, resp.Body)
+					var cerr error
+					res.bytes, cerr = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 					res.status = resp.Status
+					if cerr != nil {
+						// A body cut short (the forward broke, or ^C) is a
+						// failed request, whatever its status line said.
+						err = fmt.Errorf("%s, but the body was cut short after %d bytes: %w", resp.Status, res.bytes, cerr)
+					}
 				}
 			}
 			tr.CloseIdleConnections()
