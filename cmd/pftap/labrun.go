@@ -317,6 +317,9 @@ func runLab(opts *LabRunOptions) (*labSession, error) {
 		started = true
 		v := labView(rec, info, nil)
 		v.after = func() {
+			// The reader may stop early (a failed sink): final is only
+			// set, and safe to read, once the session has ended.
+			<-rec.ended
 			if final == nil {
 				v.failOnResults = false // the session failed: its error is the one to say
 				return
