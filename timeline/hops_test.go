@@ -2,10 +2,12 @@ package timeline
 
 import (
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/pftap/pftap/decode"
+	"github.com/pftap/pftap/decode/packet"
 )
 
 func correlate(t *testing.T, name string) []Hops {
@@ -101,4 +103,58 @@ func reversed(s []string) []string {
 		out[i] = s[len(s)-1-i]
 	}
 	return out
+}
+
+// TestMergedLegCorrelators correlates recordings with a Correlator per
+// leg, each fed by that leg's decoder in a decode.LegSet and merged, as
+// `pftap lab` does, and gets what one Correlator fed by one Decoder gets.
+func TestMergedLegCorrelators(t *testing.T) {
+	for _, name := range []string{"spdy-get.pcapng", "websocket-concurrent.pcapng", "spdy-bulk-1mib.pcapng", "socat-get.pcapng"} {
+		t.Run(name, func(t *testing.T) {
+			want := correlate(t, name)
+			f, err := os.Open("../testdata/recordings/" + name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			rd, err := packet.NewReader(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pkts []packet.Packet
+			for {
+				var p packet.Packet
+				if rd.Next(&p) != nil {
+					break
+				}
+				p.Payload = append([]byte(nil), p.Payload...)
+				pkts = append(pkts, p)
+			}
+			set := decode.NewLegSet(decode.Options{}, func(*decode.Event) {})
+			var legs []*decode.LegDecoder
+			var corrs []*Correlator
+			for _, ifc := range rd.Interfaces() {
+				c := NewCorrelator()
+				c.Digests = true
+				corrs = append(corrs, c)
+				legs = append(legs, set.AddLeg(ifc.Name, c.Chunk, nil))
+			}
+			for i := range pkts {
+				legs[pkts[i].Interface].Add(&pkts[i])
+			}
+			set.Finish()
+			all := NewCorrelator()
+			for i, c := range corrs {
+				i := i
+				all.Merge(c, func(_ string, local int) int { return set.Conn(i, local) })
+			}
+			got := all.Result()
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("merged per-leg correlators:\n%+v\none correlator:\n%+v", got, want)
+			}
+			if len(got) == 0 {
+				t.Error("no request correlated")
+			}
+		})
+	}
 }

@@ -57,21 +57,18 @@ type LabRunOptions struct {
 }
 
 // recorder collects the frames of every leg, live captures and in-process
-// taps alike, spooling each leg to its own temporary file so that memory
-// does not grow with the session (around the page cache: see
-// internal/spool); each merges them back in time order.
+// taps alike. Live (no file asked for), each leg is decoded where its
+// frames arrive and nothing is kept (see liveDecoder); with -w each leg is
+// spooled to its own temporary file so that memory does not grow with the
+// session (around the page cache: see internal/spool), and each merges them
+// back in time order.
 type recorder struct {
 	mu     sync.Mutex // guards legs and spools while legs are added
 	legs   []capture.Leg
 	spools []*spool.File
 	stats  map[int]capture.Stats
-	// live: frames go to queues that the renderer decodes as they come
-	// (nothing is kept); else to spools read back after the session.
-	live       bool
-	queues     []*frameQueue
-	notify     chan struct{}
-	ended      chan struct{}
-	finishOnce sync.Once
+	// live decodes the frames as they come; nil: they are spooled.
+	live *liveDecoder
 	// discard counts the frames without keeping them (to measure what
 	// the taps cost apart from recording).
 	discard bool
@@ -107,48 +104,26 @@ type recPacket struct {
 	orig int
 }
 
-func newRecorder(live bool) *recorder {
-	return &recorder{stats: map[int]capture.Stats{}, inproc: map[int]bool{}, live: live,
-		notify: make(chan struct{}, 1), ended: make(chan struct{})}
+// newRecorder returns a recorder that decodes live (live non-nil) or
+// spools.
+func newRecorder(live *liveDecoder) *recorder {
+	return &recorder{stats: map[int]capture.Stats{}, inproc: map[int]bool{}, live: live}
 }
 
-// liveQueueChunks bounds each leg's live queue (MiB): past it the taps
-// wait for the decoder.
-const liveQueueChunks = 16
-
-// finish ends a live recorder's input: the renderer decodes what is
-// queued and stops.
+// finish ends a live recorder's input: the renderer decodes what is left
+// and stops.
 func (r *recorder) finish() {
-	r.finishOnce.Do(func() {
-		r.mu.Lock()
-		qs := r.queues
-		r.mu.Unlock()
-		for _, q := range qs {
-			q.close()
-		}
-		close(r.ended)
-	})
-}
-
-// liveEach calls fn for every frame of every leg in time order as the
-// frames come (see mergeQueues), until finish.
-func (r *recorder) liveEach(fn func(p *recPacket) error) error {
-	r.mu.Lock()
-	qs := r.queues
-	r.mu.Unlock()
-	var rp recPacket
-	return mergeQueues(qs, r.notify, r.ended, func(leg int, ts time.Time, data []byte, orig int) error {
-		rp = recPacket{leg: leg, ts: ts, data: data, orig: orig}
-		return fn(&rp)
-	})
+	if r.live != nil {
+		r.live.finish()
+	}
 }
 
 func (r *recorder) addLeg(l capture.Leg) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.legs = append(r.legs, l)
-	if r.live {
-		r.queues = append(r.queues, newFrameQueue(liveQueueChunks, r.notify))
+	if r.live != nil {
+		r.live.addLeg(l.Name)
 		return len(r.legs) - 1
 	}
 	f, err := spool.New("", spool.DefaultChunk, spool.DefaultChunks)
@@ -159,22 +134,23 @@ func (r *recorder) addLeg(l capture.Leg) int {
 	return len(r.legs) - 1
 }
 
-// add spools one frame: time, lengths, bytes.
+// add records one captured frame: time, lengths, bytes.
 func (r *recorder) add(leg int, ts time.Time, data []byte, orig int) {
+	if r.live != nil && !r.discard {
+		r.live.frame(leg, ts, data)
+		return
+	}
 	r.addParts(leg, ts, data, nil, orig)
 }
 
-// addParts spools a frame given as its headers and its payload.
+// addParts records a frame given as its headers and its payload.
 func (r *recorder) addParts(leg int, ts time.Time, head, payload []byte, orig int) {
 	if r.discard {
 		r.counted.Add(int64(len(head) + len(payload)))
 		return
 	}
-	if r.live {
-		r.mu.Lock()
-		q := r.queues[leg]
-		r.mu.Unlock()
-		q.push(ts, head, payload, orig)
+	if r.live != nil {
+		r.live.parts(leg, head, payload)
 		return
 	}
 	r.mu.Lock()
@@ -262,17 +238,16 @@ func (r *recorder) each(fn func(p *recPacket) error) error {
 	}
 }
 
-// close removes the spool.
+// close removes the spool, and drops the frames of a live recorder that
+// still come.
 func (r *recorder) close() {
+	r.finish()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, f := range r.spools {
 		if f != nil {
 			f.Close()
 		}
-	}
-	for _, q := range r.queues {
-		q.abort()
 	}
 }
 
@@ -298,11 +273,14 @@ func labRun(opts *LabRunOptions) error {
 // timeline is printed during the run; with -w every frame is spooled and
 // written to the file, then rendered from the spool.
 func runLab(opts *LabRunOptions) (*labSession, error) {
-	measureOnly := opts.taps == "none" || opts.taps == "nostore"
-	live := opts.Write == "" && !measureOnly
+	measureOnly := opts.taps == "none" || opts.taps == "nostore" || opts.taps == "kernel"
+	var live *liveDecoder
+	if opts.Write == "" && !measureOnly {
+		live = newLiveDecoder(opts.Verbosity)
+	}
 	rec := newRecorder(live)
 	defer rec.close()
-	if !live {
+	if live == nil {
 		sess, err := runLabSession(opts, rec, nil)
 		if err != nil || measureOnly {
 			return sess, err
@@ -311,15 +289,14 @@ func runLab(opts *LabRunOptions) (*labSession, error) {
 	}
 	var started bool
 	var renderErr error
-	var final *labSession // set before rec.finish, read by the renderer after its last frame
+	var final *labSession // set before rec.finish, read by the renderer after its last event
 	rendered := make(chan struct{})
 	sess, err := runLabSession(opts, rec, func(info labDescription) {
 		started = true
-		v := labView(rec, info, nil)
+		v := labView(rec, info, nil, opts.Verbosity)
 		v.after = func() {
-			// The reader may stop early (a failed sink): final is only
-			// set, and safe to read, once the session has ended.
-			<-rec.ended
+			// final is only set, and safe to read, once the session has
+			// ended, which the decoding has waited for.
 			if final == nil {
 				v.failOnResults = false // the session failed: its error is the one to say
 				return
@@ -365,14 +342,16 @@ func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescri
 		return nil, usageError{fmt.Errorf("--client %q: want pftap or kubectl", opts.Client)}
 	}
 	inprocTaps := opts.taps == "" || opts.taps == "inprocess" || opts.taps == "nostore"
-	liveTaps := opts.taps == "" || opts.taps == "live" || opts.taps == "nostore"
+	liveTaps := opts.taps == "" || opts.taps == "live" || opts.taps == "nostore" || opts.taps == "kernel"
 	if done, _ := lab.Clean(); len(done) > 0 {
 		fmt.Fprintf(opts.IO.ErrOut, "pftap: cleaned up after a lab that died: %s\n", strings.Join(done, ", "))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rec.discard = opts.taps == "nostore"
-	userLeg := rec.addLeg(capture.Leg{Name: "user→" + opts.Client, Description: "the requests to the port-forward's local port (host lo)"})
+	rec.discard = opts.taps == "nostore" || opts.taps == "kernel"
+	// The user's leg: pftap's own requests to the port-forward's local
+	// port, tapped where pftap makes them.
+	userLeg := rec.addLeg(capture.Leg{Name: "user→" + opts.Client, Description: "the requests to the port-forward's local port, recorded inside pftap's HTTP client"})
 	// L1 below TLS: inside pftap's own client, or (for kubectl) inside the
 	// lab's apiserver; L2 below TLS inside the lab's kubelet.
 	l1 := rec.addLeg(capture.Leg{Name: "L1 client→apiserver", Description: "plaintext below TLS, recorded inside " +
@@ -383,7 +362,7 @@ func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescri
 	if opts.Client == "kubectl" {
 		tapLegs["L1"] = l1
 	}
-	rec.inproc[l1], rec.inproc[tapLegs["L2"]] = true, true
+	rec.inproc[userLeg], rec.inproc[l1], rec.inproc[tapLegs["L2"]] = true, true, true
 	cfg := lab.Config{Runtime: opts.Runtime, App: opts.App, NoWebSocket: opts.NoWebSocket}
 	if inprocTaps {
 		cfg.TapConn = func(leg string, c net.Conn) net.Conn {
@@ -404,42 +383,42 @@ func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescri
 		return nil, err
 	}
 
-	// Live captures: the user's connection, L2 on the wire (TLS records),
-	// L3 on the node's lo, L4 on the pod's lo, and the pod's eth0 as the
-	// witness.
+	// Live captures: L2 on the wire (TLS records), L3 on the node's lo,
+	// L4 on the pod's lo, and the pod's eth0 as the witness.
 	type live struct {
 		leg int
 		src *capture.Source
 	}
 	var lives []live
-	openLeg := func(leg int, netns, iface, filter string) error {
+	open := func(leg capture.Leg, netns, iface, filter string, ringMiB int) error {
+		idx := rec.addLeg(leg)
 		if !liveTaps {
 			return nil
 		}
-		src, err := capture.Open(capture.Options{Netns: netns, Interface: iface, Filter: filter})
+		src, err := capture.Open(capture.Options{Netns: netns, Interface: iface, Filter: filter, BufferMiB: ringMiB})
 		if err != nil {
 			return err
 		}
-		lives = append(lives, live{leg, src})
+		lives = append(lives, live{idx, src})
 		return nil
-	}
-	open := func(leg capture.Leg, netns, iface, filter string) error {
-		return openLeg(rec.addLeg(leg), netns, iface, filter)
-	}
-	if err := openLeg(userLeg, "", "lo", fmt.Sprintf("tcp port %d", local)); err != nil {
-		return nil, err
 	}
 	for _, leg := range l.Legs {
 		name := leg.ID + " " + strings.ReplaceAll(leg.Name, " → ", "→")
+		ring := 0 // the default: a forwarded transfer's packets
 		switch leg.ID {
 		case "L1":
 			continue // the plaintext tap covers it
 		case "L2":
 			name = "L2 on the wire (TLS)"
 		case "witness":
-			name = "witness pod eth0"
+			// Nothing of the forward crosses eth0: a small ring, which
+			// still holds a burst if something unexpected does.
+			name, ring = "witness pod eth0", witnessRingMiB
 		}
-		if err := open(capture.Leg{Name: name, Description: leg.About}, leg.Netns, leg.Interface, fmt.Sprintf("tcp port %d", leg.Server.Port())); err != nil {
+		if err := open(capture.Leg{Name: name, Description: leg.About}, leg.Netns, leg.Interface, fmt.Sprintf("tcp port %d", leg.Server.Port()), ring); err != nil {
+			for _, lv := range lives {
+				lv.src.Close()
+			}
 			return nil, err
 		}
 	}
@@ -495,9 +474,17 @@ func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescri
 		}
 		stopClient = pf.Stop
 	}
-	results := sendRequests(ctx, local, opts.Requests, opts.Concurrency)
+	var tapUser func(net.Conn) net.Conn
+	var lingering sync.WaitGroup
+	if inprocTaps {
+		tapUser = func(c net.Conn) net.Conn {
+			return &lingerConn{Tap: capture.NewTapParts(c, func(ts time.Time, head, payload []byte) { rec.addParts(userLeg, ts, head, payload, 0) }), wg: &lingering}
+		}
+	}
+	results := sendRequests(ctx, local, opts.Requests, opts.Concurrency, tapUser)
 	time.Sleep(200 * time.Millisecond)
 	stopClient()
+	lingering.Wait()
 	time.Sleep(300 * time.Millisecond)
 	stopCaptures()
 	labInfo := describeLab(l, opts.Client)
@@ -521,10 +508,46 @@ type reqResult struct {
 // a recording of them replays with curl (see docs/replay.md).
 const labUserAgent = "pftap-lab"
 
+// lingerFor bounds how long a closed user connection waits for its peer's
+// FIN.
+const lingerFor = 2 * time.Second
+
+// lingerConn closes as a socket does, which the kernel keeps open for its
+// peer's FIN: Close sends this end's FIN and returns, and the peer's last
+// bytes and FIN are still read, so that the tap under it records them as a
+// capture of the connection would, for at most lingerFor; then the
+// connection is closed. wg counts the lingering reads.
+type lingerConn struct {
+	*capture.Tap
+	wg   *sync.WaitGroup
+	once sync.Once
+}
+
+func (c *lingerConn) Close() error {
+	c.once.Do(func() {
+		err := c.Tap.CloseWrite()
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			if err == nil {
+				c.Tap.SetReadDeadline(time.Now().Add(lingerFor))
+				io.Copy(io.Discard, c.Tap)
+			}
+			c.Tap.Close()
+		}()
+	})
+	return nil
+}
+
+// witnessRingMiB is the capture ring of the pod's eth0, which the forward
+// never crosses.
+const witnessRingMiB = 4
+
 // sendRequests sends each request on its own connection (each is one
 // port-forward request), concurrency at a time, and closes the connection
-// once the response is read, as curl does.
-func sendRequests(ctx context.Context, port int, reqs []string, concurrency int) []reqResult {
+// once the response is read, as curl does. tap, when set, wraps each
+// connection (to record the user's leg).
+func sendRequests(ctx context.Context, port int, reqs []string, concurrency int, tap func(net.Conn) net.Conn) []reqResult {
 	out := make([]reqResult, len(reqs))
 	sem := make(chan struct{}, max(concurrency, 1))
 	var wg sync.WaitGroup
@@ -543,6 +566,16 @@ func sendRequests(ctx context.Context, port int, reqs []string, concurrency int)
 			// A transport of its own: no connection is shared between
 			// requests, no Accept-Encoding is added.
 			tr := &http.Transport{DisableCompression: true}
+			if tap != nil {
+				var d net.Dialer
+				tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+					c, err := d.DialContext(ctx, network, addr)
+					if err != nil {
+						return nil, err
+					}
+					return tap(c), nil
+				}
+			}
 			defer tr.CloseIdleConnections()
 			client := &http.Client{Timeout: 30 * time.Second, Transport: tr}
 			req, err := http.NewRequestWithContext(ctx, method, fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
@@ -674,13 +707,14 @@ type renderOptions struct {
 	Title string
 }
 
-// sessionView is a whole session to render: its legs, its packets in time
-// order, and what the lab knew about it.
+// sessionView is a whole session to render: its legs, its decoding, and
+// what the lab knew about it.
 type sessionView struct {
 	legs  []string
 	drops []uint64 // per leg
-	// each calls fn for every packet of every leg in time order.
-	each    func(fn func(p *packet.Packet) error) error
+	// decode decodes the session, handing every event to emit in time
+	// order (see decodePackets, and liveDecoder.run).
+	decode  func(emit func(*decode.Event)) (decodedSession, error)
 	info    labDescription
 	results []reqResult
 	// failOnResults makes a failed request an error (live runs).
@@ -696,7 +730,7 @@ func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, results 
 			return err
 		}
 	}
-	v := labView(rec, info, results)
+	v := labView(rec, info, results, opts.Verbosity)
 	for i := range rec.legs {
 		v.drops[i] = rec.stats[i].Drops
 	}
@@ -707,28 +741,58 @@ func labRenderOptions(opts *LabRunOptions) renderOptions {
 	return renderOptions{IO: opts.IO, JSON: opts.JSON, HTML: opts.HTML, Verbosity: opts.Verbosity, NoColor: opts.NoColor, Title: "pftap lab"}
 }
 
-// labView is a lab session to render from rec: from its spools, or live
-// from its queues.
-func labView(rec *recorder, info labDescription, results []reqResult) *sessionView {
-	v := &sessionView{info: info, results: results, failOnResults: true,
-		each: func(fn func(p *packet.Packet) error) error {
-			var p packet.Packet
-			each := rec.each
-			if rec.live {
-				each = rec.liveEach
-			}
-			return each(func(rp *recPacket) error {
-				if packet.Decode(packet.LinkEthernet, rp.data, &p) != nil {
-					return nil
-				}
-				p.Time, p.Interface = rp.ts, rp.leg
-				return fn(&p)
-			})
-		}}
+// decodedSession is what decoding a session leaves beside its events.
+type decodedSession struct {
+	sum  decode.Summary
+	corr *timeline.Correlator
+	// records are the TLS records of the legs seen only as TLS.
+	records []decode.TLSRecord
+}
+
+// decodePackets decodes packets given in time order (each calls fn for
+// every one) with one Decoder, correlating them as it goes.
+func decodePackets(legs []string, verbosity int, each func(fn func(p *packet.Packet) error) error) func(emit func(*decode.Event)) (decodedSession, error) {
+	return func(emit func(*decode.Event)) (decodedSession, error) {
+		res := decodedSession{corr: timeline.NewCorrelator()}
+		res.corr.Digests = true
+		d := decode.NewDecoder(decode.Options{Verbosity: verbosity, Chunks: res.corr.Chunk,
+			Records: func(r *decode.TLSRecord) { res.records = append(res.records, *r) }}, emit)
+		var ifs []packet.Interface
+		for i, name := range legs {
+			ifs = append(ifs, packet.Interface{Index: i, Name: name})
+		}
+		d.SetInterfaces(ifs)
+		err := each(func(p *packet.Packet) error {
+			d.Add(p)
+			return nil
+		})
+		res.sum = d.Finish()
+		return res, err
+	}
+}
+
+// labView is a lab session to render from rec: live, as its legs are
+// decoded, or from its spools.
+func labView(rec *recorder, info labDescription, results []reqResult, verbosity int) *sessionView {
+	v := &sessionView{info: info, results: results, failOnResults: true}
 	for _, l := range rec.legs {
 		v.legs = append(v.legs, l.Name)
 	}
 	v.drops = make([]uint64, len(rec.legs))
+	if rec.live != nil {
+		v.decode = func(emit func(*decode.Event)) (decodedSession, error) { return rec.live.run(emit), nil }
+		return v
+	}
+	v.decode = decodePackets(v.legs, verbosity, func(fn func(p *packet.Packet) error) error {
+		var p packet.Packet
+		return rec.each(func(rp *recPacket) error {
+			if packet.Decode(packet.LinkEthernet, rp.data, &p) != nil {
+				return nil
+			}
+			p.Time, p.Interface = rp.ts, rp.leg
+			return fn(&p)
+		})
+	})
 	return v
 }
 
@@ -745,36 +809,23 @@ func renderSession(opts renderOptions, v *sessionView) error {
 		sink = &legSizer{tw: tw}
 		fmt.Fprintln(opts.IO.Out, info.header)
 	}
-	corr := timeline.NewCorrelator()
-	corr.Digests = true
 	var kept []*decode.Event
 	emit := sink.Event
 	if opts.HTML != "" {
 		emit = func(e *decode.Event) { kept = append(kept, e); sink.Event(e) }
 	}
-	// The TLS leg (L2 on the wire) is placed on each request's path by
-	// its records' times.
-	var records []decode.TLSRecord
-	d := decode.NewDecoder(decode.Options{Verbosity: opts.Verbosity, Chunks: corr.Chunk,
-		Records: func(r *decode.TLSRecord) { records = append(records, *r) }}, emit)
-	var ifs []packet.Interface
 	witness := -1
 	for i, name := range v.legs {
-		ifs = append(ifs, packet.Interface{Index: i, Name: name})
 		if strings.HasPrefix(name, "witness") {
 			witness = i
 		}
 	}
-	d.SetInterfaces(ifs)
-	readErr := v.each(func(p *packet.Packet) error {
-		d.Add(p)
-		return nil
-	})
+	res, readErr := v.decode(emit)
 	if v.after != nil {
 		v.after()
 	}
-	info = v.info // a live session's app log arrives with its last frame
-	sum := d.Finish()
+	info = v.info // a live session's app log arrives with its end
+	sum := res.sum
 	legSum := func(i int) decode.LegSummary {
 		if i < 0 || i >= len(v.legs) {
 			return decode.LegSummary{}
@@ -784,7 +835,9 @@ func renderSession(opts renderOptions, v *sessionView) error {
 		}
 		return decode.LegSummary{}
 	}
-	hops := timeline.AddTLSLegs(corr.Result(), records, 0, corr.SPDYLeg)
+	// The TLS leg (L2 on the wire) is placed on each request's path by
+	// its records' times.
+	hops := timeline.AddTLSLegs(res.corr.Result(), res.records, 0, res.corr.SPDYLeg)
 	sink.Hops(hops)
 	if opts.HTML != "" {
 		if err := writeHTMLFile(opts.HTML, opts.Title, kept, hops); err != nil {

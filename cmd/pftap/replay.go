@@ -115,7 +115,7 @@ func replayRender(opts *ReplayOptions) error {
 	if !isLab {
 		v.info.header = genericHeader(opts.File)
 	}
-	v.each = func(fn func(p *packet.Packet) error) error {
+	v.decode = decodePackets(v.legs, opts.Verbosity, func(fn func(p *packet.Packet) error) error {
 		if firstErr != nil {
 			if firstErr == io.EOF {
 				return nil
@@ -137,7 +137,7 @@ func replayRender(opts *ReplayOptions) error {
 				return err
 			}
 		}
-	}
+	})
 	return renderSession(renderOptions{IO: opts.IO, JSON: opts.JSON, HTML: opts.HTML, Verbosity: opts.Verbosity, NoColor: opts.NoColor,
 		Title: "pftap replay " + opts.File}, v)
 }

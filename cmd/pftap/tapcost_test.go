@@ -8,15 +8,18 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 	"testing"
+	"time"
 )
 
 var (
 	tapCostMiB    = flag.Int("tapcost.mib", 1024, "BenchmarkLabTapCost: MiB per transfer")
 	tapCostPairs  = flag.Int("tapcost.pairs", 5, "BenchmarkLabTapCost: taps-off/taps-on pairs of transfers")
-	tapCostTaps   = flag.String("tapcost.taps", "", `BenchmarkLabTapCost: the taps of the taps-on runs: "" (all, recorded as pftap lab does), "nostore" (all, frames counted and dropped), "inprocess" or "live"`)
+	tapCostTaps   = flag.String("tapcost.taps", "", `BenchmarkLabTapCost: the taps of the taps-on runs: "" (all, decoded as pftap lab does), "nostore" (all, frames counted and dropped), "kernel" (only the packet captures, frames counted: what the kernel's copies into their rings cost), "inprocess" or "live" (one kind, decoded)`)
 	tapCostClient = flag.String("tapcost.client", "kubectl", "BenchmarkLabTapCost: the port-forward client, kubectl or pftap")
 	tapCostWrite  = flag.Bool("tapcost.write", false, "BenchmarkLabTapCost: taps-on runs also write the session to a pcapng (-w), which spools every leg")
+	tapCostOnly   = flag.String("tapcost.only", "", `BenchmarkLabTapCost: "on" or "off" runs only that side of each pair (to profile it)`)
 )
 
 // BenchmarkLabTapCost measures what tapping costs in the main job: a
@@ -35,26 +38,32 @@ func BenchmarkLabTapCost(b *testing.B) {
 	}
 	n := int64(*tapCostMiB) << 20
 	var off, on, ratios []float64
+	var cpu [2][]float64
 	var drops uint64
 	for i := 0; i < b.N; i++ {
 		for p := 0; p < *tapCostPairs; p++ {
-			var rate [2]float64
+			var rate, secs [2]float64
 			for k, taps := range []string{"none", *tapCostTaps} {
-				r, d, err := tapCostTransfer(n, taps)
+				if *tapCostOnly != "" && (*tapCostOnly == "on") != (k == 1) {
+					rate[k] = 1
+					continue
+				}
+				r, c, d, err := tapCostTransfer(n, taps)
 				if err != nil {
 					b.Fatal(err)
 				}
-				rate[k] = r
+				rate[k], secs[k] = r, c
+				cpu[k] = append(cpu[k], c)
 				drops += d
 			}
 			off, on = append(off, rate[0]), append(on, rate[1])
 			ratios = append(ratios, rate[1]/rate[0])
-			b.Logf("pair %d: taps off %.1f MiB/s, taps on %.1f MiB/s: %.1f%%", p+1, rate[0], rate[1], 100*rate[1]/rate[0])
+			b.Logf("pair %d: taps off %.1f MiB/s, taps on %.1f MiB/s: %.1f%%; CPU per GiB %.2f s off, %.2f s on", p+1, rate[0], rate[1], 100*rate[1]/rate[0], secs[0], secs[1])
 		}
 	}
 	mOff, mOn, mRatio := median(off), median(on), median(ratios)
-	fmt.Printf("tap cost, %d MiB per transfer, %d pairs: taps off %.1f MiB/s, taps on %.1f MiB/s (medians); taps on at %.1f%% of taps off (median of the pairs), %.1f%% (ratio of the medians); %d drops\n",
-		*tapCostMiB, len(ratios), mOff, mOn, 100*mRatio, 100*mOn/mOff, drops)
+	fmt.Printf("tap cost, %d MiB per transfer, %d pairs: taps off %.1f MiB/s, taps on %.1f MiB/s (medians); taps on at %.1f%% of taps off (median of the pairs), %.1f%% (ratio of the medians); CPU per GiB moved %.2f s off, %.2f s on (medians, pftap and kubectl, whole runs); %d drops\n",
+		*tapCostMiB, len(ratios), mOff, mOn, 100*mRatio, 100*mOn/mOff, median(cpu[0]), median(cpu[1]), drops)
 	b.ReportMetric(mOff, "MiB/s-off")
 	b.ReportMetric(mOn, "MiB/s-on")
 	b.ReportMetric(100*mRatio, "%-on/off")
@@ -62,32 +71,49 @@ func BenchmarkLabTapCost(b *testing.B) {
 }
 
 // tapCostTransfer runs one `pftap lab` session moving n bytes from the pod
-// and returns the request's MiB/s and the captures' drops.
-func tapCostTransfer(n int64, taps string) (float64, uint64, error) {
+// and returns the request's MiB/s, the CPU seconds per GiB moved that the
+// whole run took (this process and its children, kubectl among them) and
+// the captures' drops.
+func tapCostTransfer(n int64, taps string) (float64, float64, uint64, error) {
 	ios, _, errOut := testIO()
 	opts := &LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: *tapCostClient,
 		Requests: []string{fmt.Sprintf("GET /bytes?n=%d", n)}, Concurrency: 1, taps: taps}
 	if *tapCostWrite && taps != "none" {
 		dir, err := os.MkdirTemp("", "pftap-tapcost-")
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		defer os.RemoveAll(dir)
 		opts.Write = filepath.Join(dir, "session.pcapng")
 	}
+	cpu0 := cpuTime()
 	sess, err := runLab(opts)
 	if err != nil {
-		return 0, 0, fmt.Errorf("taps %q: %v\n%s", taps, err, errOut)
+		return 0, 0, 0, fmt.Errorf("taps %q: %v\n%s", taps, err, errOut)
 	}
+	secs := (cpuTime() - cpu0).Seconds() / (float64(n) / (1 << 30))
 	r := sess.results[0]
 	if r.err != nil || r.bytes != n {
-		return 0, 0, fmt.Errorf("taps %q: got %d of %d bytes: %v", taps, r.bytes, n, r.err)
+		return 0, 0, 0, fmt.Errorf("taps %q: got %d of %d bytes: %v", taps, r.bytes, n, r.err)
 	}
 	var drops uint64
 	for _, st := range sess.rec.stats {
 		drops += st.Drops
 	}
-	return float64(n) / (1 << 20) / r.took.Seconds(), drops, nil
+	return float64(n) / (1 << 20) / r.took.Seconds(), secs, drops, nil
+}
+
+// cpuTime is the user and system time of this process and of its waited-for
+// children so far.
+func cpuTime() time.Duration {
+	var total time.Duration
+	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
+		var ru syscall.Rusage
+		if syscall.Getrusage(who, &ru) == nil {
+			total += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+	}
+	return total
 }
 
 func median(xs []float64) float64 {

@@ -365,10 +365,17 @@ func (as *Assembler) Flush(t time.Time) {
 	}
 	sort.Slice(conns, func(i, j int) bool { return conns[i].ID < conns[j].ID })
 	for _, c := range conns {
-		for _, d := range []Dir{ClientToServer, ServerToClient} {
-			as.flush(c, d, t)
-			as.closeDir(c, d, t, ClosedEnd)
-		}
+		as.FlushConn(c, t)
 	}
 	clear(as.conns)
+}
+
+// FlushConn ends the input of one connection, as Flush does for all: its
+// open holes become gaps and its open directions close with ClosedEnd. A
+// connection already closed is left as it is.
+func (as *Assembler) FlushConn(c *Conn, t time.Time) {
+	for _, d := range []Dir{ClientToServer, ServerToClient} {
+		as.flush(c, d, t)
+		as.closeDir(c, d, t, ClosedEnd)
+	}
 }
