@@ -35,7 +35,8 @@ type Options struct {
 	// Body (DefaultMaxBody when zero).
 	MaxBody int
 	// Records, when set, is called for every TLS record of a connection
-	// that carries TLS (sizes and times: the content is encrypted).
+	// that carries TLS (sizes and times: the content is encrypted). The
+	// TLSRecord is only valid during the call.
 	Records func(*TLSRecord)
 }
 
@@ -100,7 +101,8 @@ type Decoder struct {
 	sum    Summary
 	conns  []*connState
 	failed bool
-	chunk  Chunk // reused for every Options.Chunks call
+	chunk  Chunk     // reused for every Options.Chunks call
+	record TLSRecord // reused for every Options.Records call
 }
 
 // NewDecoder returns a Decoder that calls emit for every event, in capture
@@ -748,7 +750,8 @@ func (cs *connState) tlsRecord(dir tcpstream.Dir, t time.Time) {
 			Text: fmt.Sprintf("TLS %s record len=%d (encrypted)", names[typ], n)})
 	}
 	if cs.d.opts.Records != nil {
-		cs.d.opts.Records(&TLSRecord{Time: dd.tlsT, Conn: cs.c.ID, Leg: cs.leg, Dir: dirOf(dir), Type: typ, Length: n})
+		cs.d.record = TLSRecord{Time: dd.tlsT, Conn: cs.c.ID, Leg: cs.leg, Dir: dirOf(dir), Type: typ, Length: n}
+		cs.d.opts.Records(&cs.d.record)
 	}
 	dd.tlsOff += int64(5 + n)
 	dd.tlsHdr = dd.tlsHdr[:0]
@@ -777,17 +780,24 @@ func (cs *connState) drainWS(dir tcpstream.Dir, t time.Time) {
 
 func (cs *connState) wsFrame(dir tcpstream.Dir, t time.Time, off int64, f *websocket.Frame) {
 	d := cs.d
-	e := &Event{Time: t, Kind: KindWS, Dir: dirOf(dir), Offset: ptr(off), Type: f.Opcode.String(), Length: ptr(len(f.Payload)), Text: websocket.Summarize(f)}
+	event := func() *Event {
+		return &Event{Time: t, Kind: KindWS, Dir: dirOf(dir), Offset: ptr(off), Type: f.Opcode.String(), Length: ptr(len(f.Payload)), Text: websocket.Summarize(f)}
+	}
 	switch f.Opcode {
 	case websocket.OpPing, websocket.OpPong:
+		e := event()
 		e.Kind = KindPing
 		d.send(0, cs, e)
 		return
 	case websocket.OpClose:
-		d.send(0, cs, e)
+		d.send(0, cs, event())
 		return
 	}
-	d.send(2, cs, e)
+	if d.opts.Verbosity >= 2 {
+		// Only -vv shows data frames: most frames of a transfer make no
+		// event, and nothing is built for them.
+		d.send(2, cs, event())
+	}
 	dd := &cs.dirs[dir]
 	switch {
 	case cs.pf.tunnel:

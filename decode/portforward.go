@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
@@ -323,23 +324,40 @@ func (pf *pfSession) data(dir tcpstream.Dir, t time.Time, off int64, s *pfStream
 
 // httpStartLine recognises an HTTP/1.x request or status line at the start
 // of b.
+// Most DATA frames of a transfer are not: nothing is allocated for them.
 func httpStartLine(b []byte) (string, bool) {
+	status := bytes.HasPrefix(b, []byte("HTTP/1."))
+	if !status && !startsWithMethod(b) {
+		return "", false
+	}
 	i := 0
 	for i < len(b) && i < 2048 && b[i] != '\r' && b[i] != '\n' {
 		i++
 	}
-	line := string(b[:i])
-	if strings.HasPrefix(line, "HTTP/1.") && len(line) >= 12 && line[8] == ' ' {
-		if _, err := strconv.Atoi(line[9:12]); err == nil {
-			return line, true
+	line := b[:i]
+	if status {
+		if len(line) >= 12 && line[8] == ' ' {
+			if _, err := strconv.Atoi(string(line[9:12])); err == nil {
+				return string(line), true
+			}
 		}
+		return "", false
 	}
-	for _, m := range httpMethods {
-		if strings.HasPrefix(line, m) && strings.Contains(line, " HTTP/1.") {
-			return line, true
-		}
+	if bytes.Contains(line, []byte(" HTTP/1.")) {
+		return string(line), true
 	}
 	return "", false
+}
+
+// startsWithMethod reports whether b begins with an HTTP method and a
+// space.
+func startsWithMethod(b []byte) bool {
+	for _, m := range httpMethods {
+		if len(b) >= len(m) && string(b[:len(m)]) == m {
+			return true
+		}
+	}
+	return false
 }
 
 // check ends a request once both of its streams are done.

@@ -57,18 +57,20 @@ type LabRunOptions struct {
 }
 
 // recorder collects the frames of every leg, live captures and in-process
-// taps alike. Live (no file asked for), each leg is decoded where its
-// frames arrive and nothing is kept (see liveDecoder); with -w each leg is
-// spooled to its own temporary file so that memory does not grow with the
-// session (around the page cache: see internal/spool), and each merges them
-// back in time order.
+// taps alike. Each leg is decoded where its frames arrive, nothing kept
+// (see liveDecoder); with -w each leg is also spooled to its own temporary
+// file so that memory does not grow with the session (around the page
+// cache: see internal/spool), and each merges them back in time order to
+// be written.
 type recorder struct {
 	mu     sync.Mutex // guards legs and spools while legs are added
 	legs   []capture.Leg
-	spools []*spool.File
+	spools []*spool.File // with -w
 	stats  map[int]capture.Stats
-	// live decodes the frames as they come; nil: they are spooled.
-	live *liveDecoder
+	// live decodes the frames as they come; nil when only measuring what
+	// the taps cost.
+	live    *liveDecoder
+	spooled bool
 	// discard counts the frames without keeping them (to measure what
 	// the taps cost apart from recording).
 	discard bool
@@ -104,14 +106,14 @@ type recPacket struct {
 	orig int
 }
 
-// newRecorder returns a recorder that decodes live (live non-nil) or
-// spools.
-func newRecorder(live *liveDecoder) *recorder {
-	return &recorder{stats: map[int]capture.Stats{}, inproc: map[int]bool{}, live: live}
+// newRecorder returns a recorder that decodes with live (nil: the frames
+// are only counted, or not tapped) and, when spooled, keeps every frame.
+func newRecorder(live *liveDecoder, spooled bool) *recorder {
+	return &recorder{stats: map[int]capture.Stats{}, inproc: map[int]bool{}, live: live, spooled: spooled}
 }
 
-// finish ends a live recorder's input: the renderer decodes what is left
-// and stops.
+// finish ends the live decoding's input: the renderer decodes what is
+// left and stops.
 func (r *recorder) finish() {
 	if r.live != nil {
 		r.live.finish()
@@ -124,35 +126,54 @@ func (r *recorder) addLeg(l capture.Leg) int {
 	r.legs = append(r.legs, l)
 	if r.live != nil {
 		r.live.addLeg(l.Name)
-		return len(r.legs) - 1
 	}
-	f, err := spool.New("", spool.DefaultChunk, spool.DefaultChunks)
-	if err != nil {
-		r.err.set(err)
+	if r.spooled {
+		f, err := spool.New("", spool.DefaultChunk, spool.DefaultChunks)
+		if err != nil {
+			r.err.set(err)
+		}
+		r.spools = append(r.spools, f)
 	}
-	r.spools = append(r.spools, f)
 	return len(r.legs) - 1
 }
 
-// add records one captured frame: time, lengths, bytes.
-func (r *recorder) add(leg int, ts time.Time, data []byte, orig int) {
-	if r.live != nil && !r.discard {
-		r.live.frame(leg, ts, data)
+// captured records a frame of a live capture: its time, bytes and length
+// on the wire.
+func (r *recorder) captured(leg int, ts time.Time, data []byte, orig int) {
+	if r.discard {
+		r.counted.Add(int64(len(data)))
 		return
 	}
-	r.addParts(leg, ts, data, nil, orig)
+	if r.live != nil {
+		r.live.frame(leg, ts, data)
+	}
+	if r.spooled {
+		r.spool(leg, ts, data, nil, orig)
+	}
 }
 
-// addParts records a frame given as its headers and its payload.
-func (r *recorder) addParts(leg int, ts time.Time, head, payload []byte, orig int) {
+// tapped records a frame of an in-process tap, given as its headers and
+// its payload. It is stamped when decoded, under its leg's lock (see
+// liveDecoder.parts), and spooled with that stamp, so that the file holds
+// what was decoded.
+func (r *recorder) tapped(leg int, head, payload []byte) {
 	if r.discard {
 		r.counted.Add(int64(len(head) + len(payload)))
 		return
 	}
-	if r.live != nil {
-		r.live.parts(leg, head, payload)
-		return
+	var keep func(ts time.Time)
+	if r.spooled {
+		keep = func(ts time.Time) { r.spool(leg, ts, head, payload, 0) }
 	}
+	if r.live != nil {
+		r.live.parts(leg, head, payload, keep)
+	} else if keep != nil {
+		keep(time.Now())
+	}
+}
+
+// spool keeps one frame, given as its headers and its payload.
+func (r *recorder) spool(leg int, ts time.Time, head, payload []byte, orig int) {
 	r.mu.Lock()
 	f := r.spools[leg]
 	r.mu.Unlock()
@@ -268,32 +289,27 @@ func labRun(opts *LabRunOptions) error {
 	return err
 }
 
-// runLab is `pftap lab`: the session and its rendering. Without -w the
-// frames are decoded as they come, from queues of reused memory, and the
-// timeline is printed during the run; with -w every frame is spooled and
-// written to the file, then rendered from the spool.
+// runLab is `pftap lab`: the session and its rendering. The frames are
+// decoded as they come and the timeline is printed during the run; with -w
+// every frame is also spooled, and written to the file once the session
+// has ended, whether it succeeded or not.
 func runLab(opts *LabRunOptions) (*labSession, error) {
 	measureOnly := opts.taps == "none" || opts.taps == "nostore" || opts.taps == "kernel"
-	var live *liveDecoder
-	if opts.Write == "" && !measureOnly {
-		live = newLiveDecoder(opts.Verbosity)
+	if measureOnly {
+		rec := newRecorder(nil, false)
+		defer rec.close()
+		return runLabSession(opts, rec, nil)
 	}
-	rec := newRecorder(live)
+	rec := newRecorder(newLiveDecoder(opts.Verbosity), opts.Write != "")
 	defer rec.close()
-	if live == nil {
-		sess, err := runLabSession(opts, rec, nil)
-		if err != nil || measureOnly {
-			return sess, err
-		}
-		return sess, renderLab(opts, sess.rec, sess.info, sess.results)
-	}
 	var started bool
+	var startInfo labDescription
 	var renderErr error
 	var final *labSession // set before rec.finish, read by the renderer after its last event
 	rendered := make(chan struct{})
 	sess, err := runLabSession(opts, rec, func(info labDescription) {
-		started = true
-		v := labView(rec, info, nil, opts.Verbosity)
+		started, startInfo = true, info
+		v := labView(rec, info)
 		v.after = func() {
 			// final is only set, and safe to read, once the session has
 			// ended, which the decoding has waited for.
@@ -319,8 +335,20 @@ func runLab(opts *LabRunOptions) (*labSession, error) {
 	}
 	rec.finish()
 	<-rendered
-	if err != nil {
+	var writeErr error
+	if opts.Write != "" {
+		// What was recorded is kept, also when the session failed.
+		info, results := startInfo, []reqResult(nil)
+		if sess != nil {
+			info, results = sess.info, sess.results
+		}
+		writeErr = writeRecording(opts.Write, rec, info, results)
+	}
+	switch {
+	case err != nil:
 		return sess, err
+	case writeErr != nil:
+		return sess, writeErr
 	}
 	return sess, renderErr
 }
@@ -370,7 +398,7 @@ func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescri
 			if !ok {
 				return c
 			}
-			return capture.NewServerTapParts(c, func(ts time.Time, head, payload []byte) { rec.addParts(idx, ts, head, payload, 0) })
+			return capture.NewServerTapParts(c, func(_ time.Time, head, payload []byte) { rec.tapped(idx, head, payload) })
 		}
 	}
 	l, err := lab.Start(ctx, cfg)
@@ -428,7 +456,7 @@ func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescri
 		wg.Add(1)
 		go func(lv live) {
 			defer wg.Done()
-			capture.Drain(lv.src, done, func(data []byte, ci gopacket.CaptureInfo) { rec.add(lv.leg, ci.Timestamp, data, ci.Length) })
+			capture.Drain(lv.src, done, func(data []byte, ci gopacket.CaptureInfo) { rec.captured(lv.leg, ci.Timestamp, data, ci.Length) })
 		}(lv)
 	}
 	stopCaptures := func() {
@@ -466,7 +494,7 @@ func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescri
 				if !inprocTaps {
 					return c
 				}
-				return capture.NewTapParts(c, func(ts time.Time, head, payload []byte) { rec.addParts(l1, ts, head, payload, 0) })
+				return capture.NewTapParts(c, func(_ time.Time, head, payload []byte) { rec.tapped(l1, head, payload) })
 			}})
 		if err != nil {
 			stopCaptures()
@@ -478,7 +506,7 @@ func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescri
 	var lingering sync.WaitGroup
 	if inprocTaps {
 		tapUser = func(c net.Conn) net.Conn {
-			return &lingerConn{Tap: capture.NewTapParts(c, func(ts time.Time, head, payload []byte) { rec.addParts(userLeg, ts, head, payload, 0) }), wg: &lingering}
+			return &lingerConn{Tap: capture.NewTapParts(c, func(_ time.Time, head, payload []byte) { rec.tapped(userLeg, head, payload) }), wg: &lingering}
 		}
 	}
 	results := sendRequests(ctx, local, opts.Requests, opts.Concurrency, tapUser)
@@ -724,19 +752,6 @@ type sessionView struct {
 	after func()
 }
 
-func renderLab(opts *LabRunOptions, rec *recorder, info labDescription, results []reqResult) error {
-	if opts.Write != "" {
-		if err := writeRecording(opts.Write, rec, info, results); err != nil {
-			return err
-		}
-	}
-	v := labView(rec, info, results, opts.Verbosity)
-	for i := range rec.legs {
-		v.drops[i] = rec.stats[i].Drops
-	}
-	return renderSession(labRenderOptions(opts), v)
-}
-
 func labRenderOptions(opts *LabRunOptions) renderOptions {
 	return renderOptions{IO: opts.IO, JSON: opts.JSON, HTML: opts.HTML, Verbosity: opts.Verbosity, NoColor: opts.NoColor, Title: "pftap lab"}
 }
@@ -771,28 +786,15 @@ func decodePackets(legs []string, verbosity int, each func(fn func(p *packet.Pac
 	}
 }
 
-// labView is a lab session to render from rec: live, as its legs are
-// decoded, or from its spools.
-func labView(rec *recorder, info labDescription, results []reqResult, verbosity int) *sessionView {
-	v := &sessionView{info: info, results: results, failOnResults: true}
+// labView is a live lab session to render from rec, as its legs are
+// decoded.
+func labView(rec *recorder, info labDescription) *sessionView {
+	v := &sessionView{info: info, failOnResults: true}
 	for _, l := range rec.legs {
 		v.legs = append(v.legs, l.Name)
 	}
 	v.drops = make([]uint64, len(rec.legs))
-	if rec.live != nil {
-		v.decode = func(emit func(*decode.Event)) (decodedSession, error) { return rec.live.run(emit), nil }
-		return v
-	}
-	v.decode = decodePackets(v.legs, verbosity, func(fn func(p *packet.Packet) error) error {
-		var p packet.Packet
-		return rec.each(func(rp *recPacket) error {
-			if packet.Decode(packet.LinkEthernet, rp.data, &p) != nil {
-				return nil
-			}
-			p.Time, p.Interface = rp.ts, rp.leg
-			return fn(&p)
-		})
-	})
+	v.decode = func(emit func(*decode.Event)) (decodedSession, error) { return rec.live.run(emit), nil }
 	return v
 }
 

@@ -84,17 +84,28 @@ func (ld *liveDecoder) frame(i int, ts time.Time, data []byte) {
 // parts decodes a frame of an in-process tap given as its headers
 // (Ethernet, IPv4, TCP) and its payload, stamped now: under the leg's
 // lock, so that a leg's frames are in time order whichever taps make them,
-// and never later than the renderer expects.
-func (ld *liveDecoder) parts(i int, head, payload []byte) {
+// and never later than the renderer expects. keep, when set, gets the
+// stamp under the same lock (to spool the frame in that order).
+func (ld *liveDecoder) parts(i int, head, payload []byte, keep func(ts time.Time)) {
 	l := ld.leg(i)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.stopped || packet.Decode(packet.LinkEthernet, head, &l.p) != nil {
+	if l.stopped {
+		return
+	}
+	// The wall clock only, as the kernel stamps captured frames and as a
+	// recording keeps them: a monotonic reading would make differences
+	// between in-process frames disagree with those of the file.
+	ts := time.Now().Round(0)
+	if keep != nil {
+		keep(ts)
+	}
+	if packet.Decode(packet.LinkEthernet, head, &l.p) != nil {
 		return
 	}
 	// The headers announce the payload that follows them.
 	l.p.Payload, l.p.Missing = payload, 0
-	l.p.Time, l.p.Interface = time.Now(), l.dec.Index()
+	l.p.Time, l.p.Interface = ts, l.dec.Index()
 	l.dec.Add(&l.p)
 }
 

@@ -191,7 +191,7 @@ func TestLiveDecoderOrdersLegs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := capture.NewTapParts(raw, func(_ time.Time, head, payload []byte) { ld.parts(tapLeg, head, payload) })
+	c := capture.NewTapParts(raw, func(_ time.Time, head, payload []byte) { ld.parts(tapLeg, head, payload, nil) })
 	c.Write([]byte("GET /tapped HTTP/1.1\r\nHost: x\r\n\r\n"))
 	io.Copy(io.Discard, c)
 	c.Close()
@@ -199,7 +199,7 @@ func TestLiveDecoderOrdersLegs(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 	ld.finish()
 	// Late frames, after the end: dropped, not decoded beside Finish.
-	ld.parts(tapLeg, capture.AppendTCPHeaderNoChecksum(nil, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), 1, 0, capture.FlagSYN, 0), nil)
+	ld.parts(tapLeg, capture.AppendTCPHeaderNoChecksum(nil, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), 1, 0, capture.FlagSYN, 0), nil, nil)
 	res := <-done
 
 	var paths []string
