@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -220,5 +221,47 @@ func TestLegSetDecodesAsOneDecoder(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestLegSetTies: packets of two legs at the very same times, the legs fed
+// in the reverse order: between equal times the leg added first goes
+// first, for events and for connection numbers, as in one Decoder fed the
+// merged packets.
+func TestLegSetTies(t *testing.T) {
+	build := func(path string) *conv {
+		c := newConv(80)
+		c.add(0, packet.ACK, nil)
+		c.send(0, []byte("GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"), 1448)
+		c.send(1, []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), 1448)
+		c.fin()
+		return c
+	}
+	a, b := build("/a"), build("/b")
+	for i := range b.pkts {
+		b.pkts[i].Interface = 1
+	}
+	var merged []packet.Packet
+	for i := range a.pkts {
+		merged = append(merged, a.pkts[i], b.pkts[i])
+	}
+	ifs := []packet.Interface{{Index: 0, Name: "a"}, {Index: 1, Name: "b"}}
+	want := decodeOne(merged, ifs, 0)
+
+	var got []string
+	s := NewLegSet(Options{}, func(e *Event) { bs, _ := json.Marshal(e); got = append(got, string(bs)) })
+	la, lb := s.AddLeg("a", nil, nil), s.AddLeg("b", nil, nil)
+	for i := range b.pkts {
+		lb.Add(&b.pkts[i])
+	}
+	for i := range a.pkts {
+		la.Add(&a.pkts[i])
+	}
+	s.Finish()
+	if strings.Join(got, "\n") != strings.Join(want.events, "\n") {
+		t.Errorf("leg set:\n%s\none decoder:\n%s", strings.Join(got, "\n"), strings.Join(want.events, "\n"))
+	}
+	if len(got) < 6 || !strings.Contains(got[0], `"leg":"a"`) || !strings.Contains(got[0], `"conn":1`) {
+		t.Errorf("the first event is not leg a's connection 1: %v", got)
 	}
 }
