@@ -44,13 +44,14 @@ streaming server, or the dockershim's nsenter+socat), and a pod whose app listen
 on its loopback. Real kubectl works against it. Needs root.
 
 With no subcommand, pftap lab runs the main job: it builds a lab, taps every
-leg (L1 and L2 below TLS inside the lab's servers, L2 also on the wire, L3 on
-the node's lo, L4 on the pod's lo, the pod's eth0 as a witness), runs kubectl
-port-forward, sends the requests through it, tears the lab down, and prints
-the legs side by side with the latency of every hop. Frames are decoded as
-they come (the timeline appears during the run, 50 ms behind the traffic)
-and not kept; with -w every leg is kept on disk (around the page cache) and
-written to the file at the end.`,
+leg (L1 and L2 below TLS inside pftap's client or the lab's servers, L2 also
+on the wire, L3 on the node's lo, L4 on the pod's lo, the pod's eth0 as a
+witness, the requests inside pftap's HTTP client), port-forwards (pftap's own
+client, or --client kubectl), sends the requests through it, tears the lab
+down, and prints the legs side by side with the latency of every hop. Each
+leg is decoded where its frames arrive (the timeline appears during the run,
+50 ms behind the traffic) and nothing is kept; with -w every leg is also kept
+on disk (around the page cache) and written to the file at the end.`,
 		Example: `  sudo pftap lab
   sudo pftap lab --runtime socat --spdy --request 'GET /bytes?n=1000000'
   sudo pftap lab --concurrency 5 --request / --request / --request / -w session.pcapng`,
