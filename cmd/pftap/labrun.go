@@ -503,16 +503,16 @@ func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescri
 		stopClient = pf.Stop
 	}
 	var tapUser func(net.Conn) net.Conn
-	var lingering sync.WaitGroup
+	var lingering lingerSet
 	if inprocTaps {
 		tapUser = func(c net.Conn) net.Conn {
-			return &lingerConn{Tap: capture.NewTapParts(c, func(_ time.Time, head, payload []byte) { rec.tapped(userLeg, head, payload) }), wg: &lingering}
+			return &lingerConn{Tap: capture.NewTapParts(c, func(_ time.Time, head, payload []byte) { rec.tapped(userLeg, head, payload) }), set: &lingering}
 		}
 	}
 	results := sendRequests(ctx, local, opts.Requests, opts.Concurrency, tapUser)
 	time.Sleep(200 * time.Millisecond)
 	stopClient()
-	lingering.Wait()
+	lingering.wait()
 	time.Sleep(300 * time.Millisecond)
 	stopCaptures()
 	labInfo := describeLab(l, opts.Client)
@@ -544,27 +544,50 @@ const lingerFor = 2 * time.Second
 // peer's FIN: Close sends this end's FIN and returns, and the peer's last
 // bytes and FIN are still read, so that the tap under it records them as a
 // capture of the connection would, for at most lingerFor; then the
-// connection is closed. wg counts the lingering reads.
+// connection is closed.
 type lingerConn struct {
 	*capture.Tap
-	wg   *sync.WaitGroup
+	set  *lingerSet
 	once sync.Once
+}
+
+// lingerSet tracks the lingering connections so that the session waits for
+// them; once it waits, connections close at once.
+type lingerSet struct {
+	mu      sync.Mutex
+	wg      sync.WaitGroup
+	waiting bool
 }
 
 func (c *lingerConn) Close() error {
 	c.once.Do(func() {
 		err := c.Tap.CloseWrite()
-		c.wg.Add(1)
+		c.set.mu.Lock()
+		linger := err == nil && !c.set.waiting
+		if linger {
+			c.set.wg.Add(1)
+		}
+		c.set.mu.Unlock()
+		if !linger {
+			c.Tap.Close()
+			return
+		}
 		go func() {
-			defer c.wg.Done()
-			if err == nil {
-				c.Tap.SetReadDeadline(time.Now().Add(lingerFor))
-				io.Copy(io.Discard, c.Tap)
-			}
+			defer c.set.wg.Done()
+			c.Tap.SetReadDeadline(time.Now().Add(lingerFor))
+			io.Copy(io.Discard, c.Tap)
 			c.Tap.Close()
 		}()
 	})
 	return nil
+}
+
+// wait waits for the lingering connections (at most lingerFor).
+func (s *lingerSet) wait() {
+	s.mu.Lock()
+	s.waiting = true
+	s.mu.Unlock()
+	s.wg.Wait()
 }
 
 // legRingMiB is the capture ring of a leg the forward crosses: it holds
