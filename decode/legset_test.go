@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -32,16 +31,12 @@ func readMerged(t *testing.T, path string) ([]packet.Packet, []packet.Interface)
 	if err != nil {
 		t.Fatal(err)
 	}
+	all, ifs, err := rd.ReadAll()
+	if err != nil {
+		t.Logf("%s: %v (decoding what came before)", path, err)
+	}
 	var byLeg [][]packet.Packet
-	for {
-		var p packet.Packet
-		if err := rd.Next(&p); err != nil {
-			if err != io.EOF {
-				t.Logf("%s: %v (decoding what came before)", path, err)
-			}
-			break
-		}
-		p.Payload = append([]byte(nil), p.Payload...)
+	for _, p := range all {
 		for len(byLeg) <= p.Interface {
 			byLeg = append(byLeg, nil)
 		}
@@ -61,7 +56,6 @@ func readMerged(t *testing.T, path string) ([]packet.Packet, []packet.Interface)
 		out = append(out, byLeg[best][0])
 		byLeg[best] = byLeg[best][1:]
 	}
-	ifs := rd.Interfaces()
 	for len(ifs) < len(byLeg) {
 		ifs = append(ifs, packet.Interface{Index: len(ifs)})
 	}

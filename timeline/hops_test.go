@@ -121,19 +121,14 @@ func TestMergedLegCorrelators(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var pkts []packet.Packet
-			for {
-				var p packet.Packet
-				if rd.Next(&p) != nil {
-					break
-				}
-				p.Payload = append([]byte(nil), p.Payload...)
-				pkts = append(pkts, p)
+			pkts, ifs, err := rd.ReadAll()
+			if err != nil {
+				t.Fatal(err)
 			}
 			set := decode.NewLegSet(decode.Options{}, func(*decode.Event) {})
 			var legs []*decode.LegDecoder
 			var corrs []*Correlator
-			for _, ifc := range rd.Interfaces() {
+			for _, ifc := range ifs {
 				c := NewCorrelator()
 				c.Digests = true
 				corrs = append(corrs, c)

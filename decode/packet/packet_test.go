@@ -125,3 +125,40 @@ func TestReaderPcapAndPcapng(t *testing.T) {
 		}
 	}
 }
+
+// TestReadAll reads every packet with a payload of its own, and on a file
+// cut short gives what came before the cut with an ErrBadCapture.
+func TestReadAll(t *testing.T) {
+	var ng bytes.Buffer
+	nw, err := pcapgo.NewNgWriterInterface(&ng, pcapgo.NgInterface{Name: "L4 pod lo", LinkType: layers.LinkTypeEthernet, TimestampResolution: 9}, pcapgo.NgWriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Unix(1700000000, 0)
+	for _, s := range []string{"one", "two", "three"} {
+		frame := append([]byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00}, ipv4TCP(s)...)
+		nw.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(frame), Length: len(frame)}, frame)
+	}
+	nw.Flush()
+	r, err := NewReader(bytes.NewReader(ng.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkts, ifs, err := r.ReadAll()
+	if err != nil || len(pkts) != 3 || len(ifs) != 1 {
+		t.Fatalf("%d packets, %d interfaces, %v", len(pkts), len(ifs), err)
+	}
+	for i, want := range []string{"one", "two", "three"} {
+		if string(pkts[i].Payload) != want {
+			t.Errorf("packet %d: %q, want %q (payloads must not share the reader's buffer)", i, pkts[i].Payload, want)
+		}
+	}
+	r, err = NewReader(bytes.NewReader(ng.Bytes()[:ng.Len()-10]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkts, _, err = r.ReadAll()
+	if !errors.Is(err, ErrBadCapture) || len(pkts) != 2 {
+		t.Errorf("cut short: %d packets, %v; want 2 and ErrBadCapture", len(pkts), err)
+	}
+}

@@ -174,3 +174,22 @@ func (r *Reader) Next(p *Packet) (err error) {
 		return nil
 	}
 }
+
+// ReadAll reads every TCP packet left in r, each with a copy of its
+// payload, and the interfaces then known. On a damaged or truncated file it
+// returns the packets before the damage with the error; io.EOF is not an
+// error.
+func (r *Reader) ReadAll() ([]Packet, []Interface, error) {
+	var out []Packet
+	for {
+		var p Packet
+		if err := r.Next(&p); err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return out, r.Interfaces(), err
+		}
+		p.Payload = append([]byte(nil), p.Payload...)
+		out = append(out, p)
+	}
+}
