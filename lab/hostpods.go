@@ -32,8 +32,9 @@ type hostPods struct {
 	mu       sync.Mutex
 	pods     map[string]*hostPod // namespace/name
 	watchers map[*podWatcher]bool
-	// run starts a pod and returns how to stop it.
-	run func(p *corev1.Pod) (stop func(), err error)
+	// run starts a pod and returns how to stop it; ended is called when
+	// the pod's process ends by itself.
+	run func(p *corev1.Pod, ended func(error)) (stop func(), err error)
 	// nodeName and nodeIP fill in what the node would.
 	nodeName, nodeIP string
 	// log records the API calls on host pods, for tests: "create NS/NAME".
@@ -52,7 +53,7 @@ type podWatcher struct {
 	ch     chan watch.Event
 }
 
-func newHostPods(nodeName, nodeIP string, run func(p *corev1.Pod) (func(), error)) *hostPods {
+func newHostPods(nodeName, nodeIP string, run func(p *corev1.Pod, ended func(error)) (func(), error)) *hostPods {
 	return &hostPods{pods: map[string]*hostPod{}, watchers: map[*podWatcher]bool{}, run: run, nodeName: nodeName, nodeIP: nodeIP}
 }
 
@@ -164,7 +165,7 @@ func (h *hostPods) create(w http.ResponseWriter, r *http.Request, ns string) {
 
 	// The node starts it.
 	go func() {
-		stop, err := h.run(created)
+		stop, err := h.run(created, func(err error) { h.ended(p.Namespace, p.Name, hp, err) })
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		cur := h.pods[p.Namespace+"/"+p.Name]
@@ -188,6 +189,31 @@ func (h *hostPods) create(w http.ResponseWriter, r *http.Request, ns string) {
 		}
 		h.notify(watch.Modified, pod)
 	}()
+}
+
+// ended records that a pod's process ended by itself, as the kubelet
+// would: phase Succeeded (exit 0) or Failed, the container terminated.
+func (h *hostPods) ended(ns, name string, hp *hostPod, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pods[ns+"/"+name] != hp {
+		return // deleted meanwhile
+	}
+	pod := hp.pod
+	pod.ResourceVersion = "3"
+	now := metav1.Now()
+	term := &corev1.ContainerStateTerminated{FinishedAt: now, Reason: "Completed"}
+	pod.Status.Phase = corev1.PodSucceeded
+	if err != nil {
+		pod.Status.Phase, term.ExitCode, term.Reason, term.Message = corev1.PodFailed, 1, "Error", err.Error()
+	}
+	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}}
+	for i := range pod.Status.ContainerStatuses {
+		pod.Status.ContainerStatuses[i].Ready = false
+		pod.Status.ContainerStatuses[i].State = corev1.ContainerState{Terminated: term}
+	}
+	h.log = append(h.log, "ended "+ns+"/"+name+" "+string(pod.Status.Phase))
+	h.notify(watch.Modified, pod)
 }
 
 func isAgentCommand(cmd []string) bool {

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pftap/pftap/internal/agent"
@@ -174,7 +175,7 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 		Path: "/portForward/" + cfg.Namespace + "/" + cfg.Pod}
 	// Pods created through the API (pftap's agent) run on the node's
 	// network, started in-process as the node would start the container.
-	l.hosts = newHostPods("pftap-lab-node", a.node.String(), func(p *corev1.Pod) (func(), error) { return l.runAgentPod(p, rt) })
+	l.hosts = newHostPods("pftap-lab-node", a.node.String(), func(p *corev1.Pod, ended func(error)) (func(), error) { return l.runAgentPod(p, rt, ended) })
 	l.closers = append(l.closers, func() error { l.hosts.stopAll(); return nil })
 	k.hostPod = func(ns, name string) (string, string, bool) {
 		if l.hosts.get(ns, name) == nil {
@@ -393,20 +394,33 @@ func (l *Lab) DialNode(ctx context.Context, network, addr string) (net.Conn, err
 // runAgentPod runs a pftap agent pod as the node would: in the node's
 // network namespace, with the token and certificate its spec gives, on the
 // address its command names. The runtime learns its sandbox, so that
-// port-forward to it works.
-func (l *Lab) runAgentPod(p *corev1.Pod, rt *runtime) (func(), error) {
+// port-forward to it works. When the agent ends by itself
+// (--exit-when-idle), ended is called, as the node reports a container that
+// exited.
+func (l *Lab) runAgentPod(p *corev1.Pod, rt *runtime, ended func(error)) (func(), error) {
 	c := p.Spec.Containers[0]
 	env := map[string]string{}
 	for _, e := range c.Env {
 		env[e.Name] = e.Value
 	}
 	listen := fmt.Sprintf("127.0.0.1:%d", agent.Port)
+	var idle time.Duration
 	for i, a := range c.Command {
-		if a == "--listen" && i+1 < len(c.Command) {
+		if i+1 >= len(c.Command) {
+			break
+		}
+		switch a {
+		case "--listen":
 			listen = c.Command[i+1]
+		case "--exit-when-idle":
+			d, err := time.ParseDuration(c.Command[i+1])
+			if err != nil {
+				return nil, fmt.Errorf("--exit-when-idle: %w", err)
+			}
+			idle = d
 		}
 	}
-	o := agent.Options{Token: env[agent.EnvToken], Netns: l.NodeNetns}
+	o := agent.Options{Token: env[agent.EnvToken], Netns: l.NodeNetns, ExitWhenIdle: idle}
 	if env[agent.EnvCert] != "" {
 		cert, err := tls.X509KeyPair([]byte(env[agent.EnvCert]), []byte(env[agent.EnvKey]))
 		if err != nil {
@@ -422,14 +436,28 @@ func (l *Lab) runAgentPod(p *corev1.Pod, rt *runtime) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	go ag.Serve(ln)
+	stopped := make(chan struct{})
+	go func() {
+		err := ag.Serve(ln)
+		select {
+		case <-stopped: // deleted
+			return
+		default:
+		}
+		if errors.Is(err, agent.ErrIdle) {
+			err = nil
+		}
+		ended(err)
+	}()
 	sandbox := "sandbox-" + p.Name
 	if rt != nil {
 		rt.mu.Lock()
 		rt.netns[sandbox] = l.NodeNetns
 		rt.mu.Unlock()
 	}
+	var once sync.Once
 	return func() {
+		once.Do(func() { close(stopped) })
 		ln.Close()
 		if rt != nil {
 			rt.mu.Lock()

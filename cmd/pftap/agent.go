@@ -8,8 +8,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/pftap/pftap/internal/agent"
 )
@@ -19,6 +23,8 @@ type AgentOptions struct {
 	IO             *IOStreams
 	Listen         string
 	Token          string
+	TokenFile      string
+	ExitWhenIdle   time.Duration
 	Netns          string
 	KubeletPort    int
 	StreamingPorts []int
@@ -39,18 +45,29 @@ to it: the apiserver's TLS connection to the kubelet (record sizes and
 timing), the kubelet's plaintext SPDY to the runtime's streaming server on the
 node's lo (its port found from the sockets listening on 127.0.0.1), the pod's
 lo in the namespace found from the pod's IP, and the pod's eth0 as the
-witness. It streams them to trace as pcapng over TLS; trace must present the
-token (--token or PFTAP_AGENT_TOKEN; one is made and printed when neither is
-given) and can pin the certificate fingerprint the agent prints.`,
-		Example: `  sudo pftap agent --listen 0.0.0.0:10299
-  sudo PFTAP_AGENT_TOKEN=s3cret pftap agent --listen 10.0.0.5:10299 --streaming-port 35000`,
+witness. It streams them to trace as pcapng over TLS. trace sends nothing
+before the agent presents the certificate whose fingerprint it prints, then
+presents the token (PFTAP_AGENT_TOKEN or --token-file, at least 16
+characters; one is made and printed when neither is given). The agent never
+taps its own traffic: its port, and the connections that carry its stream
+to trace (found when each session starts), are left out of every leg.`,
+		Example: `  sudo pftap agent
+  sudo PFTAP_AGENT_TOKEN=$(cat token) pftap agent --listen 10.0.0.5:10299 --streaming-port 35000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if opts.Token == "" {
-				opts.Token = os.Getenv(agent.EnvToken)
+			tok, err := readToken(opts.TokenFile, "--token-file")
+			if err != nil {
+				return err
+			}
+			opts.Token = tok
+			if opts.Token != "" && len(opts.Token) < agent.MinTokenLen {
+				return usageError{fmt.Errorf("the token is %d characters long; at least %d are needed", len(opts.Token), agent.MinTokenLen)}
 			}
 			if _, _, err := net.SplitHostPort(opts.Listen); err != nil {
-				return usageError{fmt.Errorf("--listen %q: want HOST:PORT", opts.Listen)}
+				return usageError{fmt.Errorf("--listen %q: want HOST:PORT (an IPv6 address in brackets: [::1]:10299)", opts.Listen)}
+			}
+			if opts.ExitWhenIdle < 0 {
+				return usageError{fmt.Errorf("--exit-when-idle %s: want a positive duration, or 0 for never", opts.ExitWhenIdle)}
 			}
 			if runF != nil {
 				return runF(opts)
@@ -60,7 +77,9 @@ given) and can pin the certificate fingerprint the agent prints.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.Listen, "listen", "127.0.0.1:10299", "address to accept pftap trace on")
-	f.StringVar(&opts.Token, "token", "", "the token trace must present (default: $PFTAP_AGENT_TOKEN, or a new one, printed)")
+	f.StringVar(&opts.TokenFile, "token-file", "", "a file holding the token trace must present (default: $PFTAP_AGENT_TOKEN, or a new one, printed)")
+	noTokenFlag(f, "token", "PFTAP_AGENT_TOKEN or --token-file")
+	f.DurationVar(&opts.ExitWhenIdle, "exit-when-idle", 0, "end once no trace session has run for this long (0: never; a deployed agent uses 20s)")
 	f.StringVar(&opts.Netns, "netns", "", "the node's network namespace (default: the agent's own)")
 	f.IntVar(&opts.KubeletPort, "kubelet-port", 10250, "the kubelet's port")
 	f.IntSliceVar(&opts.StreamingPorts, "streaming-port", nil, "the runtime streaming server's port on the node's lo (default: found)")
@@ -78,7 +97,7 @@ func agentRun(opts *AgentOptions) error {
 		rand.Read(b)
 		token, made = hex.EncodeToString(b), true
 	}
-	ao := agent.Options{Token: token, Netns: opts.Netns, KubeletPort: opts.KubeletPort, StreamingPorts: opts.StreamingPorts, Log: opts.IO.ErrOut}
+	ao := agent.Options{Token: token, Netns: opts.Netns, KubeletPort: opts.KubeletPort, StreamingPorts: opts.StreamingPorts, Log: opts.IO.ErrOut, ExitWhenIdle: opts.ExitWhenIdle}
 	// A deployed agent gets its certificate from trace, which pins it.
 	if c, k := os.Getenv(agent.EnvCert), os.Getenv(agent.EnvKey); c != "" && k != "" {
 		cert, err := tls.X509KeyPair([]byte(c), []byte(k))
@@ -97,10 +116,16 @@ func agentRun(opts *AgentOptions) error {
 	}
 	defer l.Close()
 	fmt.Fprintf(opts.IO.Out, "pftap agent: listening on %s, certificate sha256 %s\n", l.Addr(), a.Fingerprint)
+	addr := l.Addr().(*net.TCPAddr)
+	traceAddr := l.Addr().String()
+	if addr.IP.IsUnspecified() {
+		fmt.Fprintf(opts.IO.ErrOut, "pftap agent: warning: %s is every address of this machine: whoever reaches any of them can try the token. Prefer 127.0.0.1 (reached with a port-forward or an SSH tunnel) or one node address\n", l.Addr())
+		traceAddr = net.JoinHostPort("NODE-ADDRESS", strconv.Itoa(addr.Port))
+	}
 	if made {
 		fmt.Fprintf(opts.IO.Out, "  token: %s\n", token)
 	}
-	fmt.Fprintf(opts.IO.Out, "  pftap trace --agent %s --agent-fingerprint %s ... (with PFTAP_AGENT_TOKEN set)\n", l.Addr(), a.Fingerprint)
+	fmt.Fprintf(opts.IO.Out, "  pftap trace --agent %s --agent-fingerprint %s ... (with PFTAP_AGENT_TOKEN set)\n", traceAddr, a.Fingerprint)
 	if opts.Ready != nil {
 		opts.Ready(l.Addr().String(), a)
 	}
@@ -112,6 +137,50 @@ func agentRun(opts *AgentOptions) error {
 	case <-stop:
 		return nil
 	case err := <-errc:
+		if errors.Is(err, agent.ErrIdle) {
+			fmt.Fprintf(opts.IO.ErrOut, "pftap agent: no trace session for %s: exiting\n", opts.ExitWhenIdle)
+			return nil
+		}
 		return err
 	}
+}
+
+// readToken is the token in file, or else $PFTAP_AGENT_TOKEN, without
+// surrounding white space.
+func readToken(file, flag string) (string, error) {
+	if file == "" {
+		return strings.TrimSpace(os.Getenv(agent.EnvToken)), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", usageError{fmt.Errorf("%s: %w", flag, err)}
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// noTokenFlag keeps a removed flag that would put a secret in ps output,
+// to refuse it with the way to do it instead.
+func noTokenFlag(f *pflag.FlagSet, name, instead string) {
+	f.Var(refusedFlag{name: name, instead: instead}, name, "")
+	f.MarkHidden(name)
+}
+
+type refusedFlag struct{ name, instead string }
+
+func (r refusedFlag) String() string { return "" }
+func (r refusedFlag) Type() string   { return "string" }
+func (r refusedFlag) Set(string) error {
+	return fmt.Errorf("a token on the command line is visible to every user in ps: use %s", r.instead)
+}
+
+func isFingerprint(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+			return false
+		}
+	}
+	return true
 }

@@ -27,12 +27,30 @@ func isTerminal(f *os.File) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// stopOrSignal returns stop when a test gave one, or a channel closed on
-// Ctrl-C or SIGTERM; cancel releases the signal handler.
-func stopOrSignal(stop <-chan struct{}) (<-chan struct{}, func()) {
+// stopSignals end every command the same way: Ctrl-C, SIGTERM, and
+// SIGHUP (a closed terminal or SSH session), each with its clean-up.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
+// signalContext is a context cancelled by one of stopSignals, or, when a
+// test gave one, by stop.
+func signalContext(stop <-chan struct{}) (context.Context, context.CancelFunc) {
 	if stop != nil {
-		return stop, func() {}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		return ctx, cancel
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	return signal.NotifyContext(context.Background(), stopSignals...)
+}
+
+// stopOrSignal returns stop when a test gave one, or a channel closed on
+// one of stopSignals; cancel releases the signal handler.
+func stopOrSignal(stop <-chan struct{}) (<-chan struct{}, func()) {
+	ctx, cancel := signalContext(stop)
 	return ctx.Done(), cancel
 }

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -142,7 +140,7 @@ func labUpRun(opts *LabUpOptions) error {
 	if opts.Subnet != "" {
 		cfg.Subnet = netip.MustParsePrefix(opts.Subnet)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	defer stop()
 	l, err := lab.Start(ctx, cfg)
 	if err != nil {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
+
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/pftap/pftap/decode"
+	"github.com/pftap/pftap/internal/agent"
 	"github.com/pftap/pftap/internal/trace"
 	"github.com/pftap/pftap/timeline"
 )
@@ -30,9 +31,14 @@ type TraceOptions struct {
 	Address    string
 	SPDY       bool
 	Agent      string
-	// AgentToken and AgentFingerprint authenticate a pftap agent.
+	// AgentToken and AgentFingerprint authenticate a pftap agent; the
+	// token comes from $PFTAP_AGENT_TOKEN or AgentTokenFile, never from
+	// the command line (ps shows it).
 	AgentToken       string
+	AgentTokenFile   string
 	AgentFingerprint string
+	// KnownAgents remembers pinned agents (trace.DefaultKnownAgents).
+	KnownAgents string
 	// AgentImage and AgentNamespace are for --agent deploy.
 	AgentImage, AgentNamespace string
 	Write                      string
@@ -74,7 +80,8 @@ node itself (privileged, host network and PID, listening on the node's
   pftap trace -n web svc/frontend :http
   pftap trace --context prod deploy/api 9090 -w api.pcapng
   pftap trace --agent deploy --agent-namespace kube-system pod/nginx 8080:80
-  PFTAP_AGENT_TOKEN=... pftap trace --agent 127.0.0.1:10299 pod/nginx 8080:80`,
+  PFTAP_AGENT_TOKEN=... pftap trace --agent 127.0.0.1:10299 --agent-fingerprint SHA256 pod/nginx 8080:80
+  pftap trace --agent 10.0.0.5:10299 --agent-token-file ~/.pftap-token pod/nginx 8080:80`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 2 {
 				return usageError{errors.New("trace needs a target and at least one port, as kubectl port-forward: pod/nginx 8080:80")}
@@ -90,12 +97,23 @@ node itself (privileged, host network and PID, listening on the node's
 				if _, _, err := net.SplitHostPort(opts.Agent); err != nil {
 					return usageError{fmt.Errorf("--agent %q: want none, deploy or the agent's HOST:PORT", opts.Agent)}
 				}
-				if opts.AgentToken == "" {
-					opts.AgentToken = os.Getenv("PFTAP_AGENT_TOKEN")
+				tok, err := readToken(opts.AgentTokenFile, "--agent-token-file")
+				if err != nil {
+					return err
 				}
+				opts.AgentToken = tok
 				if opts.AgentToken == "" {
-					return usageError{errors.New("--agent ADDR needs the agent's token: --agent-token or PFTAP_AGENT_TOKEN")}
+					return usageError{errors.New("--agent ADDR needs the agent's token: set PFTAP_AGENT_TOKEN or give --agent-token-file")}
 				}
+				if len(opts.AgentToken) < agent.MinTokenLen {
+					return usageError{fmt.Errorf("the agent's token is %d characters long; agents accept only tokens of %d or more", len(opts.AgentToken), agent.MinTokenLen)}
+				}
+				if opts.AgentFingerprint != "" && !isFingerprint(opts.AgentFingerprint) {
+					return usageError{fmt.Errorf("--agent-fingerprint %q: want the 64 hex digits pftap agent printed", opts.AgentFingerprint)}
+				}
+			}
+			if opts.KnownAgents == "" {
+				opts.KnownAgents = trace.DefaultKnownAgents()
 			}
 			if runF != nil {
 				return runF(opts)
@@ -109,8 +127,9 @@ node itself (privileged, host network and PID, listening on the node's
 	f.StringVar(&opts.Address, "address", "127.0.0.1", "local address to listen on")
 	f.BoolVar(&opts.SPDY, "spdy", false, "use SPDY/3.1 instead of the WebSocket tunnel")
 	f.StringVar(&opts.Agent, "agent", "none", "the node agent that taps the node-side legs: none (only L1), deploy (trace runs it as a pod on the pod's node and deletes it after), or the HOST:PORT of a pftap agent there")
-	f.StringVar(&opts.AgentToken, "agent-token", "", "the agent's token (default: $PFTAP_AGENT_TOKEN)")
-	f.StringVar(&opts.AgentFingerprint, "agent-fingerprint", "", "the SHA-256 the agent printed for its certificate (pins it)")
+	f.StringVar(&opts.AgentTokenFile, "agent-token-file", "", "a file holding the agent's token (default: $PFTAP_AGENT_TOKEN)")
+	noTokenFlag(f, "agent-token", "PFTAP_AGENT_TOKEN or --agent-token-file")
+	f.StringVar(&opts.AgentFingerprint, "agent-fingerprint", "", "the SHA-256 the agent printed for its certificate: trace sends nothing to an agent that does not present it (remembered for the address afterwards)")
 	f.StringVar(&opts.AgentImage, "agent-image", agentImage(), "with --agent deploy: the image holding the pftap binary at /pftap")
 	f.StringVar(&opts.AgentNamespace, "agent-namespace", "", "with --agent deploy: the namespace of the agent pod (default: the target's)")
 	f.StringVarP(&opts.Write, "write", "w", "", "also record the tapped legs to this pcapng file")
@@ -123,6 +142,10 @@ node itself (privileged, host network and PID, listening on the node's
 func traceRun(opts *TraceOptions) error {
 	// client-go logs forwarding errors through klog; trace explains them.
 	quietUpstream()
+	// Every signal from here on ends trace with its clean-up, also while
+	// it deploys the agent.
+	sigCtx, cancelSig := signalContext(opts.Stop)
+	defer cancelSig()
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if opts.Kubeconfig != "" {
 		rules.ExplicitPath = opts.Kubeconfig
@@ -140,7 +163,7 @@ func traceRun(opts *TraceOptions) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(sigCtx, 30*time.Second)
 	target, err := trace.Resolve(ctx, cs, ns, opts.Target, opts.Ports)
 	cancel()
 	if err != nil {
@@ -148,7 +171,7 @@ func traceRun(opts *TraceOptions) error {
 	}
 
 	if opts.Agent == "deploy" {
-		d, err := trace.DeployAgent(context.Background(), cs, cfg, target, trace.DeployOptions{Image: opts.AgentImage, Namespace: opts.AgentNamespace, Log: opts.IO.ErrOut})
+		d, err := trace.DeployAgent(sigCtx, cs, cfg, target, trace.DeployOptions{Image: opts.AgentImage, Namespace: opts.AgentNamespace, Log: opts.IO.ErrOut})
 		if err != nil {
 			return err
 		}
@@ -187,11 +210,11 @@ func traceRun(opts *TraceOptions) error {
 			fmt.Fprintf(out, " through %s, L1 tapped below TLS, the node's legs by pftap agent at %s (their rows on the node's clock)\n\n", cfg.Host, opts.Agent)
 		}
 	}
-	ctx, stop := context.WithCancel(context.Background())
+	ctx, stop := context.WithCancel(sigCtx)
 	defer stop()
 	s, err := trace.Start(ctx, trace.Options{Config: cfg, Target: target, Address: opts.Address, SPDY: opts.SPDY,
 		Verbosity: opts.Verbosity, Write: opts.Write, Event: sink.Event,
-		Agent: agentAddr(opts.Agent), AgentToken: opts.AgentToken, AgentFingerprint: opts.AgentFingerprint,
+		Agent: agentAddr(opts.Agent), AgentToken: opts.AgentToken, AgentFingerprint: opts.AgentFingerprint, KnownAgents: opts.KnownAgents, Log: opts.IO.ErrOut,
 		Diagnosis: func(e *decode.Event, why string) {
 			if tw != nil {
 				fmt.Fprintf(out, "           ↳ %s\n", why)
@@ -212,10 +235,8 @@ func traceRun(opts *TraceOptions) error {
 	if opts.Ready != nil {
 		opts.Ready(ports)
 	}
-	stopCh, cancelStop := stopOrSignal(opts.Stop)
-	defer cancelStop()
 	select {
-	case <-stopCh:
+	case <-sigCtx.Done():
 	case <-s.Done():
 	}
 	r := s.Stop()

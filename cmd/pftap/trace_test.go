@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,8 +37,10 @@ func runTrace(t *testing.T, args []string, use func(ports []trace.PortPair)) (in
 	ios, out, errOut := testIO()
 	stop := make(chan struct{})
 	readyCh := make(chan []trace.PortPair, 1)
+	known := filepath.Join(t.TempDir(), "known_agents")
 	cmd := newTraceCmd(ios, func(o *TraceOptions) error {
 		o.Stop = stop
+		o.KnownAgents = known
 		o.Ready = func(p []trace.PortPair) { readyCh <- p }
 		return traceRun(o)
 	})
@@ -63,6 +66,19 @@ func runTrace(t *testing.T, args []string, use func(ports []trace.PortPair)) (in
 		code = exitError
 	}
 	return code, out.String(), errOut.String()
+}
+
+// labAgentToken is the token of the agents the tests start.
+const labAgentToken = "lab-agent-token-0123"
+
+// tokenFile writes a token to a file of the test's, for --agent-token-file.
+func tokenFile(t *testing.T, tok string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(f, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 func get(t *testing.T, port int, path string) string {
@@ -250,7 +266,7 @@ func TestTraceAgent(t *testing.T) {
 	}
 	defer l.Close()
 	startAgent := func(offset time.Duration) string {
-		a, err := agent.New(agent.Options{Token: "lab-agent-token", Netns: l.NodeNetns, ClockOffset: offset})
+		a, err := agent.New(agent.Options{Token: labAgentToken, Netns: l.NodeNetns, ClockOffset: offset})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -266,7 +282,7 @@ func TestTraceAgent(t *testing.T) {
 		t.Run(fmt.Sprintf("clock+%s", shift), func(t *testing.T) {
 			addr, fp, _ := strings.Cut(startAgent(shift), " ")
 			var page, bulk string
-			code, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--no-color", "--agent", addr, "--agent-token", "lab-agent-token",
+			code, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--no-color", "--agent", addr, "--agent-token-file", tokenFile(t, labAgentToken),
 				"--agent-fingerprint", fp, "pod/nginx", "0:80"}, func(ports []trace.PortPair) {
 				page = get(t, ports[0].Local, "/")
 				bulk = get(t, ports[0].Local, "/bytes?n=300000")
@@ -333,9 +349,9 @@ func TestTraceAgent(t *testing.T) {
 	// node's legs carry both sessions (both number their requests from 0);
 	// trace's hops keep them apart.
 	t.Run("beside kubectl", func(t *testing.T) {
-		addr, _, _ := strings.Cut(startAgent(0), " ")
+		addr, fp, _ := strings.Cut(startAgent(0), " ")
 		var kubectlBody string
-		code, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--no-color", "--agent", addr, "--agent-token", "lab-agent-token", "pod/nginx", "0:80"},
+		code, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--no-color", "--agent", addr, "--agent-token-file", tokenFile(t, labAgentToken), "--agent-fingerprint", fp, "pod/nginx", "0:80"},
 			func(ports []trace.PortPair) {
 				f, err := kubectl.PortForward(context.Background(), kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/nginx", Remote: 80, WebSocket: true})
 				if err != nil {
@@ -366,8 +382,8 @@ func TestTraceAgent(t *testing.T) {
 		}
 	})
 	t.Run("wrong token", func(t *testing.T) {
-		addr, _, _ := strings.Cut(startAgent(0), " ")
-		code, _, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--agent", addr, "--agent-token", "nope", "pod/nginx", "0:80"}, nil)
+		addr, fp, _ := strings.Cut(startAgent(0), " ")
+		code, _, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--agent", addr, "--agent-token-file", tokenFile(t, "not-the-agent-token"), "--agent-fingerprint", fp, "pod/nginx", "0:80"}, nil)
 		if code != exitError || !strings.Contains(errOut, "pftap: pftap agent at "+addr+": wrong token") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 			t.Errorf("exit %d: %q", code, errOut)
 		}
@@ -401,6 +417,24 @@ func TestTraceAgentDeploy(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	// The agent's own stream crosses L2 and L3 on its way to trace: it
+	// must be on no leg. Four GETs of the welcome page cost pftap lab
+	// about 2 KB of SPDY on L3 and 6 KB of TLS on L2 each; with the
+	// agent's stream tapped they were hundreds of MB.
+	for _, m := range regexp.MustCompile(`(?m)^  (L2 on the wire \(TLS\)|L3 kubelet→runtime|L4 runtime→app)\s+(\d+) packets\s+(\d+) bytes`).FindAllStringSubmatch(out, -1) {
+		if n, _ := strconv.Atoi(m[3]); n > 64<<10 {
+			t.Errorf("%s carried %s bytes for four small GETs: the agent taps its own stream", m[1], m[3])
+		}
+	}
+	if !regexp.MustCompile(`(?m)^  L3 kubelet→runtime\s+\d+ packets`).MatchString(out) {
+		t.Errorf("no legs table:\n%s", out)
+	}
+	if m := regexp.MustCompile(`(\d+) gaps`).FindStringSubmatch(out); m == nil || m[1] != "0" {
+		t.Errorf("gaps: %v\n%s", m, out)
+	}
+	if !strings.Contains(errOut, "left out of every leg") {
+		t.Errorf("trace does not say which connections the agent left out:\n%s", errOut)
+	}
 	m := regexp.MustCompile(`created agent pod default/(pftap-agent-[0-9a-f]+) on node pftap-lab-node \(image example.org/pftap:test\)`).FindStringSubmatch(errOut)
 	if m == nil {
 		t.Fatalf("no creation line:\n%s", errOut)
@@ -429,7 +463,7 @@ func TestTraceAgentDeploy(t *testing.T) {
 	}
 	spec := trace.AgentPod("default", "pftap-lab-node", "img", "tok", []byte("c"), []byte("k"))
 	if !spec.Spec.HostNetwork || !spec.Spec.HostPID || !*spec.Spec.Containers[0].SecurityContext.Privileged ||
-		spec.Spec.ActiveDeadlineSeconds == nil || spec.Spec.Containers[0].Command[len(spec.Spec.Containers[0].Command)-1] != "127.0.0.1:10299" {
+		spec.Spec.ActiveDeadlineSeconds == nil || !strings.Contains(strings.Join(spec.Spec.Containers[0].Command, " "), "--listen 127.0.0.1:10299 --exit-when-idle ") {
 		t.Errorf("agent pod spec: %+v", spec.Spec)
 	}
 }
@@ -505,7 +539,7 @@ func TestTraceAppOnPodIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	a, err := agent.New(agent.Options{Token: "tok", Netns: l.NodeNetns})
+	a, err := agent.New(agent.Options{Token: labAgentToken, Netns: l.NodeNetns})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,7 +549,7 @@ func TestTraceAppOnPodIP(t *testing.T) {
 	}
 	defer ln.Close()
 	go a.Serve(ln)
-	code, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--no-color", "--agent", ln.Addr().String(), "--agent-token", "tok", "pod/nginx", "0:8081"},
+	code, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--no-color", "--agent", ln.Addr().String(), "--agent-token-file", tokenFile(t, labAgentToken), "--agent-fingerprint", a.Fingerprint, "pod/nginx", "0:8081"},
 		func(ports []trace.PortPair) {
 			c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ports[0].Local))
 			if err == nil {

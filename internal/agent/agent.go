@@ -6,13 +6,17 @@
 // per leg, over a TLS connection that trace opens and authenticates with a
 // token.
 //
-// The protocol: trace sends one JSON line (Request), the agent answers
-// one JSON line (Hello) and then a pcapng stream until trace closes the
-// connection.
+// The protocol: trace sends one JSON line (Request). The agent answers
+// with probes (a Hello line with Probe set, then that many bytes, which
+// trace reads and acknowledges with a Request line with Probed set: see
+// self.go), then one JSON line (Hello) and then a pcapng stream until trace
+// closes the connection. Meanwhile trace sends a newline every
+// KeepaliveEvery; an agent that hears nothing for Silence ends the session.
 package agent
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/subtle"
 	"crypto/tls"
 	"encoding/hex"
@@ -37,7 +41,9 @@ import (
 
 // Request is what trace asks for.
 type Request struct {
-	Token string `json:"token"`
+	Token string `json:"token,omitempty"`
+	// Probed acknowledges a probe of that many bytes, read in full.
+	Probed int `json:"probed,omitempty"`
 	// PodIP is the pod's IP: the agent finds its network namespace.
 	PodIP string `json:"pod_ip"`
 }
@@ -52,7 +58,29 @@ type Hello struct {
 	// "[::]:443"): what trace needs to tell "nothing listens" from "the
 	// app listens on the pod's IP only".
 	PodListeners []string `json:"pod_listeners,omitempty"`
+	// Excluded are the connections the agent leaves out of every leg:
+	// the ones that carry its own session.
+	Excluded []string `json:"excluded,omitempty"`
+	// Probe, when set, says that this many bytes follow, to be read and
+	// acknowledged (Request.Probed); the real Hello comes later.
+	Probe int `json:"probe,omitempty"`
 }
+
+// MinTokenLen is the shortest token an agent accepts: a token opens every
+// port-forward on the node to whoever holds it.
+const MinTokenLen = 16
+
+// KeepaliveEvery is how often trace tells the agent that it is still
+// there, and Silence how long an agent waits for it before it ends the
+// session (a trace killed, or cut off, without closing its connection).
+const (
+	KeepaliveEvery = 5 * time.Second
+	Silence        = 20 * time.Second
+)
+
+// ErrIdle is returned by Serve when Options.ExitWhenIdle passed with no
+// session.
+var ErrIdle = errors.New("no trace session")
 
 // Options of an agent.
 type Options struct {
@@ -76,6 +104,13 @@ type Options struct {
 	// one and pins it when it deploys the agent); otherwise a new
 	// self-signed one is made.
 	Certificate *tls.Certificate
+	// ExitWhenIdle, when set, makes Serve return ErrIdle once no session
+	// has been running for that long (from the start, and after each
+	// session): a deployed agent ends when its trace is gone.
+	ExitWhenIdle time.Duration
+	// NoProbe skips the probe that finds the agent's own connections
+	// (for an agent that is not reached through the legs it taps).
+	NoProbe bool
 }
 
 // Environment variables a deployed agent reads: its token, and its
@@ -93,6 +128,12 @@ const Port = 10299
 type Agent struct {
 	opts Options
 	tls  *tls.Config
+	// port is the agent's own listening port, never tapped.
+	port int
+	// mu guards active and idleSince.
+	mu        sync.Mutex
+	active    int
+	idleSince time.Time
 	// Fingerprint is the SHA-256 of the agent's certificate, hex.
 	Fingerprint string
 }
@@ -101,6 +142,9 @@ type Agent struct {
 func New(o Options) (*Agent, error) {
 	if o.Token == "" {
 		return nil, errors.New("agent: a token is required")
+	}
+	if len(o.Token) < MinTokenLen {
+		return nil, fmt.Errorf("agent: the token is %d characters long; at least %d are needed", len(o.Token), MinTokenLen)
 	}
 	if o.KubeletPort == 0 {
 		o.KubeletPort = 10250
@@ -126,11 +170,47 @@ func NewCertificate() (tls.Certificate, error) {
 	return ca.Issue("pftap-agent", []net.IP{net.IPv4(127, 0, 0, 1)}, []string{"localhost"}, false)
 }
 
-// Serve accepts trace sessions on l until it is closed.
+// Serve accepts trace sessions on l until it is closed, or, with
+// ExitWhenIdle, until no session ran for that long (ErrIdle).
 func (a *Agent) Serve(l net.Listener) error {
+	if ta, ok := l.Addr().(*net.TCPAddr); ok {
+		a.port = ta.Port
+	}
+	a.mu.Lock()
+	a.idleSince = time.Now()
+	a.mu.Unlock()
+	idle := make(chan struct{})
+	if a.opts.ExitWhenIdle > 0 {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			t := time.NewTicker(a.opts.ExitWhenIdle / 10)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+				}
+				a.mu.Lock()
+				gone := a.active == 0 && time.Since(a.idleSince) >= a.opts.ExitWhenIdle
+				a.mu.Unlock()
+				if gone {
+					close(idle)
+					l.Close()
+					return
+				}
+			}
+		}()
+	}
 	for {
 		c, err := l.Accept()
 		if err != nil {
+			select {
+			case <-idle:
+				return ErrIdle
+			default:
+			}
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
@@ -140,6 +220,19 @@ func (a *Agent) Serve(l net.Listener) error {
 	}
 }
 
+func (a *Agent) begin() {
+	a.mu.Lock()
+	a.active++
+	a.mu.Unlock()
+}
+
+func (a *Agent) end() {
+	a.mu.Lock()
+	a.active--
+	a.idleSince = time.Now()
+	a.mu.Unlock()
+}
+
 func (a *Agent) logf(format string, args ...any) {
 	if a.opts.Log != nil {
 		fmt.Fprintf(a.opts.Log, "pftap agent: "+format+"\n", args...)
@@ -147,6 +240,8 @@ func (a *Agent) logf(format string, args ...any) {
 }
 
 func (a *Agent) session(c net.Conn) {
+	a.begin()
+	defer a.end()
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReaderSize(c, 4096)
@@ -165,7 +260,13 @@ func (a *Agent) session(c net.Conn) {
 		enc.Encode(Hello{Error: "wrong token"})
 		return
 	}
-	srcs, legs, podNetns, err := a.open(req)
+	own, err := a.probe(c, br)
+	if err != nil {
+		a.logf("%s: probe: %v", c.RemoteAddr(), err)
+		enc.Encode(Hello{Error: "finding the agent's own connections: " + err.Error()})
+		return
+	}
+	srcs, legs, podNetns, err := a.open(req, own)
 	if err != nil {
 		a.logf("%s: %v", c.RemoteAddr(), err)
 		enc.Encode(Hello{Error: err.Error()})
@@ -187,11 +288,18 @@ func (a *Agent) session(c net.Conn) {
 			listening = append(listening, l.String())
 		}
 	}
-	if err := enc.Encode(Hello{Node: host, Legs: names, PodListeners: listening}); err != nil {
+	var excluded []string
+	for _, t := range own {
+		excluded = append(excluded, t.String())
+	}
+	if err := enc.Encode(Hello{Node: host, Legs: names, PodListeners: listening, Excluded: excluded}); err != nil {
 		return
 	}
 	c.SetDeadline(time.Time{})
 	a.logf("%s: tapping pod %s: %s", c.RemoteAddr(), req.PodIP, strings.Join(names, ", "))
+	if len(excluded) > 0 {
+		a.logf("%s: left out of every leg, as they carry this session: %s", c.RemoteAddr(), strings.Join(excluded, ", "))
+	}
 	w := capture.NewWriter(c, "pftap agent on "+host)
 	for _, l := range legs {
 		if _, err := w.AddLeg(l); err != nil {
@@ -213,18 +321,85 @@ func (a *Agent) session(c net.Conn) {
 			})
 		}(i, s)
 	}
-	// trace ends the session by closing its side.
+	// trace ends the session by closing its side; a trace that went
+	// silent (killed, or cut off without a FIN) ends it too.
 	go func() {
-		io.Copy(io.Discard, br)
-		end()
+		defer end()
+		buf := make([]byte, 512)
+		for {
+			c.SetReadDeadline(time.Now().Add(Silence))
+			if _, err := br.Read(buf); err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					a.logf("%s: nothing heard from trace for %s: ending the session", c.RemoteAddr(), Silence)
+				}
+				return
+			}
+		}
 	}()
 	<-stop
 	wg.Wait()
 	a.logf("%s: session ended", c.RemoteAddr())
 }
 
-// open starts the captures of a session.
-func (a *Agent) open(req Request) ([]*capture.Source, []capture.Leg, string, error) {
+// probe finds the connections that carry this session (see self.go).
+func (a *Agent) probe(c net.Conn, br *bufio.Reader) ([]Tuple, error) {
+	if a.opts.NoProbe {
+		return nil, nil
+	}
+	ports, err := a.streamingPorts()
+	if err != nil {
+		return nil, err
+	}
+	watch := map[int]bool{a.opts.KubeletPort: true}
+	for _, p := range ports {
+		watch[p] = true
+	}
+	snap, err := snapshot(a.opts.Netns, watch)
+	if err != nil {
+		return nil, fmt.Errorf("reading the node's sockets: %v", err)
+	}
+	snaps := []map[sock]counters{snap}
+	enc := json.NewEncoder(c)
+	zeros := make([]byte, 32<<10)
+	for _, n := range probeSizes {
+		if err := enc.Encode(Hello{Probe: n}); err != nil {
+			return nil, err
+		}
+		for left := n; left > 0; {
+			k := min(left, len(zeros))
+			if _, err := c.Write(zeros[:k]); err != nil {
+				return nil, err
+			}
+			left -= k
+		}
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return nil, fmt.Errorf("no acknowledgement from trace: %v", err)
+		}
+		var ack Request
+		if err := json.Unmarshal(line, &ack); err != nil || ack.Probed != n {
+			return nil, fmt.Errorf("trace acknowledged %q, not the probe of %d bytes", bytes.TrimSpace(line), n)
+		}
+		if snap, err = snapshot(a.opts.Netns, watch); err != nil {
+			return nil, fmt.Errorf("reading the node's sockets: %v", err)
+		}
+		snaps = append(snaps, snap)
+	}
+	return ownConnections(snaps, probeSizes), nil
+}
+
+// streamingPorts are the configured streaming ports, or those found.
+func (a *Agent) streamingPorts() ([]int, error) {
+	if len(a.opts.StreamingPorts) > 0 {
+		return a.opts.StreamingPorts, nil
+	}
+	return streamingPorts(a.opts.Netns, a.opts.KubeletPort, a.port)
+}
+
+// open starts the captures of a session, leaving out the agent's own
+// port and the connections own.
+func (a *Agent) open(req Request, own []Tuple) ([]*capture.Source, []capture.Leg, string, error) {
 	ip, err := netip.ParseAddr(req.PodIP)
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("pod IP %q: %v", req.PodIP, err)
@@ -233,11 +408,9 @@ func (a *Agent) open(req Request) ([]*capture.Source, []capture.Leg, string, err
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("the pod is not on this node: %v", err)
 	}
-	ports := a.opts.StreamingPorts
-	if len(ports) == 0 {
-		if ports, err = streamingPorts(a.opts.Netns, a.opts.KubeletPort); err != nil {
-			return nil, nil, "", err
-		}
+	ports, err := a.streamingPorts()
+	if err != nil {
+		return nil, nil, "", err
 	}
 	type want struct {
 		leg          capture.Leg
@@ -260,7 +433,7 @@ func (a *Agent) open(req Request) ([]*capture.Source, []capture.Leg, string, err
 	var srcs []*capture.Source
 	var legs []capture.Leg
 	for _, w := range ws {
-		s, err := capture.Open(capture.Options{Netns: w.netns, Interface: w.iface, Filter: w.filter})
+		s, err := capture.Open(capture.Options{Netns: w.netns, Interface: w.iface, Filter: withExclusions(w.filter, own, a.port)})
 		if err != nil {
 			for _, s := range srcs {
 				s.Close()
@@ -331,14 +504,14 @@ func parseListeners(data string) []netip.AddrPort {
 }
 
 // streamingPorts lists the TCP ports listening on 127.0.0.1 in the node's
-// namespace, but the kubelet's and kube-proxy's: where a CRI runtime's
-// streaming server listens.
-func streamingPorts(netns string, kubelet int) ([]int, error) {
+// namespace, but the kubelet's, kube-proxy's and the agent's own (self):
+// where a CRI runtime's streaming server listens.
+func streamingPorts(netns string, kubelet, self int) ([]int, error) {
 	ls, err := Listeners(netns)
 	if err != nil {
 		return nil, fmt.Errorf("reading the node's sockets: %v", err)
 	}
-	skip := map[int]bool{kubelet: true, 10248: true, 10249: true, 10256: true, 10257: true, 10259: true}
+	skip := map[int]bool{kubelet: true, self: true, Port: true, 10248: true, 10249: true, 10256: true, 10257: true, 10259: true}
 	var ports []int
 	for _, l := range ls {
 		if l.Addr() == netip.AddrFrom4([4]byte{127, 0, 0, 1}) && !skip[int(l.Port())] {

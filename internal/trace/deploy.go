@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -46,9 +47,10 @@ type Deployed struct {
 // AgentPod is the pod spec trace creates on the target's node: host
 // network and PID (the node's legs, the pod's namespace found from its
 // IP), privileged (packet sockets, entering namespaces), listening on the
-// node's 127.0.0.1 only, with its token and certificate from trace, and a
-// deadline so that a trace killed before it could delete it does not leave
-// it running for long.
+// node's 127.0.0.1 only, with its token and certificate from trace. It
+// ends by itself once no trace session has run for AgentIdle (a trace
+// killed before it could delete the pod), and a deadline bounds it in any
+// case.
 func AgentPod(ns, node, image, token string, certPEM, keyPEM []byte) *corev1.Pod {
 	b := make([]byte, 3)
 	rand.Read(b)
@@ -70,7 +72,7 @@ func AgentPod(ns, node, image, token string, certPEM, keyPEM []byte) *corev1.Pod
 			Containers: []corev1.Container{{
 				Name:    "agent",
 				Image:   image,
-				Command: []string{"/pftap", "agent", "--listen", "127.0.0.1:" + strconv.Itoa(agent.Port)},
+				Command: []string{"/pftap", "agent", "--listen", "127.0.0.1:" + strconv.Itoa(agent.Port), "--exit-when-idle", AgentIdle.String()},
 				Env: []corev1.EnvVar{{Name: agent.EnvToken, Value: token}, {Name: agent.EnvCert, Value: string(certPEM)},
 					{Name: agent.EnvKey, Value: string(keyPEM)}},
 				SecurityContext: &corev1.SecurityContext{Privileged: &privileged},
@@ -78,6 +80,11 @@ func AgentPod(ns, node, image, token string, certPEM, keyPEM []byte) *corev1.Pod
 		},
 	}
 }
+
+// AgentIdle is how long a deployed agent runs with no trace session before
+// it ends: with agent.Silence, a trace killed by SIGKILL leaves its agent
+// running for less than a minute.
+const AgentIdle = 20 * time.Second
 
 // DeployAgent creates the agent pod on the target pod's node, waits for it
 // to run, and port-forwards to it through the API (so cluster RBAC decides
@@ -143,6 +150,9 @@ func waitRunning(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, 
 	for {
 		select {
 		case <-ctx.Done():
+			if errors.Is(context.Cause(ctx), context.Canceled) {
+				return nil, fmt.Errorf("stopped while waiting for the agent pod %s/%s to run", pod.Namespace, pod.Name)
+			}
 			return nil, fmt.Errorf("the agent pod %s/%s did not run within %s (image pull? admission?)", pod.Namespace, pod.Name, wait)
 		case ev, ok := <-w.ResultChan():
 			if !ok {

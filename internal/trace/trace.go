@@ -3,6 +3,7 @@ package trace
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -39,8 +40,13 @@ type Options struct {
 	Write string
 	// Agent is the address of a pftap agent on the pod's node ("": none),
 	// AgentToken its token, AgentFingerprint the SHA-256 of its
-	// certificate (hex; "" accepts any certificate).
+	// certificate (hex; "": the one remembered for Agent in KnownAgents;
+	// with neither, trace refuses to send the agent anything).
 	Agent, AgentToken, AgentFingerprint string
+	// KnownAgents is the file of remembered agents ("": none).
+	KnownAgents string
+	// Log receives progress lines (a remembered agent).
+	Log io.Writer
 }
 
 // Result is what a trace ends with.
@@ -115,6 +121,9 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 		}
 		s.agent = conn
 		s.podListeners = hello.PodListeners
+		if len(hello.Excluded) > 0 && o.Log != nil {
+			fmt.Fprintf(o.Log, "pftap trace: the agent left out of every leg the connections that carry its stream to trace: %s\n", strings.Join(hello.Excluded, ", "))
+		}
 		for _, name := range hello.Legs {
 			agentLegs = append(agentLegs, capture.Leg{Name: name, Description: "tapped by pftap agent on " + hello.Node})
 			s.legs = append(s.legs, name)
