@@ -502,16 +502,23 @@ func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescri
 	}
 	var tapUser func(net.Conn) net.Conn
 	var lingering lingerSet
+	defer context.AfterFunc(ctx, lingering.cut)()
 	if inprocTaps {
 		tapUser = func(c net.Conn) net.Conn {
 			return &lingerConn{Tap: capture.NewTapParts(c, func(_ time.Time, head, payload []byte) { rec.tapped(userLeg, head, payload) }), set: &lingering}
 		}
 	}
 	results := sendRequests(ctx, local, opts.Requests, opts.Concurrency, tapUser)
-	time.Sleep(200 * time.Millisecond)
+	// Stopped by a signal: no wait for anything still on its way.
+	stopped := ctx.Err() != nil
+	if !stopped {
+		time.Sleep(200 * time.Millisecond)
+	}
 	stopClient()
 	lingering.wait()
-	time.Sleep(300 * time.Millisecond)
+	if !stopped {
+		time.Sleep(300 * time.Millisecond)
+	}
 	stopCaptures()
 	labInfo := describeLab(l, opts.Client)
 	if l.App != nil {
@@ -555,6 +562,7 @@ type lingerSet struct {
 	mu      sync.Mutex
 	wg      sync.WaitGroup
 	waiting bool
+	conns   map[*lingerConn]bool
 }
 
 func (c *lingerConn) Close() error {
@@ -570,10 +578,19 @@ func (c *lingerConn) Close() error {
 			c.Tap.Close()
 			return
 		}
+		c.set.mu.Lock()
+		if c.set.conns == nil {
+			c.set.conns = map[*lingerConn]bool{}
+		}
+		c.set.conns[c] = true
+		c.Tap.SetReadDeadline(time.Now().Add(lingerFor))
+		c.set.mu.Unlock()
 		go func() {
 			defer c.set.wg.Done()
-			c.Tap.SetReadDeadline(time.Now().Add(lingerFor))
 			io.Copy(io.Discard, c.Tap)
+			c.set.mu.Lock()
+			delete(c.set.conns, c)
+			c.set.mu.Unlock()
 			c.Tap.Close()
 		}()
 	})
@@ -586,6 +603,17 @@ func (s *lingerSet) wait() {
 	s.waiting = true
 	s.mu.Unlock()
 	s.wg.Wait()
+}
+
+// cut ends every lingering connection now, and makes connections closed
+// from now on close at once (the user stopped the session).
+func (s *lingerSet) cut() {
+	s.mu.Lock()
+	s.waiting = true
+	for c := range s.conns {
+		c.Tap.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
 }
 
 // legRingMiB is the capture ring of a leg the forward crosses: it holds
