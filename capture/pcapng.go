@@ -55,14 +55,26 @@ type Writer struct {
 // hold secrets, and returns a Writer on it. comment becomes the section
 // header's comment.
 func Create(path, comment string) (*Writer, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	f, err := CreateFile(path)
 	if err != nil {
 		return nil, err
 	}
+	return NewFileWriter(f, comment), nil
+}
+
+// CreateFile creates (or truncates) path for a recording, with mode 0600:
+// what Create opens, for a caller that checks the path before it has
+// anything to write.
+func CreateFile(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+}
+
+// NewFileWriter returns a Writer on an open file, which Close closes.
+func NewFileWriter(f *os.File, comment string) *Writer {
 	w := NewWriter(f, comment)
 	w.closer = f
 	w.vec = writevFunc(f)
-	return w, nil
+	return w
 }
 
 // NewWriter returns a Writer on out. Nothing is written until the first
@@ -184,6 +196,73 @@ func appendEPB(b []byte, iface int, ts time.Time, data []byte, origLen int, comm
 		b = append(b, make([]byte, pad(len(comment)))...)
 		b = le.AppendUint32(b, 0)
 	}
+	return le.AppendUint32(b, uint32(total))
+}
+
+// LegStats are what a recording says of a leg at its end, in an Interface
+// Statistics Block (Wireshark: Statistics → Capture File Properties).
+type LegStats struct {
+	// Start and End bound the capture.
+	Start, End time.Time
+	// Packets the leg recorded; Drops the packets the kernel dropped.
+	Packets, Drops uint64
+	// Comment is free text (pftap keeps session metadata known only at
+	// the end here).
+	Comment string
+}
+
+// WriteStats writes an Interface Statistics Block for leg.
+func (w *Writer) WriteStats(leg int, st LegStats) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ng == nil || leg < 0 || leg >= len(w.legs) {
+		return fmt.Errorf("pcapng: no leg %d", leg)
+	}
+	_, err := w.out.Write(appendISB(nil, leg, st))
+	return err
+}
+
+// appendISB encodes an Interface Statistics Block (pcapng section 4.6)
+// with nanosecond timestamps (the resolution of every leg's interface).
+func appendISB(b []byte, iface int, st LegStats) []byte {
+	le := binary.LittleEndian
+	var opts []byte
+	opt := func(code uint16, v []byte) {
+		opts = le.AppendUint16(opts, code)
+		opts = le.AppendUint16(opts, uint16(len(v)))
+		opts = append(opts, v...)
+		opts = append(opts, make([]byte, (4-len(v)&3)&3)...)
+	}
+	ts := func(t time.Time) []byte {
+		ns := uint64(t.UnixNano())
+		return le.AppendUint32(le.AppendUint32(nil, uint32(ns>>32)), uint32(ns))
+	}
+	comment := st.Comment
+	if len(comment) > 0xfff0 {
+		comment = comment[:0xfff0]
+	}
+	if comment != "" {
+		opt(1, []byte(comment))
+	}
+	if !st.Start.IsZero() {
+		opt(2, ts(st.Start))
+	}
+	if !st.End.IsZero() {
+		opt(3, ts(st.End))
+	}
+	opt(4, le.AppendUint64(nil, st.Packets))
+	opt(5, le.AppendUint64(nil, st.Drops))
+	opts = le.AppendUint32(opts, 0) // opt_endofopt
+	end := st.End
+	if end.IsZero() {
+		end = time.Now()
+	}
+	total := 20 + len(opts) + 4
+	b = le.AppendUint32(b, 5)
+	b = le.AppendUint32(b, uint32(total))
+	b = le.AppendUint32(b, uint32(iface))
+	b = append(b, ts(end)...)
+	b = append(b, opts...)
 	return le.AppendUint32(b, uint32(total))
 }
 

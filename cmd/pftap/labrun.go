@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -24,7 +23,6 @@ import (
 	"github.com/pftap/pftap/decode/packet"
 	"github.com/pftap/pftap/internal/kubectl"
 	"github.com/pftap/pftap/internal/pfclient"
-	"github.com/pftap/pftap/internal/spool"
 	"github.com/pftap/pftap/lab"
 	"github.com/pftap/pftap/timeline"
 )
@@ -56,19 +54,17 @@ type LabRunOptions struct {
 
 // recorder collects the frames of every leg, live captures and in-process
 // taps alike. Each leg is decoded where its frames arrive, nothing kept
-// (see liveDecoder); with -w each leg is also spooled to its own temporary
-// file so that memory does not grow with the session (around the page
-// cache: see internal/spool), and each merges them back in time order to
-// be written.
+// (see liveDecoder); with -w each frame is also handed to the stream
+// writer, which writes the recording as the session goes (see
+// streamWriter).
 type recorder struct {
-	mu     sync.Mutex // guards legs and spools while legs are added
+	mu     sync.Mutex // guards legs while legs are added
 	legs   []capture.Leg
-	spools []*spool.File // with -w
+	stream *streamWriter // with -w
 	stats  map[int]capture.Stats
 	// live decodes the frames as they come; nil when only measuring what
 	// the taps cost.
-	live    *liveDecoder
-	spooled bool
+	live *liveDecoder
 	// discard counts the frames without keeping them (to measure what
 	// the taps cost apart from recording).
 	discard bool
@@ -97,17 +93,11 @@ func (a *atomicErr) get() error {
 	return a.err
 }
 
-type recPacket struct {
-	leg  int
-	ts   time.Time
-	data []byte
-	orig int
-}
-
 // newRecorder returns a recorder that decodes with live (nil: the frames
-// are only counted, or not tapped) and, when spooled, keeps every frame.
-func newRecorder(live *liveDecoder, spooled bool) *recorder {
-	return &recorder{stats: map[int]capture.Stats{}, inproc: map[int]bool{}, live: live, spooled: spooled}
+// are only counted, or not tapped) and, when stream is set, records every
+// frame with it.
+func newRecorder(live *liveDecoder, stream *streamWriter) *recorder {
+	return &recorder{stats: map[int]capture.Stats{}, inproc: map[int]bool{}, live: live, stream: stream}
 }
 
 // finish ends the live decoding's input: the renderer decodes what is
@@ -125,12 +115,8 @@ func (r *recorder) addLeg(l capture.Leg) int {
 	if r.live != nil {
 		r.live.addLeg(l.Name)
 	}
-	if r.spooled {
-		f, err := spool.New("", spool.DefaultChunk, spool.DefaultChunks)
-		if err != nil {
-			r.err.set(err)
-		}
-		r.spools = append(r.spools, f)
+	if r.stream != nil {
+		r.stream.addLeg()
 	}
 	return len(r.legs) - 1
 }
@@ -145,14 +131,14 @@ func (r *recorder) captured(leg int, ts time.Time, data []byte, orig int) {
 	if r.live != nil {
 		r.live.frame(leg, ts, data)
 	}
-	if r.spooled {
-		r.spool(leg, ts, data, nil, orig)
+	if r.stream != nil {
+		r.stream.add(leg, ts, data, nil, orig)
 	}
 }
 
 // tapped records a frame of an in-process tap, given as its headers and
 // its payload. It is stamped when decoded, under its leg's lock (see
-// liveDecoder.parts), and spooled with that stamp, so that the file holds
+// liveDecoder.parts), and recorded with that stamp, so that the file holds
 // what was decoded.
 func (r *recorder) tapped(leg int, head, payload []byte) {
 	if r.discard {
@@ -160,8 +146,8 @@ func (r *recorder) tapped(leg int, head, payload []byte) {
 		return
 	}
 	var keep func(ts time.Time)
-	if r.spooled {
-		keep = func(ts time.Time) { r.spool(leg, ts, head, payload, 0) }
+	if r.stream != nil {
+		keep = func(ts time.Time) { r.stream.add(leg, ts, head, payload, 0) }
 	}
 	if r.live != nil {
 		r.live.parts(leg, head, payload, keep)
@@ -170,104 +156,9 @@ func (r *recorder) tapped(leg int, head, payload []byte) {
 	}
 }
 
-// spool keeps one frame, given as its headers and its payload.
-func (r *recorder) spool(leg int, ts time.Time, head, payload []byte, orig int) {
-	r.mu.Lock()
-	f := r.spools[leg]
-	r.mu.Unlock()
-	if f == nil {
-		return
-	}
-	n := len(head) + len(payload)
-	if orig < n {
-		orig = n
-	}
-	var hdr [16]byte
-	binary.LittleEndian.PutUint64(hdr[0:], uint64(ts.UnixNano()))
-	binary.LittleEndian.PutUint32(hdr[8:], uint32(n))
-	binary.LittleEndian.PutUint32(hdr[12:], uint32(orig))
-	if err := f.Write(hdr[:], head, payload); err != nil {
-		r.err.set(fmt.Errorf("spooling packets: %w", err))
-	}
-}
-
-// each calls fn for every frame of every leg in time order (a merge of the
-// legs' files, each in the order it was recorded). The frame's bytes are
-// only valid during the call.
-func (r *recorder) each(fn func(p *recPacket) error) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.err.get(); err != nil {
-		return err
-	}
-	type head struct {
-		rd  io.Reader
-		p   recPacket
-		buf []byte
-		ok  bool
-	}
-	heads := make([]*head, len(r.spools))
-	next := func(h *head, leg int) error {
-		var hdr [16]byte
-		if _, err := io.ReadFull(h.rd, hdr[:]); err != nil {
-			h.ok = false
-			if err == io.EOF {
-				return nil
-			}
-			return err
-		}
-		n := int(binary.LittleEndian.Uint32(hdr[8:]))
-		if cap(h.buf) < n {
-			h.buf = make([]byte, n)
-		}
-		h.buf = h.buf[:n]
-		if _, err := io.ReadFull(h.rd, h.buf); err != nil {
-			return err
-		}
-		h.p = recPacket{leg: leg, ts: time.Unix(0, int64(binary.LittleEndian.Uint64(hdr[0:]))), data: h.buf, orig: int(binary.LittleEndian.Uint32(hdr[12:]))}
-		h.ok = true
-		return nil
-	}
-	for i, f := range r.spools {
-		rd, err := f.Reader()
-		if err != nil {
-			return fmt.Errorf("reading the spooled packets back: %w", err)
-		}
-		heads[i] = &head{rd: rd}
-		if err := next(heads[i], i); err != nil {
-			return err
-		}
-	}
-	for {
-		best := -1
-		for i, h := range heads {
-			if h.ok && (best < 0 || h.p.ts.Before(heads[best].p.ts)) {
-				best = i
-			}
-		}
-		if best < 0 {
-			return nil
-		}
-		if err := fn(&heads[best].p); err != nil {
-			return err
-		}
-		if err := next(heads[best], best); err != nil {
-			return err
-		}
-	}
-}
-
-// close removes the spool, and drops the frames of a live recorder that
-// still come.
+// close drops the frames of a live recorder that still come.
 func (r *recorder) close() {
 	r.finish()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, f := range r.spools {
-		if f != nil {
-			f.Close()
-		}
-	}
 }
 
 // quietUpstream stops the upstream Kubernetes code in the lab (klog) from
@@ -289,24 +180,37 @@ func labRun(opts *LabRunOptions) error {
 
 // runLab is `pftap lab`: the session and its rendering. The frames are
 // decoded as they come and the timeline is printed during the run; with -w
-// every frame is also spooled, and written to the file once the session
-// has ended, whether it succeeded or not.
+// every frame is also written to the file as the session goes (see
+// streamWriter), and what is known only at the end once it has ended,
+// whether it succeeded or not.
 func runLab(opts *LabRunOptions) (*labSession, error) {
 	measureOnly := opts.taps == "none" || opts.taps == "nostore" || opts.taps == "kernel"
 	if measureOnly {
-		rec := newRecorder(nil, false)
+		rec := newRecorder(nil, nil)
 		defer rec.close()
 		return runLabSession(opts, rec, nil)
 	}
-	rec := newRecorder(newLiveDecoder(opts.Verbosity), opts.Write != "")
+	var stream *streamWriter
+	if opts.Write != "" {
+		f, err := capture.CreateFile(opts.Write)
+		if err != nil {
+			return nil, err
+		}
+		stream = newStreamWriter(f)
+	}
+	rec := newRecorder(newLiveDecoder(opts.Verbosity), stream)
 	defer rec.close()
 	var started bool
-	var startInfo labDescription
 	var renderErr error
 	var final *labSession // set before rec.finish, read by the renderer after its last event
 	rendered := make(chan struct{})
+	var streamErr error
 	sess, err := runLabSession(opts, rec, func(info labDescription) {
-		started, startInfo = true, info
+		started = true
+		if stream != nil {
+			comment := fmt.Sprintf("pftap lab session, %s\n%s", time.Now().UTC().Format(time.RFC3339), encodeLabMeta(labMeta{Header: info.header, PodNetns: info.podLo}))
+			streamErr = stream.start(comment, rec.legs, rec.inproc)
+		}
 		v := labView(rec, info)
 		v.after = func() {
 			// final is only set, and safe to read, once the session has
@@ -326,6 +230,9 @@ func runLab(opts *LabRunOptions) (*labSession, error) {
 		}()
 	})
 	if !started {
+		if stream != nil {
+			stream.abandon()
+		}
 		return sess, err
 	}
 	if err == nil {
@@ -333,14 +240,20 @@ func runLab(opts *LabRunOptions) (*labSession, error) {
 	}
 	rec.finish()
 	<-rendered
-	var writeErr error
-	if opts.Write != "" {
+	writeErr := streamErr
+	if stream != nil {
 		// What was recorded is kept, also when the session failed.
-		info, results := startInfo, []reqResult(nil)
+		m := labMeta{}
 		if sess != nil {
-			info, results = sess.info, sess.results
+			m = endMeta(sess.info, sess.results, rec)
 		}
-		writeErr = writeRecording(opts.Write, rec, info, results)
+		n, size, err := stream.finish(func(i int) uint64 { return rec.stats[i].Drops }, encodeLabMeta(m), func(queued int) {
+			fmt.Fprintf(opts.IO.ErrOut, "pftap lab: writing the last %s of the recording to %s\n", formatSize(int64(queued)), opts.Write)
+		})
+		if writeErr == nil {
+			writeErr = err
+		}
+		fmt.Fprintf(opts.IO.ErrOut, "pftap lab: wrote %s (%d packets, %s)\n", opts.Write, n, formatSize(size))
 	}
 	switch {
 	case err != nil:
@@ -1005,8 +918,10 @@ type metaResult struct {
 	Error  string `json:"error,omitempty"`
 }
 
-func encodeLabMeta(rec *recorder, info labDescription, results []reqResult) string {
-	m := labMeta{Header: info.header, PodNetns: info.podLo, AppLog: info.appLog}
+// endMeta is what a recording can say only at the end: the requests'
+// results, the app's log, each leg's drops.
+func endMeta(info labDescription, results []reqResult, rec *recorder) labMeta {
+	m := labMeta{AppLog: info.appLog}
 	for i := range rec.legs {
 		m.Drops = append(m.Drops, rec.stats[i].Drops)
 	}
@@ -1017,12 +932,19 @@ func encodeLabMeta(rec *recorder, info labDescription, results []reqResult) stri
 		}
 		m.Results = append(m.Results, mr)
 	}
+	return m
+}
+
+func encodeLabMeta(m labMeta) string {
 	b, _ := json.Marshal(m)
 	return labMetaPrefix + string(b)
 }
 
-// decodeLabMeta finds the lab's metadata in a section comment.
-func decodeLabMeta(comment string) (labDescription, []reqResult, []uint64, bool) {
+// decodeLabMeta finds the lab's metadata in a comment: the section
+// header's (the lab's description; recordings made before the file was
+// written as it goes hold the results there too) or the first leg's
+// statistics (what is known at the end).
+func decodeLabMeta(comment string) (labMeta, bool) {
 	for _, line := range strings.Split(comment, "\n") {
 		rest, ok := strings.CutPrefix(line, labMetaPrefix)
 		if !ok {
@@ -1030,65 +952,35 @@ func decodeLabMeta(comment string) (labDescription, []reqResult, []uint64, bool)
 		}
 		var m labMeta
 		if json.Unmarshal([]byte(rest), &m) != nil {
-			return labDescription{}, nil, nil, false
+			return labMeta{}, false
 		}
-		var results []reqResult
-		for _, r := range m.Results {
-			rr := reqResult{what: r.What, status: r.Status, bytes: r.Bytes, took: time.Duration(r.TookNS)}
-			if r.Error != "" {
-				rr.err = errors.New(r.Error)
-			}
-			results = append(results, rr)
-		}
-		return labDescription{header: m.Header, podLo: m.PodNetns, appLog: m.AppLog}, results, m.Drops, true
+		return m, true
 	}
-	return labDescription{}, nil, nil, false
+	return labMeta{}, false
 }
 
-// writeRecording writes the session as pcapng: one interface per leg, the
-// decoded one-line summaries as packet comments (Wireshark shows them),
-// and the lab's description in the section header.
-func writeRecording(path string, rec *recorder, info labDescription, results []reqResult) error {
-	comment := fmt.Sprintf("pftap lab session, %s\n%s", time.Now().UTC().Format(time.RFC3339), encodeLabMeta(rec, info, results))
-	w, err := capture.Create(path, comment)
-	if err != nil {
-		return err
+// results are the requests' results the metadata holds.
+func (m labMeta) results() []reqResult {
+	var results []reqResult
+	for _, r := range m.Results {
+		rr := reqResult{what: r.What, status: r.Status, bytes: r.Bytes, took: time.Duration(r.TookNS)}
+		if r.Error != "" {
+			rr.err = errors.New(r.Error)
+		}
+		results = append(results, rr)
 	}
-	defer w.Close()
-	var ifs []packet.Interface
-	for i, l := range rec.legs {
-		if _, err := w.AddLeg(l); err != nil {
-			return err
-		}
-		ifs = append(ifs, packet.Interface{Index: i, Name: l.Name})
+	return results
+}
+
+// formatSize says a file's size as a person reads it.
+func formatSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
-	// Decode as the packets are written: the events a packet completes
-	// become its comment.
-	var texts []string
-	d := decode.NewDecoder(decode.Options{}, func(e *decode.Event) {
-		if e.Kind != decode.KindConn {
-			texts = append(texts, e.Text)
-		}
-	})
-	d.SetInterfaces(ifs)
-	var p packet.Packet
-	if err := rec.each(func(rp *recPacket) error {
-		texts = texts[:0]
-		// The in-process taps leave TCP checksums to the writer.
-		if rec.inproc[rp.leg] {
-			capture.FixTCPChecksum(rp.data)
-		}
-		// Credentials are hidden in the file, as pftap hides them
-		// everywhere (the in-process taps record plaintext below TLS).
-		capture.RedactFrame(rp.data)
-		if packet.Decode(packet.LinkEthernet, rp.data, &p) == nil {
-			p.Time, p.Interface = rp.ts, rp.leg
-			d.Add(&p)
-		}
-		return w.WritePacket(rp.leg, rp.ts, rp.data, rp.orig, strings.Join(texts, "; "))
-	}); err != nil {
-		return err
-	}
-	d.Finish()
-	return w.Close()
+	return fmt.Sprintf("%d bytes", n)
 }

@@ -99,7 +99,9 @@ func replayRender(opts *ReplayOptions) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", opts.File, err)
 	}
-	info, results, drops, isLab := decodeLabMeta(rd.SectionComment())
+	start, isLab := decodeLabMeta(rd.SectionComment())
+	info := labDescription{header: start.Header, podLo: start.PodNetns, appLog: start.AppLog}
+	results, drops := start.results(), start.Drops
 	// Legs are the capture's interfaces; they are known after the first
 	// packet for pcapng (interface blocks may come later), so peek.
 	var first packet.Packet
@@ -114,6 +116,20 @@ func replayRender(opts *ReplayOptions) error {
 	}
 	if !isLab {
 		v.info.header = genericHeader(opts.File)
+	}
+	// A recording written as the session went has what is known only at
+	// the end in its legs' statistics, read with the last packet; a
+	// recording cut short (its writer killed) has none.
+	v.after = func() {
+		end, ok := decodeLabMeta(rd.LegStats(0).Comment)
+		if !ok {
+			return
+		}
+		v.results, v.info.appLog = end.results(), end.AppLog
+		v.drops = make([]uint64, len(v.legs))
+		for i := range v.legs {
+			v.drops[i] = rd.LegStats(i).Drops
+		}
 	}
 	v.decode = decodePackets(v.legs, opts.Verbosity, func(fn func(p *packet.Packet) error) error {
 		if firstErr != nil {

@@ -23,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pftap/pftap/internal/nsenter"
+	"github.com/pftap/pftap/internal/testenv"
 	"github.com/pftap/pftap/lab"
 )
 
@@ -169,6 +170,58 @@ func TestSignalsCleanUp(t *testing.T) {
 			nothingLeft(t, p.cmd.Process.Pid)
 		})
 	}
+}
+
+// TestLabWriteKilled: `pftap lab -w` killed by SIGKILL in the middle of a
+// transfer leaves a recording that tshark and pftap read, up to the last
+// packet written, and `pftap lab clean` removes the rest.
+func TestLabWriteKilled(t *testing.T) {
+	needRootCmd(t)
+	testenv.NeedTool(t, "tshark", "tshark")
+	bin := buildPftap(t)
+	file := filepath.Join(t.TempDir(), "killed.pcapng")
+	p := startProc(t, bin, nil, "lab", "--no-color", "-w", file, "--request", "GET /bytes?n=8000000000")
+	p.waitFor(t, "101 Switching Protocols", time.Minute)
+	time.Sleep(time.Second)
+	p.stop(t, syscall.SIGKILL, 5*time.Second)
+	if out, err := exec.Command(bin, "lab", "clean").CombinedOutput(); err != nil {
+		t.Fatalf("lab clean: %v\n%s", err, out)
+	}
+	nothingLeft(t, p.cmd.Process.Pid)
+	// A kill can land inside the write of the last block: then tshark
+	// reads every whole packet and says the file was cut short, and pftap
+	// decodes every whole packet and ends with its one truncation line.
+	out, err := exec.Command("tshark", "-r", file, "-q", "-z", "io,stat,0").CombinedOutput()
+	cutShort := strings.Contains(string(out), "cut short in the middle of a packet")
+	if err != nil && !cutShort {
+		t.Fatalf("tshark: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`\|\s+(\d+)\s+\|\s+(\d+)\s+\|`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("tshark:\n%s", out)
+	}
+	frames, _ := strconv.Atoi(m[1])
+	if frames < 1000 {
+		t.Errorf("tshark read %d frames of the killed recording", frames)
+	}
+	dec, err := exec.Command(bin, "decode", "--no-color", file).CombinedOutput()
+	if err != nil && !(cutShort && strings.Contains(string(dec), "truncated capture")) {
+		t.Fatalf("pftap decode of the killed recording: %v\n%s", err, tail(string(dec)))
+	}
+	if !strings.Contains(string(dec), fmt.Sprintf("summary: %d packets", frames)) || !strings.Contains(string(dec), "0 gaps") {
+		t.Errorf("pftap decode and tshark disagree (%d frames):\n%s", frames, tail(string(dec)))
+	}
+	rep, err := exec.Command(bin, "replay", "--no-color", file).CombinedOutput()
+	if (err != nil && !cutShort) || !strings.Contains(string(rep), "request 0 stream 3 ← pod \"HTTP/1.1 200 OK\"") {
+		t.Errorf("pftap replay of the killed recording: %v\n%s", err, tail(string(rep)))
+	}
+}
+
+func tail(s string) string {
+	if len(s) > 3000 {
+		return "…" + s[len(s)-3000:]
+	}
+	return s
 }
 
 // TestTraceDeploySignals: `pftap trace --agent deploy` deletes its agent

@@ -18,7 +18,7 @@ var (
 	tapCostPairs  = flag.Int("tapcost.pairs", 5, "BenchmarkLabTapCost: taps-off/taps-on pairs of transfers")
 	tapCostTaps   = flag.String("tapcost.taps", "", `BenchmarkLabTapCost: the taps of the taps-on runs: "" (all, decoded as pftap lab does), "nostore" (all, frames counted and dropped), "kernel" (only the packet captures, frames counted: what the kernel's copies into their rings cost), "inprocess" or "live" (one kind, decoded)`)
 	tapCostClient = flag.String("tapcost.client", "kubectl", "BenchmarkLabTapCost: the port-forward client, kubectl or pftap")
-	tapCostWrite  = flag.Bool("tapcost.write", false, "BenchmarkLabTapCost: taps-on runs also write the session to a pcapng (-w), which spools every leg")
+	tapCostWrite  = flag.Bool("tapcost.write", false, "BenchmarkLabTapCost: taps-on runs also write the session to a pcapng (-w) as it goes")
 	tapCostOnly   = flag.String("tapcost.only", "", `BenchmarkLabTapCost: "on" or "off" runs only that side of each pair (to profile it)`)
 )
 

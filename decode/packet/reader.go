@@ -103,6 +103,34 @@ func (r *Reader) Interfaces() []Interface { return r.ifaces }
 // pftap keeps its session metadata.
 func (r *Reader) SectionComment() string { return r.section.Comment }
 
+// LegStats are what a pcapng file's Interface Statistics Block says of an
+// interface: the comment, and the packets the capture dropped.
+type LegStats struct {
+	Comment string
+	Drops   uint64
+	// OK is false when the file has no statistics for the interface (not
+	// yet read, or a capture that ended without writing them).
+	OK bool
+}
+
+// LegStats returns the statistics of interface i read so far: pftap writes
+// them at the end of a recording, so they are known once Next has
+// returned io.EOF.
+func (r *Reader) LegStats(i int) LegStats {
+	if r.ng == nil {
+		return LegStats{}
+	}
+	ni, err := r.ng.Interface(i)
+	if err != nil || ni.Statistics.LastUpdate.IsZero() {
+		return LegStats{}
+	}
+	st := LegStats{Comment: ni.Statistics.Comment, OK: true}
+	if ni.Statistics.PacketsDropped != pcapgo.NgNoValue64 {
+		st.Drops = ni.Statistics.PacketsDropped
+	}
+	return st
+}
+
 // Application returns the application that wrote a pcapng file, if named.
 func (r *Reader) Application() string { return r.section.Application }
 

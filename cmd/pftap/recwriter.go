@@ -1,0 +1,279 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pftap/pftap/capture"
+	"github.com/pftap/pftap/decode"
+	"github.com/pftap/pftap/decode/packet"
+)
+
+// streamWriter writes a live session to pcapng as it goes, so that a
+// process killed in the middle (SIGKILL, a crash, a machine that dies)
+// leaves a file that Wireshark, tshark and pftap read up to the last packet
+// written. Frames wait in a queue per leg, and a goroutine writes them
+// every writeEvery, merged in time order, writeLateness behind the taps
+// (the live decoder's own lateness, twice: a capture ring hands its
+// packets over late); each packet gets the one-line summaries of the
+// events it completes as its comment. What is known only at the end (the
+// requests' results, the app's log, each leg's drops) goes in the
+// Interface Statistics Blocks that end the file.
+//
+// The queues hold at most writeBudget bytes: when the disk cannot keep up,
+// the taps wait for it, and the transfer runs at the speed of the disk
+// rather than the recording growing in memory.
+type streamWriter struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	q      []legQueue
+	bytes  int
+	closed bool // no more frames are taken
+	err    error
+
+	f       *os.File
+	path    string
+	w       *capture.Writer // nil until start
+	legs    []capture.Leg
+	inproc  map[int]bool
+	dec     *decode.Decoder
+	texts   []string
+	p       packet.Packet
+	packets int64
+	first   []time.Time // per leg
+	last    []time.Time
+	count   []uint64
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+type legQueue struct {
+	frames []recFrame
+	head   int
+	arena  []byte
+}
+
+type recFrame struct {
+	ts   time.Time
+	data []byte
+	orig int
+}
+
+const (
+	writeEvery    = 50 * time.Millisecond
+	writeLateness = 2 * liveLateness
+	writeBudget   = 512 << 20
+	arenaSize     = 1 << 20
+)
+
+// newStreamWriter takes the file the recording goes to (opened before the
+// session, so that a bad path fails at once). Frames can be added before
+// start; they wait.
+func newStreamWriter(f *os.File) *streamWriter {
+	sw := &streamWriter{f: f, path: f.Name(), stop: make(chan struct{}), done: make(chan struct{})}
+	sw.cond = sync.NewCond(&sw.mu)
+	return sw
+}
+
+// addLeg adds a queue for the next leg.
+func (sw *streamWriter) addLeg() {
+	sw.mu.Lock()
+	sw.q = append(sw.q, legQueue{})
+	sw.mu.Unlock()
+}
+
+// add queues a frame of leg, given as its headers and payload (copied).
+func (sw *streamWriter) add(leg int, ts time.Time, head, payload []byte, orig int) {
+	n := len(head) + len(payload)
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	for sw.bytes > writeBudget && !sw.closed {
+		sw.cond.Wait()
+	}
+	if sw.closed || leg >= len(sw.q) {
+		return
+	}
+	q := &sw.q[leg]
+	if cap(q.arena)-len(q.arena) < n {
+		q.arena = make([]byte, 0, max(arenaSize, n))
+	}
+	start := len(q.arena)
+	q.arena = append(append(q.arena, head...), payload...)
+	if orig < n {
+		orig = n
+	}
+	q.frames = append(q.frames, recFrame{ts: ts, data: q.arena[start:len(q.arena):len(q.arena)], orig: orig})
+	sw.bytes += n
+}
+
+// start writes the section header (comment) and one interface per leg,
+// and starts writing the frames.
+func (sw *streamWriter) start(comment string, legs []capture.Leg, inproc map[int]bool) error {
+	sw.w = capture.NewFileWriter(sw.f, comment)
+	sw.legs = legs
+	sw.inproc = inproc
+	var ifs []packet.Interface
+	for i, l := range legs {
+		if _, err := sw.w.AddLeg(l); err != nil {
+			return fmt.Errorf("%s: %w", sw.path, err)
+		}
+		ifs = append(ifs, packet.Interface{Index: i, Name: l.Name})
+	}
+	sw.first, sw.last, sw.count = make([]time.Time, len(legs)), make([]time.Time, len(legs)), make([]uint64, len(legs))
+	// Decode as the packets are written: the events a packet completes
+	// become its comment.
+	sw.dec = decode.NewDecoder(decode.Options{}, func(e *decode.Event) {
+		if e.Kind != decode.KindConn {
+			sw.texts = append(sw.texts, e.Text)
+		}
+	})
+	sw.dec.SetInterfaces(ifs)
+	go sw.run()
+	return nil
+}
+
+func (sw *streamWriter) run() {
+	defer close(sw.done)
+	t := time.NewTicker(writeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-sw.stop:
+			sw.writeUpTo(time.Time{}, true)
+			return
+		case <-t.C:
+			sw.writeUpTo(time.Now().Add(-writeLateness), false)
+		}
+	}
+}
+
+// writeUpTo writes, in time order, the queued frames stamped up to before
+// (every frame when all).
+func (sw *streamWriter) writeUpTo(before time.Time, all bool) {
+	batch := make([]struct {
+		leg int
+		f   recFrame
+	}, 0, 4096)
+	for {
+		batch = batch[:0]
+		sw.mu.Lock()
+		for len(batch) < cap(batch) {
+			best := -1
+			for i := range sw.q {
+				q := &sw.q[i]
+				if q.head < len(q.frames) && (best < 0 || q.frames[q.head].ts.Before(sw.q[best].frames[sw.q[best].head].ts)) {
+					best = i
+				}
+			}
+			if best < 0 {
+				break
+			}
+			q := &sw.q[best]
+			f := q.frames[q.head]
+			if !all && f.ts.After(before) {
+				break
+			}
+			q.frames[q.head] = recFrame{}
+			q.head++
+			if q.head == len(q.frames) {
+				q.frames, q.head = q.frames[:0], 0
+			}
+			batch = append(batch, struct {
+				leg int
+				f   recFrame
+			}{best, f})
+		}
+		sw.mu.Unlock()
+		if len(batch) == 0 {
+			return
+		}
+		freed := 0
+		for _, b := range batch {
+			freed += len(b.f.data)
+			if sw.err == nil {
+				sw.err = sw.write(b.leg, b.f)
+			}
+		}
+		sw.mu.Lock()
+		sw.bytes -= freed
+		sw.cond.Broadcast()
+		sw.mu.Unlock()
+	}
+}
+
+func (sw *streamWriter) write(leg int, f recFrame) error {
+	sw.texts = sw.texts[:0]
+	// The in-process taps leave TCP checksums to the writer.
+	if sw.inproc[leg] {
+		capture.FixTCPChecksum(f.data)
+	}
+	// Credentials are hidden in the file, as pftap hides them everywhere
+	// (the in-process taps record plaintext below TLS).
+	capture.RedactFrame(f.data)
+	if packet.Decode(packet.LinkEthernet, f.data, &sw.p) == nil {
+		sw.p.Time, sw.p.Interface = f.ts, leg
+		sw.dec.Add(&sw.p)
+	}
+	if sw.first[leg].IsZero() {
+		sw.first[leg] = f.ts
+	}
+	sw.last[leg] = f.ts
+	sw.count[leg]++
+	sw.packets++
+	if err := sw.w.WritePacket(leg, f.ts, f.data, f.orig, strings.Join(sw.texts, "; ")); err != nil {
+		return fmt.Errorf("%s: %w", sw.path, err)
+	}
+	return nil
+}
+
+// finish writes what is still queued, then each leg's statistics (drops,
+// and endComment on the first leg's), and closes the file. It returns the
+// packets written and the file's size.
+//
+// notice, when set, is told how many bytes are still queued when that is
+// enough to take a moment to write.
+func (sw *streamWriter) finish(drops func(leg int) uint64, endComment string, notice func(queued int)) (int64, int64, error) {
+	sw.mu.Lock()
+	sw.closed = true
+	queued := sw.bytes
+	sw.cond.Broadcast()
+	sw.mu.Unlock()
+	if notice != nil && queued >= 16<<20 && sw.w != nil {
+		notice(queued)
+	}
+	if sw.w == nil {
+		// The session ended before anything could be recorded.
+		sw.f.Close()
+		os.Remove(sw.path)
+		return 0, 0, nil
+	}
+	close(sw.stop)
+	<-sw.done
+	sw.dec.Finish()
+	err := sw.err
+	for i := range sw.legs {
+		st := capture.LegStats{Start: sw.first[i], End: sw.last[i], Packets: sw.count[i], Drops: drops(i)}
+		if i == 0 {
+			st.Comment = endComment
+		}
+		if err == nil {
+			err = sw.w.WriteStats(i, st)
+		}
+	}
+	if cerr := sw.w.Close(); err == nil {
+		err = cerr
+	}
+	var size int64
+	if fi, serr := os.Stat(sw.path); serr == nil {
+		size = fi.Size()
+	}
+	return sw.packets, size, err
+}
+
+// abandon closes and removes a file nothing was written to.
+func (sw *streamWriter) abandon() {
+	sw.finish(func(int) uint64 { return 0 }, "", nil)
+}

@@ -1,5 +1,0 @@
-//go:build unix && !linux
-
-package spool
-
-const oDirect = 0
