@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
+	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -52,20 +55,11 @@ leg is decoded where its frames arrive (the timeline appears during the run,
 on disk (around the page cache) and written to the file at the end.`,
 		Example: `  sudo pftap lab
   sudo pftap lab --runtime socat --spdy --request 'GET /bytes?n=1000000'
-  sudo pftap lab --concurrency 5 --request / --request / --request / -w session.pcapng`,
+  sudo pftap lab --concurrency 5 --request / --request /bytes?n=1000 --repeat 5 -w session.pcapng`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if opts.Runtime != lab.RuntimeContainerd && opts.Runtime != lab.RuntimeSocat {
-				return usageError{fmt.Errorf("--runtime %q: want containerd or socat", opts.Runtime)}
-			}
-			if opts.Concurrency < 1 {
-				return usageError{errors.New("--concurrency must be at least 1")}
-			}
-			if opts.RemotePort < 0 || opts.RemotePort > 65535 {
-				return usageError{fmt.Errorf("--remote-port %d: want a port number", opts.RemotePort)}
-			}
-			if len(opts.Requests) == 0 {
-				opts.Requests = []string{"GET /"}
+			if err := validateLabRun(opts); err != nil {
+				return err
 			}
 			return labRun(opts)
 		},
@@ -77,7 +71,9 @@ on disk (around the page cache) and written to the file at the end.`,
 	f.BoolVar(&opts.SPDY, "spdy", false, "use SPDY instead of the WebSocket tunnel (for kubectl: KUBECTL_PORT_FORWARD_WEBSOCKETS=false)")
 	f.BoolVar(&opts.NoWebSocket, "no-websocket", false, "the apiserver refuses WebSocket like one from before 1.31")
 	f.StringArrayVar(&opts.Requests, "request", nil, "a request to send through the port-forward, like 'GET /bytes?n=100000' (repeatable; default GET /)")
-	f.IntVar(&opts.Concurrency, "concurrency", 1, "how many requests at a time")
+	f.IntVar(&opts.Concurrency, "concurrency", 1, "how many requests at a time (at most the number of requests sent)")
+	f.IntVar(&opts.Repeat, "repeat", 1, "send each request this many times (each on its own connection)")
+	f.DurationVar(&opts.HeaderTimeout, "header-timeout", defaultHeaderTimeout, "how long a request waits for its response's header (a body takes as long as it takes)")
 	f.IntVar(&opts.RemotePort, "remote-port", 0, "forward to this port in the pod (default: the app's, 80); one where nothing listens shows the error stream")
 	f.StringVarP(&opts.Write, "write", "w", "", "also write every leg to a pcapng file (one interface per leg)")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per line instead")
@@ -86,6 +82,120 @@ on disk (around the page cache) and written to the file at the end.`,
 	f.BoolVar(&opts.NoColor, "no-color", false, "no colours even on a terminal")
 	cmd.AddCommand(newLabUpCmd(ios, nil), newLabDownCmd(ios), newLabStatusCmd(ios), newLabCleanCmd(ios))
 	return cmd
+}
+
+// validateLabRun checks everything about a `pftap lab` command line that
+// can be checked before the lab is built, so that a mistake costs nothing:
+// no namespace made, no file left.
+func validateLabRun(opts *LabRunOptions) error {
+	if opts.Runtime != lab.RuntimeContainerd && opts.Runtime != lab.RuntimeSocat {
+		return usageError{fmt.Errorf("--runtime %q: want containerd or socat", opts.Runtime)}
+	}
+	if opts.Client != "kubectl" && opts.Client != "pftap" {
+		return usageError{fmt.Errorf("--client %q: want pftap or kubectl", opts.Client)}
+	}
+	if opts.RemotePort < 0 || opts.RemotePort > 65535 {
+		return usageError{fmt.Errorf("--remote-port %d: want a port number", opts.RemotePort)}
+	}
+	if opts.Repeat < 1 {
+		return usageError{fmt.Errorf("--repeat %d: want 1 or more", opts.Repeat)}
+	}
+	if opts.HeaderTimeout <= 0 {
+		return usageError{fmt.Errorf("--header-timeout %s: want a positive duration", opts.HeaderTimeout)}
+	}
+	if len(opts.Requests) == 0 {
+		opts.Requests = []string{"GET /"}
+	}
+	for _, r := range opts.Requests {
+		if _, _, err := parseLabRequest(r); err != nil {
+			return usageError{err}
+		}
+	}
+	if opts.Repeat > 1 {
+		var all []string
+		for _, r := range opts.Requests {
+			for range opts.Repeat {
+				all = append(all, r)
+			}
+		}
+		opts.Requests, opts.Repeat = all, 1
+	}
+	if opts.Concurrency < 1 {
+		return usageError{errors.New("--concurrency must be at least 1")}
+	}
+	if opts.Concurrency > len(opts.Requests) {
+		return usageError{fmt.Errorf("--concurrency %d with %d request(s): nothing would run beside them; give more --request, or --repeat %d", opts.Concurrency, len(opts.Requests), opts.Concurrency)}
+	}
+	if opts.Runtime == lab.RuntimeSocat {
+		if _, err := exec.LookPath("socat"); err != nil {
+			return fmt.Errorf("--runtime socat runs socat in the pod's namespace, as the dockershim did, and socat is not installed (apt-get install socat)")
+		}
+	}
+	if opts.Client == "kubectl" {
+		if _, err := exec.LookPath("kubectl"); err != nil {
+			return fmt.Errorf("--client kubectl needs kubectl on PATH")
+		}
+	}
+	for _, out := range []struct{ flag, path string }{{"-w", opts.Write}, {"--html", opts.HTML}} {
+		if err := checkWritable(out.flag, out.path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseLabRequest reads a --request: "METHOD /PATH" or "/PATH" (GET).
+func parseLabRequest(r string) (method, path string, err error) {
+	method, path, ok := strings.Cut(strings.TrimSpace(r), " ")
+	if !ok {
+		method, path = "GET", strings.TrimSpace(r)
+	}
+	path = strings.TrimSpace(path)
+	bad := func(why string) error {
+		return fmt.Errorf("--request %q: %s; want METHOD /PATH or /PATH, like 'GET /bytes?n=1000'", r, why)
+	}
+	if method == "" || strings.Trim(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+		return "", "", bad(fmt.Sprintf("%q is not an HTTP method", method))
+	}
+	if !strings.HasPrefix(path, "/") {
+		return "", "", bad("the path must start with /")
+	}
+	if _, err := url.ParseRequestURI(path); err != nil || strings.ContainsAny(path, " \t\r\n") {
+		return "", "", bad("not a request path")
+	}
+	return method, path, nil
+}
+
+// checkWritable says, before anything runs, whether an output file can be
+// written, without leaving anything behind.
+func checkWritable(flag, path string) error {
+	if path == "" {
+		return nil
+	}
+	if fi, err := os.Stat(path); err == nil {
+		if fi.IsDir() {
+			return fmt.Errorf("%s %s: is a directory", flag, path)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", flag, path, errors.Unwrap(err))
+		}
+		return f.Close()
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("%s %s: the directory %s does not exist", flag, path, dir)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s %s: %s is not a directory", flag, path, dir)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", flag, path, errors.Unwrap(err))
+	}
+	f.Close()
+	return os.Remove(path)
 }
 
 func newLabUpCmd(ios *IOStreams, runF func(*LabUpOptions) error) *cobra.Command {

@@ -37,6 +37,11 @@ type LabRunOptions struct {
 	NoWebSocket bool
 	Requests    []string
 	Concurrency int
+	// Repeat sends each request this many times (validation expands it).
+	Repeat int
+	// HeaderTimeout bounds the wait for a response's header; a body is
+	// never timed out (it can be studied as long as it takes).
+	HeaderTimeout time.Duration
 	// RemotePort is the pod port to forward to; 0: the app's.
 	RemotePort int
 	Write      string
@@ -277,9 +282,6 @@ type labSession struct {
 // session's recorder.
 func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescription)) (sess *labSession, err error) {
 	quietUpstream()
-	if opts.Client != "kubectl" && opts.Client != "pftap" {
-		return nil, usageError{fmt.Errorf("--client %q: want pftap or kubectl", opts.Client)}
-	}
 	inprocTaps := opts.taps == "" || opts.taps == "inprocess" || opts.taps == "nostore"
 	liveTaps := opts.taps == "" || opts.taps == "live" || opts.taps == "nostore" || opts.taps == "kernel"
 	if done, _ := lab.Clean(); len(done) > 0 {
@@ -421,7 +423,7 @@ func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescri
 			return &lingerConn{Tap: capture.NewTapParts(c, func(_ time.Time, head, payload []byte) { rec.tapped(userLeg, head, payload) }), set: &lingering}
 		}
 	}
-	results := sendRequests(ctx, local, opts.Requests, opts.Concurrency, tapUser)
+	results := sendRequests(ctx, local, opts.Requests, opts.Concurrency, opts.HeaderTimeout, tapUser)
 	// Stopped by a signal: no wait for anything still on its way.
 	stopped := ctx.Err() != nil
 	if !stopped {
@@ -453,6 +455,10 @@ type reqResult struct {
 // pftap lab's requests are byte for byte what `curl -A pftap-lab` sends, so
 // a recording of them replays with curl (see docs/replay.md).
 const labUserAgent = "pftap-lab"
+
+// defaultHeaderTimeout is how long a lab request waits for its response's
+// header (--header-timeout).
+const defaultHeaderTimeout = 30 * time.Second
 
 // lingerFor bounds how long a closed user connection waits for its peer's
 // FIN.
@@ -543,7 +549,10 @@ const witnessRingMiB = 4
 // port-forward request), concurrency at a time, and closes the connection
 // once the response is read, as curl does. tap, when set, wraps each
 // connection (to record the user's leg).
-func sendRequests(ctx context.Context, port int, reqs []string, concurrency int, tap func(net.Conn) net.Conn) []reqResult {
+func sendRequests(ctx context.Context, port int, reqs []string, concurrency int, headerTimeout time.Duration, tap func(net.Conn) net.Conn) []reqResult {
+	if headerTimeout <= 0 {
+		headerTimeout = defaultHeaderTimeout
+	}
 	out := make([]reqResult, len(reqs))
 	sem := make(chan struct{}, max(concurrency, 1))
 	var wg sync.WaitGroup
@@ -553,15 +562,16 @@ func sendRequests(ctx context.Context, port int, reqs []string, concurrency int,
 		go func(i int, r string) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			method, path, ok := strings.Cut(strings.TrimSpace(r), " ")
-			if !ok {
-				method, path = "GET", r
+			method, path, perr := parseLabRequest(r)
+			if perr != nil {
+				out[i] = reqResult{what: r, err: perr}
+				return
 			}
 			t0 := time.Now()
 			res := reqResult{what: method + " " + path}
 			// A transport of its own: no connection is shared between
 			// requests, no Accept-Encoding is added.
-			tr := &http.Transport{DisableCompression: true}
+			tr := &http.Transport{DisableCompression: true, ResponseHeaderTimeout: headerTimeout}
 			if tap != nil {
 				var d net.Dialer
 				tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -573,7 +583,9 @@ func sendRequests(ctx context.Context, port int, reqs []string, concurrency int,
 				}
 			}
 			defer tr.CloseIdleConnections()
-			client := &http.Client{Timeout: 30 * time.Second, Transport: tr}
+			// No total timeout: a slow or long response is what some
+			// sessions are there to study; ^C ends it.
+			client := &http.Client{Transport: tr}
 			req, err := http.NewRequestWithContext(ctx, method, fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
 			if err == nil {
 				req.Header.Set("User-Agent", labUserAgent)

@@ -26,7 +26,7 @@ func TestSendRequestsBodyCutShort(t *testing.T) {
 		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789"))
 		c.Close()
 	}()
-	res := sendRequests(context.Background(), ln.Addr().(*net.TCPAddr).Port, []string{"GET /bytes?n=1000"}, 1, nil)
+	res := sendRequests(context.Background(), ln.Addr().(*net.TCPAddr).Port, []string{"GET /bytes?n=1000"}, 1, 0, nil)
 	if len(res) != 1 || res[0].err == nil {
 		t.Fatalf("a cut-short body passed: %+v", res)
 	}

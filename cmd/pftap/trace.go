@@ -90,6 +90,9 @@ node itself (privileged, host network and PID, listening on the node's
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Target, opts.Ports = args[0], args[1:]
+			if err := checkWritable("-w", opts.Write); err != nil {
+				return err
+			}
 			switch opts.Agent {
 			case "none":
 			case "deploy":

@@ -288,7 +288,7 @@ func TestTraceAgent(t *testing.T) {
 				bulk = get(t, ports[0].Local, "/bytes?n=300000")
 				// What pftap lab sends, the way it sends it: its timeline
 				// shows "request 0 port 80: 77 B → pod, 399 B ← pod".
-				if r := sendRequests(context.Background(), ports[0].Local, []string{"GET /"}, 1, nil); r[0].err != nil {
+				if r := sendRequests(context.Background(), ports[0].Local, []string{"GET /"}, 1, 0, nil); r[0].err != nil {
 					t.Errorf("pftap lab's request through trace: %v", r[0].err)
 				}
 				// More requests, more samples for the clock estimate.

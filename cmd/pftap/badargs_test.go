@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pftap/pftap/internal/nsenter"
+	"github.com/pftap/pftap/lab"
+)
+
+// TestBadArgumentsFailFast: a mistake on the command line is one clear
+// line, well under a second, before anything is built or written.
+func TestBadArgumentsFailFast(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a-file")
+	os.WriteFile(file, []byte("x"), 0o600)
+	missing := filepath.Join(dir, "no-such-dir", "s.pcapng")
+	token := filepath.Join(dir, "token")
+	os.WriteFile(token, []byte("a-long-enough-token\n"), 0o600)
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"request not a path", []string{"lab", "--request", "FOO"}, exitUsage, `--request "FOO": the path must start with /`},
+		{"request bad method", []string{"lab", "--request", "get /"}, exitUsage, `"get" is not an HTTP method`},
+		{"request with a space", []string{"lab", "--request", "GET /a b"}, exitUsage, "not a request path"},
+		{"concurrency with one request", []string{"lab", "--concurrency", "3"}, exitUsage, "--concurrency 3 with 1 request(s)"},
+		{"concurrency zero", []string{"lab", "--concurrency", "0"}, exitUsage, "at least 1"},
+		{"repeat zero", []string{"lab", "--repeat", "0"}, exitUsage, "--repeat 0"},
+		{"header timeout", []string{"lab", "--header-timeout", "0s"}, exitUsage, "--header-timeout 0s"},
+		{"client", []string{"lab", "--client", "curl"}, exitUsage, `--client "curl"`},
+		{"runtime", []string{"lab", "--runtime", "docker"}, exitUsage, `--runtime "docker"`},
+		{"write into a missing directory", []string{"lab", "-w", missing}, exitError, "does not exist"},
+		{"html into a file's directory", []string{"lab", "--html", filepath.Join(file, "d.html")}, exitError, "is not a directory"},
+		{"write a directory", []string{"lab", "-w", dir}, exitError, "is a directory"},
+		{"trace write", []string{"trace", "-w", missing, "pod/x", "80"}, exitError, "does not exist"},
+		{"trace token on the command line", []string{"trace", "--agent-token", "s3cret-s3cret-s3cret", "pod/x", "80"}, exitUsage, "visible to every user in ps"},
+		{"trace agent without token", []string{"trace", "--agent", "127.0.0.1:10299", "pod/x", "80"}, exitUsage, "needs the agent's token"},
+		{"trace short token", []string{"trace", "--agent", "127.0.0.1:10299", "--agent-token-file", file, "pod/x", "80"}, exitUsage, "the agent's token is 1 characters long"},
+		{"trace bad fingerprint", []string{"trace", "--agent", "127.0.0.1:10299", "--agent-token-file", token, "--agent-fingerprint", "abc", "pod/x", "80"}, exitUsage, "want the 64 hex digits"},
+		{"agent token on the command line", []string{"agent", "--token", "s3cret-s3cret-s3cret"}, exitUsage, "visible to every user in ps"},
+		{"agent short token", []string{"agent", "--token-file", file}, exitUsage, "at least 16"},
+		{"agent idle", []string{"agent", "--exit-when-idle", "-1s"}, exitUsage, "--exit-when-idle -1s"},
+		{"agent listen", []string{"agent", "--listen", "::1:10299"}, exitUsage, "[::1]:10299"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, _ := os.ReadDir(dir)
+			ios, _, errOut := testIO()
+			start := time.Now()
+			code := run(tc.args, ios)
+			took := time.Since(start)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d: %s", code, tc.code, errOut)
+			}
+			first := strings.SplitN(errOut.String(), "\n", 2)[0]
+			if !strings.HasPrefix(first, "pftap: ") || !strings.Contains(first, tc.want) {
+				t.Errorf("first line %q, want it to say %q", first, tc.want)
+			}
+			if tc.code == exitError && strings.Count(strings.TrimSpace(errOut.String()), "\n") != 0 {
+				t.Errorf("more than one line:\n%s", errOut)
+			}
+			if took > 500*time.Millisecond {
+				t.Errorf("took %s to refuse", took)
+			}
+			if after, _ := os.ReadDir(dir); len(after) != len(before) {
+				t.Errorf("files made: %v", after)
+			}
+			if left, _ := nsenter.List(fmt.Sprintf("%s%d-", lab.Prefix, os.Getpid())); len(left) > 0 {
+				t.Errorf("namespaces made: %v", left)
+			}
+		})
+	}
+}
