@@ -141,7 +141,6 @@ func (d *Decoder) Add(p *packet.Packet) {
 		d.sum.Legs[name] = ls
 	}
 	ls.Packets++
-	ls.Bytes += int64(len(p.Payload))
 	if p.Time.After(d.sum.End) {
 		d.sum.End = p.Time
 	}
@@ -155,6 +154,7 @@ func (d *Decoder) Finish() Summary {
 	for _, cs := range d.conns {
 		cs.finishRequests(d.sum.End, "capture ended")
 	}
+	d.sum.settle()
 	return d.sum
 }
 
@@ -188,6 +188,9 @@ func (d *Decoder) send(lv level, cs *connState, e *Event) {
 	}
 	e.Conn = cs.c.ID
 	e.Leg = cs.leg
+	if e.Diagnosis == "" {
+		e.Diagnosis = Diagnose(e)
+	}
 	d.emit(e)
 }
 
@@ -252,7 +255,7 @@ func (h handler) Open(c *tcpstream.Conn, t time.Time) {
 	c.User = cs
 	d.conns = append(d.conns, cs)
 	d.sum.Connections++
-	how := "handshake captured"
+	how := "captured from its SYN"
 	if !c.SawSYN {
 		how = "joined mid-connection"
 		if c.Start.IsZero() {
@@ -310,8 +313,21 @@ func (h handler) Close(c *tcpstream.Conn, dir tcpstream.Dir, t time.Time, how tc
 			Text: fmt.Sprintf("stream ends inside a SPDY frame (%d bytes of an incomplete frame)", dd.spdy.Buffered())})
 	}
 	st := c.Stats(dir)
+	if ls := cs.d.sum.Legs[cs.leg]; ls != nil {
+		ls.Bytes += st.Bytes
+		ls.Retransmitted += st.Retransmitted
+		ls.RetransmittedBytes += st.RetransmittedBytes + st.OverlapBytes
+	}
 	txt := fmt.Sprintf("%s closed (%s) after %d bytes", dirName(dir), how, st.Bytes+st.GapBytes)
-	cs.d.send(0, cs, &Event{Time: t, Kind: KindClose, Dir: dirOf(dir), Reason: how.String(), Bytes: ptr(st.Bytes + st.GapBytes), Text: txt})
+	if c.Refused {
+		// One line for both directions: the connection never opened.
+		if dir == tcpstream.ClientToServer {
+			cs.d.send(0, cs, &Event{Time: t, Kind: KindClose, Dir: dirOf(tcpstream.ServerToClient), Reason: "refused", Bytes: ptr(int64(0)),
+				Text: fmt.Sprintf("refused: the SYN to port %d was answered by RST (nothing listens there)", c.Server.Port())})
+		}
+	} else {
+		cs.d.send(0, cs, &Event{Time: t, Kind: KindClose, Dir: dirOf(dir), Reason: how.String(), Bytes: ptr(st.Bytes + st.GapBytes), Text: txt})
+	}
 	cs.closed++
 	switch {
 	case how == tcpstream.ClosedRST:

@@ -2,11 +2,15 @@ package decode
 
 import (
 	"encoding/json"
+	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	ms "github.com/moby/spdystream/spdy"
+
+	"github.com/pftap/pftap/decode/packet"
 )
 
 const spdyUpgradeReq = "POST /api/v1/namespaces/team-a/pods/web-0/portforward HTTP/1.1\r\nHost: k8s:6443\r\n" +
@@ -258,5 +262,42 @@ func TestHostileFrames(t *testing.T) {
 	}
 	if sum.DecodeErrors != 1 || !strings.Contains(sum.FirstError, "SYN_STREAM") || !strings.Contains(sum.FirstError, "dictionary") {
 		t.Errorf("summary %+v\n%s", sum, got)
+	}
+}
+
+// TestLegBytesCountedOnce: a retransmitted segment and an overlapping one
+// are counted apart from the leg's payload, which counts each byte once;
+// a SYN answered by RST is one "refused" line.
+func TestLegBytesCountedOnce(t *testing.T) {
+	c := newConv(8080)
+	c.send(0, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 10) // 27 bytes in 3 segments
+	// The second segment again, and the last again with 4 bytes before it
+	// (11 bytes, all delivered already).
+	again := c.pkts[3]
+	again.Time = c.t.Add(time.Millisecond)
+	over := c.pkts[4]
+	over.Seq -= 4
+	over.Payload = append([]byte("\r\nHo"), over.Payload...)
+	over.Time = again.Time.Add(time.Millisecond)
+	c.pkts = append(c.pkts, again, over)
+	c.t = over.Time
+	c.send(1, []byte("HTTP/1.1 204 No Content\r\n\r\n"), 100)
+	c.fin()
+	_, sum := decodeConv(t, Options{}, c)
+	var ls *LegSummary
+	for _, l := range sum.Legs {
+		ls = l
+	}
+	if ls == nil || ls.Bytes != 27+27 || ls.Retransmitted != 2 || ls.RetransmittedBytes != 10+11 {
+		t.Errorf("leg summary %+v, want 54 bytes, 2 retransmitted segments, 21 bytes again", ls)
+	}
+
+	r := &conv{cli: netip.MustParseAddrPort("127.0.0.1:40000"), srv: netip.MustParseAddrPort("127.0.0.1:81"), t: time.Unix(1700000000, 0)}
+	r.add(0, packet.SYN, nil)
+	r.add(1, packet.RST|packet.ACK, nil)
+	evs, _ := decodeConv(t, Options{}, r)
+	got := texts(evs)
+	if !strings.Contains(got, "(captured from its SYN)") || strings.Count(got, "refused: the SYN to port 81 was answered by RST") != 1 || strings.Contains(got, "closed (RST)") {
+		t.Errorf("refused connection:\n%s", got)
 	}
 }

@@ -56,6 +56,9 @@ type Event struct {
 	Offset *int64 `json:"offset,omitempty"`
 	// Text is the one-line human summary.
 	Text string `json:"text"`
+	// Diagnosis says what a failure means, in a sentence a person can act
+	// on (see Diagnose): set on the failure events it can explain.
+	Diagnosis string `json:"diagnosis,omitempty"`
 
 	// SPDY frame fields (KindSPDY, and the frame behind KindStream).
 	Type    string       `json:"type,omitempty"`
@@ -115,12 +118,63 @@ type Summary struct {
 	End   time.Time `json:"end"`
 	// Legs totals each capture interface (leg) by name.
 	Legs map[string]*LegSummary `json:"legs,omitempty"`
+	// RequestLegs is how many legs carried port-forward requests; when
+	// more than one, the request and byte totals are counted once (see
+	// LegSummary).
+	RequestLegs int `json:"request_legs,omitempty"`
 }
 
 // LegSummary totals one leg.
 type LegSummary struct {
-	Packets    int   `json:"packets"`
-	Bytes      int64 `json:"bytes"` // TCP payload
+	Packets int `json:"packets"`
+	// Bytes is the TCP payload, each byte counted once: retransmitted
+	// and overlapping copies are counted apart.
+	Bytes      int64 `json:"bytes"`
 	SPDYFrames int   `json:"spdy_frames"`
 	Gaps       int   `json:"gaps"`
+	// Retransmitted counts the segments the leg carried again, and
+	// RetransmittedBytes their payload (with overlaps): a sign of loss or
+	// of a receiver that stalled.
+	Retransmitted      int   `json:"retransmitted"`
+	RetransmittedBytes int64 `json:"retransmitted_bytes"`
+	// The port-forward requests the leg carried, and their bytes.
+	Requests      int   `json:"requests"`
+	RequestErrors int   `json:"request_errors"`
+	BytesToPod    int64 `json:"bytes_to_pod"`
+	BytesFromPod  int64 `json:"bytes_from_pod"`
+}
+
+// add adds another part of the same leg.
+func (ls *LegSummary) add(o *LegSummary) {
+	ls.Packets += o.Packets
+	ls.Bytes += o.Bytes
+	ls.SPDYFrames += o.SPDYFrames
+	ls.Gaps += o.Gaps
+	ls.Retransmitted += o.Retransmitted
+	ls.RetransmittedBytes += o.RetransmittedBytes
+	ls.Requests += o.Requests
+	ls.RequestErrors += o.RequestErrors
+	ls.BytesToPod += o.BytesToPod
+	ls.BytesFromPod += o.BytesFromPod
+}
+
+// settle makes the totals count each request once: every SPDY leg of a
+// session carries the same requests, so when several legs carried some,
+// Requests, RequestErrors and the bytes to and from pods are those of the
+// leg that carried most, and RequestLegs says how many legs carried them.
+func (s *Summary) settle() {
+	var top *LegSummary
+	s.RequestLegs = 0
+	for _, ls := range s.Legs {
+		if ls.Requests == 0 {
+			continue
+		}
+		s.RequestLegs++
+		if top == nil || ls.Requests > top.Requests || (ls.Requests == top.Requests && ls.BytesToPod+ls.BytesFromPod > top.BytesToPod+top.BytesFromPod) {
+			top = ls
+		}
+	}
+	if s.RequestLegs > 1 {
+		s.Requests, s.RequestErrors, s.BytesToPod, s.BytesFromPod = top.Requests, top.RequestErrors, top.BytesToPod, top.BytesFromPod
+	}
 }

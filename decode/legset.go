@@ -234,10 +234,7 @@ func (s *LegSet) Finish() Summary {
 				sum.Legs = map[string]*LegSummary{}
 			}
 			if have := sum.Legs[name]; have != nil {
-				have.Packets += v.Packets
-				have.Bytes += v.Bytes
-				have.SPDYFrames += v.SPDYFrames
-				have.Gaps += v.Gaps
+				have.add(v)
 			} else {
 				c := *v
 				sum.Legs[name] = &c
@@ -245,5 +242,6 @@ func (s *LegSet) Finish() Summary {
 		}
 	}
 	sum.FirstError = s.firstErr
+	sum.settle()
 	return sum
 }

@@ -390,6 +390,13 @@ func (pf *pfSession) end(r *pfRequest, t time.Time, why string) {
 	fromPod += r.chBytes[1]
 	sum.BytesToPod += toPod
 	sum.BytesFromPod += fromPod
+	ls := sum.Legs[pf.cs.leg]
+	if ls == nil {
+		ls = &LegSummary{}
+	}
+	ls.Requests++
+	ls.BytesToPod += toPod
+	ls.BytesFromPod += fromPod
 	errText := string(r.errText)
 	e := &Event{Time: t, Kind: KindRequest, Port: r.port, BytesToPod: ptr(toPod), BytesFromPod: ptr(fromPod), Error: ptr(errText),
 		DurationNS: ptr(int64(t.Sub(r.opened)))}
@@ -414,9 +421,11 @@ func (pf *pfSession) end(r *pfRequest, t time.Time, why string) {
 	case errText != "":
 		status = "FAILED: " + preview.Text(errText, 100)
 		sum.RequestErrors++
+		ls.RequestErrors++
 	case r.reset != "":
 		status = "reset: " + r.reset
 		sum.RequestErrors++
+		ls.RequestErrors++
 	case why != "":
 		status = "unfinished: " + why
 	}

@@ -32,6 +32,8 @@ type TextWriter struct {
 	// MaskTimes prints "+T" instead of times, for stable golden output.
 	MaskTimes bool
 	err       error
+	// explained are the diagnoses printed, by request.
+	explained map[string]bool
 }
 
 // NewTextWriter returns a TextWriter. color adds ANSI colours (for
@@ -112,7 +114,37 @@ func (tw *TextWriter) Event(e *decode.Event) {
 	b.WriteByte(' ')
 	b.WriteString(tw.paint(kindColor(e), e.Text))
 	b.WriteByte('\n')
+	if e.Diagnosis != "" && !tw.diagnosed(e) {
+		b.WriteString("           ↳ ")
+		b.WriteString(e.Diagnosis)
+		b.WriteByte('\n')
+	}
 	_, tw.err = io.WriteString(tw.w, b.String())
+}
+
+// diagnosed reports whether e's diagnosis was already printed for the same
+// request (the same error crosses every leg: it is explained once, where it
+// is first seen), and remembers it.
+func (tw *TextWriter) diagnosed(e *decode.Event) bool {
+	key := e.Diagnosis
+	if e.RequestID != nil {
+		key += "\x00" + *e.RequestID
+	}
+	if tw.explained == nil {
+		tw.explained = map[string]bool{}
+	}
+	if tw.explained[key] {
+		return true
+	}
+	tw.explained[key] = true
+	return false
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // Summary writes the closing totals.
@@ -127,9 +159,12 @@ func (tw *TextWriter) Summary(s decode.Summary) {
 	if s.FailedUpgrade > 0 {
 		b.WriteString(tw.paint(red, fmt.Sprintf(" (%d refused)", s.FailedUpgrade)))
 	}
-	fmt.Fprintf(&b, ", %d requests", s.Requests)
+	fmt.Fprintf(&b, ", %d %s", s.Requests, plural(s.Requests, "request", "requests"))
 	if s.RequestErrors > 0 {
 		b.WriteString(tw.paint(red, fmt.Sprintf(" (%d failed)", s.RequestErrors)))
+	}
+	if s.RequestLegs > 1 {
+		fmt.Fprintf(&b, " seen on %d legs", s.RequestLegs)
 	}
 	fmt.Fprintf(&b, "\n         %d bytes to pods, %d bytes from pods, %d SPDY frames", s.BytesToPod, s.BytesFromPod, s.SPDYFrames)
 	if !tw.MaskTimes && !s.Start.IsZero() {

@@ -343,20 +343,29 @@ func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescri
 		lives = append(lives, live{idx, src})
 		return nil
 	}
+	// The port the forward reaches in the pod: the app's, or the one
+	// asked for (where perhaps nothing listens: the refusal is on L4).
+	remote := l.Config().AppPort
+	if opts.RemotePort != 0 {
+		remote = opts.RemotePort
+	}
 	for _, leg := range l.Legs {
 		name := leg.ID + " " + strings.ReplaceAll(leg.Name, " → ", "→")
 		ring := legRingMiB
+		port := int(leg.Server.Port())
 		switch leg.ID {
 		case "L1":
 			continue // the plaintext tap covers it
 		case "L2":
 			name = "L2 on the wire (TLS)"
+		case "L4":
+			port = remote
 		case "witness":
 			// Nothing of the forward crosses eth0: a small ring, which
 			// still holds a burst if something unexpected does.
-			name, ring = "witness pod eth0", witnessRingMiB
+			name, ring, port = "witness pod eth0", witnessRingMiB, remote
 		}
-		if err := open(capture.Leg{Name: name, Description: leg.About}, leg.Netns, leg.Interface, fmt.Sprintf("tcp port %d", leg.Server.Port()), ring); err != nil {
+		if err := open(capture.Leg{Name: name, Description: leg.About}, leg.Netns, leg.Interface, fmt.Sprintf("tcp port %d", port), ring); err != nil {
 			for _, lv := range lives {
 				lv.src.Close()
 			}
@@ -386,10 +395,6 @@ func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescri
 	}
 
 	// The port-forward and the requests.
-	remote := l.Config().AppPort
-	if opts.RemotePort != 0 {
-		remote = opts.RemotePort
-	}
 	var stopClient func()
 	switch opts.Client {
 	case "kubectl":
@@ -766,6 +771,15 @@ func decodePackets(legs []string, verbosity int, each func(fn func(p *packet.Pac
 	}
 }
 
+// retransmitNote says what a leg carried twice (its bytes are counted
+// once): a sign of loss, or of a receiver that stalled.
+func retransmitNote(ls decode.LegSummary) string {
+	if ls.Retransmitted == 0 && ls.RetransmittedBytes == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  %d retransmitted segments (%d bytes again)", ls.Retransmitted, ls.RetransmittedBytes)
+}
+
 // labView is a live lab session to render from rec, as its legs are
 // decoded.
 func labView(rec *recorder, info labDescription) *sessionView {
@@ -792,9 +806,17 @@ func renderSession(opts renderOptions, v *sessionView) error {
 		fmt.Fprintln(opts.IO.Out, info.header)
 	}
 	var kept []*decode.Event
-	emit := sink.Event
-	if opts.HTML != "" {
-		emit = func(e *decode.Event) { kept = append(kept, e); sink.Event(e) }
+	// The first failure the wire explains is what a failed session's
+	// error says.
+	var diagnosis string
+	emit := func(e *decode.Event) {
+		if diagnosis == "" && e.Diagnosis != "" {
+			diagnosis = e.Diagnosis
+		}
+		if opts.HTML != "" {
+			kept = append(kept, e)
+		}
+		sink.Event(e)
 	}
 	witness := -1
 	for i, name := range v.legs {
@@ -854,6 +876,7 @@ func renderSession(opts renderOptions, v *sessionView) error {
 			if ls.Gaps > 0 {
 				note += fmt.Sprintf("  %d gaps", ls.Gaps)
 			}
+			note += retransmitNote(ls)
 			fmt.Fprintf(out, "  %-28s %6d packets %10d bytes %5d SPDY frames %4d drops%s\n", name, ls.Packets, ls.Bytes, ls.SPDYFrames, dr, note)
 		}
 		if witness >= 0 {
@@ -901,9 +924,16 @@ func renderSession(opts renderOptions, v *sessionView) error {
 	if v.failOnResults {
 		for _, r := range v.results {
 			if r.err != nil {
+				if diagnosis != "" {
+					return fmt.Errorf("a request through the port-forward failed: %s: %s", r.what, diagnosis)
+				}
 				return fmt.Errorf("a request through the port-forward failed: %s: %v", r.what, r.err)
 			}
 		}
+	}
+	// As pftap decode: bytes that break the protocol fail the command.
+	if sum.DecodeErrors > 0 {
+		return fmt.Errorf("%d decode errors; first: %s", sum.DecodeErrors, sum.FirstError)
 	}
 	return nil
 }

@@ -217,14 +217,7 @@ func traceRun(opts *TraceOptions) error {
 	defer stop()
 	s, err := trace.Start(ctx, trace.Options{Config: cfg, Target: target, Address: opts.Address, SPDY: opts.SPDY,
 		Verbosity: opts.Verbosity, Write: opts.Write, Event: sink.Event,
-		Agent: agentAddr(opts.Agent), AgentToken: opts.AgentToken, AgentFingerprint: opts.AgentFingerprint, KnownAgents: opts.KnownAgents, Log: opts.IO.ErrOut,
-		Diagnosis: func(e *decode.Event, why string) {
-			if tw != nil {
-				fmt.Fprintf(out, "           ↳ %s\n", why)
-			} else if jw, ok := sink.(*timeline.JSONWriter); ok {
-				jw.Object(map[string]any{"kind": "diagnosis", "ts": e.Time, "leg": e.Leg, "conn": e.Conn, "text": why})
-			}
-		}})
+		Agent: agentAddr(opts.Agent), AgentToken: opts.AgentToken, AgentFingerprint: opts.AgentFingerprint, KnownAgents: opts.KnownAgents, Log: opts.IO.ErrOut})
 	if err != nil {
 		return err
 	}
@@ -258,7 +251,7 @@ func traceRun(opts *TraceOptions) error {
 			if ls == nil {
 				ls = &decode.LegSummary{}
 			}
-			fmt.Fprintf(out, "  %-28s %6d packets %10d bytes %5d SPDY frames\n", name, ls.Packets, ls.Bytes, ls.SPDYFrames)
+			fmt.Fprintf(out, "  %-28s %6d packets %10d bytes %5d SPDY frames%s\n", name, ls.Packets, ls.Bytes, ls.SPDYFrames, retransmitNote(*ls))
 		}
 	}
 	if jw, ok := sink.(*timeline.JSONWriter); ok && r.ClockOK {

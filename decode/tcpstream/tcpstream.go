@@ -62,6 +62,9 @@ type Conn struct {
 	// SawSYN is true when the connection's first captured packet was a SYN
 	// or SYN-ACK: the capture holds it from its start.
 	SawSYN bool
+	// Refused is true when the server answered the client's SYN with a
+	// RST, no SYN-ACK: nothing listened on the port.
+	Refused bool
 	// Start is the time of the first packet.
 	Start time.Time
 	// User is for the handler's own state.
@@ -80,13 +83,15 @@ func (c *Conn) Stats(d Dir) DirStats { return c.dirs[d].stats }
 
 // DirStats counts what one direction carried.
 type DirStats struct {
-	Packets        int
-	Bytes          int64 // payload bytes delivered in order
-	GapBytes       int64 // bytes never captured
-	Retransmitted  int   // segments wholly seen before
-	OutOfOrder     int   // segments that arrived ahead of a hole
-	OverlapBytes   int64 // bytes trimmed as already delivered
-	TruncatedBytes int64 // bytes cut by the snap length (part of GapBytes)
+	Packets       int
+	Bytes         int64 // payload bytes delivered in order
+	GapBytes      int64 // bytes never captured
+	Retransmitted int   // segments wholly seen before
+	// RetransmittedBytes are the payload bytes of those segments.
+	RetransmittedBytes int64
+	OutOfOrder         int   // segments that arrived ahead of a hole
+	OverlapBytes       int64 // bytes trimmed as already delivered
+	TruncatedBytes     int64 // bytes cut by the snap length (part of GapBytes)
 }
 
 type segment struct {
@@ -222,6 +227,9 @@ func (as *Assembler) Add(p *packet.Packet) {
 	}
 	as.checkAck(c, d, p)
 	if p.Flags.Has(packet.RST) {
+		if d == ServerToClient && !ds.sawSYN && c.dirs[ClientToServer].sawSYN && c.dirs[ClientToServer].stats.Bytes == 0 {
+			c.Refused = true
+		}
 		for _, dd := range []Dir{ClientToServer, ServerToClient} {
 			as.flush(c, dd, p.Time)
 			as.closeDir(c, dd, p.Time, ClosedRST)
@@ -260,6 +268,7 @@ func (as *Assembler) segment(c *Conn, d Dir, s segment, queued bool) {
 	if end <= 0 && !(s.fin && end == 0 && !ds.finSeen) {
 		if len(s.data) > 0 {
 			ds.stats.Retransmitted++
+			ds.stats.RetransmittedBytes += int64(len(s.data))
 		}
 		return
 	}

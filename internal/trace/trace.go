@@ -29,11 +29,10 @@ type Options struct {
 	Target  *Target
 	Address string
 	SPDY    bool
-	// Event receives every decoded event as it happens, and Diagnosis
-	// the explanation of each failure event; both are called from one
-	// goroutine.
-	Event     func(*decode.Event)
-	Diagnosis func(e *decode.Event, why string)
+	// Event receives every decoded event as it happens (a failure with
+	// its Diagnosis, sharpened by what the agent saw in the pod), from
+	// one goroutine.
+	Event func(*decode.Event)
 	// Verbosity of the decoder (as pftap decode -v).
 	Verbosity int
 	// Write is a pcapng file to record the legs in ("": none).
@@ -304,19 +303,18 @@ func (s *Session) decodeLoop() {
 		if e.Kind != decode.KindConn {
 			texts = append(texts, e.Text)
 		}
-		if s.opts.Event != nil {
-			s.opts.Event(e)
-		}
-		if why := decode.Diagnose(e); why != "" {
+		if e.Diagnosis != "" {
+			// The agent saw what listened in the pod: a refused
+			// connection can be told apart.
 			if e.Kind == decode.KindStreamError && s.podListeners != nil {
-				why = RefineRefused(why, e, s.podListeners)
+				e.Diagnosis = RefineRefused(e.Diagnosis, e, s.podListeners)
 			}
 			s.mu.Lock()
-			s.last = why
+			s.last = e.Diagnosis
 			s.mu.Unlock()
-			if s.opts.Diagnosis != nil {
-				s.opts.Diagnosis(e, why)
-			}
+		}
+		if s.opts.Event != nil {
+			s.opts.Event(e)
 		}
 	})
 	var ifs []packet.Interface
