@@ -56,7 +56,8 @@ func FixTCPChecksum(frame []byte) bool {
 // appendTCPHeader builds the headers for a payload of plen bytes; the TCP
 // checksum, when asked for, is taken over payload.
 func appendTCPHeader(buf []byte, src, dst netip.AddrPort, seq, ack uint32, flags uint8, payload []byte, plen int, checksum bool) []byte {
-	s, d := src.Addr().Unmap(), dst.Addr().Unmap()
+	// IPv4-mapped IPv6 addresses stay IPv6 (see BelowTLS).
+	s, d := src.Addr(), dst.Addr()
 	v6 := s.Is6() || d.Is6()
 	if v6 {
 		s, d = netip.AddrFrom16(s.As16()), netip.AddrFrom16(d.As16())

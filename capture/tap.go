@@ -40,31 +40,49 @@ type Tap struct {
 	parts TapPartsSink
 	// server is set when the wrapped connection's local end is the server.
 	server bool
+	// mapped writes IPv4 addresses as IPv4-mapped IPv6 (BelowTLS).
+	mapped bool
 }
 
 // NewTap wraps conn, whose local end is the client, and records the
 // handshake at once.
 func NewTap(conn net.Conn, sink TapSink) *Tap { return newTap(conn, sink, false, nil) }
 
+// A TapOption changes how a Tap writes its frames.
+type TapOption func(*Tap)
+
+// BelowTLS marks a tap of the plaintext of a TLS connection. Its frames
+// carry the connection's addresses as IPv4-mapped IPv6 (::ffff:10.0.0.1),
+// so that Wireshark, which keys a TCP conversation by addresses and ports
+// only, keeps the plaintext apart from the same connection captured on the
+// wire in the same file (it would take one for retransmissions of the
+// other). pftap's decoder reads the addresses back as IPv4.
+func BelowTLS(t *Tap) { t.mapped = true }
+
 // NewTapParts is NewTap with a sink that takes headers and payload apart.
-func NewTapParts(conn net.Conn, sink TapPartsSink) *Tap {
-	t := newTap(conn, nil, false, sink)
-	return t
+func NewTapParts(conn net.Conn, sink TapPartsSink, opts ...TapOption) *Tap {
+	return newTap(conn, nil, false, sink, opts...)
 }
 
 // NewServerTapParts is NewServerTap with a sink that takes headers and
 // payload apart.
-func NewServerTapParts(conn net.Conn, sink TapPartsSink) *Tap {
-	return newTap(conn, nil, true, sink)
+func NewServerTapParts(conn net.Conn, sink TapPartsSink, opts ...TapOption) *Tap {
+	return newTap(conn, nil, true, sink, opts...)
 }
 
 // NewServerTap wraps a connection a server accepted (the plaintext of a TLS
 // connection, say): reads are the client's bytes, writes the server's.
 func NewServerTap(conn net.Conn, sink TapSink) *Tap { return newTap(conn, sink, true, nil) }
 
-func newTap(conn net.Conn, sink TapSink, server bool, parts TapPartsSink) *Tap {
+func newTap(conn net.Conn, sink TapSink, server bool, parts TapPartsSink, opts ...TapOption) *Tap {
 	t := &Tap{Conn: conn, sink: sink, now: time.Now, server: server, parts: parts}
+	for _, o := range opts {
+		o(t)
+	}
 	local, remote := addrPort(conn.LocalAddr(), "127.0.0.1:1"), addrPort(conn.RemoteAddr(), "127.0.0.1:2")
+	if t.mapped {
+		local, remote = mapped(local), mapped(remote)
+	}
 	t.addr[0], t.addr[1] = local, remote
 	if server {
 		t.addr[0], t.addr[1] = remote, local
@@ -79,10 +97,17 @@ func newTap(conn net.Conn, sink TapSink, server bool, parts TapPartsSink) *Tap {
 	return t
 }
 
+func mapped(ap netip.AddrPort) netip.AddrPort {
+	if !ap.Addr().Is4() {
+		return ap
+	}
+	return netip.AddrPortFrom(netip.AddrFrom16(ap.Addr().As16()), ap.Port())
+}
+
 func addrPort(a net.Addr, fallback string) netip.AddrPort {
 	if a != nil {
 		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
-			return ap
+			return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 		}
 	}
 	return netip.MustParseAddrPort(fallback)

@@ -311,7 +311,7 @@ func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescri
 			if !ok {
 				return c
 			}
-			return capture.NewServerTapParts(c, func(_ time.Time, head, payload []byte) { rec.tapped(idx, head, payload) })
+			return capture.NewServerTapParts(c, func(_ time.Time, head, payload []byte) { rec.tapped(idx, head, payload) }, capture.BelowTLS)
 		}
 	}
 	l, err := lab.Start(ctx, cfg)
@@ -412,7 +412,7 @@ func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescri
 				if !inprocTaps {
 					return c
 				}
-				return capture.NewTapParts(c, func(_ time.Time, head, payload []byte) { rec.tapped(l1, head, payload) })
+				return capture.NewTapParts(c, func(_ time.Time, head, payload []byte) { rec.tapped(l1, head, payload) }, capture.BelowTLS)
 			}})
 		if err != nil {
 			stopCaptures()

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -15,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/pftap/pftap/decode/packet"
+	"github.com/pftap/pftap/internal/testenv"
 )
 
 // TestLabMainJob runs `pftap lab` for both runtimes and both kubectl
@@ -347,6 +349,58 @@ func TestLabL4MatchesAppLog(t *testing.T) {
 				if got, want := app[connPort[conn]], pathOnL1[id]; got != want || want == "" {
 					t.Errorf("request %s carried %q on L1, but pftap matched it to the pod connection %s for which the app logged %q", id, want, connPort[conn], got)
 				}
+			}
+		})
+	}
+}
+
+// TestLabRecordingInWireshark: each leg of a `pftap lab -w` file reads
+// correctly in tshark on its own and beside the others: the TLS leg on the
+// wire is dissected as TLS, and no leg is taken for retransmissions of
+// another (the plaintext below TLS carries the same connection's
+// addresses, IPv4-mapped).
+func TestLabRecordingInWireshark(t *testing.T) {
+	needRootCmd(t)
+	testenv.NeedTool(t, "tshark", "tshark")
+	for _, client := range []string{"pftap", "kubectl"} {
+		t.Run(client, func(t *testing.T) {
+			ios, out, errOut := testIO()
+			pcap := filepath.Join(t.TempDir(), "lab.pcapng")
+			if err := labRun(&LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: client, Requests: []string{"GET /", "GET /bytes?n=200000"},
+				Concurrency: 1, Write: pcap, NoColor: true}); err != nil {
+				t.Fatalf("pftap lab: %v\n%s", err, errOut)
+			}
+			count := func(filter string) int {
+				b, err := exec.Command("tshark", "-r", pcap, "-Y", filter).Output()
+				if err != nil {
+					t.Fatalf("tshark -Y %q: %v", filter, err)
+				}
+				return strings.Count(string(b), "\n")
+			}
+			if n := count("tcp.analysis.retransmission || tcp.analysis.out_of_order || tcp.analysis.lost_segment || tcp.analysis.duplicate_ack"); n != 0 {
+				t.Errorf("tshark flags %d packets as retransmitted, out of order or lost", n)
+			}
+			ifs := map[string]int{}
+			b, _ := exec.Command("tshark", "-r", pcap, "-T", "fields", "-e", "frame.interface_id", "-e", "frame.interface_name").Output()
+			for _, l := range strings.Split(string(b), "\n") {
+				if id, name, ok := strings.Cut(l, "\t"); ok {
+					n := 0
+					fmt.Sscan(id, &n)
+					ifs[name] = n
+				}
+			}
+			wire, ok := ifs["L2 on the wire (TLS)"]
+			if !ok {
+				t.Fatalf("no wire leg among %v", ifs)
+			}
+			if n := count(fmt.Sprintf("frame.interface_id==%d && tls.record", wire)); n < 10 {
+				t.Errorf("the wire leg has %d TLS records in tshark", n)
+			}
+			if n := count(fmt.Sprintf("frame.interface_id==%d && http.request.method==\"POST\"", ifs["L2 apiserver→kubelet"])); n != 1 {
+				t.Errorf("the plaintext L2 leg shows %d POST upgrades in tshark", n)
+			}
+			if !strings.Contains(out.String(), "L2 apiserver→kubelet    TCP 10.250.") {
+				t.Errorf("pftap shows the plaintext leg's addresses other than as IPv4:\n%s", out)
 			}
 		})
 	}

@@ -158,7 +158,7 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 			return capture.NewTapParts(c, func(ts time.Time, head, payload []byte) {
 				b := make([]byte, 0, len(head)+len(payload))
 				s.send(frame{ts: ts, data: append(append(b, head...), payload...)})
-			})
+			}, capture.BelowTLS)
 		}})
 	if err != nil {
 		s.closeAgent()
