@@ -34,5 +34,8 @@ func DecodeCapture(r io.Reader, opts Options, emit func(*Event)) (Summary, error
 	if err == io.EOF {
 		err = nil
 	}
+	if err == nil {
+		err = rd.Unreadable()
+	}
 	return sum, err
 }

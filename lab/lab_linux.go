@@ -257,16 +257,21 @@ func (l *Lab) startApp(ctx context.Context) error {
 		return nil
 	case AppNginx:
 		www := filepath.Join(l.dir, "www")
-		if err := os.MkdirAll(www, 0o755); err != nil {
+		if err := os.MkdirAll(www, 0o700); err != nil {
 			return err
 		}
-		os.Chmod(l.dir, 0o755) // nginx's workers read the page
-		if err := os.WriteFile(filepath.Join(www, "index.html"), []byte(WelcomePage), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(www, "index.html"), []byte(WelcomePage), 0o600); err != nil {
 			return err
 		}
 		conf := filepath.Join(l.dir, "nginx.conf")
-		if err := os.WriteFile(conf, []byte(nginxConfig(l.dir, cfg.AppPort)), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(nginxConfig(l.dir, cfg.AppPort)), 0o600); err != nil {
 			return err
+		}
+		// nginx makes its logs and pid file 0644; made first, they keep 0600.
+		for _, log := range []string{"nginx-error.log", "nginx-access.log", "nginx.pid"} {
+			if err := os.WriteFile(filepath.Join(l.dir, log), nil, 0o600); err != nil {
+				return err
+			}
 		}
 		bin := "/usr/sbin/nginx"
 		if _, err := os.Stat(bin); err != nil {

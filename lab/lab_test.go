@@ -98,6 +98,23 @@ func TestKubectlPortForwardThroughLab(t *testing.T) {
 						t.Fatalf("GET / through port-forward: %v\n%s", err, body)
 					}
 					if app != AppBuiltin {
+						// nginx works with the lab's files private: the
+						// directory 0700, every file in it 0600.
+						filepath.Walk(l.Dir(), func(path string, fi os.FileInfo, err error) error {
+							if err != nil {
+								return nil
+							}
+							want := os.FileMode(0o600)
+							if fi.IsDir() {
+								want = 0o700
+							}
+							if fi.Mode().IsRegular() || fi.IsDir() {
+								if fi.Mode().Perm() != want {
+									t.Errorf("%s is %v, want %v", path, fi.Mode().Perm(), want)
+								}
+							}
+							return nil
+						})
 						return
 					}
 					body, err = curl(t, base+"/bytes?n=300000")

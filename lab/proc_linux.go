@@ -3,6 +3,7 @@
 package lab
 
 import (
+	"strings"
 	"context"
 	"fmt"
 	"net"
@@ -58,8 +59,7 @@ func (l *Lab) waitListening(ctx context.Context, port int, within time.Duration,
 		}
 		select {
 		case <-exited:
-			log, _ := os.ReadFile(filepath.Join(l.dir, what+".log"))
-			return fmt.Errorf("the app (%s) exited before it listened on localhost:%d in the pod: %s", what, port, log)
+			return fmt.Errorf("the app (%s) exited before it listened on localhost:%d in the pod%s", what, port, appOutput(l.dir, what))
 		default:
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -67,13 +67,26 @@ func (l *Lab) waitListening(ctx context.Context, port int, within time.Duration,
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	log, _ := os.ReadFile(filepath.Join(l.dir, what+".log"))
-	return fmt.Errorf("the app (%s) did not listen on localhost:%d in the pod within %v: %s", what, port, within, log)
+	return fmt.Errorf("the app (%s) did not listen on localhost:%d in the pod within %v%s", what, port, within, appOutput(l.dir, what))
+}
+
+// appOutput is what an app printed, for an error message: its last line,
+// or that it printed nothing.
+func appOutput(dir, what string) string {
+	b, _ := os.ReadFile(filepath.Join(dir, what+".log"))
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if last := strings.TrimSpace(lines[len(lines)-1]); last != "" {
+		return ": " + last
+	}
+	return " (it printed nothing)"
 }
 
 // nginxConfig serves the welcome page, /bytes?n=N from a file and /echo.
 func nginxConfig(dir string, port int) string {
-	return fmt.Sprintf(`worker_processes 1;
+	// Workers run as root, as the master does, so that the lab's
+	// directory and its files stay the owner's alone (0700, 0600).
+	return fmt.Sprintf(`user root root;
+worker_processes 1;
 daemon off;
 master_process on;
 pid %[1]s/nginx.pid;

@@ -35,6 +35,8 @@ func TestBadArgumentsFailFast(t *testing.T) {
 		{"repeat zero", []string{"lab", "--repeat", "0"}, exitUsage, "--repeat 0"},
 		{"header timeout", []string{"lab", "--header-timeout", "0s"}, exitUsage, "--header-timeout 0s"},
 		{"client", []string{"lab", "--client", "curl"}, exitUsage, `--client "curl"`},
+		{"not a number", []string{"lab", "--remote-port", "abc"}, exitUsage, `--remote-port "abc": not a number`},
+		{"not a duration", []string{"lab", "--header-timeout", "5"}, exitUsage, `--header-timeout "5": not a duration like 500ms`},
 		{"runtime", []string{"lab", "--runtime", "docker"}, exitUsage, `--runtime "docker"`},
 		{"write into a missing directory", []string{"lab", "-w", missing}, exitError, "does not exist"},
 		{"html into a file's directory", []string{"lab", "--html", filepath.Join(file, "d.html")}, exitError, "is not a directory"},

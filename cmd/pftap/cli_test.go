@@ -15,6 +15,10 @@ func TestExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	truncated := filepath.Join(dir, "cut.pcapng")
 	os.WriteFile(truncated, full[:len(full)/2], 0o600)
+	// A pcap of link type 147 (USER0), which pftap does not read.
+	link147 := filepath.Join(dir, "user0.pcap")
+	os.WriteFile(link147, append([]byte{0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 147, 0, 0, 0,
+		1, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0}, 1, 2, 3, 4), 0o600)
 	garbage := filepath.Join(dir, "garbage.pcap")
 	os.WriteFile(garbage, []byte("GET / HTTP/1.1\r\n\r\n"), 0o600)
 
@@ -29,6 +33,8 @@ func TestExitCodes(t *testing.T) {
 		{"truncated", []string{"decode", truncated}, exitError, "truncated capture", "101 Switching Protocols"},
 		{"garbage", []string{"decode", garbage}, exitError, "not a pcap or pcapng file", ""},
 		{"missing file", []string{"decode", filepath.Join(dir, "nope.pcap")}, exitError, "no such file", ""},
+		{"unknown link type", []string{"decode", link147}, exitError, "all 1 frames are of link type 147", ""},
+		{"replay unknown link type", []string{"replay", link147}, exitError, "all 1 frames are of link type 147", ""},
 		{"no file", []string{"decode"}, exitUsage, "exactly one capture file", ""},
 		{"bad flag", []string{"decode", "--nope", "x"}, exitUsage, "unknown flag: --nope", ""},
 		{"unknown command", []string{"decoed"}, exitUsage, "unknown command", ""},

@@ -9,10 +9,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -391,7 +393,7 @@ func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescri
 		}
 	}
 	if ready != nil {
-		ready(describeLab(l, opts.Client))
+		ready(describeLab(l, opts.Client, opts.SPDY))
 	}
 
 	// The port-forward and the requests.
@@ -440,7 +442,7 @@ func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescri
 		time.Sleep(300 * time.Millisecond)
 	}
 	stopCaptures()
-	labInfo := describeLab(l, opts.Client)
+	labInfo := describeLab(l, opts.Client, opts.SPDY)
 	if l.App != nil {
 		labInfo.appLog = l.App.Log()
 	}
@@ -609,12 +611,38 @@ func sendRequests(ctx context.Context, port int, reqs []string, concurrency int,
 				}
 			}
 			tr.CloseIdleConnections()
-			res.err, res.took = err, time.Since(t0)
+			res.err, res.took = requestError(ctx, err), time.Since(t0)
 			out[i] = res
 		}(i, r)
 	}
 	wg.Wait()
 	return out
+}
+
+// requestError says why a request through the port-forward failed in the
+// terms of the forward, not of the HTTP client's internals (its URL on the
+// local port, "context canceled").
+func requestError(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	switch {
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		return fmt.Errorf("stopped: %v", context.Cause(ctx))
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("the port-forward closed the connection before a response came")
+	case errors.Is(err, syscall.ECONNRESET):
+		return errors.New("the port-forward reset the connection before a response came")
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("no response header within the header timeout (--header-timeout): %v", err)
+	}
+	return err
 }
 
 type labDescription struct {
@@ -625,7 +653,7 @@ type labDescription struct {
 	appLog []lab.AppRequest
 }
 
-func describeLab(l *lab.Lab, client string) labDescription {
+func describeLab(l *lab.Lab, client string, spdy bool) labDescription {
 	c := l.Config()
 	var b strings.Builder
 	app := c.App
@@ -633,8 +661,13 @@ func describeLab(l *lab.Lab, client string) labDescription {
 		app = "built-in app"
 	}
 	who := "pftap's own port-forward client (client-go, WebSocket first, SPDY fallback)"
-	if client == "kubectl" {
+	switch {
+	case client == "kubectl" && spdy:
+		who = "kubectl port-forward (SPDY/3.1: KUBECTL_PORT_FORWARD_WEBSOCKETS=false)"
+	case client == "kubectl":
 		who = "kubectl port-forward"
+	case spdy:
+		who = "pftap's own port-forward client (client-go, SPDY/3.1)"
 	}
 	fmt.Fprintf(&b, "pftap lab: %s to pod/%s through a local chain (%s runtime, %s), every leg tapped\n\n", who, c.Pod, c.Runtime, app)
 	b.WriteString(chainDiagram(l, client))

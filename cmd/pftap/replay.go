@@ -134,6 +134,9 @@ func replayRender(opts *ReplayOptions) error {
 	v.decode = decodePackets(v.legs, opts.Verbosity, func(fn func(p *packet.Packet) error) error {
 		if firstErr != nil {
 			if firstErr == io.EOF {
+				if err := rd.Unreadable(); err != nil {
+					return fmt.Errorf("%s: %w", opts.File, err)
+				}
 				return nil
 			}
 			return fmt.Errorf("%s: %w", opts.File, firstErr)
@@ -145,6 +148,9 @@ func replayRender(opts *ReplayOptions) error {
 		for {
 			if err := rd.Next(&p); err != nil {
 				if err == io.EOF {
+					if err := rd.Unreadable(); err != nil {
+						return fmt.Errorf("%s: %w", opts.File, err)
+					}
 					return nil
 				}
 				return fmt.Errorf("%s: %w", opts.File, err)

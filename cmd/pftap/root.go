@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -43,7 +44,7 @@ payload on the pod's loopback) and prints it as a timeline.`,
 	root.SetErr(io.ErrOut)
 	root.SetIn(io.In)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usageError{err}
+		return usageError{plainFlagError(err)}
 	})
 	root.AddCommand(newVersionCmd(io))
 	root.AddCommand(newDecodeCmd(io, nil))
@@ -53,6 +54,29 @@ payload on the pod's loopback) and prints it as a timeline.`,
 	root.AddCommand(newTraceCmd(io, nil))
 	root.AddCommand(newAgentCmd(io, nil))
 	return root
+}
+
+// flagParseError is pflag's message for a value it could not parse, which
+// ends in the Go parser's own words (strconv.ParseInt: parsing "x": ...).
+var flagParseError = regexp.MustCompile(`^invalid argument "(.*)" for "(.*)" flag: (strconv\.Parse\w+: parsing ".*": )?(.*)$`)
+
+// plainFlagError says what was wrong with a flag's value in a user's
+// words.
+func plainFlagError(err error) error {
+	m := flagParseError.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	why := m[4]
+	switch {
+	case m[3] != "" && why == "invalid syntax":
+		why = "not a number"
+	case m[3] != "" && why == "value out of range":
+		why = "out of range"
+	case strings.HasPrefix(why, "time: "):
+		why = "not a duration like 500ms, 30s or 2m"
+	}
+	return fmt.Errorf("%s %q: %s", m[2], m[1], why)
 }
 
 // run executes the command line and turns its outcome into an exit code.

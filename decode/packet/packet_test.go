@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,5 +162,40 @@ func TestReadAll(t *testing.T) {
 	pkts, _, err = r.ReadAll()
 	if !errors.Is(err, ErrBadCapture) || len(pkts) != 2 {
 		t.Errorf("cut short: %d packets, %v; want 2 and ErrBadCapture", len(pkts), err)
+	}
+}
+
+// TestManyInterfacesBounded: a file of nothing but interface blocks is
+// refused past MaxInterfaces, whatever its size, instead of costing a
+// reader memory for each.
+func TestManyInterfacesBounded(t *testing.T) {
+	le := binary.LittleEndian
+	var b []byte
+	shb := le.AppendUint32(le.AppendUint32(nil, 0x0a0d0d0a), 28)
+	shb = le.AppendUint32(shb, 0x1a2b3c4d)
+	shb = le.AppendUint16(le.AppendUint16(shb, 1), 0)
+	shb = le.AppendUint64(shb, ^uint64(0))
+	b = append(b, le.AppendUint32(shb, 28)...)
+	idb := le.AppendUint32(le.AppendUint32(nil, 1), 20)
+	idb = le.AppendUint32(le.AppendUint16(le.AppendUint16(idb, 1), 0), 65535)
+	idb = le.AppendUint32(idb, 20)
+	for range MaxInterfaces {
+		b = append(b, idb...)
+	}
+	rd, err := NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p Packet
+	if err := rd.Next(&p); err != io.EOF {
+		t.Fatalf("%d interfaces: %v, want EOF", MaxInterfaces, err)
+	}
+	b = append(b, idb...)
+	rd, err = NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rd.Next(&p); !errors.Is(err, ErrBadCapture) || !strings.Contains(err.Error(), "more than 4096 interfaces") || strings.Count(err.Error(), "bad capture") != 1 {
+		t.Errorf("%d interfaces: %v", MaxInterfaces+1, err)
 	}
 }

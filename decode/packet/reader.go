@@ -26,6 +26,10 @@ type Stats struct {
 	Frames    int // every captured frame
 	TCP       int // frames returned as packets
 	NotTCP    int // well-formed frames of other protocols, skipped
+	// Unsupported counts the frames of link types this package does not
+	// read (part of NotTCP); UnsupportedLink is the last such type.
+	Unsupported     int
+	UnsupportedLink LinkType
 	Malformed int // frames whose headers were cut or inconsistent, skipped
 	Truncated int // TCP packets cut short by the snap length
 }
@@ -66,7 +70,7 @@ func NewReader(r io.Reader) (rd *Reader, err error) {
 	rd = &Reader{}
 	switch binary.BigEndian.Uint32(magic) {
 	case 0x0a0d0d0a:
-		rd.ng, err = pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
+		rd.ng, err = pcapgo.NewNgReader(&blockGuard{r: br}, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
 		if err != nil {
 			return nil, fmt.Errorf("%w: pcapng: %v", ErrBadCapture, err)
 		}
@@ -83,6 +87,76 @@ func NewReader(r io.Reader) (rd *Reader, err error) {
 		return nil, fmt.Errorf("%w: not a pcap or pcapng file (starts with %x)", ErrBadCapture, magic)
 	}
 	return rd, nil
+}
+
+// MaxInterfaces bounds the interfaces of one pcapng section: a reader
+// keeps each one, so a file of nothing but interface blocks would
+// otherwise cost far more memory than it has bytes. pftap's recordings
+// have one interface per leg; captures of real machines, a few hundred at
+// most.
+const MaxInterfaces = 4096
+
+// blockGuard passes a pcapng stream through, following its block
+// headers, and fails it once a section declares more than MaxInterfaces
+// interfaces.
+type blockGuard struct {
+	r      io.Reader
+	hdr    [12]byte
+	have   int   // bytes of hdr read
+	skip   int64 // bytes left of the current block after its header
+	order  binary.ByteOrder
+	ifaces int
+	err    error
+}
+
+func (g *blockGuard) Read(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	n, err := g.r.Read(p)
+	b := p[:n]
+	for len(b) > 0 {
+		if g.skip > 0 {
+			k := int(min(g.skip, int64(len(b))))
+			g.skip -= int64(k)
+			b = b[k:]
+			continue
+		}
+		k := copy(g.hdr[g.have:], b)
+		g.have += k
+		b = b[k:]
+		if g.have < len(g.hdr) {
+			break
+		}
+		g.have = 0
+		typ := binary.LittleEndian.Uint32(g.hdr[0:4])
+		if typ == 0x0a0d0d0a { // section header: its byte order, a new count
+			g.order = binary.LittleEndian
+			if binary.BigEndian.Uint32(g.hdr[8:12]) == 0x1a2b3c4d {
+				g.order = binary.BigEndian
+			}
+			g.ifaces = 0
+		}
+		if g.order == nil {
+			g.order = binary.LittleEndian
+		}
+		typ = g.order.Uint32(g.hdr[0:4])
+		total := int64(g.order.Uint32(g.hdr[4:8]))
+		if typ == 1 {
+			g.ifaces++
+			if g.ifaces > MaxInterfaces {
+				g.err = fmt.Errorf("more than %d interfaces in one section", MaxInterfaces)
+				return 0, g.err
+			}
+		}
+		if total < int64(len(g.hdr)) {
+			// A damaged length: pcapgo says so; stop following.
+			g.skip = 1 << 62
+			continue
+		}
+		g.skip = total - int64(len(g.hdr))
+	}
+	return n, err
 }
 
 func (r *Reader) syncInterfaces() {
@@ -134,6 +208,18 @@ func (r *Reader) LegStats(i int) LegStats {
 // Application returns the application that wrote a pcapng file, if named.
 func (r *Reader) Application() string { return r.section.Application }
 
+// Unreadable says, once the file has been read, why a capture that held
+// frames gave no packet: they were all of link types this package does not
+// read. It is nil otherwise.
+func (r *Reader) Unreadable() error {
+	st := r.stats
+	if st.TCP > 0 || st.Unsupported == 0 || st.Unsupported < st.Frames-st.Malformed {
+		return nil
+	}
+	return fmt.Errorf("%w: all %d frames are of link type %d; pftap reads Ethernet, Linux cooked (SLL, SLL2), raw IP and BSD loopback captures",
+		ErrUnsupportedLink, st.Unsupported, st.UnsupportedLink)
+}
+
 // Stats returns the counts so far.
 func (r *Reader) Stats() Stats { return r.stats }
 
@@ -182,7 +268,12 @@ func (r *Reader) Next(p *Packet) (err error) {
 		r.stats.Frames++
 		switch err := Decode(link, data, p); {
 		case err == nil:
-		case errors.Is(err, ErrNotTCP), errors.Is(err, ErrUnsupportedLink):
+		case errors.Is(err, ErrUnsupportedLink):
+			r.stats.NotTCP++
+			r.stats.Unsupported++
+			r.stats.UnsupportedLink = link
+			continue
+		case errors.Is(err, ErrNotTCP):
 			r.stats.NotTCP++
 			continue
 		default:
