@@ -3,7 +3,6 @@
 package lab
 
 import (
-	"strings"
 	"context"
 	"fmt"
 	"net"
@@ -11,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 

@@ -192,6 +192,19 @@ func TestTraceDiagnoses(t *testing.T) {
 			t.Errorf("error line %q", first)
 		}
 	})
+	t.Run("local port in use", func(t *testing.T) {
+		busy, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer busy.Close()
+		port := busy.Addr().(*net.TCPAddr).Port
+		code, _, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "pod/nginx", fmt.Sprintf("%d:80", port)}, nil)
+		want := fmt.Sprintf("pftap: cannot listen on local port %d of 127.0.0.1: address already in use", port)
+		if code != exitError || strings.TrimSpace(errOut) != want {
+			t.Errorf("exit %d: %q, want %q", code, errOut, want)
+		}
+	})
 	t.Run("no such pod", func(t *testing.T) {
 		code, _, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "pod/nope", "8080:80"}, nil)
 		if code != exitError || !strings.Contains(errOut, "pod nope not found in namespace default") {

@@ -23,15 +23,15 @@ type Interface struct {
 
 // Stats counts what a Reader has read.
 type Stats struct {
-	Frames    int // every captured frame
-	TCP       int // frames returned as packets
-	NotTCP    int // well-formed frames of other protocols, skipped
+	Frames int // every captured frame
+	TCP    int // frames returned as packets
+	NotTCP int // well-formed frames of other protocols, skipped
 	// Unsupported counts the frames of link types this package does not
 	// read (part of NotTCP); UnsupportedLink is the last such type.
 	Unsupported     int
 	UnsupportedLink LinkType
-	Malformed int // frames whose headers were cut or inconsistent, skipped
-	Truncated int // TCP packets cut short by the snap length
+	Malformed       int // frames whose headers were cut or inconsistent, skipped
+	Truncated       int // TCP packets cut short by the snap length
 }
 
 // ErrBadCapture is wrapped by every error about the capture file itself:

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -198,6 +199,9 @@ func Start(ctx context.Context, o Options) (*Forwarder, error) {
 		if rerr := f.RelayErr(); rerr != nil {
 			return nil, fmt.Errorf("port-forward: %w (%v)", f.Err(), rerr)
 		}
+		if why := whyNoListen(addr, ports); why != nil {
+			return nil, why
+		}
 		return nil, fmt.Errorf("port-forward: %w", f.Err())
 	case <-ctx.Done():
 		f.Stop()
@@ -216,6 +220,28 @@ func Start(ctx context.Context, o Options) (*Forwarder, error) {
 // relayConfig returns where the relay connects (host:port), the TLS it
 // speaks there, and client-go's configuration for talking plain HTTP to
 // the relay (credentials kept, TLS settings dropped).
+// whyNoListen finds which local port could not be listened on, for a
+// port-forward that could listen on none (client-go's error lists them as
+// Go values).
+func whyNoListen(addr string, ports []string) error {
+	for _, p := range ports {
+		local, _, _ := strings.Cut(p, ":")
+		if local == "" || local == "0" {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort(addr, local))
+		if err != nil {
+			var se *os.SyscallError
+			if errors.As(err, &se) {
+				err = se.Err
+			}
+			return fmt.Errorf("cannot listen on local port %s of %s: %v", local, addr, err)
+		}
+		l.Close()
+	}
+	return nil
+}
+
 func relayConfig(o Options) (string, *tls.Config, *rest.Config, error) {
 	if o.Config == nil {
 		if o.Server == nil || o.Server.Scheme != "https" {
