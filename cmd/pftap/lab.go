@@ -51,8 +51,11 @@ witness, the requests inside pftap's HTTP client), port-forwards (pftap's own
 client, or --client kubectl), sends the requests through it, tears the lab
 down, and prints the legs side by side with the latency of every hop. Each
 leg is decoded where its frames arrive (the timeline appears during the run,
-50 ms behind the traffic) and nothing is kept; with -w every leg is also kept
-on disk (around the page cache) and written to the file at the end.`,
+50 ms behind the traffic) and nothing is kept; with -w every leg is also
+written to the file as the run goes (a killed run leaves a readable file),
+and what is known only at the end (the results, the app's log, drops) when
+it ends. Arguments are checked before anything is built; Ctrl-C, SIGTERM
+and SIGHUP stop the run within a few hundred ms and remove the lab.`,
 		Example: `  sudo pftap lab
   sudo pftap lab --runtime socat --spdy --request 'GET /bytes?n=1000000'
   sudo pftap lab --concurrency 5 --request / --request /bytes?n=1000 --repeat 5 -w session.pcapng`,

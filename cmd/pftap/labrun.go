@@ -598,7 +598,9 @@ func sendRequests(ctx context.Context, port int, reqs []string, concurrency int,
 				req.Header.Set("User-Agent", labUserAgent)
 				req.Header.Set("Accept", "*/*")
 				var resp *http.Response
-				if resp, err = client.Do(req); err == nil {
+				if resp, err = client.Do(req); err != nil {
+					err = requestError(ctx, err)
+				} else {
 					var cerr error
 					res.bytes, cerr = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
@@ -606,12 +608,12 @@ func sendRequests(ctx context.Context, port int, reqs []string, concurrency int,
 					if cerr != nil {
 						// A body cut short (the forward broke, or ^C) is a
 						// failed request, whatever its status line said.
-						err = fmt.Errorf("%s, but the body was cut short after %d bytes: %w", resp.Status, res.bytes, cerr)
+						err = fmt.Errorf("%s, but the body was cut short after %d bytes: %w", resp.Status, res.bytes, requestError(ctx, cerr))
 					}
 				}
 			}
 			tr.CloseIdleConnections()
-			res.err, res.took = requestError(ctx, err), time.Since(t0)
+			res.err, res.took = err, time.Since(t0)
 			out[i] = res
 		}(i, r)
 	}
@@ -632,11 +634,11 @@ func requestError(ctx context.Context, err error) error {
 	}
 	switch {
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
-		return fmt.Errorf("stopped: %v", context.Cause(ctx))
+		return fmt.Errorf("stopped: %w", context.Cause(ctx))
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return errors.New("the port-forward closed the connection before a response came")
+		return fmt.Errorf("the port-forward closed the connection: %w", err)
 	case errors.Is(err, syscall.ECONNRESET):
-		return errors.New("the port-forward reset the connection before a response came")
+		return fmt.Errorf("the port-forward reset the connection: %w", err)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
