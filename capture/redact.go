@@ -3,19 +3,29 @@ package capture
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/pftap/pftap/internal/secret"
 )
 
-// credentialHeaders are the HTTP header names whose values RedactFrame
-// hides.
-var credentialHeaders = [][]byte{[]byte("\nauthorization:"), []byte("\nproxy-authorization:"), []byte("\ncookie:"), []byte("\nset-cookie:")}
+// credentialHeaders are "\nNAME:" of the headers whose values RedactFrame
+// hides (secret.Headers), and keepScheme whether each keeps its first word.
+var credentialHeaders, keepScheme = func() ([][]byte, []bool) {
+	var hs [][]byte
+	var ks []bool
+	for _, h := range secret.Headers {
+		hs = append(hs, []byte("\n"+h+":"))
+		ks = append(ks, secret.KeepsScheme(h))
+	}
+	return hs, ks
+}()
 
 // wsTokenPrefix carries a bearer token in a WebSocket subprotocol.
-var wsTokenPrefix = []byte("base64url.bearer.authorization.k8s.io.")
+var wsTokenPrefix = []byte(secret.WebSocketTokenPrefix)
 
 // RedactFrame hides credentials in the TCP payload of an Ethernet/IPv4 or
-// IPv6 frame, in place: the values of Authorization, Proxy-Authorization,
-// Cookie and Set-Cookie header lines (after the scheme word, so "Bearer"
-// stays readable) and bearer tokens in WebSocket subprotocols become 'x',
+// IPv6 frame, in place: the values of the credential header lines of
+// secret.Headers (Authorization and Proxy-Authorization after the scheme
+// word, so "Bearer" stays readable) and bearer tokens in WebSocket
+// subprotocols become 'x',
 // and the TCP checksum is recomputed. Lengths do not change, so sequence
 // numbers stay right. It reports whether it changed anything. A header
 // split across two segments is not seen.
@@ -39,7 +49,7 @@ func RedactFrame(frame []byte) bool {
 			break
 		}
 		nl += i
-		for _, h := range credentialHeaders {
+		for hi, h := range credentialHeaders {
 			if !hasPrefixFold(payload[nl:], h) {
 				continue
 			}
@@ -52,7 +62,7 @@ func RedactFrame(frame []byte) bool {
 			for v < end && payload[v] == ' ' {
 				v++
 			}
-			if !bytes.HasPrefix(h, []byte("\ncookie")) && !bytes.HasPrefix(h, []byte("\nset-cookie")) {
+			if keepScheme[hi] {
 				// Keep the scheme: "Bearer", "Basic".
 				if sp := bytes.IndexByte(payload[v:end], ' '); sp > 0 {
 					v += sp + 1

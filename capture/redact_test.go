@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/netip"
 	"testing"
+
+	"github.com/pftap/pftap/internal/secret"
 )
 
 func TestRedactFrame(t *testing.T) {
@@ -93,5 +95,22 @@ func BenchmarkRedactFrameBulk(b *testing.B) {
 	b.SetBytes(int64(len(f)))
 	for b.Loop() {
 		RedactFrame(f)
+	}
+}
+
+// TestRedactFrameEveryHeader: every credential header of secret.Headers is
+// hidden in a recorded frame (the decoder hides the same list on screen),
+// Authorization-like ones after their scheme word.
+func TestRedactFrameEveryHeader(t *testing.T) {
+	src, dst := netip.MustParseAddrPort("10.0.0.1:40000"), netip.MustParseAddrPort("10.0.0.2:6443")
+	for _, h := range secret.Headers {
+		f := AppendTCPFrame(nil, src, dst, 1, 1, FlagACK|FlagPSH, []byte("GET / HTTP/1.1\r\nHost: x\r\n"+h+": Scheme value-s3cret\r\n\r\n"))
+		RedactFrame(f)
+		if bytes.Contains(f, []byte("s3cret")) {
+			t.Errorf("%s: the value is still in the frame", h)
+		}
+		if kept := bytes.Contains(f, []byte(": Scheme ")); kept != secret.KeepsScheme(h) {
+			t.Errorf("%s: scheme kept = %v", h, kept)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/pftap/pftap/internal/secret"
 	"net/url"
 	"strings"
 	"time"
@@ -663,8 +664,6 @@ func parsePodPath(target string) (ns, pod string) {
 	return "", ""
 }
 
-var secretHeaders = map[string]bool{"authorization": true, "proxy-authorization": true, "cookie": true, "set-cookie": true, "x-csrf-token": true}
-
 func (cs *connState) headerMap(m *httpMsg) map[string]string {
 	if len(m.fields) == 0 {
 		return nil
@@ -675,9 +674,9 @@ func (cs *connState) headerMap(m *httpMsg) map[string]string {
 		v := f.value
 		if !cs.d.opts.ShowSecrets {
 			switch {
-			case k == "authorization" || k == "proxy-authorization":
+			case secret.KeepsScheme(k):
 				v = redactAuth(v, false)
-			case secretHeaders[k]:
+			case secret.IsHeader(k):
 				v = "<redacted>"
 			case k == "sec-websocket-protocol":
 				v = redactWSProtocols(v, false)
@@ -711,8 +710,8 @@ func redactWSProtocols(v string, show bool) string {
 	parts := strings.Split(v, ",")
 	for i, p := range parts {
 		p = strings.TrimSpace(p)
-		if strings.HasPrefix(p, "base64url.bearer.authorization.k8s.io.") {
-			p = "base64url.bearer.authorization.k8s.io.<redacted>"
+		if strings.HasPrefix(p, secret.WebSocketTokenPrefix) {
+			p = secret.WebSocketTokenPrefix + "<redacted>"
 		}
 		parts[i] = p
 	}

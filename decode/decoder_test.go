@@ -11,6 +11,7 @@ import (
 	ms "github.com/moby/spdystream/spdy"
 
 	"github.com/pftap/pftap/decode/packet"
+	"github.com/pftap/pftap/internal/secret"
 )
 
 const spdyUpgradeReq = "POST /api/v1/namespaces/team-a/pods/web-0/portforward HTTP/1.1\r\nHost: k8s:6443\r\n" +
@@ -299,5 +300,19 @@ func TestLegBytesCountedOnce(t *testing.T) {
 	got := texts(evs)
 	if !strings.Contains(got, "(captured from its SYN)") || strings.Count(got, "refused: the SYN to port 81 was answered by RST") != 1 || strings.Contains(got, "closed (RST)") {
 		t.Errorf("refused connection:\n%s", got)
+	}
+}
+
+// TestRedactionEveryHeader: every credential header of secret.Headers is
+// hidden in the JSON (capture.RedactFrame hides the same list in files).
+func TestRedactionEveryHeader(t *testing.T) {
+	for _, h := range secret.Headers {
+		req := "GET /healthz HTTP/1.1\r\nHost: x\r\n" + h + ": Scheme value-" + h + "-s3cret\r\n\r\n"
+		c := newConv(6443)
+		c.send(0, []byte(req), 1500)
+		evs, _ := decodeConv(t, Options{}, c)
+		if js, _ := json.Marshal(evs); strings.Contains(string(js), "-s3cret") {
+			t.Errorf("%s leaked: %s", h, js)
+		}
 	}
 }

@@ -65,7 +65,7 @@ type recFrame struct {
 const (
 	writeEvery    = 50 * time.Millisecond
 	writeLateness = 2 * liveLateness
-	writeBudget   = 512 << 20
+	writeBudget   = 160 << 20
 	arenaSize     = 1 << 20
 )
 

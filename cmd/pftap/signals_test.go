@@ -17,9 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
-
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pftap/pftap/internal/nsenter"
@@ -235,14 +232,7 @@ func TestTraceDeploySignals(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	cfg, err := clientcmd.BuildConfigFromFlags("", l.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := labClient(t, l)
 	agentPod := func(t *testing.T, out string) string {
 		t.Helper()
 		for _, line := range strings.Split(out, "\n") {

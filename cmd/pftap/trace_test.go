@@ -68,6 +68,20 @@ func runTrace(t *testing.T, args []string, use func(ports []trace.PortPair)) (in
 	return code, out.String(), errOut.String()
 }
 
+// labClient is a clientset for the lab's API.
+func labClient(t *testing.T, l *lab.Lab) kubernetes.Interface {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", l.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
 // labAgentToken is the token of the agents the tests start.
 const labAgentToken = "lab-agent-token-0123"
 
@@ -463,14 +477,7 @@ func TestTraceAgentDeploy(t *testing.T) {
 		}
 	}
 	// The pod is gone: GET says 404.
-	cfg, err := clientcmd.BuildConfigFromFlags("", l.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := labClient(t, l)
 	if _, err := cs.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("GET the agent pod after trace: %v, want NotFound", err)
 	}

@@ -463,13 +463,15 @@ func Listeners(netns string) ([]netip.AddrPort, error) {
 		}
 		return nil
 	}
-	var err error
+	return out, inNetns(netns, read)
+}
+
+// inNetns runs fn in a network namespace ("": the agent's own).
+func inNetns(netns string, fn func() error) error {
 	if netns == "" {
-		err = read()
-	} else {
-		err = nsenter.Do(netns, read)
+		return fn()
 	}
-	return out, err
+	return nsenter.Do(netns, fn)
 }
 
 // parseListeners reads /proc/net/tcp{,6}: the LISTEN sockets' local

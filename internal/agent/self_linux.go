@@ -9,8 +9,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
-
-	"github.com/pftap/pftap/internal/nsenter"
 )
 
 // snapshot reads the byte counters of the TCP connections in a network
@@ -44,13 +42,7 @@ func snapshot(netns string, ports map[int]bool) (map[sock]counters, error) {
 		}
 		return nil
 	}
-	var err error
-	if netns == "" {
-		err = read()
-	} else {
-		err = nsenter.Do(netns, read)
-	}
-	return out, err
+	return out, inNetns(netns, read)
 }
 
 func addrPort(ip net.IP, port uint16) (netip.AddrPort, bool) {
