@@ -410,7 +410,11 @@ func (l *Lab) runAgentPod(p *corev1.Pod, rt *runtime, ended func(error)) (func()
 	}
 	listen := fmt.Sprintf("127.0.0.1:%d", agent.Port)
 	var idle time.Duration
+	single := false
 	for i, a := range c.Command {
+		if a == "--once" {
+			single = true
+		}
 		if i+1 >= len(c.Command) {
 			break
 		}
@@ -425,7 +429,7 @@ func (l *Lab) runAgentPod(p *corev1.Pod, rt *runtime, ended func(error)) (func()
 			idle = d
 		}
 	}
-	o := agent.Options{Token: env[agent.EnvToken], Netns: l.NodeNetns, ExitWhenIdle: idle}
+	o := agent.Options{Token: env[agent.EnvToken], Netns: l.NodeNetns, ExitWhenIdle: idle, Once: single}
 	if env[agent.EnvCert] != "" {
 		cert, err := tls.X509KeyPair([]byte(env[agent.EnvCert]), []byte(env[agent.EnvKey]))
 		if err != nil {
@@ -449,7 +453,7 @@ func (l *Lab) runAgentPod(p *corev1.Pod, rt *runtime, ended func(error)) (func()
 			return
 		default:
 		}
-		if errors.Is(err, agent.ErrIdle) {
+		if errors.Is(err, agent.ErrIdle) || errors.Is(err, agent.ErrSessionEnded) {
 			err = nil
 		}
 		ended(err)

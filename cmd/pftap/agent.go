@@ -25,6 +25,7 @@ type AgentOptions struct {
 	Token          string
 	TokenFile      string
 	ExitWhenIdle   time.Duration
+	Once           bool
 	Netns          string
 	KubeletPort    int
 	StreamingPorts []int
@@ -80,6 +81,7 @@ to trace (found when each session starts), are left out of every leg.`,
 	f.StringVar(&opts.TokenFile, "token-file", "", "a file holding the token trace must present (default: $PFTAP_AGENT_TOKEN, or a new one, printed)")
 	noTokenFlag(f, "token", "PFTAP_AGENT_TOKEN or --token-file")
 	f.DurationVar(&opts.ExitWhenIdle, "exit-when-idle", 0, "end once no trace session has run for this long (0: never; a deployed agent uses 20s)")
+	f.BoolVar(&opts.Once, "once", false, "serve one trace session: the token is refused after it is used, and the agent ends with that session (a deployed agent does)")
 	f.StringVar(&opts.Netns, "netns", "", "the node's network namespace (default: the agent's own)")
 	f.IntVar(&opts.KubeletPort, "kubelet-port", 10250, "the kubelet's port")
 	f.IntSliceVar(&opts.StreamingPorts, "streaming-port", nil, "the runtime streaming server's port on the node's lo (default: found)")
@@ -97,7 +99,7 @@ func agentRun(opts *AgentOptions) error {
 		rand.Read(b)
 		token, made = hex.EncodeToString(b), true
 	}
-	ao := agent.Options{Token: token, Netns: opts.Netns, KubeletPort: opts.KubeletPort, StreamingPorts: opts.StreamingPorts, Log: opts.IO.ErrOut, ExitWhenIdle: opts.ExitWhenIdle}
+	ao := agent.Options{Token: token, Netns: opts.Netns, KubeletPort: opts.KubeletPort, StreamingPorts: opts.StreamingPorts, Log: opts.IO.ErrOut, ExitWhenIdle: opts.ExitWhenIdle, Once: opts.Once}
 	// A deployed agent gets its certificate from trace, which pins it.
 	if c, k := os.Getenv(agent.EnvCert), os.Getenv(agent.EnvKey); c != "" && k != "" {
 		cert, err := tls.X509KeyPair([]byte(c), []byte(k))
@@ -139,6 +141,10 @@ func agentRun(opts *AgentOptions) error {
 	case err := <-errc:
 		if errors.Is(err, agent.ErrIdle) {
 			fmt.Fprintf(opts.IO.ErrOut, "pftap agent: no trace session for %s: exiting\n", opts.ExitWhenIdle)
+			return nil
+		}
+		if errors.Is(err, agent.ErrSessionEnded) {
+			fmt.Fprintf(opts.IO.ErrOut, "pftap agent: its one trace session ended: exiting\n")
 			return nil
 		}
 		return err

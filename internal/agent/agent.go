@@ -82,6 +82,10 @@ const (
 // session.
 var ErrIdle = errors.New("no trace session")
 
+// ErrSessionEnded is returned by Serve when the one session of an agent
+// with Options.Once has ended.
+var ErrSessionEnded = errors.New("the agent's one session ended")
+
 // Options of an agent.
 type Options struct {
 	// Token is the shared secret trace must present.
@@ -108,6 +112,12 @@ type Options struct {
 	// has been running for that long (from the start, and after each
 	// session): a deployed agent ends when its trace is gone.
 	ExitWhenIdle time.Duration
+	// Once makes the token good for one session: once a session has
+	// presented it, every later one is refused, and Serve returns
+	// ErrSessionEnded when that session ends. A deployed agent's token
+	// is in its pod's spec, which others may read; used once, by trace,
+	// it is worth nothing to them.
+	Once bool
 	// NoProbe skips the probe that finds the agent's own connections
 	// (for an agent that is not reached through the legs it taps).
 	NoProbe bool
@@ -134,6 +144,10 @@ type Agent struct {
 	mu        sync.Mutex
 	active    int
 	idleSince time.Time
+	// used is set once a session presented the token (Options.Once);
+	// onceDone is closed when that session ends.
+	used     bool
+	onceDone chan struct{}
 	// Fingerprint is the SHA-256 of the agent's certificate, hex.
 	Fingerprint string
 }
@@ -158,7 +172,8 @@ func New(o Options) (*Agent, error) {
 			return nil, err
 		}
 	}
-	return &Agent{opts: o, tls: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}, Fingerprint: pki.Fingerprint(cert)}, nil
+	return &Agent{opts: o, tls: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}, Fingerprint: pki.Fingerprint(cert),
+		onceDone: make(chan struct{})}, nil
 }
 
 // NewCertificate makes a self-signed certificate for an agent.
@@ -180,6 +195,17 @@ func (a *Agent) Serve(l net.Listener) error {
 	a.idleSince = time.Now()
 	a.mu.Unlock()
 	idle := make(chan struct{})
+	if a.opts.Once {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			select {
+			case <-a.onceDone:
+				l.Close()
+			case <-stop:
+			}
+		}()
+	}
 	if a.opts.ExitWhenIdle > 0 {
 		stop := make(chan struct{})
 		defer close(stop)
@@ -209,6 +235,8 @@ func (a *Agent) Serve(l net.Listener) error {
 			select {
 			case <-idle:
 				return ErrIdle
+			case <-a.onceDone:
+				return ErrSessionEnded
 			default:
 			}
 			if errors.Is(err, net.ErrClosed) {
@@ -259,6 +287,18 @@ func (a *Agent) session(c net.Conn) {
 		a.logf("%s: wrong token", c.RemoteAddr())
 		enc.Encode(Hello{Error: "wrong token"})
 		return
+	}
+	if a.opts.Once {
+		a.mu.Lock()
+		used := a.used
+		a.used = true
+		a.mu.Unlock()
+		if used {
+			a.logf("%s: the token was used already", c.RemoteAddr())
+			enc.Encode(Hello{Error: "this agent's token was used already: it serves one trace"})
+			return
+		}
+		defer close(a.onceDone)
 	}
 	own, err := a.probe(c, br)
 	if err != nil {

@@ -136,3 +136,33 @@ func TestDialAgentRemembers(t *testing.T) {
 		t.Errorf("known_agents:\n%s", b)
 	}
 }
+
+// TestDialAgentOnce: an agent with Options.Once serves one session and
+// Serve returns when it ends: a token read from a deployed agent's pod spec
+// opens nothing once trace has used it.
+func TestDialAgentOnce(t *testing.T) {
+	a, err := agent.New(agent.Options{Token: "a-token-long-enough", NoProbe: true, StreamingPorts: []int{1}, Once: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(l) }()
+	o := Options{Agent: l.Addr().String(), AgentToken: "a-token-long-enough", AgentFingerprint: a.Fingerprint}
+	// The first session is served (and ends: the pod is not here).
+	if _, _, err := dialAgent(context.Background(), o, "192.0.2.1"); err == nil || !strings.Contains(err.Error(), "not on this node") {
+		t.Fatalf("first session: %v", err)
+	}
+	select {
+	case err := <-served:
+		if !errors.Is(err, agent.ErrSessionEnded) {
+			t.Errorf("Serve: %v, want ErrSessionEnded", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the agent went on serving after its one session")
+	}
+}

@@ -50,7 +50,9 @@ type Deployed struct {
 // node's 127.0.0.1 only, with its token and certificate from trace. It
 // ends by itself once no trace session has run for AgentIdle (a trace
 // killed before it could delete the pod), and a deadline bounds it in any
-// case.
+// case. Its token is good for one session (--once): the pod's spec shows
+// it to whoever may read pods there, and once trace has used it, it opens
+// nothing.
 func AgentPod(ns, node, image, token string, certPEM, keyPEM []byte) *corev1.Pod {
 	b := make([]byte, 3)
 	rand.Read(b)
@@ -72,7 +74,7 @@ func AgentPod(ns, node, image, token string, certPEM, keyPEM []byte) *corev1.Pod
 			Containers: []corev1.Container{{
 				Name:    "agent",
 				Image:   image,
-				Command: []string{"/pftap", "agent", "--listen", "127.0.0.1:" + strconv.Itoa(agent.Port), "--exit-when-idle", AgentIdle.String()},
+				Command: []string{"/pftap", "agent", "--listen", "127.0.0.1:" + strconv.Itoa(agent.Port), "--exit-when-idle", AgentIdle.String(), "--once"},
 				Env: []corev1.EnvVar{{Name: agent.EnvToken, Value: token}, {Name: agent.EnvCert, Value: string(certPEM)},
 					{Name: agent.EnvKey, Value: string(keyPEM)}},
 				SecurityContext: &corev1.SecurityContext{Privileged: &privileged},
