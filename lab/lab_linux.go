@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pftap/pftap/internal/agent"
+	"github.com/pftap/pftap/agent"
 	"github.com/pftap/pftap/internal/fakeapi"
 	"github.com/pftap/pftap/internal/pki"
 

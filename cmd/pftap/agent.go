@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/pftap/pftap/internal/agent"
+	"github.com/pftap/pftap/agent"
 )
 
 // AgentOptions are the inputs of `pftap agent`.

@@ -15,10 +15,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/pftap/pftap/agent"
 	"github.com/pftap/pftap/decode"
-	"github.com/pftap/pftap/internal/agent"
-	"github.com/pftap/pftap/internal/trace"
 	"github.com/pftap/pftap/timeline"
+	"github.com/pftap/pftap/trace"
 )
 
 // TraceOptions are the inputs of `pftap trace`.

@@ -22,11 +22,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/pftap/pftap/internal/agent"
+	"github.com/pftap/pftap/agent"
 	"github.com/pftap/pftap/internal/kubectl"
 	"github.com/pftap/pftap/internal/testenv"
-	"github.com/pftap/pftap/internal/trace"
 	"github.com/pftap/pftap/lab"
+	"github.com/pftap/pftap/trace"
 )
 
 // runTrace runs `pftap trace ARGS` in-process, calls use with the

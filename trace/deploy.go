@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/pftap/pftap/internal/agent"
+	"github.com/pftap/pftap/agent"
 	"github.com/pftap/pftap/internal/pfclient"
 	"github.com/pftap/pftap/internal/pki"
 )

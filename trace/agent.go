@@ -18,7 +18,7 @@ import (
 
 	"github.com/gopacket/gopacket/pcapgo"
 
-	"github.com/pftap/pftap/internal/agent"
+	"github.com/pftap/pftap/agent"
 )
 
 // ErrAgentNotPinned is wrapped by the error of a connection to an agent

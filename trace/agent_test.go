@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pftap/pftap/internal/agent"
+	"github.com/pftap/pftap/agent"
 	"github.com/pftap/pftap/internal/pki"
 )
 

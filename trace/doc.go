@@ -1,0 +1,29 @@
+// Package trace is what `pftap trace` does against a real cluster.
+//
+// # What it does
+//
+// Resolve finds the pod as kubectl port-forward does (pod/NAME, NAME,
+// svc/NAME with its target port, workloads by their selector; numeric and
+// named ports). Start forwards with pftap's own client (the WebSocket
+// tunnel first, SPDY/3.1 when the apiserver refuses it), taps the client's
+// leg (L1) below TLS, and decodes it as the frames come; each failure event
+// carries its decode.Diagnosis, sharpened by what the agent saw listening in
+// the pod.
+//
+// # The node's legs
+//
+// With a pftap agent on the pod's node (package agent), the session also
+// receives L2 on the wire, L3 and L4 and the pod's eth0 as pcapng over TLS.
+// Trace sends nothing to an agent before it presents the pinned
+// certificate (Options.AgentFingerprint, or the one remembered for its
+// address in Options.KnownAgents), keeps the session alive with a keepalive,
+// puts the node's clock on this machine's (timeline.EstimateOffset) and
+// places the TLS leg on each request's path. DeployAgent runs the agent as
+// a pod on the target's node and reaches it through the API's
+// port-forward; its token serves one session.
+//
+// # Recording
+//
+// Options.Write records every leg to pcapng as the session goes, with the
+// decoded summaries as packet comments.
+package trace
