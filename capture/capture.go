@@ -3,6 +3,8 @@ package capture
 import (
 	"errors"
 
+	"github.com/pftap/pftap/internal/nsenter"
+
 	"github.com/gopacket/gopacket"
 )
 
@@ -29,9 +31,9 @@ type Stats struct {
 
 // Errors.
 var (
-	// ErrNotSupported is returned for live capture on systems without
-	// AF_PACKET.
-	ErrNotSupported = errors.New("live capture is only supported on Linux")
+	// ErrNotSupported is wrapped by the errors of live capture on
+	// systems without AF_PACKET; it is nsenter.ErrNotSupported.
+	ErrNotSupported = nsenter.ErrNotSupported
 	// ErrTimeout is returned by ReadPacket when nothing arrived for a while.
 	ErrTimeout = errors.New("no packet yet")
 	// ErrNoNamespace: the named network namespace does not exist.

@@ -3,8 +3,8 @@ package lab
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
+	"github.com/pftap/pftap/internal/nsenter"
 	"io"
 	"log"
 	"net"
@@ -183,7 +183,7 @@ func (l *Lab) Config() Config { return l.cfg }
 
 // ErrNotSupported is returned by Start on systems without network
 // namespaces.
-var ErrNotSupported = errors.New("the lab needs Linux network namespaces")
+var ErrNotSupported = nsenter.ErrNotSupported
 
 // addressing is a lab's plan: a /24 cut into three /30 links.
 //

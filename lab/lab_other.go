@@ -5,12 +5,13 @@ package lab
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 )
 
 // Start fails with ErrNotSupported: the lab needs Linux.
-func Start(ctx context.Context, cfg Config) (*Lab, error) { return nil, ErrNotSupported }
+func Start(ctx context.Context, cfg Config) (*Lab, error) { return nil, errLab }
 
 // Close does nothing.
 func (l *Lab) Close() error { return nil }
@@ -43,3 +44,6 @@ var ErrSeveralLabs = errors.New("several labs are running")
 
 // Down fails with ErrNotSupported.
 func Down(name string, wait time.Duration) (State, error) { return State{}, ErrNotSupported }
+
+// errLab says what needs Linux.
+var errLab = fmt.Errorf("the lab (network namespaces, veths): %w", ErrNotSupported)

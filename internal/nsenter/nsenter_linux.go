@@ -15,9 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrNotSupported is wrapped by every error on systems without network
-// namespaces.
-var ErrNotSupported = errors.New("network namespaces are not supported on this OS")
 
 // Path resolves a namespace reference to a path: a name under /run/netns,
 // "pid:N" for a process's namespace, or a path as is. "" means the current

@@ -2,12 +2,6 @@
 
 package nsenter
 
-import "errors"
-
-// ErrNotSupported is wrapped by every error on systems without network
-// namespaces.
-var ErrNotSupported = errors.New("network namespaces are not supported on this OS")
-
 // Path resolves a namespace reference to a path.
 func Path(ref string) string { return ref }
 
