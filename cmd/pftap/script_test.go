@@ -75,4 +75,3 @@ func TestScripts(t *testing.T) {
 		},
 	})
 }
-

@@ -15,7 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-
 // Path resolves a namespace reference to a path: a name under /run/netns,
 // "pid:N" for a process's namespace, or a path as is. "" means the current
 // process's namespace.
