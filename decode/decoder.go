@@ -148,6 +148,23 @@ func (d *Decoder) Add(p *packet.Packet) {
 	d.asm.Add(p)
 }
 
+// Pending counts what a live capture still waits to see: connections not
+// closed both ways (FIN or RST), and port-forward requests not ended. A
+// session has drained when both are zero.
+func (d *Decoder) Pending() (conns, requests int) {
+	for _, cs := range d.conns {
+		if cs.closed < 2 {
+			conns++
+		}
+		for _, r := range cs.pf.order {
+			if !r.ended {
+				requests++
+			}
+		}
+	}
+	return conns, requests
+}
+
 // Finish ends the input: open holes become gaps, unfinished requests are
 // summarised, and the totals are returned.
 func (d *Decoder) Finish() Summary {

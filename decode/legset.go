@@ -78,6 +78,10 @@ func (s *LegSet) AddLeg(name string, chunks func(*Chunk), records func(*TLSRecor
 	return l
 }
 
+// Pending is Decoder.Pending for this leg; it must not run beside the
+// leg's Add.
+func (l *LegDecoder) Pending() (conns, requests int) { return l.d.Pending() }
+
 // Index is the leg's place in the set: packets given to Add carry it as
 // their Interface.
 func (l *LegDecoder) Index() int { return l.idx }

@@ -431,15 +431,18 @@ func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescri
 		}
 	}
 	results := sendRequests(ctx, local, opts.Requests, opts.Concurrency, opts.HeaderTimeout, tapUser)
-	// Stopped by a signal: no wait for anything still on its way.
+	// The drain policy: every request ends on every leg before the client
+	// goes, and every connection is closed on every leg before the taps
+	// stop, each bounded. Stopped by a signal: no wait for anything still
+	// on its way.
 	stopped := ctx.Err() != nil
 	if !stopped {
-		time.Sleep(200 * time.Millisecond)
+		drain(rec.live, func(_, requests int) bool { return requests == 0 }, drainRequests)
 	}
 	stopClient()
 	lingering.wait()
 	if !stopped {
-		time.Sleep(300 * time.Millisecond)
+		drain(rec.live, func(conns, _ int) bool { return conns == 0 }, drainConns)
 	}
 	stopCaptures()
 	labInfo := describeLab(l, opts.Client, opts.SPDY)
@@ -462,6 +465,34 @@ type reqResult struct {
 // pftap lab's requests are byte for byte what `curl -A pftap-lab` sends, so
 // a recording of them replays with curl (see docs/replay.md).
 const labUserAgent = "pftap-lab"
+
+// A lab session drains before it ends: once the user's requests are
+// answered, the client waits until every port-forward request has ended
+// on every leg (its streams closed or reset there) for at most
+// drainRequests; once the client has gone, the taps wait until every
+// connection is closed both ways on every leg (the peers' FINs and
+// GOAWAYs seen) for at most drainConns. A session that is only measured
+// (no decoder) does not wait.
+const (
+	drainRequests = time.Second
+	drainConns    = time.Second
+	drainPoll     = 2 * time.Millisecond
+)
+
+// drain waits until done says the live decoding has seen enough, or for
+// at most within.
+func drain(live *liveDecoder, done func(conns, requests int) bool, within time.Duration) {
+	if live == nil {
+		return
+	}
+	deadline := time.Now().Add(within)
+	for {
+		if done(live.pending()) || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(drainPoll)
+	}
+}
 
 // defaultHeaderTimeout is how long a lab request waits for its response's
 // header (--header-timeout).

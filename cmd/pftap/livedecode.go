@@ -109,6 +109,21 @@ func (ld *liveDecoder) parts(i int, head, payload []byte, keep func(ts time.Time
 	l.dec.Add(&l.p)
 }
 
+// pending sums, over every leg, the connections not yet closed both ways
+// and the port-forward requests not yet ended, as decoded so far.
+func (ld *liveDecoder) pending() (conns, requests int) {
+	ld.mu.Lock()
+	legs := ld.legs
+	ld.mu.Unlock()
+	for _, l := range legs {
+		l.mu.Lock()
+		c, r := l.dec.Pending()
+		l.mu.Unlock()
+		conns, requests = conns+c, requests+r
+	}
+	return conns, requests
+}
+
 // finish ends the input: frames that still come are dropped, and run
 // releases what is left and returns.
 func (ld *liveDecoder) finish() {
