@@ -3,10 +3,21 @@
 //
 //	pftap lab                      build a local chain, tap every hop, print the hops side by side
 //	pftap lab up|down|status|clean keep a lab running for real kubectl
-//	pftap decode FILE              decode a capture of port-forward traffic
+//	pftap trace TYPE/NAME PORT...  kubectl port-forward against any cluster, tapped
+//	pftap agent                    the node side of trace
 //	pftap capture                  capture inside any network namespace
+//	pftap decode FILE              decode a capture of port-forward traffic
+//	pftap replay FILE              re-render a recording, or serve it as an apiserver
+//	pftap version
 //
-// This package is the command line only: flags become an options struct,
-// a run function does the work and writes to its IOStreams, and exit codes
-// are decided in run (root.go).
+// The command shape is gh's: NewCmdX fills an XOptions struct from flags and
+// validates it before anything runs; xRun does the work and writes only to
+// its IOStreams; exit codes are decided in run (root.go): 2 for a wrong
+// command line, 1 for a failure, each said in one line.
+//
+// Not yet only the command line: the lab session's pipeline (labrun.go: the
+// session, the request sender, the renderer; livedecode.go: the live
+// multi-leg decoder; recwriter.go: the recording written as the session
+// goes) still lives here, until it moves to a package of its own shared
+// with trace.
 package main
