@@ -201,10 +201,12 @@ func TestConcurrentCurls(t *testing.T) {
 	}
 }
 
+// TestAppCommand: any command as the app. socat -t 5: its default 0.5 s
+// after stdin ends is less than a reply can take when every test runs at once.
 func TestAppCommand(t *testing.T) {
 	l := startLab(t, Config{App: "exec socat TCP4-LISTEN:8080,fork,reuseaddr SYSTEM:'echo pong'", AppPort: 8080})
 	f := forward(t, l, 8080, true)
-	out, err := exec.Command("sh", "-c", fmt.Sprintf("echo ping | socat - TCP4:127.0.0.1:%d", f.Local)).Output()
+	out, err := exec.Command("sh", "-c", fmt.Sprintf("echo ping | socat -t 5 - TCP4:127.0.0.1:%d", f.Local)).Output()
 	if err != nil || strings.TrimSpace(string(out)) != "pong" {
 		t.Errorf("custom app: %v %q", err, out)
 	}
