@@ -14,7 +14,7 @@ import (
 //
 //   - decode and timeline are pure: they touch no OS (no files, processes,
 //     sockets or namespaces of their own), read no clock, and use no pftap
-//     package but each other and the leaves internal/preview and
+//     package but each other, leg, and the leaves internal/preview and
 //     internal/secret;
 //   - replay, which reads recordings and serves them, needs no root: none
 //     of the packages that capture, build labs or enter namespaces;
@@ -91,7 +91,7 @@ func TestDependencyRules(t *testing.T) {
 				}
 			}
 			for _, d := range p.Deps {
-				if strings.HasPrefix(d, module+"/") && !under(d, "decode", "timeline", "internal/preview", "internal/secret") {
+				if strings.HasPrefix(d, module+"/") && !under(d, "decode", "timeline", "leg", "internal/preview", "internal/secret") {
 					t.Errorf("%s is pure but depends on %s", r, rel(d))
 				}
 			}

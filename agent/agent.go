@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/pftap/pftap/leg"
 	"io"
 	"net"
 	"net/netip"
@@ -36,9 +37,12 @@ type Request struct {
 
 // Hello is the agent's answer, before the pcapng stream.
 type Hello struct {
-	Node  string   `json:"node,omitempty"`
-	Legs  []string `json:"legs,omitempty"`
-	Error string   `json:"error,omitempty"`
+	Node string `json:"node,omitempty"`
+	// Legs are the names of the legs the stream's interfaces carry, and
+	// LegIDs their places in the chain.
+	Legs   []string `json:"legs,omitempty"`
+	LegIDs []leg.ID `json:"leg_ids,omitempty"`
+	Error  string   `json:"error,omitempty"`
 	// PodListeners are the TCP addresses listening in the pod's network
 	// namespace when the session began ("127.0.0.1:80", "10.1.2.3:8080",
 	// "[::]:443"): what trace needs to tell "nothing listens" from "the
@@ -305,8 +309,9 @@ func (a *Agent) session(c net.Conn) {
 	}()
 	host, _ := os.Hostname()
 	names := make([]string, len(legs))
+	ids := make([]leg.ID, len(legs))
 	for i, l := range legs {
-		names[i] = l.Name
+		names[i], ids[i] = l.Name, l.ID
 	}
 	var listening []string
 	if ls, err := Listeners(podNetns); err == nil {
@@ -318,7 +323,7 @@ func (a *Agent) session(c net.Conn) {
 	for _, t := range own {
 		excluded = append(excluded, t.String())
 	}
-	if err := enc.Encode(Hello{Node: host, Legs: names, PodListeners: listening, Excluded: excluded}); err != nil {
+	if err := enc.Encode(Hello{Node: host, Legs: names, LegIDs: ids, PodListeners: listening, Excluded: excluded}); err != nil {
 		return
 	}
 	c.SetDeadline(time.Time{})
@@ -443,19 +448,19 @@ func (a *Agent) open(req Request, own []Tuple) ([]*capture.Source, []capture.Leg
 		netns, iface string
 		filter       string
 	}
-	ws := []want{{capture.Leg{Name: "L2 on the wire (TLS)", Description: fmt.Sprintf("the apiserver to the kubelet's :%d, TLS records, tapped on the node", a.opts.KubeletPort)},
+	ws := []want{{capture.Leg{ID: leg.L2Wire, Name: "L2 on the wire (TLS)", Description: fmt.Sprintf("the apiserver to the kubelet's :%d, TLS records, tapped on the node", a.opts.KubeletPort)},
 		a.opts.Netns, "any", fmt.Sprintf("tcp port %d", a.opts.KubeletPort)}}
 	if len(ports) > 0 {
 		var f []string
 		for _, p := range ports {
 			f = append(f, fmt.Sprintf("tcp port %d", p))
 		}
-		ws = append(ws, want{capture.Leg{Name: "L3 kubelet→runtime", Description: fmt.Sprintf("the kubelet to the runtime's streaming server on the node's lo (ports %v)", ports)},
+		ws = append(ws, want{capture.Leg{ID: leg.L3, Name: "L3 kubelet→runtime", Description: fmt.Sprintf("the kubelet to the runtime's streaming server on the node's lo (ports %v)", ports)},
 			a.opts.Netns, "lo", strings.Join(f, " or ")})
 	}
 	ws = append(ws,
-		want{capture.Leg{Name: "L4 runtime→app", Description: "the pod's lo, in " + pod.How}, pod.Ref, "lo", "tcp"},
-		want{capture.Leg{Name: "witness pod eth0", Description: "the pod's " + pod.Interface + ": port-forward never crosses it"}, pod.Ref, pod.Interface, "tcp"})
+		want{capture.Leg{ID: leg.L4, Name: "L4 runtime→app", Description: "the pod's lo, in " + pod.How}, pod.Ref, "lo", "tcp"},
+		want{capture.Leg{ID: leg.Witness, Name: "witness pod eth0", Description: "the pod's " + pod.Interface + ": port-forward never crosses it"}, pod.Ref, pod.Interface, "tcp"})
 	var srcs []*capture.Source
 	var legs []capture.Leg
 	for _, w := range ws {

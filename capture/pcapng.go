@@ -14,11 +14,16 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/pftap/pftap/decode/packet"
+	"github.com/pftap/pftap/leg"
 )
 
 // Leg describes one interface of a recording: in pftap's recordings, one
 // hop of the port-forward chain.
 type Leg struct {
+	// ID is the leg's place in the chain; it is written at the end of
+	// the interface's description (leg.Leg.Marker), so that readers know
+	// the leg without reading its name.
+	ID leg.ID
 	// Name is shown by Wireshark as the interface name, such as
 	// "L4 pod lo (netns pftap-1-pod)".
 	Name string
@@ -88,7 +93,7 @@ func (w *Writer) ngInterface(l Leg) pcapgo.NgInterface {
 	if l.LinkType != 0 {
 		lt = layers.LinkType(l.LinkType)
 	}
-	return pcapgo.NgInterface{Name: l.Name, Description: l.Description, LinkType: lt,
+	return pcapgo.NgInterface{Name: l.Name, Description: leg.Leg{ID: l.ID, Name: l.Name, Description: l.Description}.Marker(), LinkType: lt,
 		TimestampResolution: 9, SnapLength: Snap, OS: runtime.GOOS}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/pftap/pftap/internal/secret"
+	"github.com/pftap/pftap/leg"
 	"net/url"
 	"strings"
 	"time"
@@ -99,6 +100,7 @@ type Decoder struct {
 	emit   func(*Event)
 	asm    *tcpstream.Assembler
 	legs   map[int]string
+	legIDs map[int]leg.ID
 	sum    Summary
 	conns  []*connState
 	failed bool
@@ -109,7 +111,7 @@ type Decoder struct {
 // NewDecoder returns a Decoder that calls emit for every event, in capture
 // order. The Event is not reused after emit returns.
 func NewDecoder(opts Options, emit func(*Event)) *Decoder {
-	d := &Decoder{opts: opts, emit: emit, legs: map[int]string{}}
+	d := &Decoder{opts: opts, emit: emit, legs: map[int]string{}, legIDs: map[int]leg.ID{}}
 	d.asm = tcpstream.NewAssembler(handler{d})
 	return d
 }
@@ -123,6 +125,7 @@ func (d *Decoder) SetInterfaces(ifs []packet.Interface) {
 			name = fmt.Sprintf("if%d", i.Index)
 		}
 		d.legs[i.Index] = name
+		d.legIDs[i.Index] = i.Leg
 	}
 }
 
@@ -205,7 +208,7 @@ func (d *Decoder) send(lv level, cs *connState, e *Event) {
 		return
 	}
 	e.Conn = cs.c.ID
-	e.Leg = cs.leg
+	e.Leg, e.LegID = cs.leg, cs.legID
 	if e.Diagnosis == "" {
 		e.Diagnosis = Diagnose(e)
 	}
@@ -245,6 +248,7 @@ type connState struct {
 	d       *Decoder
 	c       *tcpstream.Conn
 	leg     string
+	legID   leg.ID
 	dirs    [2]dirDec
 	upgrade *httpMsg // the request that asked to switch protocols
 	upAt    time.Time
@@ -268,7 +272,7 @@ type handler struct{ d *Decoder }
 
 func (h handler) Open(c *tcpstream.Conn, t time.Time) {
 	d := h.d
-	cs := &connState{d: d, c: c, leg: d.legs[c.Interface]}
+	cs := &connState{d: d, c: c, leg: d.legs[c.Interface], legID: d.legIDs[c.Interface]}
 	cs.pf.cs = cs
 	c.User = cs
 	d.conns = append(d.conns, cs)

@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"github.com/pftap/pftap/leg"
 	"time"
 
 	"github.com/pftap/pftap/decode/spdy"
@@ -48,9 +49,11 @@ type Event struct {
 	Kind Kind      `json:"kind"`
 	// Conn numbers the connection in the capture, from 1.
 	Conn int `json:"conn"`
-	// Leg is the capture interface's name (in pftap recordings, the leg).
-	Leg string `json:"leg,omitempty"`
-	Dir Dir    `json:"dir,omitempty"`
+	// Leg is the capture interface's name (in pftap recordings, the leg),
+	// and LegID the leg of the chain it is (stable whatever its name).
+	Leg   string `json:"leg,omitempty"`
+	LegID leg.ID `json:"leg_id,omitempty"`
+	Dir   Dir    `json:"dir,omitempty"`
 	// Offset is the byte offset of the event in its direction's stream
 	// (the TCP stream, or the SPDY stream inside a WebSocket tunnel).
 	Offset *int64 `json:"offset,omitempty"`

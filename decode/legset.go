@@ -2,6 +2,7 @@ package decode
 
 import (
 	"fmt"
+	"github.com/pftap/pftap/leg"
 	"sync"
 	"time"
 
@@ -61,19 +62,19 @@ func NewLegSet(opts Options, emit func(*Event)) *LegSet {
 	return &LegSet{opts: opts, emit: emit, ids: map[connRef]int{}}
 }
 
-// AddLeg adds a leg named name, the next in order (ties in time go to the
-// leg added first). chunks and records, when not nil, receive that leg's
+// AddLeg adds a leg, the next in order (ties in time go to the leg added
+// first); its events carry its name and ID. chunks and records, when not nil, receive that leg's
 // Options.Chunks and Options.Records calls, on the goroutine that calls
 // its Add; the Conn they carry is the leg's own number for the connection,
 // which Conn turns into the set's.
-func (s *LegSet) AddLeg(name string, chunks func(*Chunk), records func(*TLSRecord)) *LegDecoder {
+func (s *LegSet) AddLeg(lg leg.Leg, chunks func(*Chunk), records func(*TLSRecord)) *LegDecoder {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := &LegDecoder{set: s, idx: len(s.legs)}
 	o := s.opts
 	o.Chunks, o.Records = chunks, records
 	l.d = NewDecoder(o, l.event)
-	l.d.SetInterfaces([]packet.Interface{{Index: l.idx, Name: name}})
+	l.d.SetInterfaces([]packet.Interface{{Index: l.idx, Name: lg.Name, Leg: lg.ID}})
 	s.legs = append(s.legs, l)
 	return l
 }

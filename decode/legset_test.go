@@ -3,6 +3,7 @@ package decode
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/pftap/pftap/leg"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -108,7 +109,7 @@ func decodeLegs(pkts []packet.Packet, ifs []packet.Interface, verbosity int) dec
 	legs := make([]*LegDecoder, len(ifs))
 	for i, ifc := range ifs {
 		i := i
-		legs[i] = s.AddLeg(ifc.Name, func(c *Chunk) {
+		legs[i] = s.AddLeg(leg.Leg{ID: ifc.Leg, Name: ifc.Name}, func(c *Chunk) {
 			chunks[i] = append(chunks[i], chunkRec{c.Leg, c.Conn, c.Dir, c.Stream, c.RequestID, c.SPDY, c.Offset, c.Len, crc32.ChecksumIEEE(c.Data)})
 		}, func(r *TLSRecord) { records[i] = append(records[i], *r) })
 	}
@@ -244,7 +245,7 @@ func TestLegSetTies(t *testing.T) {
 
 	var got []string
 	s := NewLegSet(Options{}, func(e *Event) { bs, _ := json.Marshal(e); got = append(got, string(bs)) })
-	la, lb := s.AddLeg("a", nil, nil), s.AddLeg("b", nil, nil)
+	la, lb := s.AddLeg(leg.Leg{Name: "a"}, nil, nil), s.AddLeg(leg.Leg{Name: "b"}, nil, nil)
 	for i := range b.pkts {
 		lb.Add(&b.pkts[i])
 	}

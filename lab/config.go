@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"github.com/pftap/pftap/internal/nsenter"
+	"github.com/pftap/pftap/leg"
 	"io"
 	"log"
 	"net"
@@ -129,8 +130,10 @@ func NewToken() string {
 
 // Leg is one hop of the chain, as capture needs it.
 type Leg struct {
-	// ID is "L1" to "L4", or "witness" for the pod's eth0.
-	ID string
+	// ID is the leg of the chain: L1 to L4, or the witness (the pod's
+	// eth0). L2's capture point here is the wire (leg.L2Wire once
+	// captured).
+	ID leg.ID
 	// Name says what the leg connects, such as "apiserver → kubelet".
 	Name string
 	// Netns is the network namespace to capture in ("" for the host's).

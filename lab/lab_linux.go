@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/pftap/pftap/leg"
 	"net"
 	"net/http"
 	"net/netip"
@@ -305,20 +306,20 @@ func (l *Lab) legs() {
 	api := netip.AddrPortFrom(a.cp, APIServerPort)
 	kub := netip.AddrPortFrom(a.node, KubeletPort)
 	l.Legs = []Leg{
-		{ID: "L1", Name: "client → apiserver", Netns: "", Interface: a.hostLink, Server: api, TLS: !l.cfg.Plain,
+		{ID: leg.L1, Name: "client → apiserver", Netns: "", Interface: a.hostLink, Server: api, TLS: !l.cfg.Plain,
 			About: "kubectl (or pftap) on the host to the apiserver: the port-forward upgrade, over " + overWhat(l.cfg.Plain)},
-		{ID: "L2", Name: "apiserver → kubelet", Netns: l.CPNetns, Interface: "eth1", Server: kub, TLS: !l.cfg.Plain,
+		{ID: leg.L2, Name: "apiserver → kubelet", Netns: l.CPNetns, Interface: "eth1", Server: kub, TLS: !l.cfg.Plain,
 			About: "the apiserver's upgrade-aware proxy to the kubelet's /portForward, over " + overWhat(l.cfg.Plain)},
 	}
 	if l.cfg.Runtime == RuntimeContainerd {
 		ap, _ := netip.ParseAddrPort(l.StreamingAddr.String())
-		l.Legs = append(l.Legs, Leg{ID: "L3", Name: "kubelet → runtime", Netns: l.NodeNetns, Interface: "lo", Server: ap,
+		l.Legs = append(l.Legs, Leg{ID: leg.L3, Name: "kubelet → runtime", Netns: l.NodeNetns, Interface: "lo", Server: ap,
 			About: "the kubelet proxies to the runtime's streaming server on the node's loopback, plain HTTP"})
 	}
 	l.Legs = append(l.Legs,
-		Leg{ID: "L4", Name: "runtime → app", Netns: l.PodNetns, Interface: "lo", Server: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(l.cfg.AppPort)),
+		Leg{ID: leg.L4, Name: "runtime → app", Netns: l.PodNetns, Interface: "lo", Server: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(l.cfg.AppPort)),
 			About: "inside the pod's network namespace, to localhost:" + strconv.Itoa(l.cfg.AppPort)},
-		Leg{ID: "witness", Name: "pod eth0", Netns: l.PodNetns, Interface: "eth0", Server: netip.AddrPortFrom(a.pod, uint16(l.cfg.AppPort)),
+		Leg{ID: leg.Witness, Name: "pod eth0", Netns: l.PodNetns, Interface: "eth0", Server: netip.AddrPortFrom(a.pod, uint16(l.cfg.AppPort)),
 			About: "the pod's own interface: port-forward traffic never crosses it"})
 	if l.cfg.Runtime == RuntimeSocat {
 		l.Legs[2].Name = "socat → app"

@@ -1,6 +1,7 @@
 package timeline
 
 import (
+	"github.com/pftap/pftap/leg"
 	"os"
 	"reflect"
 	"strings"
@@ -132,7 +133,7 @@ func TestMergedLegCorrelators(t *testing.T) {
 				c := NewCorrelator()
 				c.Digests = true
 				corrs = append(corrs, c)
-				legs = append(legs, set.AddLeg(ifc.Name, c.Chunk, nil))
+				legs = append(legs, set.AddLeg(leg.Leg{ID: ifc.Leg, Name: ifc.Name}, c.Chunk, nil))
 			}
 			for i := range pkts {
 				legs[pkts[i].Interface].Add(&pkts[i])

@@ -2,6 +2,7 @@ package timeline
 
 import (
 	"fmt"
+	"github.com/pftap/pftap/leg"
 	"html"
 	"io"
 	"strings"
@@ -13,24 +14,36 @@ import (
 // chainNodes are the columns of the sequence diagram, in chain order.
 var chainNodes = []string{"you (curl)", "kubectl", "apiserver", "kubelet", "runtime", "app (pod lo)"}
 
-// legSpan places a leg between two columns by its name: "user→kubectl",
-// "L1 …", "L2 …", "L3 …", "L4 runtime→app" or "L4 socat→app".
-func legSpan(leg string) (from, to int, ok bool) {
-	switch {
-	case strings.HasPrefix(leg, "user"):
+// legSpan places a leg between two columns by its ID. With no L3 in the
+// session (the dockershim's socat), L4 runs from the kubelet's column to
+// the app's.
+func legSpan(id leg.ID, noL3 bool) (from, to int, ok bool) {
+	switch id {
+	case leg.User:
 		return 0, 1, true
-	case strings.HasPrefix(leg, "L1"):
+	case leg.L1:
 		return 1, 2, true
-	case strings.HasPrefix(leg, "L2"):
+	case leg.L2, leg.L2Wire:
 		return 2, 3, true
-	case strings.HasPrefix(leg, "L3"):
+	case leg.L3:
 		return 3, 4, true
-	case strings.HasPrefix(leg, "L4 socat"):
-		return 3, 5, true
-	case strings.HasPrefix(leg, "L4"):
+	case leg.L4:
+		if noL3 {
+			return 3, 5, true
+		}
 		return 4, 5, true
 	}
 	return 0, 0, false
+}
+
+// hasNoL3 reports whether no event is on L3.
+func hasNoL3(events []*decode.Event) bool {
+	for _, e := range events {
+		if e.LegID == leg.L3 {
+			return false
+		}
+	}
+	return true
 }
 
 // maxHTMLEvents bounds the diagram.
@@ -42,9 +55,10 @@ const maxHTMLEvents = 3000
 // details (time, leg, connection, full text) on hover, and the per-hop
 // latency of each request below.
 func WriteHTML(w io.Writer, title string, events []*decode.Event, hops []Hops) error {
+	noL3 := hasNoL3(events)
 	var rows []*decode.Event
 	for _, e := range events {
-		if _, _, ok := legSpan(e.Leg); ok && e.Kind != decode.KindConn && e.Kind != decode.KindTCP {
+		if _, _, ok := legSpan(e.LegID, noL3); ok && e.Kind != decode.KindConn && e.Kind != decode.KindTCP {
 			rows = append(rows, e)
 		}
 	}
@@ -83,7 +97,7 @@ h1{font-size:18px} .lane{stroke:#9ab;stroke-width:2} .node{font-weight:bold;font
 		start = rows[0].Time
 	}
 	for i, e := range rows {
-		from, to, _ := legSpan(e.Leg)
+		from, to, _ := legSpan(e.LegID, noL3)
 		y := top + rowH*(i+1)
 		x1, x2 := left+from*colW, left+to*colW
 		if e.Dir == decode.FromServer {

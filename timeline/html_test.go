@@ -28,7 +28,7 @@ func TestHTMLFromRecording(t *testing.T) {
 	page := b.String()
 	drawn := 0
 	for _, e := range evs {
-		if _, _, ok := legSpan(e.Leg); ok && e.Kind != decode.KindConn && e.Kind != decode.KindTCP {
+		if _, _, ok := legSpan(e.LegID, hasNoL3(evs)); ok && e.Kind != decode.KindConn && e.Kind != decode.KindTCP {
 			drawn++
 		}
 	}

@@ -3,6 +3,7 @@ package trace
 import (
 	"context"
 	"fmt"
+	"github.com/pftap/pftap/leg"
 	"io"
 	"net"
 	"net/netip"
@@ -77,7 +78,9 @@ type Session struct {
 	mu    sync.Mutex
 	werr  error
 	close sync.Once
-	legs  []string
+	// legs are the legs' names and legIDs their IDs, by interface.
+	legs   []string
+	legIDs []leg.ID
 	// remote are the agent's legs; agent its connection.
 	remote    map[string]bool
 	agent     net.Conn
@@ -110,7 +113,7 @@ type frame struct {
 // Start resolves nothing (Target is resolved), starts the port-forward
 // with L1 tapped below TLS and decodes as the frames come.
 func Start(ctx context.Context, o Options) (*Session, error) {
-	s := &Session{opts: o, in: make(chan frame, 4096), done: make(chan struct{}), corr: timeline.NewCorrelator(), legs: []string{L1}, remote: map[string]bool{}}
+	s := &Session{opts: o, in: make(chan frame, 4096), done: make(chan struct{}), corr: timeline.NewCorrelator(), legs: []string{L1}, legIDs: []leg.ID{leg.L1}, remote: map[string]bool{}}
 	s.corr.Digests = true
 	var agentLegs []capture.Leg
 	if o.Agent != "" {
@@ -123,9 +126,14 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 		if len(hello.Excluded) > 0 && o.Log != nil {
 			fmt.Fprintf(o.Log, "pftap trace: the agent left out of every leg the connections that carry its stream to trace: %s\n", strings.Join(hello.Excluded, ", "))
 		}
-		for _, name := range hello.Legs {
-			agentLegs = append(agentLegs, capture.Leg{Name: name, Description: "tapped by pftap agent on " + hello.Node})
+		for i, name := range hello.Legs {
+			id := leg.FromLegacyName(name) // an agent from before leg IDs
+			if i < len(hello.LegIDs) {
+				id = hello.LegIDs[i]
+			}
+			agentLegs = append(agentLegs, capture.Leg{ID: id, Name: name, Description: "tapped by pftap agent on " + hello.Node})
 			s.legs = append(s.legs, name)
+			s.legIDs = append(s.legIDs, id)
 			s.remote[name] = true
 		}
 	}
@@ -134,7 +142,7 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 		if err != nil {
 			return nil, err
 		}
-		legs := append([]capture.Leg{{Name: L1, Description: "plaintext below TLS, recorded inside pftap's port-forward client"}}, agentLegs...)
+		legs := append([]capture.Leg{{ID: leg.L1, Name: L1, Description: "plaintext below TLS, recorded inside pftap's port-forward client"}}, agentLegs...)
 		for _, l := range legs {
 			if _, err := w.AddLeg(l); err != nil {
 				w.Close()
@@ -319,7 +327,7 @@ func (s *Session) decodeLoop() {
 	})
 	var ifs []packet.Interface
 	for i, name := range s.legs {
-		ifs = append(ifs, packet.Interface{Index: i, Name: name})
+		ifs = append(ifs, packet.Interface{Index: i, Name: name, Leg: s.legIDs[i]})
 	}
 	d.SetInterfaces(ifs)
 	var p packet.Packet

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/pftap/pftap/leg"
 	"io"
 	"net"
 	"net/http"
@@ -120,7 +121,7 @@ func (r *recorder) addLeg(l capture.Leg) int {
 	defer r.mu.Unlock()
 	r.legs = append(r.legs, l)
 	if r.live != nil {
-		r.live.addLeg(l.Name)
+		r.live.addLeg(leg.Leg{ID: l.ID, Name: l.Name, Description: l.Description})
 	}
 	if r.stream != nil {
 		r.stream.addLeg()
@@ -294,13 +295,13 @@ func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescri
 	rec.discard = opts.taps == "nostore" || opts.taps == "kernel"
 	// The user's leg: pftap's own requests to the port-forward's local
 	// port, tapped where pftap makes them.
-	userLeg := rec.addLeg(capture.Leg{Name: "user→" + opts.Client, Description: "the requests to the port-forward's local port, recorded inside pftap's HTTP client"})
+	userLeg := rec.addLeg(capture.Leg{ID: leg.User, Name: "user→" + opts.Client, Description: "the requests to the port-forward's local port, recorded inside pftap's HTTP client"})
 	// L1 below TLS: inside pftap's own client, or (for kubectl) inside the
 	// lab's apiserver; L2 below TLS inside the lab's kubelet.
-	l1 := rec.addLeg(capture.Leg{Name: "L1 client→apiserver", Description: "plaintext below TLS, recorded inside " +
+	l1 := rec.addLeg(capture.Leg{ID: leg.L1, Name: "L1 client→apiserver", Description: "plaintext below TLS, recorded inside " +
 		map[string]string{"pftap": "pftap's port-forward client", "kubectl": "the lab's apiserver"}[opts.Client]})
 	tapLegs := map[string]int{
-		"L2": rec.addLeg(capture.Leg{Name: "L2 apiserver→kubelet", Description: "plaintext below TLS, recorded inside the lab's kubelet"}),
+		"L2": rec.addLeg(capture.Leg{ID: leg.L2, Name: "L2 apiserver→kubelet", Description: "plaintext below TLS, recorded inside the lab's kubelet"}),
 	}
 	if opts.Client == "kubectl" {
 		tapLegs["L1"] = l1
@@ -351,23 +352,24 @@ func runLabSession(opts *LabRunOptions, rec *recorder, ready func(info labDescri
 	if opts.RemotePort != 0 {
 		remote = opts.RemotePort
 	}
-	for _, leg := range l.Legs {
-		name := leg.ID + " " + strings.ReplaceAll(leg.Name, " → ", "→")
+	for _, lg := range l.Legs {
+		name := string(lg.ID) + " " + strings.ReplaceAll(lg.Name, " → ", "→")
+		id := lg.ID
 		ring := legRingMiB
-		port := int(leg.Server.Port())
-		switch leg.ID {
-		case "L1":
+		port := int(lg.Server.Port())
+		switch lg.ID {
+		case leg.L1:
 			continue // the plaintext tap covers it
-		case "L2":
-			name = "L2 on the wire (TLS)"
-		case "L4":
+		case leg.L2:
+			name, id = "L2 on the wire (TLS)", leg.L2Wire
+		case leg.L4:
 			port = remote
-		case "witness":
+		case leg.Witness:
 			// Nothing of the forward crosses eth0: a small ring, which
 			// still holds a burst if something unexpected does.
 			name, ring, port = "witness pod eth0", witnessRingMiB, remote
 		}
-		if err := open(capture.Leg{Name: name, Description: leg.About}, leg.Netns, leg.Interface, fmt.Sprintf("tcp port %d", port), ring); err != nil {
+		if err := open(capture.Leg{ID: id, Name: name, Description: lg.About}, lg.Netns, lg.Interface, fmt.Sprintf("tcp port %d", port), ring); err != nil {
 			for _, lv := range lives {
 				lv.src.Close()
 			}
@@ -721,12 +723,12 @@ func chainDiagram(l *lab.Lab, client string) string {
 	var witness *lab.Leg
 	prev := "client"
 	for i := range l.Legs {
-		leg := l.Legs[i]
-		if leg.ID == "witness" {
+		lg := l.Legs[i]
+		if lg.ID == leg.Witness {
 			witness = &l.Legs[i]
 			continue
 		}
-		from, to, _ := strings.Cut(leg.Name, " → ")
+		from, to, _ := strings.Cut(lg.Name, " → ")
 		if from != prev {
 			// socat: the kubelet pipes the stream into a process it
 			// started in the pod's namespace; no socket, nothing on a wire.
@@ -736,26 +738,26 @@ func chainDiagram(l *lab.Lab, client string) string {
 		prev = to
 		var how string
 		switch {
-		case leg.ID == "L1" && client == "kubectl":
+		case lg.ID == leg.L1 && client == "kubectl":
 			how = "TLS; tapped below TLS inside the lab's apiserver"
-		case leg.ID == "L1":
+		case lg.ID == leg.L1:
 			how = "TLS; tapped below TLS inside pftap's client"
-		case leg.ID == "L2":
-			how = fmt.Sprintf("TLS; tapped below TLS inside the kubelet, and on the wire (netns %s %s)", leg.Netns, leg.Interface)
-		case leg.ID == "L3":
-			how = fmt.Sprintf("plain HTTP upgrade, then SPDY/3.1; captured on lo (netns %s)", leg.Netns)
+		case lg.ID == leg.L2:
+			how = fmt.Sprintf("TLS; tapped below TLS inside the kubelet, and on the wire (netns %s %s)", lg.Netns, lg.Interface)
+		case lg.ID == leg.L3:
+			how = fmt.Sprintf("plain HTTP upgrade, then SPDY/3.1; captured on lo (netns %s)", lg.Netns)
 		default:
-			how = fmt.Sprintf("plain TCP, the app's own bytes; captured on lo (netns %s)", leg.Netns)
+			how = fmt.Sprintf("plain TCP, the app's own bytes; captured on lo (netns %s)", lg.Netns)
 		}
-		if !leg.TLS {
+		if !lg.TLS {
 			how = strings.Replace(how, "TLS; tapped below TLS", "plain HTTP; tapped", 1)
 		}
-		links = append(links, link{fmt.Sprintf("%-3s %-22s %s", leg.ID, leg.Name, how)})
+		links = append(links, link{fmt.Sprintf("%-3s %-22s %s", lg.ID, lg.Name, how)})
 		where := "netns " + netnsOf[to]
 		if to == "apiserver" || to == "kubelet" {
 			where = fmt.Sprintf("netns %s (reached from the %s)", netnsOf[to], map[string]string{"apiserver": "host over " + l.Legs[0].Interface, "kubelet": "apiserver's namespace"}[to])
 		}
-		boxes = append(boxes, box{fmt.Sprintf("%s %s", title[to], leg.Server), where})
+		boxes = append(boxes, box{fmt.Sprintf("%s %s", title[to], lg.Server), where})
 	}
 	width := 0
 	for _, bx := range boxes {
@@ -789,8 +791,11 @@ type renderOptions struct {
 // sessionView is a whole session to render: its legs, its decoding, and
 // what the lab knew about it.
 type sessionView struct {
-	legs  []string
-	drops []uint64 // per leg
+	// legs are the legs' names and legIDs their places in the chain, by
+	// interface index.
+	legs   []string
+	legIDs []leg.ID
+	drops  []uint64 // per leg
 	// decode decodes the session, handing every event to emit in time
 	// order (see decodePackets, and liveDecoder.run).
 	decode  func(emit func(*decode.Event)) (decodedSession, error)
@@ -817,7 +822,7 @@ type decodedSession struct {
 
 // decodePackets decodes packets given in time order (each calls fn for
 // every one) with one Decoder, correlating them as it goes.
-func decodePackets(legs []string, verbosity int, each func(fn func(p *packet.Packet) error) error) func(emit func(*decode.Event)) (decodedSession, error) {
+func decodePackets(legs []string, ids []leg.ID, verbosity int, each func(fn func(p *packet.Packet) error) error) func(emit func(*decode.Event)) (decodedSession, error) {
 	return func(emit func(*decode.Event)) (decodedSession, error) {
 		res := decodedSession{corr: timeline.NewCorrelator()}
 		res.corr.Digests = true
@@ -825,7 +830,7 @@ func decodePackets(legs []string, verbosity int, each func(fn func(p *packet.Pac
 			Records: func(r *decode.TLSRecord) { res.records = append(res.records, *r) }}, emit)
 		var ifs []packet.Interface
 		for i, name := range legs {
-			ifs = append(ifs, packet.Interface{Index: i, Name: name})
+			ifs = append(ifs, packet.Interface{Index: i, Name: name, Leg: ids[i]})
 		}
 		d.SetInterfaces(ifs)
 		err := each(func(p *packet.Packet) error {
@@ -852,6 +857,7 @@ func labView(rec *recorder, info labDescription) *sessionView {
 	v := &sessionView{info: info, failOnResults: true}
 	for _, l := range rec.legs {
 		v.legs = append(v.legs, l.Name)
+		v.legIDs = append(v.legIDs, l.ID)
 	}
 	v.drops = make([]uint64, len(rec.legs))
 	v.decode = func(emit func(*decode.Event)) (decodedSession, error) { return rec.live.run(emit), nil }
@@ -885,8 +891,8 @@ func renderSession(opts renderOptions, v *sessionView) error {
 		sink.Event(e)
 	}
 	witness := -1
-	for i, name := range v.legs {
-		if strings.HasPrefix(name, "witness") {
+	for i, id := range v.legIDs {
+		if id == leg.Witness {
 			witness = i
 		}
 	}
@@ -947,8 +953,8 @@ func renderSession(opts renderOptions, v *sessionView) error {
 		}
 		if witness >= 0 {
 			loPkts := 0
-			for i, name := range v.legs {
-				if strings.HasPrefix(name, "L4") {
+			for i, id := range v.legIDs {
+				if id == leg.L4 {
 					loPkts += legSum(i).Packets
 				}
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/pftap/pftap/leg"
 	"sync"
 	"time"
 
@@ -52,12 +53,12 @@ func newLiveDecoder(verbosity int) *liveDecoder {
 }
 
 // addLeg adds the next leg; its index is the recorder's for it.
-func (ld *liveDecoder) addLeg(name string) int {
+func (ld *liveDecoder) addLeg(lg leg.Leg) int {
 	ld.mu.Lock()
 	defer ld.mu.Unlock()
 	l := &liveLeg{corr: timeline.NewCorrelator()}
 	l.corr.Digests = true
-	l.dec = ld.set.AddLeg(name, l.corr.Chunk, func(r *decode.TLSRecord) { l.records = append(l.records, *r) })
+	l.dec = ld.set.AddLeg(lg, l.corr.Chunk, func(r *decode.TLSRecord) { l.records = append(l.records, *r) })
 	ld.legs = append(ld.legs, l)
 	return len(ld.legs) - 1
 }

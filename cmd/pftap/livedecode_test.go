@@ -5,6 +5,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/pftap/pftap/leg"
 	"io"
 	"net"
 	"net/netip"
@@ -92,7 +93,7 @@ func BenchmarkLiveDecode(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		ld := newLiveDecoder(0)
 		for _, n := range names {
-			ld.addLeg(n)
+			ld.addLeg(leg.Leg{Name: n})
 		}
 		done := make(chan decodedSession)
 		go func() { done <- ld.run(func(*decode.Event) { events++ }) }()
@@ -125,7 +126,7 @@ func BenchmarkLiveDecode(b *testing.B) {
 // after the end are dropped.
 func TestLiveDecoderOrdersLegs(t *testing.T) {
 	ld := newLiveDecoder(0)
-	tapLeg, capLeg := ld.addLeg("tapped"), ld.addLeg("captured")
+	tapLeg, capLeg := ld.addLeg(leg.Leg{Name: "tapped"}), ld.addLeg(leg.Leg{Name: "captured"})
 	var got []*decode.Event
 	done := make(chan decodedSession)
 	go func() { done <- ld.run(func(e *decode.Event) { got = append(got, e) }) }()

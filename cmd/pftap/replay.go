@@ -113,6 +113,7 @@ func replayRender(opts *ReplayOptions) error {
 			name = fmt.Sprintf("if%d", i.Index)
 		}
 		v.legs = append(v.legs, name)
+		v.legIDs = append(v.legIDs, i.Leg)
 	}
 	if !isLab {
 		v.info.header = genericHeader(opts.File)
@@ -131,7 +132,7 @@ func replayRender(opts *ReplayOptions) error {
 			v.drops[i] = rd.LegStats(i).Drops
 		}
 	}
-	v.decode = decodePackets(v.legs, opts.Verbosity, func(fn func(p *packet.Packet) error) error {
+	v.decode = decodePackets(v.legs, v.legIDs, opts.Verbosity, func(fn func(p *packet.Packet) error) error {
 		if firstErr != nil {
 			if firstErr == io.EOF {
 				if err := rd.Unreadable(); err != nil {

@@ -10,15 +10,20 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/pftap/pftap/leg"
 )
 
 // Interface describes one capture interface of a recording. In pftap's
 // recordings each interface is one leg of the port-forward chain.
 type Interface struct {
-	Index       int
-	Name        string
+	Index int
+	Name  string
+	// Description is the interface's description, without the leg marker.
 	Description string
 	LinkType    LinkType
+	// Leg is the leg of the chain the interface is (leg.Parse).
+	Leg leg.ID
 }
 
 // Stats counts what a Reader has read.
@@ -165,7 +170,8 @@ func (r *Reader) syncInterfaces() {
 		if err != nil {
 			break
 		}
-		r.ifaces = append(r.ifaces, Interface{Index: i, Name: ni.Name, Description: ni.Description, LinkType: LinkType(ni.LinkType)})
+		l := leg.Parse(ni.Name, ni.Description)
+		r.ifaces = append(r.ifaces, Interface{Index: i, Name: ni.Name, Description: l.Description, LinkType: LinkType(ni.LinkType), Leg: l.ID})
 	}
 }
 

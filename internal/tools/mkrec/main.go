@@ -19,6 +19,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/pftap/pftap/leg"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,7 +120,7 @@ func record(sc scenario, path string) error {
 		src *capture.Source
 	}
 	var taps []tap
-	add := func(name, about, netns, iface string, port uint16) error {
+	add := func(id leg.ID, name, about, netns, iface string, port uint16) error {
 		src, err := capture.Open(capture.Options{Netns: netns, Interface: iface, Filter: fmt.Sprintf("tcp port %d", port), BufferMiB: 64})
 		if err != nil {
 			return err
@@ -128,14 +129,15 @@ func record(sc scenario, path string) error {
 		if netns != "" {
 			where = "netns " + netns
 		}
-		taps = append(taps, tap{capture.Leg{Name: name, Description: fmt.Sprintf("%s; captured on %s in the %s", about, iface, where)}, src})
+		taps = append(taps, tap{capture.Leg{ID: id, Name: name, Description: fmt.Sprintf("%s; captured on %s in the %s", about, iface, where)}, src})
 		return nil
 	}
-	if err := add("user→kubectl", "curl to kubectl's local port", "", "lo", uint16(local)); err != nil {
+	if err := add(leg.User, "user→kubectl", "curl to kubectl's local port", "", "lo", uint16(local)); err != nil {
 		return err
 	}
-	for _, leg := range l.Legs {
-		if err := add(leg.ID+" "+strings.ReplaceAll(leg.Name, " → ", "→"), leg.About+"; server "+leg.Server.String(), leg.Netns, leg.Interface, leg.Server.Port()); err != nil {
+	// The lab is plain HTTP here: L2 on the wire is L2's plaintext.
+	for _, lg := range l.Legs {
+		if err := add(lg.ID, string(lg.ID)+" "+strings.ReplaceAll(lg.Name, " → ", "→"), lg.About+"; server "+lg.Server.String(), lg.Netns, lg.Interface, lg.Server.Port()); err != nil {
 			return err
 		}
 	}
