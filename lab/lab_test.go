@@ -201,14 +201,18 @@ func TestConcurrentCurls(t *testing.T) {
 	}
 }
 
-// TestAppCommand: any command as the app. socat -t 5: its default 0.5 s
-// after stdin ends is less than a reply can take when every test runs at once.
+// TestAppCommand: any command as the app. The app reads the request
+// before it answers: an `echo pong` that exits before socat hands it "ping"
+// makes socat fail its write to the pipe (EPIPE) and drop the answer, which
+// happened under load. socat -t 5 on the client: its default 0.5 s after
+// stdin ends is less than a reply can take when every test runs at once.
 func TestAppCommand(t *testing.T) {
-	l := startLab(t, Config{App: "exec socat TCP4-LISTEN:8080,fork,reuseaddr SYSTEM:'echo pong'", AppPort: 8080})
+	l := startLab(t, Config{App: "exec socat TCP4-LISTEN:8080,fork,reuseaddr SYSTEM:'read line; echo pong'", AppPort: 8080})
 	f := forward(t, l, 8080, true)
 	out, err := exec.Command("sh", "-c", fmt.Sprintf("echo ping | socat -t 5 - TCP4:127.0.0.1:%d", f.Local)).Output()
 	if err != nil || strings.TrimSpace(string(out)) != "pong" {
-		t.Errorf("custom app: %v %q", err, out)
+		applog, _ := os.ReadFile(filepath.Join(l.Dir(), "app.log"))
+		t.Errorf("custom app: %v %q\nkubectl:\n%s\napp:\n%s", err, out, f.Output(), applog)
 	}
 }
 

@@ -205,8 +205,18 @@ func TestLabWriteKilled(t *testing.T) {
 	if err != nil && !(cutShort && strings.Contains(string(dec), "truncated capture")) {
 		t.Fatalf("pftap decode of the killed recording: %v\n%s", err, tail(string(dec)))
 	}
-	if !strings.Contains(string(dec), fmt.Sprintf("summary: %d packets", frames)) || !strings.Contains(string(dec), "0 gaps") {
-		t.Errorf("pftap decode and tshark disagree (%d frames):\n%s", frames, tail(string(dec)))
+	// Both read the same packets; where the kill cut a record in two, the
+	// two readers may count the piece differently.
+	sm := regexp.MustCompile(`summary: (\d+) packets`).FindStringSubmatch(string(dec))
+	if sm == nil {
+		t.Fatalf("no summary:\n%s", tail(string(dec)))
+	}
+	packets, _ := strconv.Atoi(sm[1])
+	if d := packets - frames; d != 0 && !(cutShort && d >= -1 && d <= 1) {
+		t.Errorf("pftap decode read %d packets, tshark %d frames (cut short: %v):\n%s", packets, frames, cutShort, tail(string(dec)))
+	}
+	if !strings.Contains(string(dec), " 0 gaps") {
+		t.Errorf("gaps in the killed recording:\n%s", tail(string(dec)))
 	}
 	rep, err := exec.Command(bin, "replay", "--no-color", file).CombinedOutput()
 	if (err != nil && !cutShort) || !strings.Contains(string(rep), "request 0 stream 3 ← pod \"HTTP/1.1 200 OK\"") {
