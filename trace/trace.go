@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/pftap/pftap/leg"
+	"github.com/pftap/pftap/session"
 	"io"
 	"net"
 	"net/netip"
@@ -49,8 +50,16 @@ type Options struct {
 	Log io.Writer
 }
 
+// Recording says what Options.Write recorded.
+type Recording struct {
+	Path           string
+	Packets, Bytes int64
+}
+
 // Result is what a trace ends with.
 type Result struct {
+	// Wrote is the recording, when one was asked for.
+	Wrote   Recording
 	Summary decode.Summary
 	// Hops are the requests across every leg, the agent's legs put on
 	// the local clock when Clock is known.
@@ -71,7 +80,8 @@ type Session struct {
 	opts  Options
 	in    chan frame
 	done  chan struct{}
-	w     *capture.Writer
+	rec   *session.Recorder // with Options.Write
+	wrote Recording
 	corr  *timeline.Correlator
 	sum   decode.Summary
 	last  string // the last diagnosis
@@ -138,19 +148,26 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 		}
 	}
 	if o.Write != "" {
-		w, err := capture.Create(o.Write, fmt.Sprintf("pftap trace session, %s, pod %s/%s", time.Now().UTC().Format(time.RFC3339), o.Target.Namespace, o.Target.Pod.Name))
+		// The same recorder as pftap lab's: written as the session goes,
+		// in time order, each packet with its summaries, credentials
+		// redacted.
+		f, err := capture.CreateFile(o.Write)
 		if err != nil {
+			s.closeAgent()
 			return nil, err
 		}
+		rec := session.NewRecorder(f)
 		legs := append([]capture.Leg{{ID: leg.L1, Name: L1, Description: "plaintext below TLS, recorded inside pftap's port-forward client"}}, agentLegs...)
-		for _, l := range legs {
-			if _, err := w.AddLeg(l); err != nil {
-				w.Close()
-				s.closeAgent()
-				return nil, err
-			}
+		for range legs {
+			rec.AddLeg()
 		}
-		s.w = w
+		comment := fmt.Sprintf("pftap trace session, %s, pod %s/%s", time.Now().UTC().Format(time.RFC3339), o.Target.Namespace, o.Target.Pod.Name)
+		if err := rec.Start(comment, legs, map[int]bool{0: true}); err != nil {
+			rec.Finish(func(int) uint64 { return 0 }, "", nil)
+			s.closeAgent()
+			return nil, err
+		}
+		s.rec = rec
 	}
 	go s.decodeLoop()
 	if s.agent != nil {
@@ -226,7 +243,7 @@ func (s *Session) Stop() Result {
 	if err := s.writeErr(); err != nil && lost == nil {
 		lost = err
 	}
-	r := Result{Summary: s.sum, Hops: s.corr.Result(), Legs: s.legs, Lost: lost}
+	r := Result{Summary: s.sum, Hops: s.corr.Result(), Legs: s.legs, Lost: lost, Wrote: s.wrote}
 	if s.agent != nil {
 		remote := func(l string) bool { return s.remote[l] }
 		if est, ok := timeline.EstimateOffset(r.Hops, remote); ok {
@@ -275,10 +292,12 @@ func (s *Session) finish() {
 		close(s.in)
 		s.sendMu.Unlock()
 		<-s.done
-		if s.w != nil {
-			if err := s.w.Close(); err != nil {
+		if s.rec != nil {
+			n, size, err := s.rec.Finish(func(int) uint64 { return 0 }, "", nil)
+			if err != nil {
 				s.setWriteErr(err)
 			}
+			s.wrote = Recording{Path: s.rec.Path(), Packets: n, Bytes: size}
 		}
 	})
 }
@@ -301,16 +320,12 @@ func (s *Session) writeErr() error {
 // diagnoses, and writes the recording with the events as comments.
 func (s *Session) decodeLoop() {
 	defer close(s.done)
-	var texts []string
 	records := func(r *decode.TLSRecord) {
 		if s.remote[r.Leg] {
 			s.records = append(s.records, *r)
 		}
 	}
 	d := decode.NewDecoder(decode.Options{Verbosity: s.opts.Verbosity, Chunks: s.corr.Chunk, Records: records}, func(e *decode.Event) {
-		if e.Kind != decode.KindConn {
-			texts = append(texts, e.Text)
-		}
 		if e.Diagnosis != "" {
 			// The agent saw what listened in the pod: a refused
 			// connection can be told apart.
@@ -332,19 +347,13 @@ func (s *Session) decodeLoop() {
 	d.SetInterfaces(ifs)
 	var p packet.Packet
 	for f := range s.in {
-		texts = texts[:0]
-		if f.iface == 0 {
-			capture.FixTCPChecksum(f.data)
+		// The recorder fills in checksums and redacts its own copy.
+		if s.rec != nil {
+			s.rec.Add(f.iface, f.ts, f.data, nil, len(f.data))
 		}
-		capture.RedactFrame(f.data)
 		if packet.Decode(packet.LinkEthernet, f.data, &p) == nil {
 			p.Time, p.Interface = f.ts, f.iface
 			d.Add(&p)
-		}
-		if s.w != nil {
-			if err := s.w.WritePacket(f.iface, f.ts, f.data, len(f.data), strings.Join(texts, "; ")); err != nil {
-				s.setWriteErr(fmt.Errorf("writing %s: %w", s.opts.Write, err))
-			}
 		}
 	}
 	s.sum = d.Finish()

@@ -17,7 +17,6 @@
 //
 // Not yet only the command line: the lab session's pipeline (labrun.go: the
 // session, the request sender, the renderer; livedecode.go: the live
-// multi-leg decoder; recwriter.go: the recording written as the session
-// goes) still lives here, until it moves to a package of its own shared
-// with trace.
+// multi-leg decoder) still lives here, until it joins the recorder in
+// package session, shared with trace.
 package main

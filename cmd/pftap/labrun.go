@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"github.com/pftap/pftap/leg"
+	"github.com/pftap/pftap/session"
 	"io"
 	"net"
 	"net/http"
@@ -64,11 +64,11 @@ type LabRunOptions struct {
 // taps alike. Each leg is decoded where its frames arrive, nothing kept
 // (see liveDecoder); with -w each frame is also handed to the stream
 // writer, which writes the recording as the session goes (see
-// streamWriter).
+// session.Recorder).
 type recorder struct {
 	mu     sync.Mutex // guards legs while legs are added
 	legs   []capture.Leg
-	stream *streamWriter // with -w
+	stream *session.Recorder // with -w
 	stats  map[int]capture.Stats
 	// live decodes the frames as they come; nil when only measuring what
 	// the taps cost.
@@ -104,7 +104,7 @@ func (a *atomicErr) get() error {
 // newRecorder returns a recorder that decodes with live (nil: the frames
 // are only counted, or not tapped) and, when stream is set, records every
 // frame with it.
-func newRecorder(live *liveDecoder, stream *streamWriter) *recorder {
+func newRecorder(live *liveDecoder, stream *session.Recorder) *recorder {
 	return &recorder{stats: map[int]capture.Stats{}, inproc: map[int]bool{}, live: live, stream: stream}
 }
 
@@ -124,7 +124,7 @@ func (r *recorder) addLeg(l capture.Leg) int {
 		r.live.addLeg(leg.Leg{ID: l.ID, Name: l.Name, Description: l.Description})
 	}
 	if r.stream != nil {
-		r.stream.addLeg()
+		r.stream.AddLeg()
 	}
 	return len(r.legs) - 1
 }
@@ -140,7 +140,7 @@ func (r *recorder) captured(leg int, ts time.Time, data []byte, orig int) {
 		r.live.frame(leg, ts, data)
 	}
 	if r.stream != nil {
-		r.stream.add(leg, ts, data, nil, orig)
+		r.stream.Add(leg, ts, data, nil, orig)
 	}
 }
 
@@ -155,7 +155,7 @@ func (r *recorder) tapped(leg int, head, payload []byte) {
 	}
 	var keep func(ts time.Time)
 	if r.stream != nil {
-		keep = func(ts time.Time) { r.stream.add(leg, ts, head, payload, 0) }
+		keep = func(ts time.Time) { r.stream.Add(leg, ts, head, payload, 0) }
 	}
 	if r.live != nil {
 		r.live.parts(leg, head, payload, keep)
@@ -189,7 +189,7 @@ func labRun(opts *LabRunOptions) error {
 // runLab is `pftap lab`: the session and its rendering. The frames are
 // decoded as they come and the timeline is printed during the run; with -w
 // every frame is also written to the file as the session goes (see
-// streamWriter), and what is known only at the end once it has ended,
+// session.Recorder), and what is known only at the end once it has ended,
 // whether it succeeded or not.
 func runLab(opts *LabRunOptions) (*labSession, error) {
 	measureOnly := opts.taps == "none" || opts.taps == "nostore" || opts.taps == "kernel"
@@ -198,13 +198,13 @@ func runLab(opts *LabRunOptions) (*labSession, error) {
 		defer rec.close()
 		return runLabSession(opts, rec, nil)
 	}
-	var stream *streamWriter
+	var stream *session.Recorder
 	if opts.Write != "" {
 		f, err := capture.CreateFile(opts.Write)
 		if err != nil {
 			return nil, err
 		}
-		stream = newStreamWriter(f)
+		stream = session.NewRecorder(f)
 	}
 	rec := newRecorder(newLiveDecoder(opts.Verbosity), stream)
 	defer rec.close()
@@ -216,8 +216,8 @@ func runLab(opts *LabRunOptions) (*labSession, error) {
 	sess, err := runLabSession(opts, rec, func(info labDescription) {
 		started = true
 		if stream != nil {
-			comment := fmt.Sprintf("pftap lab session, %s\n%s", time.Now().UTC().Format(time.RFC3339), encodeLabMeta(labMeta{Header: info.header, PodNetns: info.podLo}))
-			streamErr = stream.start(comment, rec.legs, rec.inproc)
+			comment := fmt.Sprintf("pftap lab session, %s\n%s", time.Now().UTC().Format(time.RFC3339), session.Meta{Header: info.header, PodNetns: info.podLo}.Encode())
+			streamErr = stream.Start(comment, rec.legs, rec.inproc)
 		}
 		v := labView(rec, info)
 		v.after = func() {
@@ -239,7 +239,7 @@ func runLab(opts *LabRunOptions) (*labSession, error) {
 	})
 	if !started {
 		if stream != nil {
-			stream.abandon()
+			stream.Abandon()
 		}
 		return sess, err
 	}
@@ -251,11 +251,11 @@ func runLab(opts *LabRunOptions) (*labSession, error) {
 	writeErr := streamErr
 	if stream != nil {
 		// What was recorded is kept, also when the session failed.
-		m := labMeta{}
+		m := session.Meta{}
 		if sess != nil {
 			m = endMeta(sess.info, sess.results, rec)
 		}
-		n, size, err := stream.finish(func(i int) uint64 { return rec.stats[i].Drops }, encodeLabMeta(m), func(queued int) {
+		n, size, err := stream.Finish(func(i int) uint64 { return rec.stats[i].Drops }, m.Encode(), func(queued int) {
 			fmt.Fprintf(opts.IO.ErrOut, "pftap lab: writing the last %s of the recording to %s\n", formatSize(int64(queued)), opts.Write)
 		})
 		if writeErr == nil {
@@ -1010,37 +1010,15 @@ func renderSession(opts renderOptions, v *sessionView) error {
 	return nil
 }
 
-// labMetaPrefix starts the section-header comment line that carries what
-// the lab knew about a session (JSON), so that `pftap replay` renders the
-// recording as `pftap lab` rendered it live.
-const labMetaPrefix = "pftap-lab-meta: "
-
-// labMeta is that JSON.
-type labMeta struct {
-	Header   string           `json:"header"`
-	PodNetns string           `json:"pod_netns"`
-	Results  []metaResult     `json:"results,omitempty"`
-	Drops    []uint64         `json:"drops,omitempty"` // per leg, in interface order
-	AppLog   []lab.AppRequest `json:"app_log,omitempty"`
-}
-
-type metaResult struct {
-	What   string `json:"what"`
-	Status string `json:"status,omitempty"`
-	Bytes  int64  `json:"bytes"`
-	TookNS int64  `json:"took_ns"`
-	Error  string `json:"error,omitempty"`
-}
-
 // endMeta is what a recording can say only at the end: the requests'
 // results, the app's log, each leg's drops.
-func endMeta(info labDescription, results []reqResult, rec *recorder) labMeta {
-	m := labMeta{AppLog: info.appLog}
+func endMeta(info labDescription, results []reqResult, rec *recorder) session.Meta {
+	m := session.Meta{AppLog: toMetaLog(info.appLog)}
 	for i := range rec.legs {
 		m.Drops = append(m.Drops, rec.stats[i].Drops)
 	}
 	for _, r := range results {
-		mr := metaResult{What: r.what, Status: r.status, Bytes: r.bytes, TookNS: int64(r.took)}
+		mr := session.Result{What: r.what, Status: r.status, Bytes: r.bytes, TookNS: int64(r.took)}
 		if r.err != nil {
 			mr.Error = r.err.Error()
 		}
@@ -1049,32 +1027,24 @@ func endMeta(info labDescription, results []reqResult, rec *recorder) labMeta {
 	return m
 }
 
-func encodeLabMeta(m labMeta) string {
-	b, _ := json.Marshal(m)
-	return labMetaPrefix + string(b)
-}
-
-// decodeLabMeta finds the lab's metadata in a comment: the section
-// header's (the lab's description; recordings made before the file was
-// written as it goes hold the results there too) or the first leg's
-// statistics (what is known at the end).
-func decodeLabMeta(comment string) (labMeta, bool) {
-	for _, line := range strings.Split(comment, "\n") {
-		rest, ok := strings.CutPrefix(line, labMetaPrefix)
-		if !ok {
-			continue
-		}
-		var m labMeta
-		if json.Unmarshal([]byte(rest), &m) != nil {
-			return labMeta{}, false
-		}
-		return m, true
+func toMetaLog(log []lab.AppRequest) []session.AppRequest {
+	var out []session.AppRequest
+	for _, a := range log {
+		out = append(out, session.AppRequest(a))
 	}
-	return labMeta{}, false
+	return out
 }
 
-// results are the requests' results the metadata holds.
-func (m labMeta) results() []reqResult {
+func fromMetaLog(log []session.AppRequest) []lab.AppRequest {
+	var out []lab.AppRequest
+	for _, a := range log {
+		out = append(out, lab.AppRequest(a))
+	}
+	return out
+}
+
+// metaResults are the requests' results a recording's metadata holds.
+func metaResults(m session.Meta) []reqResult {
 	var results []reqResult
 	for _, r := range m.Results {
 		rr := reqResult{what: r.What, status: r.Status, bytes: r.Bytes, took: time.Duration(r.TookNS)}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/pftap/pftap/session"
 	"io"
 	"os"
 	"strings"
@@ -99,9 +100,9 @@ func replayRender(opts *ReplayOptions) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", opts.File, err)
 	}
-	start, isLab := decodeLabMeta(rd.SectionComment())
-	info := labDescription{header: start.Header, podLo: start.PodNetns, appLog: start.AppLog}
-	results, drops := start.results(), start.Drops
+	start, isLab := session.DecodeMeta(rd.SectionComment())
+	info := labDescription{header: start.Header, podLo: start.PodNetns, appLog: fromMetaLog(start.AppLog)}
+	results, drops := metaResults(start), start.Drops
 	// Legs are the capture's interfaces; they are known after the first
 	// packet for pcapng (interface blocks may come later), so peek.
 	var first packet.Packet
@@ -122,11 +123,11 @@ func replayRender(opts *ReplayOptions) error {
 	// the end in its legs' statistics, read with the last packet; a
 	// recording cut short (its writer killed) has none.
 	v.after = func() {
-		end, ok := decodeLabMeta(rd.LegStats(0).Comment)
+		end, ok := session.DecodeMeta(rd.LegStats(0).Comment)
 		if !ok {
 			return
 		}
-		v.results, v.info.appLog = end.results(), end.AppLog
+		v.results, v.info.appLog = metaResults(end), fromMetaLog(end.AppLog)
 		v.drops = make([]uint64, len(v.legs))
 		for i := range v.legs {
 			v.drops[i] = rd.LegStats(i).Drops

@@ -236,6 +236,9 @@ func traceRun(opts *TraceOptions) error {
 	case <-s.Done():
 	}
 	r := s.Stop()
+	if r.Wrote.Path != "" {
+		fmt.Fprintf(opts.IO.ErrOut, "pftap trace: wrote %s (%d packets, %s)\n", r.Wrote.Path, r.Wrote.Packets, formatSize(r.Wrote.Bytes))
+	}
 	sink.Hops(r.Hops)
 	if tw != nil && opts.Agent != "none" {
 		if r.ClockOK {

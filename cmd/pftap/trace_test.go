@@ -161,6 +161,9 @@ func TestTraceTargets(t *testing.T) {
 					t.Errorf("output lacks %q:\n%s", want, out)
 				}
 			}
+			if !regexp.MustCompile(`pftap trace: wrote .*trace\.pcapng \(\d+ packets, `).MatchString(errOut) {
+				t.Errorf("no wrote line:\n%s", errOut)
+			}
 			ios, dout, _ := testIO()
 			if err := decodeRun(&DecodeOptions{IO: ios, File: rec}); err != nil {
 				t.Errorf("pftap decode of trace's recording: %v", err)

@@ -1,4 +1,4 @@
-package main
+package session
 
 import (
 	"fmt"
@@ -12,7 +12,7 @@ import (
 	"github.com/pftap/pftap/decode/packet"
 )
 
-// streamWriter writes a live session to pcapng as it goes, so that a
+// A Recorder writes a live session to pcapng as it goes, so that a
 // process killed in the middle (SIGKILL, a crash, a machine that dies)
 // leaves a file that Wireshark, tshark and pftap read up to the last packet
 // written. Frames wait in a queue per leg, and a goroutine writes them
@@ -26,7 +26,7 @@ import (
 // The queues hold at most writeBudget bytes: when the disk cannot keep up,
 // the taps wait for it, and the transfer runs at the speed of the disk
 // rather than the recording growing in memory.
-type streamWriter struct {
+type Recorder struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
 	q      []legQueue
@@ -64,29 +64,32 @@ type recFrame struct {
 
 const (
 	writeEvery    = 50 * time.Millisecond
-	writeLateness = 2 * liveLateness
+	// writeLateness is twice the live decoder's lateness (50 ms): a
+	// capture ring hands packets over a block at a time.
+	writeLateness = 100 * time.Millisecond
 	writeBudget   = 160 << 20
 	arenaSize     = 1 << 20
 )
 
-// newStreamWriter takes the file the recording goes to (opened before the
-// session, so that a bad path fails at once). Frames can be added before
-// start; they wait.
-func newStreamWriter(f *os.File) *streamWriter {
-	sw := &streamWriter{f: f, path: f.Name(), stop: make(chan struct{}), done: make(chan struct{})}
+// NewRecorder takes the file the recording goes to (opened before the
+// session, so that a bad path fails at once: capture.CreateFile). Frames
+// can be added before Start; they wait.
+func NewRecorder(f *os.File) *Recorder {
+	sw := &Recorder{f: f, path: f.Name(), stop: make(chan struct{}), done: make(chan struct{})}
 	sw.cond = sync.NewCond(&sw.mu)
 	return sw
 }
 
-// addLeg adds a queue for the next leg.
-func (sw *streamWriter) addLeg() {
+// AddLeg adds a queue for the next leg.
+func (sw *Recorder) AddLeg() {
 	sw.mu.Lock()
 	sw.q = append(sw.q, legQueue{})
 	sw.mu.Unlock()
 }
 
-// add queues a frame of leg, given as its headers and payload (copied).
-func (sw *streamWriter) add(leg int, ts time.Time, head, payload []byte, orig int) {
+// Add queues a frame of leg, given as its headers and payload (copied),
+// with its length on the wire. It waits while the queues are full.
+func (sw *Recorder) Add(leg int, ts time.Time, head, payload []byte, orig int) {
 	n := len(head) + len(payload)
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
@@ -109,9 +112,10 @@ func (sw *streamWriter) add(leg int, ts time.Time, head, payload []byte, orig in
 	sw.bytes += n
 }
 
-// start writes the section header (comment) and one interface per leg,
-// and starts writing the frames.
-func (sw *streamWriter) start(comment string, legs []capture.Leg, inproc map[int]bool) error {
+// Start writes the section header (comment) and one interface per leg,
+// and starts writing the frames. inproc marks the legs recorded by
+// in-process taps, whose TCP checksums the Recorder fills in.
+func (sw *Recorder) Start(comment string, legs []capture.Leg, inproc map[int]bool) error {
 	sw.w = capture.NewFileWriter(sw.f, comment)
 	sw.legs = legs
 	sw.inproc = inproc
@@ -135,7 +139,10 @@ func (sw *streamWriter) start(comment string, legs []capture.Leg, inproc map[int
 	return nil
 }
 
-func (sw *streamWriter) run() {
+// Path is the recording's file.
+func (sw *Recorder) Path() string { return sw.path }
+
+func (sw *Recorder) run() {
 	defer close(sw.done)
 	t := time.NewTicker(writeEvery)
 	defer t.Stop()
@@ -152,7 +159,7 @@ func (sw *streamWriter) run() {
 
 // writeUpTo writes, in time order, the queued frames stamped up to before
 // (every frame when all).
-func (sw *streamWriter) writeUpTo(before time.Time, all bool) {
+func (sw *Recorder) writeUpTo(before time.Time, all bool) {
 	batch := make([]struct {
 		leg int
 		f   recFrame
@@ -204,7 +211,7 @@ func (sw *streamWriter) writeUpTo(before time.Time, all bool) {
 	}
 }
 
-func (sw *streamWriter) write(leg int, f recFrame) error {
+func (sw *Recorder) write(leg int, f recFrame) error {
 	sw.texts = sw.texts[:0]
 	// The in-process taps leave TCP checksums to the writer.
 	if sw.inproc[leg] {
@@ -229,13 +236,13 @@ func (sw *streamWriter) write(leg int, f recFrame) error {
 	return nil
 }
 
-// finish writes what is still queued, then each leg's statistics (drops,
+// Finish writes what is still queued, then each leg's statistics (drops,
 // and endComment on the first leg's), and closes the file. It returns the
 // packets written and the file's size.
 //
 // notice, when set, is told how many bytes are still queued when that is
 // enough to take a moment to write.
-func (sw *streamWriter) finish(drops func(leg int) uint64, endComment string, notice func(queued int)) (int64, int64, error) {
+func (sw *Recorder) Finish(drops func(leg int) uint64, endComment string, notice func(queued int)) (int64, int64, error) {
 	sw.mu.Lock()
 	sw.closed = true
 	queued := sw.bytes
@@ -273,7 +280,7 @@ func (sw *streamWriter) finish(drops func(leg int) uint64, endComment string, no
 	return sw.packets, size, err
 }
 
-// abandon closes and removes a file nothing was written to.
-func (sw *streamWriter) abandon() {
-	sw.finish(func(int) uint64 { return 0 }, "", nil)
+// Abandon closes and removes a file nothing was written to.
+func (sw *Recorder) Abandon() {
+	sw.Finish(func(int) uint64 { return 0 }, "", nil)
 }

@@ -1,0 +1,66 @@
+package session
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+)
+
+// MetaPrefix starts the comment line that carries what a session knew
+// (JSON), so that `pftap replay` renders a recording as `pftap lab` did
+// live: in the section header, what is known at the start (the chain);
+// in the first leg's Interface Statistics Block, what is known at the end
+// (the requests' results, the app's log, the drops).
+const MetaPrefix = "pftap-lab-meta: "
+
+// Meta is that JSON.
+type Meta struct {
+	Header   string   `json:"header"`
+	PodNetns string   `json:"pod_netns"`
+	Results  []Result `json:"results,omitempty"`
+	// Drops are the kernel's drops per leg, in interface order.
+	Drops  []uint64     `json:"drops,omitempty"`
+	AppLog []AppRequest `json:"app_log,omitempty"`
+}
+
+// Result is what one request through the port-forward got.
+type Result struct {
+	What   string `json:"what"`
+	Status string `json:"status,omitempty"`
+	Bytes  int64  `json:"bytes"`
+	TookNS int64  `json:"took_ns"`
+	Error  string `json:"error,omitempty"`
+}
+
+// AppRequest is one request the app in the pod logged (lab.AppRequest).
+type AppRequest struct {
+	Time   time.Time
+	Remote string
+	Method string
+	Path   string
+	Bytes  int64
+}
+
+// Encode is the comment line for m.
+func (m Meta) Encode() string {
+	b, _ := json.Marshal(m)
+	return MetaPrefix + string(b)
+}
+
+// DecodeMeta finds a session's metadata in a comment (the section
+// header's, or the first leg's statistics'); recordings made before the
+// file was written as it goes hold all of it in the section header.
+func DecodeMeta(comment string) (Meta, bool) {
+	for _, line := range strings.Split(comment, "\n") {
+		rest, ok := strings.CutPrefix(line, MetaPrefix)
+		if !ok {
+			continue
+		}
+		var m Meta
+		if json.Unmarshal([]byte(rest), &m) != nil {
+			return Meta{}, false
+		}
+		return m, true
+	}
+	return Meta{}, false
+}
