@@ -63,7 +63,7 @@ type recFrame struct {
 }
 
 const (
-	writeEvery    = 50 * time.Millisecond
+	writeEvery = 50 * time.Millisecond
 	// writeLateness is twice the live decoder's lateness (50 ms): a
 	// capture ring hands packets over a block at a time.
 	writeLateness = 100 * time.Millisecond

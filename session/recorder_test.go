@@ -30,7 +30,9 @@ func TestRecorder(t *testing.T) {
 	}
 	a, b := netip.MustParseAddrPort("10.0.0.1:40000"), netip.MustParseAddrPort("10.0.0.2:6443")
 	t0 := time.Now().Add(-time.Second)
-	frame := func(s string) []byte { return capture.AppendTCPFrame(nil, a, b, 1, 1, capture.FlagACK|capture.FlagPSH, []byte(s)) }
+	frame := func(s string) []byte {
+		return capture.AppendTCPFrame(nil, a, b, 1, 1, capture.FlagACK|capture.FlagPSH, []byte(s))
+	}
 	// Leg 1's frames first, then leg 0's, which are earlier.
 	r.Add(1, t0.Add(2*time.Millisecond), frame("second"), nil, 0)
 	r.Add(1, t0.Add(4*time.Millisecond), frame("fourth"), nil, 0)
