@@ -200,7 +200,7 @@ func (a *Agent) Serve(l net.Listener) error {
 		stop := make(chan struct{})
 		defer close(stop)
 		go func() {
-			t := time.NewTicker(a.opts.ExitWhenIdle / 10)
+			t := time.NewTicker(max(a.opts.ExitWhenIdle/10, 10*time.Millisecond))
 			defer t.Stop()
 			for {
 				select {

@@ -48,6 +48,7 @@ type Recorder struct {
 	count   []uint64
 	stop    chan struct{}
 	done    chan struct{}
+	running bool // Start succeeded: run writes the frames
 }
 
 type legQueue struct {
@@ -135,6 +136,7 @@ func (sw *Recorder) Start(comment string, legs []capture.Leg, inproc map[int]boo
 		}
 	})
 	sw.dec.SetInterfaces(ifs)
+	sw.running = true
 	go sw.run()
 	return nil
 }
@@ -256,6 +258,10 @@ func (sw *Recorder) Finish(drops func(leg int) uint64, endComment string, notice
 		sw.f.Close()
 		os.Remove(sw.path)
 		return 0, 0, nil
+	}
+	if !sw.running {
+		// Start failed: what it wrote stays, nothing more is written.
+		return 0, 0, sw.w.Close()
 	}
 	close(sw.stop)
 	<-sw.done

@@ -97,3 +97,27 @@ func TestRecorderAbandon(t *testing.T) {
 		t.Errorf("the file is left: %v", err)
 	}
 }
+
+// TestRecorderStartFails: a Start that fails (here, a leg after the file
+// is closed under it) leaves Finish returning, not waiting for a writer that
+// never ran.
+func TestRecorderStartFails(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.pcapng")
+	f, err := capture.CreateFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRecorder(f)
+	r.AddLeg()
+	f.Close()
+	if err := r.Start("x", []capture.Leg{{ID: leg.L1, Name: "one"}}, nil); err == nil {
+		t.Fatal("Start on a closed file succeeded")
+	}
+	done := make(chan struct{})
+	go func() { r.Finish(func(int) uint64 { return 0 }, "", nil); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Finish after a failed Start hangs")
+	}
+}

@@ -99,16 +99,7 @@ func TestDialAgentSendsNothingUnauthenticated(t *testing.T) {
 // TestDialAgentRemembers: a pinned agent is remembered for its address,
 // and the next dial without a pin trusts it (and only it).
 func TestDialAgentRemembers(t *testing.T) {
-	a, err := agent.New(agent.Options{Token: "a-token-long-enough", NoProbe: true, StreamingPorts: []int{1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go a.Serve(l)
+	a, l, _ := serveAgent(t, agent.Options{})
 	known := filepath.Join(t.TempDir(), "pftap", "known_agents")
 	// The agent answers (here: the pod is not on this machine), which is
 	// enough: it was authenticated and the token accepted.
@@ -141,17 +132,7 @@ func TestDialAgentRemembers(t *testing.T) {
 // Serve returns when it ends: a token read from a deployed agent's pod spec
 // opens nothing once trace has used it.
 func TestDialAgentOnce(t *testing.T) {
-	a, err := agent.New(agent.Options{Token: "a-token-long-enough", NoProbe: true, StreamingPorts: []int{1}, Once: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	served := make(chan error, 1)
-	go func() { served <- a.Serve(l) }()
+	a, l, served := serveAgent(t, agent.Options{Once: true})
 	o := Options{Agent: l.Addr().String(), AgentToken: "a-token-long-enough", AgentFingerprint: a.Fingerprint}
 	// The first session is served (and ends: the pod is not here).
 	if _, _, err := dialAgent(context.Background(), o, "192.0.2.1"); err == nil || !strings.Contains(err.Error(), "not on this node") {
@@ -164,5 +145,40 @@ func TestDialAgentOnce(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the agent went on serving after its one session")
+	}
+}
+
+// serveAgent serves an agent with opts (a test token, no probe, a
+// streaming port given) on 127.0.0.1; served gets what Serve returns.
+func serveAgent(t *testing.T, opts agent.Options) (*agent.Agent, net.Listener, <-chan error) {
+	t.Helper()
+	opts.Token, opts.NoProbe, opts.StreamingPorts = "a-token-long-enough", true, []int{1}
+	a, err := agent.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(l) }()
+	return a, l, served
+}
+
+// TestAgentExitWhenIdle: an agent no trace uses ends with ErrIdle, even
+// with an idle time shorter than its check interval.
+func TestAgentExitWhenIdle(t *testing.T) {
+	for _, d := range []time.Duration{time.Nanosecond, 50 * time.Millisecond} {
+		_, _, served := serveAgent(t, agent.Options{ExitWhenIdle: d})
+		select {
+		case err := <-served:
+			if !errors.Is(err, agent.ErrIdle) {
+				t.Errorf("%s: Serve returned %v, want ErrIdle", d, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s: the idle agent did not end", d)
+		}
 	}
 }
