@@ -266,6 +266,9 @@ func TestTraceDeploySignals(t *testing.T) {
 			if _, err := cs.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{}); err == nil {
 				t.Errorf("the agent pod %s is still there after %s", name, sig)
 			}
+			if strings.Contains(p.all.String(), "remembered the agent") {
+				t.Errorf("a deployed agent was remembered:\n%s", p.all.String())
+			}
 		})
 	}
 	t.Run("KILL", func(t *testing.T) {

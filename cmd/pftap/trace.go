@@ -186,6 +186,9 @@ func traceRun(opts *TraceOptions) error {
 			}
 		}()
 		opts.Agent, opts.AgentToken, opts.AgentFingerprint = d.Addr, d.Token, d.Fingerprint
+		// trace made this agent's certificate: nothing to remember (its
+		// local port is a new one each time).
+		opts.KnownAgents = ""
 	}
 	// Events are written by the decoder's goroutine, the rest by this
 	// one: one lock for the output.
