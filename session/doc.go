@@ -1,17 +1,35 @@
 // Package session is the tapped session: what `pftap lab` and `pftap
-// trace` share between their taps and the user.
+// trace` share between their taps and the user, and what `pftap replay`
+// reads back.
 //
-// # Recording
+// # The pipeline
 //
-// A Recorder writes a session to pcapng as it goes, one interface per leg
-// (each with its leg.ID), in time order a little behind the taps, with the
-// decoded one-line summaries as packet comments and credentials redacted,
-// so that a session killed in the middle leaves a file Wireshark, tshark
-// and pftap read. Meta is what a recording says of its session besides its
-// packets (the chain it ran on, the requests' results, the app's log, the
-// drops), written where it becomes known and read back by `pftap replay`.
+// A Pipeline takes the frames of every leg, whichever tap made them (a
+// packet capture's ring, an in-process tap below TLS, a pftap agent's
+// stream), and decodes each leg where its frames arrive (Live, over
+// decode.LegSet), so that nothing is copied to be decoded later; Events
+// hands the events over in time order a little behind the taps. With a
+// recording, the Recorder writes every frame to pcapng as the session goes
+// (time order, one interface per leg with its leg.ID, the decoded
+// summaries as packet comments, credentials redacted), so that a session
+// killed in the middle leaves a file Wireshark, tshark and pftap read. A
+// session ends with a drain (Pipeline.Drain): it waits, bounded, until the
+// decoding has seen every request end and every connection close on every
+// leg, instead of sleeping.
 //
-// The live multi-leg decoder, the request sender and the session itself
-// still live in cmd/pftap (labrun.go, livedecode.go) and in package trace;
-// they move here next.
+// # Lab sessions
+//
+// Lab is `pftap lab`'s job: StartLab builds a lab (package lab), opens
+// its taps (Taps says which are left out, to measure what they cost) and
+// starts the recording; Run forwards with pftap's client or kubectl, sends
+// the Requests (Send), drains and tears down; Close finishes the
+// recording with what is known only at the end. package trace runs its
+// taps and the agent's into a Pipeline the same way.
+//
+// # Recordings
+//
+// Meta is what a recording says of its session besides its packets (the
+// chain it ran on, the requests' results, the app's log, the drops),
+// written where it becomes known; File reads a recording back as a
+// session for `pftap replay`.
 package session

@@ -1,9 +1,13 @@
 package session
 
 import (
+	"errors"
+
 	"encoding/json"
 	"strings"
 	"time"
+
+	"github.com/pftap/pftap/lab"
 )
 
 // MetaPrefix starts the comment line that carries what a session knew
@@ -63,4 +67,44 @@ func DecodeMeta(comment string) (Meta, bool) {
 		return m, true
 	}
 	return Meta{}, false
+}
+
+// endMeta is what a recording can say only at the end: the requests'
+// results, the app's log, each leg's drops.
+func endMeta(r LabResult) Meta {
+	m := Meta{Drops: r.Drops}
+	for _, a := range r.Description.AppLog {
+		m.AppLog = append(m.AppLog, AppRequest(a))
+	}
+	for _, res := range r.Results {
+		mr := Result{What: res.What, Status: res.Status, Bytes: res.Bytes, TookNS: int64(res.Took)}
+		if res.Err != nil {
+			mr.Error = res.Err.Error()
+		}
+		m.Results = append(m.Results, mr)
+	}
+	return m
+}
+
+// RequestResults are the requests' results m holds.
+func (m Meta) RequestResults() []RequestResult {
+	var out []RequestResult
+	for _, r := range m.Results {
+		rr := RequestResult{What: r.What, Status: r.Status, Bytes: r.Bytes, Took: time.Duration(r.TookNS)}
+		if r.Error != "" {
+			rr.Err = errors.New(r.Error)
+		}
+		out = append(out, rr)
+	}
+	return out
+}
+
+// Description is the session's description as m holds it (its start:
+// the header and the pod's namespace; its end: the app's log).
+func (m Meta) Description() Description {
+	d := Description{Header: m.Header, PodNetns: m.PodNetns}
+	for _, a := range m.AppLog {
+		d.AppLog = append(d.AppLog, lab.AppRequest(a))
+	}
+	return d
 }

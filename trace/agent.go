@@ -160,6 +160,6 @@ func (s *Session) readAgent() {
 			}
 			return
 		}
-		s.send(frame{ts: ci.Timestamp, data: append([]byte(nil), data...), iface: 1 + ci.InterfaceIndex})
+		s.pipe.Captured(1+ci.InterfaceIndex, ci.Timestamp, data, ci.Length)
 	}
 }

@@ -6,7 +6,9 @@
 // svc/NAME with its target port, workloads by their selector; numeric and
 // named ports). Start forwards with pftap's own client (the WebSocket
 // tunnel first, SPDY/3.1 when the apiserver refuses it), taps the client's
-// leg (L1) below TLS, and decodes it as the frames come; each failure event
+// leg (L1) below TLS, and runs its frames through a session.Pipeline, the
+// one pftap lab uses: each leg decoded where its frames arrive, the events
+// in time order, a drain at the end instead of a sleep. Each failure event
 // carries its decode.Diagnosis, sharpened by what the agent saw listening in
 // the pod.
 //
@@ -25,5 +27,5 @@
 // # Recording
 //
 // Options.Write records every leg to pcapng as the session goes, with the
-// decoded summaries as packet comments.
+// decoded summaries as packet comments (session.Recorder).
 package trace

@@ -3,8 +3,6 @@ package trace
 import (
 	"context"
 	"fmt"
-	"github.com/pftap/pftap/leg"
-	"github.com/pftap/pftap/session"
 	"io"
 	"net"
 	"net/netip"
@@ -13,11 +11,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pftap/pftap/leg"
+	"github.com/pftap/pftap/session"
+
 	"k8s.io/client-go/rest"
 
 	"github.com/pftap/pftap/capture"
 	"github.com/pftap/pftap/decode"
-	"github.com/pftap/pftap/decode/packet"
 	"github.com/pftap/pftap/internal/pfclient"
 	"github.com/pftap/pftap/timeline"
 )
@@ -50,16 +50,10 @@ type Options struct {
 	Log io.Writer
 }
 
-// Recording says what Options.Write recorded.
-type Recording struct {
-	Path           string
-	Packets, Bytes int64
-}
-
 // Result is what a trace ends with.
 type Result struct {
 	// Wrote is the recording, when one was asked for.
-	Wrote   Recording
+	Wrote   session.Recording
 	Summary decode.Summary
 	// Hops are the requests across every leg, the agent's legs put on
 	// the local clock when Clock is known.
@@ -78,19 +72,16 @@ type Result struct {
 type Session struct {
 	fwd   *pfclient.Forwarder
 	opts  Options
-	in    chan frame
-	done  chan struct{}
-	rec   *session.Recorder // with Options.Write
-	wrote Recording
-	corr  *timeline.Correlator
-	sum   decode.Summary
+	pipe  *session.Pipeline
+	done  chan struct{} // closed when the events have ended
+	dec   session.Decoded
+	wrote session.Recording
 	last  string // the last diagnosis
 	mu    sync.Mutex
 	werr  error
 	close sync.Once
-	// legs are the legs' names and legIDs their IDs, by interface.
-	legs   []string
-	legIDs []leg.ID
+	// legs are the legs' names, this machine's first.
+	legs []string
 	// remote are the agent's legs; agent its connection.
 	remote    map[string]bool
 	agent     net.Conn
@@ -98,34 +89,18 @@ type Session struct {
 	agentErr  error
 	// podListeners are what listened in the pod when the agent began.
 	podListeners []string
-	// records are the TLS records of the agent's legs (L2 on the wire).
-	records []decode.TLSRecord
-	// sendMu guards in against sends after it is closed (a tap can
-	// record a FIN while the port-forward shuts down).
-	sendMu sync.RWMutex
-	closed bool
 }
 
-func (s *Session) send(f frame) {
-	s.sendMu.RLock()
-	defer s.sendMu.RUnlock()
-	if !s.closed {
-		s.in <- f
-	}
-}
-
-type frame struct {
-	ts    time.Time
-	data  []byte
-	iface int
-}
+// agentLateness is how far behind the taps the events of a trace with an
+// agent are released: the node's frames cross the network first.
+const agentLateness = 250 * time.Millisecond
 
 // Start resolves nothing (Target is resolved), starts the port-forward
 // with L1 tapped below TLS and decodes as the frames come.
 func Start(ctx context.Context, o Options) (*Session, error) {
-	s := &Session{opts: o, in: make(chan frame, 4096), done: make(chan struct{}), corr: timeline.NewCorrelator(), legs: []string{L1}, legIDs: []leg.ID{leg.L1}, remote: map[string]bool{}}
-	s.corr.Digests = true
-	var agentLegs []capture.Leg
+	s := &Session{opts: o, done: make(chan struct{}), legs: []string{L1}, remote: map[string]bool{}}
+	legs := []capture.Leg{{ID: leg.L1, Name: L1, Description: "plaintext below TLS, recorded inside pftap's port-forward client"}}
+	lateness := session.DefaultLateness
 	if o.Agent != "" {
 		conn, hello, err := dialAgent(ctx, o, o.Target.Pod.Status.PodIP)
 		if err != nil {
@@ -141,35 +116,35 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 			if i < len(hello.LegIDs) {
 				id = hello.LegIDs[i]
 			}
-			agentLegs = append(agentLegs, capture.Leg{ID: id, Name: name, Description: "tapped by pftap agent on " + hello.Node})
+			legs = append(legs, capture.Leg{ID: id, Name: name, Description: "tapped by pftap agent on " + hello.Node})
 			s.legs = append(s.legs, name)
-			s.legIDs = append(s.legIDs, id)
 			s.remote[name] = true
 		}
+		lateness = agentLateness
 	}
-	if o.Write != "" {
-		// The same recorder as pftap lab's: written as the session goes,
-		// in time order, each packet with its summaries, credentials
-		// redacted.
-		f, err := capture.CreateFile(o.Write)
-		if err != nil {
-			s.closeAgent()
-			return nil, err
-		}
-		rec := session.NewRecorder(f)
-		legs := append([]capture.Leg{{ID: leg.L1, Name: L1, Description: "plaintext below TLS, recorded inside pftap's port-forward client"}}, agentLegs...)
-		for range legs {
-			rec.AddLeg()
-		}
-		comment := fmt.Sprintf("pftap trace session, %s, pod %s/%s", time.Now().UTC().Format(time.RFC3339), o.Target.Namespace, o.Target.Pod.Name)
-		if err := rec.Start(comment, legs, map[int]bool{0: true}); err != nil {
-			rec.Finish(func(int) uint64 { return 0 }, "", nil)
-			s.closeAgent()
-			return nil, err
-		}
-		s.rec = rec
+	// The same pipeline as pftap lab's: each leg decoded where its frames
+	// arrive, events in time order; with -w the same recorder, written as
+	// the session goes, each packet with its summaries, credentials
+	// redacted.
+	pipe, err := session.NewPipeline(session.PipelineOptions{Verbosity: o.Verbosity, Lateness: lateness, Write: o.Write})
+	if err != nil {
+		s.closeAgent()
+		return nil, err
 	}
-	go s.decodeLoop()
+	s.pipe = pipe
+	for i, l := range legs {
+		pipe.AddLeg(l, i == 0)
+	}
+	comment := fmt.Sprintf("pftap trace session, %s, pod %s/%s", time.Now().UTC().Format(time.RFC3339), o.Target.Namespace, o.Target.Pod.Name)
+	if err := pipe.StartRecording(comment); err != nil {
+		pipe.CloseRecording("", nil)
+		s.closeAgent()
+		return nil, err
+	}
+	go func() {
+		defer close(s.done)
+		s.dec = pipe.Events(s.event)
+	}()
 	if s.agent != nil {
 		s.agentDone = make(chan struct{})
 		go s.readAgent()
@@ -180,10 +155,7 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 	}
 	fwd, err := pfclient.Start(ctx, pfclient.Options{Config: o.Config, Namespace: o.Target.Namespace, Pod: o.Target.Pod.Name,
 		Ports: ports, Address: o.Address, SPDY: o.SPDY, Wrap: func(c net.Conn) net.Conn {
-			return capture.NewTapParts(c, func(ts time.Time, head, payload []byte) {
-				b := make([]byte, 0, len(head)+len(payload))
-				s.send(frame{ts: ts, data: append(append(b, head...), payload...)})
-			}, capture.BelowTLS)
+			return capture.NewTapParts(c, func(_ time.Time, head, payload []byte) { s.pipe.Tapped(0, head, payload) }, capture.BelowTLS)
 		}})
 	if err != nil {
 		s.closeAgent()
@@ -228,8 +200,10 @@ func (s *Session) Stop() Result {
 	}
 	s.fwd.Stop()
 	if s.agent != nil {
-		// The node's last packets (the teardown) are still on their way.
-		time.Sleep(300 * time.Millisecond)
+		// The drain, as pftap lab's: the node's last packets (the
+		// teardown) are still on their way.
+		s.pipe.Drain(session.RequestsEnded, session.DrainRequests)
+		s.pipe.Drain(session.ConnsClosed, session.DrainConns)
 		s.closeAgent()
 		<-s.agentDone
 	}
@@ -243,14 +217,14 @@ func (s *Session) Stop() Result {
 	if err := s.writeErr(); err != nil && lost == nil {
 		lost = err
 	}
-	r := Result{Summary: s.sum, Hops: s.corr.Result(), Legs: s.legs, Lost: lost, Wrote: s.wrote}
+	r := Result{Summary: s.dec.Summary, Hops: s.dec.Correlator.Result(), Legs: s.legs, Lost: lost, Wrote: s.wrote}
 	if s.agent != nil {
 		remote := func(l string) bool { return s.remote[l] }
 		if est, ok := timeline.EstimateOffset(r.Hops, remote); ok {
 			r.Clock, r.ClockOK = est, true
 			r.Hops = timeline.ShiftLegs(r.Hops, remote, est.Offset)
 			// The node's TLS leg, placed by its records' times.
-			r.Hops = timeline.AddTLSLegs(r.Hops, s.records, est.Offset, s.corr.SPDYLeg)
+			r.Hops = timeline.AddTLSLegs(r.Hops, s.dec.Records, est.Offset, s.dec.Correlator.SPDYLeg)
 		}
 		if s.agentErr != nil && r.Lost == nil {
 			r.Lost = s.agentErr
@@ -287,18 +261,13 @@ func (s *Session) lostConnection() error {
 
 func (s *Session) finish() {
 	s.close.Do(func() {
-		s.sendMu.Lock()
-		s.closed = true
-		close(s.in)
-		s.sendMu.Unlock()
+		s.pipe.End()
 		<-s.done
-		if s.rec != nil {
-			n, size, err := s.rec.Finish(func(int) uint64 { return 0 }, "", nil)
-			if err != nil {
-				s.setWriteErr(err)
-			}
-			s.wrote = Recording{Path: s.rec.Path(), Packets: n, Bytes: size}
+		rec, err := s.pipe.CloseRecording("", nil)
+		if err != nil {
+			s.setWriteErr(err)
 		}
+		s.wrote = rec
 	})
 }
 
@@ -316,47 +285,22 @@ func (s *Session) writeErr() error {
 	return s.werr
 }
 
-// decodeLoop decodes L1's frames as they come, reports events and
-// diagnoses, and writes the recording with the events as comments.
-func (s *Session) decodeLoop() {
-	defer close(s.done)
-	records := func(r *decode.TLSRecord) {
-		if s.remote[r.Leg] {
-			s.records = append(s.records, *r)
+// event reports an event, its diagnosis sharpened by what the agent saw
+// in the pod, and keeps the last diagnosis.
+func (s *Session) event(e *decode.Event) {
+	if e.Diagnosis != "" {
+		// The agent saw what listened in the pod: a refused connection
+		// can be told apart.
+		if e.Kind == decode.KindStreamError && s.podListeners != nil {
+			e.Diagnosis = RefineRefused(e.Diagnosis, e, s.podListeners)
 		}
+		s.mu.Lock()
+		s.last = e.Diagnosis
+		s.mu.Unlock()
 	}
-	d := decode.NewDecoder(decode.Options{Verbosity: s.opts.Verbosity, Chunks: s.corr.Chunk, Records: records}, func(e *decode.Event) {
-		if e.Diagnosis != "" {
-			// The agent saw what listened in the pod: a refused
-			// connection can be told apart.
-			if e.Kind == decode.KindStreamError && s.podListeners != nil {
-				e.Diagnosis = RefineRefused(e.Diagnosis, e, s.podListeners)
-			}
-			s.mu.Lock()
-			s.last = e.Diagnosis
-			s.mu.Unlock()
-		}
-		if s.opts.Event != nil {
-			s.opts.Event(e)
-		}
-	})
-	var ifs []packet.Interface
-	for i, name := range s.legs {
-		ifs = append(ifs, packet.Interface{Index: i, Name: name, Leg: s.legIDs[i]})
+	if s.opts.Event != nil {
+		s.opts.Event(e)
 	}
-	d.SetInterfaces(ifs)
-	var p packet.Packet
-	for f := range s.in {
-		// The recorder fills in checksums and redacts its own copy.
-		if s.rec != nil {
-			s.rec.Add(f.iface, f.ts, f.data, nil, len(f.data))
-		}
-		if packet.Decode(packet.LinkEthernet, f.data, &p) == nil {
-			p.Time, p.Interface = f.ts, f.iface
-			d.Add(&p)
-		}
-	}
-	s.sum = d.Finish()
 }
 
 // RefineRefused sharpens the diagnosis of a refused connection inside the

@@ -15,8 +15,7 @@
 // its IOStreams; exit codes are decided in run (root.go): 2 for a wrong
 // command line, 1 for a failure, each said in one line.
 //
-// Not yet only the command line: the lab session's pipeline (labrun.go: the
-// session, the request sender, the renderer; livedecode.go: the live
-// multi-leg decoder) still lives here, until it joins the recorder in
-// package session, shared with trace.
+// The work is done below: the tapped session (lab, trace's pipeline, the
+// recordings replay reads) in package session, trace and agent in their
+// own packages; this package renders what they return.
 package main

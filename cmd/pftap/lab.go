@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/pftap/pftap/session"
 
 	"github.com/spf13/cobra"
 
@@ -76,7 +77,7 @@ and SIGHUP stop the run within a few hundred ms and remove the lab.`,
 	f.StringArrayVar(&opts.Requests, "request", nil, "a request to send through the port-forward, like 'GET /bytes?n=100000' (repeatable; default GET /)")
 	f.IntVar(&opts.Concurrency, "concurrency", 1, "how many requests at a time (at most the number of requests sent)")
 	f.IntVar(&opts.Repeat, "repeat", 1, "send each request this many times (each on its own connection)")
-	f.DurationVar(&opts.HeaderTimeout, "header-timeout", defaultHeaderTimeout, "how long a request waits for its response's header (a body takes as long as it takes)")
+	f.DurationVar(&opts.HeaderTimeout, "header-timeout", session.DefaultHeaderTimeout, "how long a request waits for its response's header (a body takes as long as it takes)")
 	f.IntVar(&opts.RemotePort, "remote-port", 0, "forward to this port in the pod (default: the app's, 80); one where nothing listens shows the error stream")
 	f.StringVarP(&opts.Write, "write", "w", "", "also write every leg to a pcapng file (one interface per leg)")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per line instead")
@@ -110,8 +111,8 @@ func validateLabRun(opts *LabRunOptions) error {
 		opts.Requests = []string{"GET /"}
 	}
 	for _, r := range opts.Requests {
-		if _, _, err := parseLabRequest(r); err != nil {
-			return usageError{err}
+		if _, err := session.ParseRequest(r); err != nil {
+			return usageError{fmt.Errorf("--request %q: %w", r, err)}
 		}
 	}
 	if opts.Repeat > 1 {
@@ -145,28 +146,6 @@ func validateLabRun(opts *LabRunOptions) error {
 		}
 	}
 	return nil
-}
-
-// parseLabRequest reads a --request: "METHOD /PATH" or "/PATH" (GET).
-func parseLabRequest(r string) (method, path string, err error) {
-	method, path, ok := strings.Cut(strings.TrimSpace(r), " ")
-	if !ok {
-		method, path = "GET", strings.TrimSpace(r)
-	}
-	path = strings.TrimSpace(path)
-	bad := func(why string) error {
-		return fmt.Errorf("--request %q: %s; want METHOD /PATH or /PATH, like 'GET /bytes?n=1000'", r, why)
-	}
-	if method == "" || strings.Trim(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
-		return "", "", bad(fmt.Sprintf("%q is not an HTTP method", method))
-	}
-	if !strings.HasPrefix(path, "/") {
-		return "", "", bad("the path must start with /")
-	}
-	if _, err := url.ParseRequestURI(path); err != nil || strings.ContainsAny(path, " \t\r\n") {
-		return "", "", bad("not a request path")
-	}
-	return method, path, nil
 }
 
 // checkWritable says, before anything runs, whether an output file can be
@@ -237,7 +216,7 @@ func newLabUpCmd(ios *IOStreams, runF func(*LabUpOptions) error) *cobra.Command 
 }
 
 func labUpRun(opts *LabUpOptions) error {
-	quietUpstream()
+	session.QuietUpstream()
 	// A lab killed earlier may have left namespaces behind: clean first.
 	if done, _ := lab.Clean(); len(done) > 0 {
 		fmt.Fprintf(opts.IO.ErrOut, "pftap: cleaned up after a lab that died: %s\n", strings.Join(done, ", "))

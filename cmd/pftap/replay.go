@@ -3,14 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/pftap/pftap/session"
-	"io"
-	"os"
 	"strings"
+
+	"github.com/pftap/pftap/decode"
+	"github.com/pftap/pftap/session"
 
 	"github.com/spf13/cobra"
 
-	"github.com/pftap/pftap/decode/packet"
 	"github.com/pftap/pftap/replay"
 )
 
@@ -91,77 +90,27 @@ exits non-zero when the client deviated from the recording.`,
 
 // replayRender renders a recording as `pftap lab` renders a live session.
 func replayRender(opts *ReplayOptions) error {
-	f, err := os.Open(opts.File)
+	f, err := session.OpenFile(opts.File)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	rd, err := packet.NewReader(f)
-	if err != nil {
-		return fmt.Errorf("%s: %w", opts.File, err)
+	v := &sessionView{info: f.Start.Description(), results: f.Start.RequestResults(), drops: f.Start.Drops}
+	for _, l := range f.Legs {
+		v.legs = append(v.legs, l.Name)
+		v.legIDs = append(v.legIDs, l.ID)
 	}
-	start, isLab := session.DecodeMeta(rd.SectionComment())
-	info := labDescription{header: start.Header, podLo: start.PodNetns, appLog: fromMetaLog(start.AppLog)}
-	results, drops := metaResults(start), start.Drops
-	// Legs are the capture's interfaces; they are known after the first
-	// packet for pcapng (interface blocks may come later), so peek.
-	var first packet.Packet
-	firstErr := rd.Next(&first)
-	v := &sessionView{info: info, results: results, drops: drops}
-	for _, i := range rd.Interfaces() {
-		name := i.Name
-		if name == "" {
-			name = fmt.Sprintf("if%d", i.Index)
-		}
-		v.legs = append(v.legs, name)
-		v.legIDs = append(v.legIDs, i.Leg)
-	}
-	if !isLab {
-		v.info.header = genericHeader(opts.File)
+	if !f.IsLab {
+		v.info.Header = genericHeader(opts.File)
 	}
 	// A recording written as the session went has what is known only at
-	// the end in its legs' statistics, read with the last packet; a
-	// recording cut short (its writer killed) has none.
+	// the end in its legs' statistics, read with the last packet.
 	v.after = func() {
-		end, ok := session.DecodeMeta(rd.LegStats(0).Comment)
-		if !ok {
-			return
-		}
-		v.results, v.info.appLog = metaResults(end), fromMetaLog(end.AppLog)
-		v.drops = make([]uint64, len(v.legs))
-		for i := range v.legs {
-			v.drops[i] = rd.LegStats(i).Drops
+		if end, ok := f.End(); ok {
+			v.results, v.info.AppLog, v.drops = end.RequestResults(), end.Description().AppLog, end.Drops
 		}
 	}
-	v.decode = decodePackets(v.legs, v.legIDs, opts.Verbosity, func(fn func(p *packet.Packet) error) error {
-		if firstErr != nil {
-			if firstErr == io.EOF {
-				if err := rd.Unreadable(); err != nil {
-					return fmt.Errorf("%s: %w", opts.File, err)
-				}
-				return nil
-			}
-			return fmt.Errorf("%s: %w", opts.File, firstErr)
-		}
-		if err := fn(&first); err != nil {
-			return err
-		}
-		var p packet.Packet
-		for {
-			if err := rd.Next(&p); err != nil {
-				if err == io.EOF {
-					if err := rd.Unreadable(); err != nil {
-						return fmt.Errorf("%s: %w", opts.File, err)
-					}
-					return nil
-				}
-				return fmt.Errorf("%s: %w", opts.File, err)
-			}
-			if err := fn(&p); err != nil {
-				return err
-			}
-		}
-	})
+	v.decode = func(emit func(*decode.Event)) (session.Decoded, error) { return f.Decode(opts.Verbosity, emit) }
 	return renderSession(renderOptions{IO: opts.IO, JSON: opts.JSON, HTML: opts.HTML, Verbosity: opts.Verbosity, NoColor: opts.NoColor,
 		Title: "pftap replay " + opts.File}, v)
 }

@@ -8,9 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/pftap/pftap/internal/testenv"
+	"github.com/pftap/pftap/session"
 )
 
 var (
@@ -77,7 +78,10 @@ func BenchmarkLabTapCost(b *testing.B) {
 func tapCostTransfer(n int64, taps string) (float64, float64, uint64, error) {
 	ios, _, errOut := testIO()
 	opts := &LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: *tapCostClient,
-		Requests: []string{fmt.Sprintf("GET /bytes?n=%d", n)}, Concurrency: 1, taps: taps}
+		Requests: []string{fmt.Sprintf("GET /bytes?n=%d", n)}, Concurrency: 1, taps: tapModes[taps]}
+	if _, ok := tapModes[taps]; !ok {
+		return 0, 0, 0, fmt.Errorf("-tapcost.taps %q: want one of none, nostore, kernel, inprocess, live or nothing", taps)
+	}
 	if *tapCostWrite && taps != "none" {
 		dir, err := os.MkdirTemp("", "pftap-tapcost-")
 		if err != nil {
@@ -86,34 +90,31 @@ func tapCostTransfer(n int64, taps string) (float64, float64, uint64, error) {
 		defer os.RemoveAll(dir)
 		opts.Write = filepath.Join(dir, "session.pcapng")
 	}
-	cpu0 := cpuTime()
+	cpu0 := testenv.CPUTime()
 	sess, err := runLab(opts)
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("taps %q: %v\n%s", taps, err, errOut)
 	}
-	secs := (cpuTime() - cpu0).Seconds() / (float64(n) / (1 << 30))
-	r := sess.results[0]
-	if r.err != nil || r.bytes != n {
-		return 0, 0, 0, fmt.Errorf("taps %q: got %d of %d bytes: %v", taps, r.bytes, n, r.err)
+	secs := (testenv.CPUTime() - cpu0).Seconds() / (float64(n) / (1 << 30))
+	r := sess.Results[0]
+	if r.Err != nil || r.Bytes != n {
+		return 0, 0, 0, fmt.Errorf("taps %q: got %d of %d bytes: %v", taps, r.Bytes, n, r.Err)
 	}
 	var drops uint64
-	for _, st := range sess.rec.stats {
-		drops += st.Drops
+	for _, d := range sess.Drops {
+		drops += d
 	}
-	return float64(n) / (1 << 20) / r.took.Seconds(), secs, drops, nil
+	return float64(n) / (1 << 20) / r.Took.Seconds(), secs, drops, nil
 }
 
-// cpuTime is the user and system time of this process and of its waited-for
-// children so far.
-func cpuTime() time.Duration {
-	var total time.Duration
-	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
-		var ru syscall.Rusage
-		if syscall.Getrusage(who, &ru) == nil {
-			total += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		}
-	}
-	return total
+// tapModes are the taps of -tapcost.taps.
+var tapModes = map[string]session.Taps{
+	"":          0,
+	"none":      session.NoTaps,
+	"nostore":   session.CountOnly,
+	"kernel":    session.NoInProcess | session.CountOnly,
+	"inprocess": session.NoCaptures,
+	"live":      session.NoInProcess,
 }
 
 func median(xs []float64) float64 {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pftap/pftap/agent"
 	"github.com/pftap/pftap/decode"
+	"github.com/pftap/pftap/session"
 	"github.com/pftap/pftap/timeline"
 	"github.com/pftap/pftap/trace"
 )
@@ -144,7 +145,7 @@ node itself (privileged, host network and PID, listening on the node's
 
 func traceRun(opts *TraceOptions) error {
 	// client-go logs forwarding errors through klog; trace explains them.
-	quietUpstream()
+	session.QuietUpstream()
 	// Every signal from here on ends trace with its clean-up, also while
 	// it deploys the agent.
 	sigCtx, cancelSig := signalContext(opts.Stop)

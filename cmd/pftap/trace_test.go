@@ -26,6 +26,7 @@ import (
 	"github.com/pftap/pftap/internal/kubectl"
 	"github.com/pftap/pftap/internal/testenv"
 	"github.com/pftap/pftap/lab"
+	"github.com/pftap/pftap/session"
 	"github.com/pftap/pftap/trace"
 )
 
@@ -318,8 +319,8 @@ func TestTraceAgent(t *testing.T) {
 				bulk = get(t, ports[0].Local, "/bytes?n=300000")
 				// What pftap lab sends, the way it sends it: its timeline
 				// shows "request 0 port 80: 77 B → pod, 399 B ← pod".
-				if r := sendRequests(context.Background(), ports[0].Local, []string{"GET /"}, 1, 0, nil); r[0].err != nil {
-					t.Errorf("pftap lab's request through trace: %v", r[0].err)
+				if r := session.Send(context.Background(), ports[0].Local, []session.Request{{Method: "GET", Path: "/"}}, session.SendOptions{}); r[0].Err != nil {
+					t.Errorf("pftap lab's request through trace: %v", r[0].Err)
 				}
 				// More requests, more samples for the clock estimate.
 				for i := 0; i < 6; i++ {

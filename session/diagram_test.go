@@ -1,4 +1,4 @@
-package main
+package session
 
 import (
 	"net/netip"
@@ -56,7 +56,7 @@ func TestChainDiagram(t *testing.T) {
 		}},
 	} {
 		l := &lab.Lab{CPNetns: "t-cp", NodeNetns: "t-node", PodNetns: "t-pod", Legs: legs(tc.runtime)}
-		got := chainDiagram(l, tc.client)
+		got := ChainDiagram(l, Client(tc.client))
 		rest := got
 		for _, w := range tc.want {
 			i := strings.Index(rest, w)

@@ -1,11 +1,11 @@
 //go:build linux
 
-package main
+package session
 
 import (
+	"context"
 	"flag"
 	"fmt"
-	"github.com/pftap/pftap/leg"
 	"io"
 	"net"
 	"net/netip"
@@ -15,10 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pftap/pftap/leg"
+
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/pftap/pftap/capture"
 	"github.com/pftap/pftap/decode"
+	"github.com/pftap/pftap/internal/testenv"
 )
 
 var liveDecodeFile = flag.String("livedecode.file", "", "BenchmarkLiveDecode: a pftap lab -w recording to decode (default: one made with the lab, 64 MiB from the pod)")
@@ -71,7 +74,7 @@ func readLegFrames(tb testing.TB, path string) (names []string, legs [][]legFram
 // renderer takes the events. It reports the frames' bytes per second and
 // the CPU time per GiB of frames.
 //
-//	go test -run '^$' -bench LiveDecode ./cmd/pftap [-args -livedecode.file session.pcapng]
+//	go test -run '^$' -bench LiveDecode ./session [-args -livedecode.file session.pcapng]
 func BenchmarkLiveDecode(b *testing.B) {
 	path := *liveDecodeFile
 	if path == "" {
@@ -79,43 +82,42 @@ func BenchmarkLiveDecode(b *testing.B) {
 			b.Skip("needs root to make a recording with the lab (or -livedecode.file)")
 		}
 		path = filepath.Join(b.TempDir(), "bulk.pcapng")
-		ios, _, errOut := testIO()
-		if err := labRun(&LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: "kubectl",
-			Requests: []string{fmt.Sprintf("GET /bytes?n=%d", 64<<20)}, Concurrency: 1, Write: path}); err != nil {
-			b.Fatalf("%v\n%s", err, errOut)
+		if err := runLabFor(b, LabOptions{Runtime: "containerd", App: "builtin", Client: Kubectl,
+			Requests: []Request{{"GET", fmt.Sprintf("/bytes?n=%d", 64<<20)}}, Concurrency: 1, Write: path}); err != nil {
+			b.Fatal(err)
 		}
 	}
 	names, legs, total := readLegFrames(b, path)
 	b.SetBytes(total)
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := testenv.CPUTime()
 	var events int
 	for i := 0; i < b.N; i++ {
-		ld := newLiveDecoder(0)
+		ld := NewLive(0, 0)
 		for _, n := range names {
-			ld.addLeg(leg.Leg{Name: n})
+			ld.AddLeg(leg.Leg{Name: n})
 		}
-		done := make(chan decodedSession)
-		go func() { done <- ld.run(func(*decode.Event) { events++ }) }()
+		done := make(chan Decoded)
+		go func() { done <- ld.Run(func(*decode.Event) { events++ }) }()
 		var wg sync.WaitGroup
 		for k, frames := range legs {
 			wg.Add(1)
 			go func(k int, frames []legFrame) {
 				defer wg.Done()
 				for _, f := range frames {
-					ld.frame(k, f.ts, f.data)
+					ld.Frame(k, f.ts, f.data)
 				}
 			}(k, frames)
 		}
 		wg.Wait()
-		ld.finish()
+		ld.Finish()
 		res := <-done
-		if res.sum.BytesFromPod == 0 || len(res.corr.Result()) == 0 {
-			b.Fatalf("nothing decoded: %+v", res.sum)
+		if res.Summary.BytesFromPod == 0 || len(res.Correlator.Result()) == 0 {
+			b.Fatalf("nothing decoded: %+v", res.Summary)
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric((cpuTime()-cpu0).Seconds()/(float64(total)*float64(b.N)/(1<<30)), "cpu-s/GiB")
+	b.ReportMetric((testenv.CPUTime()-cpu0).Seconds()/(float64(total)*float64(b.N)/(1<<30)), "cpu-s/GiB")
 }
 
 // TestLiveDecoderOrdersLegs feeds two legs at once, as pftap lab does: an
@@ -125,11 +127,11 @@ func BenchmarkLiveDecode(b *testing.B) {
 // with connections numbered in the order they began; frames that come
 // after the end are dropped.
 func TestLiveDecoderOrdersLegs(t *testing.T) {
-	ld := newLiveDecoder(0)
-	tapLeg, capLeg := ld.addLeg(leg.Leg{Name: "tapped"}), ld.addLeg(leg.Leg{Name: "captured"})
+	ld := NewLive(0, 0)
+	tapLeg, capLeg := ld.AddLeg(leg.Leg{Name: "tapped"}), ld.AddLeg(leg.Leg{Name: "captured"})
 	var got []*decode.Event
-	done := make(chan decodedSession)
-	go func() { done <- ld.run(func(e *decode.Event) { got = append(got, e) }) }()
+	done := make(chan Decoded)
+	go func() { done <- ld.Run(func(e *decode.Event) { got = append(got, e) }) }()
 
 	// The captured leg: an HTTP exchange whose frames are stamped as they
 	// happen, 4 ms apart, but handed over at the end in one batch (the
@@ -166,7 +168,7 @@ func TestLiveDecoderOrdersLegs(t *testing.T) {
 		send(1, capture.FlagFIN|capture.FlagACK, "")
 		time.Sleep(5 * time.Millisecond)
 		for _, f := range batch {
-			ld.frame(capLeg, f.ts, f.data)
+			ld.Frame(capLeg, f.ts, f.data)
 		}
 	}()
 
@@ -192,15 +194,15 @@ func TestLiveDecoderOrdersLegs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := capture.NewTapParts(raw, func(_ time.Time, head, payload []byte) { ld.parts(tapLeg, head, payload, nil) })
+	c := capture.NewTapParts(raw, func(_ time.Time, head, payload []byte) { ld.Parts(tapLeg, head, payload, nil) })
 	c.Write([]byte("GET /tapped HTTP/1.1\r\nHost: x\r\n\r\n"))
 	io.Copy(io.Discard, c)
 	c.Close()
 	wg.Wait()
 	time.Sleep(10 * time.Millisecond)
-	ld.finish()
+	ld.Finish()
 	// Late frames, after the end: dropped, not decoded beside Finish.
-	ld.parts(tapLeg, capture.AppendTCPHeaderNoChecksum(nil, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), 1, 0, capture.FlagSYN, 0), nil, nil)
+	ld.Parts(tapLeg, capture.AppendTCPHeaderNoChecksum(nil, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), 1, 0, capture.FlagSYN, 0), nil, nil)
 	res := <-done
 
 	var paths []string
@@ -215,7 +217,31 @@ func TestLiveDecoderOrdersLegs(t *testing.T) {
 	if want := []string{"tapped#2/tapped", "captured#1/captured"}; fmt.Sprint(paths) != fmt.Sprint(want) {
 		t.Errorf("requests %v, want %v (in time order, numbered as they began)", paths, want)
 	}
-	if res.sum.Connections != 2 || res.sum.Legs["tapped"] == nil || res.sum.Legs["captured"] == nil {
-		t.Errorf("summary %+v", res.sum)
+	if res.Summary.Connections != 2 || res.Summary.Legs["tapped"] == nil || res.Summary.Legs["captured"] == nil {
+		t.Errorf("summary %+v", res.Summary)
 	}
+}
+
+// runLabFor runs a lab session to its end, its events dropped.
+func runLabFor(tb testing.TB, o LabOptions) error {
+	s, err := StartLab(context.Background(), o)
+	if err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Events(func(*decode.Event) {})
+	}()
+	res, err := s.Run()
+	<-done
+	if _, cerr := s.Close(nil); err == nil {
+		err = cerr
+	}
+	for _, r := range res.Results {
+		if err == nil && r.Err != nil {
+			err = fmt.Errorf("%s: %v", r.What, r.Err)
+		}
+	}
+	return err
 }

@@ -1,4 +1,4 @@
-package main
+package session
 
 import (
 	"context"
@@ -26,11 +26,11 @@ func TestSendRequestsBodyCutShort(t *testing.T) {
 		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789"))
 		c.Close()
 	}()
-	res := sendRequests(context.Background(), ln.Addr().(*net.TCPAddr).Port, []string{"GET /bytes?n=1000"}, 1, 0, nil)
-	if len(res) != 1 || res[0].err == nil {
+	res := Send(context.Background(), ln.Addr().(*net.TCPAddr).Port, []Request{{"GET", "/bytes?n=1000"}}, SendOptions{})
+	if len(res) != 1 || res[0].Err == nil {
 		t.Fatalf("a cut-short body passed: %+v", res)
 	}
-	if !strings.Contains(res[0].err.Error(), "cut short after 10 bytes") || res[0].bytes != 10 {
-		t.Errorf("err %v, %d bytes", res[0].err, res[0].bytes)
+	if !strings.Contains(res[0].Err.Error(), "cut short after 10 bytes") || res[0].Bytes != 10 {
+		t.Errorf("err %v, %d bytes", res[0].Err, res[0].Bytes)
 	}
 }

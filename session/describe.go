@@ -1,0 +1,107 @@
+package session
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pftap/pftap/lab"
+	"github.com/pftap/pftap/leg"
+)
+
+// Description is what a session says of itself: the header its rendering
+// starts with (who forwards to which pod, and the chain), the pod's
+// network namespace, and, once it has ended, what the app logged.
+type Description struct {
+	Header   string
+	PodNetns string
+	// AppLog is what the built-in app logged: the ground truth of which
+	// connection on the pod's lo asked for what.
+	AppLog []lab.AppRequest
+}
+
+func describeLab(l *lab.Lab, client Client, spdy bool) Description {
+	c := l.Config()
+	var b strings.Builder
+	app := c.App
+	if app == lab.AppBuiltin {
+		app = "built-in app"
+	}
+	who := "pftap's own port-forward client (client-go, WebSocket first, SPDY fallback)"
+	switch {
+	case client == Kubectl && spdy:
+		who = "kubectl port-forward (SPDY/3.1: KUBECTL_PORT_FORWARD_WEBSOCKETS=false)"
+	case client == Kubectl:
+		who = "kubectl port-forward"
+	case spdy:
+		who = "pftap's own port-forward client (client-go, SPDY/3.1)"
+	}
+	fmt.Fprintf(&b, "pftap lab: %s to pod/%s through a local chain (%s runtime, %s), every leg tapped\n\n", who, c.Pod, c.Runtime, app)
+	b.WriteString(ChainDiagram(l, client))
+	return Description{Header: b.String(), PodNetns: l.PodNetns}
+}
+
+// ChainDiagram draws a lab's chain top to bottom: each process with its
+// address and network namespace, and between two of them the leg that
+// joins them, what it carries and where a lab session taps it.
+func ChainDiagram(l *lab.Lab, client Client) string {
+	type box struct{ name, where string }
+	netnsOf := map[string]string{"apiserver": l.CPNetns, "kubelet": l.NodeNetns, "runtime": l.NodeNetns, "socat": l.PodNetns, "app": l.PodNetns}
+	title := map[string]string{"apiserver": "kube-apiserver", "kubelet": "kubelet", "runtime": "runtime streaming server", "socat": "socat", "app": "app"}
+	clientName := map[Client]string{Pftap: "pftap (its port-forward client)", Kubectl: "kubectl port-forward"}[client]
+	boxes := []box{{clientName, "host"}}
+	var links []string
+	var witness *lab.Leg
+	prev := "client"
+	for i := range l.Legs {
+		lg := l.Legs[i]
+		if lg.ID == leg.Witness {
+			witness = &l.Legs[i]
+			continue
+		}
+		from, to, _ := strings.Cut(lg.Name, " → ")
+		if from != prev {
+			// socat: the kubelet pipes the stream into a process it
+			// started in the pod's namespace; no socket, nothing on a wire.
+			links = append(links, "(a pipe to a process the kubelet started: nothing on any interface)")
+			boxes = append(boxes, box{title[from] + ", started by the kubelet with nsenter", "netns " + netnsOf[from]})
+		}
+		prev = to
+		var how string
+		switch {
+		case lg.ID == leg.L1 && client == Kubectl:
+			how = "TLS; tapped below TLS inside the lab's apiserver"
+		case lg.ID == leg.L1:
+			how = "TLS; tapped below TLS inside pftap's client"
+		case lg.ID == leg.L2:
+			how = fmt.Sprintf("TLS; tapped below TLS inside the kubelet, and on the wire (netns %s %s)", lg.Netns, lg.Interface)
+		case lg.ID == leg.L3:
+			how = fmt.Sprintf("plain HTTP upgrade, then SPDY/3.1; captured on lo (netns %s)", lg.Netns)
+		default:
+			how = fmt.Sprintf("plain TCP, the app's own bytes; captured on lo (netns %s)", lg.Netns)
+		}
+		if !lg.TLS {
+			how = strings.Replace(how, "TLS; tapped below TLS", "plain HTTP; tapped", 1)
+		}
+		links = append(links, fmt.Sprintf("%-3s %-22s %s", lg.ID, lg.Name, how))
+		where := "netns " + netnsOf[to]
+		if to == "apiserver" || to == "kubelet" {
+			where = fmt.Sprintf("netns %s (reached from the %s)", netnsOf[to], map[string]string{"apiserver": "host over " + l.Legs[0].Interface, "kubelet": "apiserver's namespace"}[to])
+		}
+		boxes = append(boxes, box{fmt.Sprintf("%s %s", title[to], lg.Server), where})
+	}
+	width := 0
+	for _, bx := range boxes {
+		width = max(width, len([]rune(bx.name)))
+	}
+	var b strings.Builder
+	for i, bx := range boxes {
+		fmt.Fprintf(&b, "  %s%s  %s\n", bx.name, strings.Repeat(" ", width-len([]rune(bx.name))), bx.where)
+		if i < len(links) {
+			fmt.Fprintf(&b, "    │ %s\n    ▼\n", links[i])
+		}
+	}
+	if witness != nil {
+		fmt.Fprintf(&b, "  %s  the pod's eth0 %s, captured as a witness: port-forward never crosses it\n", strings.Repeat(" ", width), witness.Server.Addr())
+	}
+	return b.String()
+}

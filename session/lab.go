@@ -1,0 +1,367 @@
+package session
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"k8s.io/klog/v2"
+
+	"github.com/pftap/pftap/capture"
+	"github.com/pftap/pftap/decode"
+	"github.com/pftap/pftap/internal/kubectl"
+	"github.com/pftap/pftap/internal/pfclient"
+	"github.com/pftap/pftap/lab"
+	"github.com/pftap/pftap/leg"
+)
+
+// Client is the port-forward client of a lab session.
+type Client string
+
+const (
+	// Pftap is pftap's own client (client-go's), tapped below TLS inside
+	// it.
+	Pftap Client = "pftap"
+	// Kubectl is the real kubectl port-forward; L1 is tapped below TLS
+	// inside the lab's apiserver.
+	Kubectl Client = "kubectl"
+)
+
+// Taps say which of a lab session's taps are left out; the zero value is
+// every tap, decoded, as users run it. The others measure what the taps
+// cost.
+type Taps uint8
+
+const (
+	// NoInProcess leaves out the in-process taps: the user's leg, and L1
+	// and L2 below TLS.
+	NoInProcess Taps = 1 << iota
+	// NoCaptures leaves out the packet captures (L2 on the wire, L3, L4,
+	// the witness).
+	NoCaptures
+	// CountOnly counts the tapped frames and drops them: nothing is
+	// decoded or recorded.
+	CountOnly
+	// NoTaps runs the same chain and requests with nothing tapped.
+	NoTaps = NoInProcess | NoCaptures | CountOnly
+)
+
+// LabOptions are the inputs of a lab session.
+type LabOptions struct {
+	// Runtime and App are lab.Config's.
+	Runtime, App string
+	Client       Client
+	// SPDY makes the client speak SPDY/3.1 rather than WebSocket;
+	// NoWebSocket makes the lab's apiserver refuse WebSocket.
+	SPDY, NoWebSocket bool
+	Requests          []Request
+	// Concurrency and HeaderTimeout are SendOptions'.
+	Concurrency   int
+	HeaderTimeout time.Duration
+	// RemotePort is the pod port to forward to; 0: the app's.
+	RemotePort int
+	// Write is a pcapng file to record the session to, as it goes.
+	Write     string
+	Verbosity int
+	Taps      Taps
+}
+
+// LabResult is what a lab session ends with besides its events.
+type LabResult struct {
+	// Description is the session's, with the app's log.
+	Description Description
+	Results     []RequestResult
+	// Drops are the kernel's drops per leg.
+	Drops []uint64
+}
+
+// A Lab is a lab session: a lab built and tapped on every leg, pftap's or
+// kubectl's port-forward through it, and the requests sent through that.
+//
+//	s, err := session.StartLab(ctx, opts)
+//	go func() { decoded = s.Events(render) }()
+//	res, err := s.Run()
+//	// wait for Events
+//	rec, err := s.Close(nil)
+type Lab struct {
+	o      LabOptions
+	ctx    context.Context
+	pipe   *Pipeline
+	lab    *lab.Lab
+	desc   Description
+	remote int
+	// user and l1 are the legs of the in-process taps the client makes.
+	user, l1     int
+	stopCaptures func()
+	result       *LabResult
+	closeOnce    sync.Once
+	ran          bool
+}
+
+// StartLab builds the lab, opens its taps and starts the recording: the
+// session is ready to Run. ctx ends the lab and what runs in it.
+func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
+	QuietUpstream()
+	if o.Client == "" {
+		o.Client = Pftap
+	}
+	inprocTaps, liveTaps := o.Taps&NoInProcess == 0, o.Taps&NoCaptures == 0
+	write := o.Write
+	if o.Taps&CountOnly != 0 {
+		write = ""
+	}
+	pipe, err := NewPipeline(PipelineOptions{CountOnly: o.Taps&CountOnly != 0, Verbosity: o.Verbosity, Write: write})
+	if err != nil {
+		return nil, err
+	}
+	s := &Lab{o: o, ctx: ctx, pipe: pipe}
+	defer func() {
+		if err != nil {
+			pipe.CloseRecording("", nil)
+			if s.lab != nil {
+				s.lab.Close()
+			}
+		}
+	}()
+	// The user's leg: the requests to the port-forward's local port,
+	// tapped where they are made.
+	s.user = pipe.AddLeg(capture.Leg{ID: leg.User, Name: "user→" + string(o.Client), Description: "the requests to the port-forward's local port, recorded inside pftap's HTTP client"}, true)
+	// L1 below TLS: inside pftap's own client, or (for kubectl) inside the
+	// lab's apiserver; L2 below TLS inside the lab's kubelet.
+	s.l1 = pipe.AddLeg(capture.Leg{ID: leg.L1, Name: "L1 client→apiserver", Description: "plaintext below TLS, recorded inside " +
+		map[Client]string{Pftap: "pftap's port-forward client", Kubectl: "the lab's apiserver"}[o.Client]}, true)
+	tapLegs := map[string]int{
+		"L2": pipe.AddLeg(capture.Leg{ID: leg.L2, Name: "L2 apiserver→kubelet", Description: "plaintext below TLS, recorded inside the lab's kubelet"}, true),
+	}
+	if o.Client == Kubectl {
+		tapLegs["L1"] = s.l1
+	}
+	cfg := lab.Config{Runtime: o.Runtime, App: o.App, NoWebSocket: o.NoWebSocket}
+	if inprocTaps {
+		cfg.TapConn = func(leg string, c net.Conn) net.Conn {
+			idx, ok := tapLegs[leg]
+			if !ok {
+				return c
+			}
+			return capture.NewServerTapParts(c, func(_ time.Time, head, payload []byte) { pipe.Tapped(idx, head, payload) }, capture.BelowTLS)
+		}
+	}
+	if s.lab, err = lab.Start(ctx, cfg); err != nil {
+		return nil, err
+	}
+	// The port the forward reaches in the pod: the app's, or the one
+	// asked for (where perhaps nothing listens: the refusal is on L4).
+	s.remote = s.lab.Config().AppPort
+	if o.RemotePort != 0 {
+		s.remote = o.RemotePort
+	}
+	if s.stopCaptures, err = s.openCaptures(liveTaps); err != nil {
+		return nil, err
+	}
+	s.desc = describeLab(s.lab, o.Client, o.SPDY)
+	comment := fmt.Sprintf("pftap lab session, %s\n%s", time.Now().UTC().Format(time.RFC3339), Meta{Header: s.desc.Header, PodNetns: s.desc.PodNetns}.Encode())
+	if err := pipe.StartRecording(comment); err != nil {
+		s.stopCaptures()
+		return nil, err
+	}
+	return s, nil
+}
+
+// legRingMiB is the capture ring of a leg the forward crosses: it holds
+// what arrives while the goroutine that drains and decodes it waits for a
+// CPU (at the lab's ~250 MB/s, 32 MiB is about 130 ms). The kernel zeroes
+// every ring when it is made, which a short run pays for.
+const legRingMiB = 32
+
+// witnessRingMiB is the capture ring of the pod's eth0, which the forward
+// never crosses.
+const witnessRingMiB = 4
+
+// openCaptures adds the captured legs (L2 on the wire as TLS records, L3
+// on the node's lo, L4 on the pod's lo, the pod's eth0 as the witness)
+// and, when live, opens their captures and drains them into the pipeline.
+// It returns what stops them.
+func (s *Lab) openCaptures(live bool) (func(), error) {
+	type source struct {
+		leg int
+		src *capture.Source
+	}
+	var srcs []source
+	closeAll := func() {
+		for _, sr := range srcs {
+			sr.src.Close()
+		}
+	}
+	for _, lg := range s.lab.Legs {
+		name := string(lg.ID) + " " + strings.ReplaceAll(lg.Name, " → ", "→")
+		id := lg.ID
+		ring := legRingMiB
+		port := int(lg.Server.Port())
+		switch lg.ID {
+		case leg.L1:
+			continue // the plaintext tap covers it
+		case leg.L2:
+			name, id = "L2 on the wire (TLS)", leg.L2Wire
+		case leg.L4:
+			port = s.remote
+		case leg.Witness:
+			// Nothing of the forward crosses eth0: a small ring, which
+			// still holds a burst if something unexpected does.
+			name, ring, port = "witness pod eth0", witnessRingMiB, s.remote
+		}
+		idx := s.pipe.AddLeg(capture.Leg{ID: id, Name: name, Description: lg.About}, false)
+		if !live {
+			continue
+		}
+		src, err := capture.Open(capture.Options{Netns: lg.Netns, Interface: lg.Interface, Filter: fmt.Sprintf("tcp port %d", port), BufferMiB: ring})
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		srcs = append(srcs, source{idx, src})
+	}
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for _, sr := range srcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			capture.Drain(sr.src, done, func(data []byte, ci gopacket.CaptureInfo) { s.pipe.Captured(sr.leg, ci.Timestamp, data, ci.Length) })
+		}()
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+			for _, sr := range srcs {
+				st, _ := sr.src.Stats()
+				s.pipe.SetStats(sr.leg, st)
+			}
+			closeAll()
+		})
+	}, nil
+}
+
+// Description is the session's, as it starts.
+func (s *Lab) Description() Description { return s.desc }
+
+// Legs are the session's legs, in the order of their interfaces in a
+// recording.
+func (s *Lab) Legs() []leg.Leg {
+	var out []leg.Leg
+	for _, l := range s.pipe.Legs() {
+		out = append(out, leg.Leg{ID: l.ID, Name: l.Name, Description: l.Description})
+	}
+	return out
+}
+
+// Events hands every decoded event to emit, in time order, as the session
+// goes; it returns once Run has ended, with what the decoding found. Call
+// it once, beside Run. A session that only counts its frames has none.
+func (s *Lab) Events(emit func(*decode.Event)) Decoded { return s.pipe.Events(emit) }
+
+// Run starts the port-forward, sends the requests, drains, stops the
+// client and the taps and tears the lab down. Events ends with it.
+func (s *Lab) Run() (LabResult, error) {
+	s.ran = true
+	defer s.pipe.End()
+	defer s.lab.Close()
+	defer s.stopCaptures()
+	ctx, o, l := s.ctx, s.o, s.lab
+	local, err := kubectl.FreePort()
+	if err != nil {
+		return LabResult{}, err
+	}
+	inprocTaps := o.Taps&NoInProcess == 0
+	var stopClient func()
+	switch o.Client {
+	case Kubectl:
+		kf, err := kubectl.PortForward(ctx, kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/" + l.Config().Pod,
+			Remote: s.remote, Local: local, WebSocket: !o.SPDY})
+		if err != nil {
+			return LabResult{}, err
+		}
+		stopClient = kf.Stop
+	default:
+		pf, err := pfclient.Start(ctx, pfclient.Options{Server: l.APIServer, CA: l.CA, Token: l.Config().Token,
+			Namespace: l.Config().Namespace, Pod: l.Config().Pod, Local: local, Remote: s.remote, SPDY: o.SPDY,
+			Wrap: func(c net.Conn) net.Conn {
+				if !inprocTaps {
+					return c
+				}
+				return capture.NewTapParts(c, func(_ time.Time, head, payload []byte) { s.pipe.Tapped(s.l1, head, payload) }, capture.BelowTLS)
+			}})
+		if err != nil {
+			return LabResult{}, err
+		}
+		stopClient = pf.Stop
+	}
+	send := SendOptions{Concurrency: o.Concurrency, HeaderTimeout: o.HeaderTimeout}
+	var lingering lingerSet
+	defer context.AfterFunc(ctx, lingering.cut)()
+	if inprocTaps {
+		send.Tap = func(c net.Conn) net.Conn {
+			return &lingerConn{Tap: capture.NewTapParts(c, func(_ time.Time, head, payload []byte) { s.pipe.Tapped(s.user, head, payload) }), set: &lingering}
+		}
+	}
+	results := Send(ctx, local, o.Requests, send)
+	// The drain: every request ends on every leg before the client goes,
+	// and every connection is closed on every leg before the taps stop.
+	// Stopped by a signal: no wait for anything still on its way.
+	stopped := ctx.Err() != nil
+	if !stopped {
+		s.pipe.Drain(RequestsEnded, DrainRequests)
+	}
+	stopClient()
+	lingering.wait()
+	if !stopped {
+		s.pipe.Drain(ConnsClosed, DrainConns)
+	}
+	s.stopCaptures()
+	desc := s.desc
+	if l.App != nil {
+		desc.AppLog = l.App.Log()
+	}
+	s.result = &LabResult{Description: desc, Results: results, Drops: s.pipe.Drops()}
+	return *s.result, nil
+}
+
+// Close ends the session if Run did not (it tears the lab down) and
+// finishes the recording, with what is known only at the end when Run
+// succeeded; what was recorded is kept either way. notice is
+// CloseRecording's.
+func (s *Lab) Close(notice func(queued int64)) (Recording, error) {
+	var rec Recording
+	var err error
+	s.closeOnce.Do(func() {
+		if !s.ran {
+			s.stopCaptures()
+			s.lab.Close()
+		}
+		m := Meta{}
+		if s.result != nil {
+			m = endMeta(*s.result)
+		}
+		rec, err = s.pipe.CloseRecording(m.Encode(), notice)
+	})
+	return rec, err
+}
+
+// QuietUpstream stops the upstream Kubernetes code (klog: the lab's, and
+// client-go's) from writing to the terminal: its complaints about
+// connections pftap itself closes would read like pftap's own errors.
+func QuietUpstream() {
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	fs.Set("logtostderr", "false")
+	fs.Set("alsologtostderr", "false")
+	fs.Set("stderrthreshold", "FATAL")
+	klog.SetOutput(io.Discard)
+}
