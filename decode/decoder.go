@@ -1,20 +1,17 @@
 package decode
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"github.com/pftap/pftap/internal/secret"
-	"github.com/pftap/pftap/leg"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/pftap/pftap/internal/secret"
+	"github.com/pftap/pftap/leg"
+
 	"github.com/pftap/pftap/decode/packet"
 	"github.com/pftap/pftap/decode/spdy"
 	"github.com/pftap/pftap/decode/tcpstream"
-	"github.com/pftap/pftap/decode/websocket"
-	"github.com/pftap/pftap/internal/preview"
 )
 
 // Options control a Decoder.
@@ -215,41 +212,17 @@ func (d *Decoder) send(lv level, cs *connState, e *Event) {
 	d.emit(e)
 }
 
-type dirMode uint8
-
-const (
-	modeDetect dirMode = iota
-	modeHTTP
-	modeHold // a request asked to switch protocols; waiting for the answer
-	modeSPDY
-	modeWS
-	modeTLS
-	modeRaw
-	modeDead
-)
-
-type dirDec struct {
-	mode   dirMode
-	http   httpParser
-	hold   []byte
-	spdy   *spdy.Framer
-	ws     *websocket.Decoder
-	detect []byte
-	// TLS records are walked, not kept: the header being read, then the
-	// body bytes still to skip.
-	tlsHdr  []byte
-	tlsSkip int
-	tlsOff  int64     // where the current record starts
-	tlsT    time.Time // when the current record's first byte arrived
-	skipped int64     // bytes skipped before the first SPDY frame (mid-session join)
-}
-
 type connState struct {
-	d       *Decoder
-	c       *tcpstream.Conn
-	leg     string
-	legID   leg.ID
-	dirs    [2]dirDec
+	d     *Decoder
+	c     *tcpstream.Conn
+	leg   string
+	legID leg.ID
+	// dirs decode the two directions, each with the layer of what it
+	// carries now.
+	dirs [2]layer
+	// methods are the requests not answered yet, oldest first: a
+	// response to HEAD has no body.
+	methods []string
 	upgrade *httpMsg // the request that asked to switch protocols
 	upAt    time.Time
 	proto   string // after 101: "SPDY/3.1", "websocket"
@@ -273,6 +246,7 @@ type handler struct{ d *Decoder }
 func (h handler) Open(c *tcpstream.Conn, t time.Time) {
 	d := h.d
 	cs := &connState{d: d, c: c, leg: d.legs[c.Interface], legID: d.legIDs[c.Interface]}
+	cs.dirs = [2]layer{&detectLayer{}, &detectLayer{}}
 	cs.pf.cs = cs
 	c.User = cs
 	d.conns = append(d.conns, cs)
@@ -307,13 +281,9 @@ func (h handler) Gap(c *tcpstream.Conn, dir tcpstream.Dir, off, n int64, t time.
 	cs := c.User.(*connState)
 	cs.d.send(0, cs, &Event{Time: t, Kind: KindGap, Dir: dirOf(dir), Offset: ptr(off), Bytes: ptr(n),
 		Text: fmt.Sprintf("GAP: %d bytes at offset %d were not captured", n, off)})
-	dd := &cs.dirs[dir]
-	switch dd.mode {
-	case modeRaw, modeDead:
-	case modeTLS:
-		dd.mode = modeRaw
-	default:
-		dd.mode = modeDead
+	next, lost := cs.dirs[dir].gap()
+	cs.dirs[dir] = next
+	if lost {
 		cs.d.send(0, cs, &Event{Time: t, Kind: KindWarning, Dir: dirOf(dir), Offset: ptr(off),
 			Text: "cannot decode this direction past the gap: its framing is lost"})
 	}
@@ -321,19 +291,7 @@ func (h handler) Gap(c *tcpstream.Conn, dir tcpstream.Dir, off, n int64, t time.
 
 func (h handler) Close(c *tcpstream.Conn, dir tcpstream.Dir, t time.Time, how tcpstream.CloseKind) {
 	cs := c.User.(*connState)
-	dd := &cs.dirs[dir]
-	if dd.mode == modeHTTP {
-		if m := dd.http.close(); m != nil {
-			cs.httpMessage(dir, t, m)
-		}
-	}
-	if dd.mode == modeDetect && len(dd.detect) > 0 {
-		cs.detectFail(dir, t)
-	}
-	if dd.mode == modeSPDY && dd.spdy.Buffered() > 0 {
-		cs.d.send(0, cs, &Event{Time: t, Kind: KindWarning, Dir: dirOf(dir),
-			Text: fmt.Sprintf("stream ends inside a SPDY frame (%d bytes of an incomplete frame)", dd.spdy.Buffered())})
-	}
+	cs.dirs[dir].end(cs, dir, t)
 	st := c.Stats(dir)
 	if ls := cs.d.sum.Legs[cs.leg]; ls != nil {
 		ls.Bytes += st.Bytes
@@ -366,274 +324,6 @@ func dirName(d tcpstream.Dir) string {
 		return "client→server"
 	}
 	return "server→client"
-}
-
-// data routes in-order bytes to the direction's current decoder.
-func (cs *connState) data(dir tcpstream.Dir, off int64, t time.Time, b []byte) {
-	if cs.d.opts.Chunks != nil && !cs.replaying {
-		cs.d.chunk = Chunk{Time: t, Conn: cs.c.ID, Leg: cs.leg, Dir: dirOf(dir), Offset: off, Len: len(b), Prefix: b[:min(len(b), ChunkPrefix)], Data: b}
-		cs.d.opts.Chunks(&cs.d.chunk)
-	}
-	dd := &cs.dirs[dir]
-	switch dd.mode {
-	case modeDetect:
-		cs.detect(dir, off, t, b)
-	case modeHTTP:
-		cs.feedHTTP(dir, t, b)
-	case modeHold:
-		dd.hold = append(dd.hold, b...)
-		if len(dd.hold) > 1<<20 {
-			dd.mode = modeDead
-			dd.hold = nil
-			cs.decodeError(dir, t, nil, errors.New("more than 1 MiB sent after an upgrade request that was never answered"))
-		}
-	case modeSPDY:
-		dd.spdy.Write(b)
-		cs.drainSPDY(dir, t, nil)
-	case modeWS:
-		dd.ws.Write(b)
-		cs.drainWS(dir, t)
-	case modeTLS:
-		cs.feedTLS(dir, t, b)
-	}
-}
-
-func (cs *connState) decodeError(dir tcpstream.Dir, t time.Time, off *int64, err error) {
-	cs.d.send(0, cs, &Event{Time: t, Kind: KindDecodeError, Dir: dirOf(dir), Offset: off, Text: err.Error()})
-}
-
-// detect looks at the first bytes of a direction to tell what it carries.
-func (cs *connState) detect(dir tcpstream.Dir, off int64, t time.Time, b []byte) {
-	dd := &cs.dirs[dir]
-	dd.detect = append(dd.detect, b...)
-	buf := dd.detect
-	other := &cs.dirs[dir.Other()]
-	switch {
-	case looksLikeHTTP(buf, dir == tcpstream.ServerToClient):
-		if len(buf) < 8 {
-			return // too short to be sure
-		}
-		dd.mode = modeHTTP
-		dd.detect = nil
-		cs.feedHTTP(dir, t, buf)
-		return
-	case len(buf) >= 3 && buf[0] == 0x16 && buf[1] == 0x03 || other.mode == modeTLS && len(buf) >= 3 && buf[0] >= 0x14 && buf[0] <= 0x17 && buf[1] == 0x03:
-		dd.mode = modeTLS
-		dd.detect = nil
-		cs.feedTLS(dir, t, buf)
-		return
-	}
-	// A capture that began inside a SPDY session: look for a control
-	// frame header to synchronise on.
-	if i := findSPDYFrame(buf); i >= 0 {
-		dd.mode = modeSPDY
-		dd.spdy = newFramer()
-		dd.skipped = int64(i)
-		dd.detect = nil
-		msg := "joined a SPDY session mid-way"
-		if i > 0 {
-			msg += fmt.Sprintf(": skipped %d bytes to the first frame boundary", i)
-		}
-		cs.d.send(0, cs, &Event{Time: t, Kind: KindWarning, Dir: dirOf(dir), Text: msg})
-		if cs.proto == "" {
-			cs.proto = "SPDY/3.1"
-		}
-		dd.spdy.Write(buf[i:])
-		cs.drainSPDY(dir, t, nil)
-		return
-	}
-	if len(buf) >= 64<<10 {
-		cs.detectFail(dir, t)
-	}
-}
-
-func (cs *connState) detectFail(dir tcpstream.Dir, t time.Time) {
-	dd := &cs.dirs[dir]
-	cs.d.send(0, cs, &Event{Time: t, Kind: KindWarning, Dir: dirOf(dir),
-		Text: fmt.Sprintf("not HTTP, SPDY, WebSocket or TLS: %d bytes not decoded, starting %s", len(dd.detect), preview.Bytes(dd.detect, 24))})
-	dd.mode = modeRaw
-	dd.detect = nil
-}
-
-// findSPDYFrame returns the offset of the first plausible SPDY/3 control
-// frame header in b, or -1. It asks for two consecutive well-formed frames
-// where the buffer holds them, to avoid synchronising on payload bytes.
-func findSPDYFrame(b []byte) int {
-	for i := 0; i+spdy.FrameHeaderLen <= len(b); i++ {
-		if b[i] != 0x80 || b[i+1] != 0x03 || b[i+2] != 0 || b[i+3] == 0 || b[i+3] > 9 {
-			continue
-		}
-		h, _ := spdy.ParseFrameHeader(b[i:])
-		next := i + spdy.FrameHeaderLen + int(h.Length)
-		if next+spdy.FrameHeaderLen <= len(b) {
-			if n, _ := spdy.ParseFrameHeader(b[next:]); n.Control && n.Version != spdy.Version {
-				continue
-			}
-		}
-		return i
-	}
-	return -1
-}
-
-func (cs *connState) feedHTTP(dir tcpstream.Dir, t time.Time, b []byte) {
-	dd := &cs.dirs[dir]
-	dd.http.response = dir == tcpstream.ServerToClient
-	dd.http.maxBody = cs.d.maxBody()
-	msgs, rest, stop, err := dd.http.feed(b)
-	for _, m := range msgs {
-		cs.httpMessage(dir, t, m)
-	}
-	if err != nil {
-		dd.mode = modeDead
-		if errors.Is(err, errNotHTTP) {
-			cs.d.send(0, cs, &Event{Time: t, Kind: KindWarning, Dir: dirOf(dir), Text: "bytes after an HTTP message are not HTTP: not decoded further"})
-			return
-		}
-		cs.decodeError(dir, t, nil, err)
-		return
-	}
-	if !stop {
-		return
-	}
-	if dir == tcpstream.ClientToServer {
-		dd.mode = modeHold
-		dd.hold = append(dd.hold[:0], rest...)
-		return
-	}
-	// A 101 response: both directions switch.
-	cs.switchProtocols(t, rest)
-}
-
-func (cs *connState) switchProtocols(t time.Time, rest []byte) {
-	c2s, s2c := &cs.dirs[tcpstream.ClientToServer], &cs.dirs[tcpstream.ServerToClient]
-	held := c2s.hold
-	c2s.hold = nil
-	if cs.proto == "websocket" {
-		for _, dd := range []*dirDec{c2s, s2c} {
-			dd.mode = modeWS
-			dd.ws = websocket.NewDecoder()
-			dd.ws.Borrow = true // every frame is consumed before the next Write
-			if cs.pf.tunnel {
-				dd.spdy = newFramer()
-			}
-		}
-	} else {
-		for _, dd := range []*dirDec{c2s, s2c} {
-			dd.mode = modeSPDY
-			dd.spdy = newFramer()
-		}
-	}
-	cs.replaying = true
-	if len(held) > 0 {
-		cs.data(tcpstream.ClientToServer, 0, t, held)
-	}
-	if len(rest) > 0 {
-		cs.data(tcpstream.ServerToClient, 0, t, rest)
-	}
-	cs.replaying = false
-}
-
-// httpMessage reports one HTTP message and follows upgrades.
-func (cs *connState) httpMessage(dir tcpstream.Dir, t time.Time, m *httpMsg) {
-	d := cs.d
-	e := &Event{Time: t, Dir: dirOf(dir), HTTPHeader: cs.headerMap(m)}
-	if len(m.body) > 0 {
-		e.Body = string(m.body)
-	}
-	if !m.response {
-		e.Kind = KindHTTPRequest
-		e.Method, e.Path = m.method, m.target
-		e.Namespace, e.Pod = parsePodPath(m.target)
-		txt := m.method + " " + m.target
-		if up := m.get("Upgrade"); up != "" && switchesProtocol(m) {
-			cs.upgrade, cs.upAt = m, t
-			txt += "  upgrade=" + up
-			if v := m.get("X-Stream-Protocol-Version"); v != "" {
-				txt += " stream-protocols=" + joinValues(m, "X-Stream-Protocol-Version")
-			}
-			if v := m.get("Sec-WebSocket-Protocol"); v != "" {
-				txt += " ws-protocols=" + redactWSProtocols(v, d.opts.ShowSecrets)
-			}
-		}
-		if a := m.get("Authorization"); a != "" {
-			txt += "  auth=" + redactAuth(a, d.opts.ShowSecrets)
-		}
-		e.Text = txt
-		d.send(0, cs, e)
-		return
-	}
-	cs.dirs[tcpstream.ClientToServer].http.pop()
-	e.Kind = KindHTTPResponse
-	e.Status = m.status
-	txt := fmt.Sprintf("%d %s", m.status, m.reason)
-	req := cs.upgrade
-	cs.upgrade = nil
-	if m.status == 101 {
-		d.sum.Upgrades++
-		if req != nil {
-			e.DurationNS = ptr(int64(t.Sub(cs.upAt)))
-		}
-		up := m.get("Upgrade")
-		switch {
-		case strings.EqualFold(up, "websocket"):
-			cs.proto = "websocket"
-			cs.subprot = m.get("Sec-WebSocket-Protocol")
-			cs.pf.setWSProtocol(cs.subprot)
-			e.Protocol = "websocket " + cs.subprot
-			txt += "  → WebSocket, subprotocol " + preview.Token(cs.subprot, 60)
-			if cs.pf.tunnel {
-				txt += " (SPDY/3.1 tunnelled in binary messages)"
-			}
-		default:
-			cs.proto = up
-			e.Protocol = up
-			txt += "  → " + up
-			if v := m.get("X-Stream-Protocol-Version"); v != "" {
-				txt += " (" + v + ")"
-				e.Protocol += " " + v
-			}
-		}
-		if req != nil {
-			txt += ", after " + fmtDur(t.Sub(cs.upAt))
-		}
-		e.Text = txt
-		d.send(0, cs, e)
-		if cs.dirs[tcpstream.ClientToServer].mode != modeHold {
-			cs.dirs[tcpstream.ClientToServer].mode = modeHold
-		}
-		return
-	}
-	if req != nil {
-		d.sum.FailedUpgrade++
-		txt += "  upgrade refused"
-		if v := m.get("X-Accepted-Stream-Protocol-Versions"); v != "" {
-			txt += "; server accepts " + v
-		}
-		// The client may go on with plain HTTP on this connection.
-		c2s := &cs.dirs[tcpstream.ClientToServer]
-		if c2s.mode == modeHold {
-			held := c2s.hold
-			c2s.hold = nil
-			c2s.mode = modeHTTP
-			defer func() {
-				if len(held) > 0 {
-					cs.feedHTTP(tcpstream.ClientToServer, t, held)
-				}
-			}()
-		}
-	}
-	switch {
-	case m.status >= 300 && len(m.body) > 0:
-		txt += ": " + preview.Bytes(statusMessage(m.body), 200)
-	case m.bodyLen > 0:
-		ct := m.get("Content-Type")
-		if ct == "" {
-			ct = "body"
-		}
-		txt += fmt.Sprintf("  (%s, %d bytes)", ct, m.bodyLen)
-	}
-	e.Text = txt
-	d.send(0, cs, e)
 }
 
 // statusMessage picks the "message" of a Kubernetes Status body, or returns
@@ -737,178 +427,4 @@ func redactWSProtocols(v string, show bool) string {
 		parts[i] = p
 	}
 	return strings.Join(parts, ",")
-}
-
-// feedTLS frames TLS records: without keys only their types, sizes and
-// times can be shown.
-func (cs *connState) feedTLS(dir tcpstream.Dir, t time.Time, b []byte) {
-	dd := &cs.dirs[dir]
-	for len(b) > 0 {
-		if dd.tlsSkip > 0 {
-			k := min(len(b), dd.tlsSkip)
-			dd.tlsSkip -= k
-			b = b[k:]
-			if dd.tlsSkip == 0 {
-				cs.tlsRecord(dir, t)
-			}
-			continue
-		}
-		if len(dd.tlsHdr) == 0 {
-			dd.tlsT = t
-		}
-		k := min(5-len(dd.tlsHdr), len(b))
-		dd.tlsHdr = append(dd.tlsHdr, b[:k]...)
-		b = b[k:]
-		if len(dd.tlsHdr) < 5 {
-			return
-		}
-		typ, n := dd.tlsHdr[0], int(binary.BigEndian.Uint16(dd.tlsHdr[3:5]))
-		if typ < 0x14 || typ > 0x18 || dd.tlsHdr[1] != 3 || n > 1<<14+2048 {
-			cs.decodeError(dir, t, ptr(dd.tlsOff), fmt.Errorf("not a TLS record header: % x", dd.tlsHdr))
-			dd.mode = modeDead
-			dd.tlsHdr = nil
-			return
-		}
-		dd.tlsSkip = n
-		if n == 0 {
-			cs.tlsRecord(dir, t)
-		}
-	}
-}
-
-// tlsRecord reports the record whose header is in tlsHdr, complete at t.
-func (cs *connState) tlsRecord(dir tcpstream.Dir, t time.Time) {
-	dd := &cs.dirs[dir]
-	typ, n := dd.tlsHdr[0], int(binary.BigEndian.Uint16(dd.tlsHdr[3:5]))
-	if cs.d.opts.Verbosity >= 1 {
-		names := map[byte]string{0x14: "change_cipher_spec", 0x15: "alert", 0x16: "handshake", 0x17: "application_data", 0x18: "heartbeat"}
-		cs.d.send(1, cs, &Event{Time: t, Kind: KindSPDY, Type: "TLS", Dir: dirOf(dir), Offset: ptr(dd.tlsOff), Length: ptr(n),
-			Text: fmt.Sprintf("TLS %s record len=%d (encrypted)", names[typ], n)})
-	}
-	if cs.d.opts.Records != nil {
-		cs.d.record = TLSRecord{Time: dd.tlsT, Conn: cs.c.ID, Leg: cs.leg, Dir: dirOf(dir), Type: typ, Length: n}
-		cs.d.opts.Records(&cs.d.record)
-	}
-	dd.tlsOff += int64(5 + n)
-	dd.tlsHdr = dd.tlsHdr[:0]
-}
-
-func (cs *connState) drainWS(dir tcpstream.Dir, t time.Time) {
-	dd := &cs.dirs[dir]
-	for {
-		f, off, err := dd.ws.Next()
-		if f != nil {
-			cs.wsFrame(dir, t, off, f)
-		}
-		if err != nil {
-			cs.decodeError(dir, t, ptr(off), err)
-			if f == nil {
-				dd.mode = modeDead
-				return
-			}
-			continue
-		}
-		if f == nil || dd.mode != modeWS {
-			return
-		}
-	}
-}
-
-func (cs *connState) wsFrame(dir tcpstream.Dir, t time.Time, off int64, f *websocket.Frame) {
-	d := cs.d
-	event := func() *Event {
-		return &Event{Time: t, Kind: KindWS, Dir: dirOf(dir), Offset: ptr(off), Type: f.Opcode.String(), Length: ptr(len(f.Payload)), Text: websocket.Summarize(f)}
-	}
-	switch f.Opcode {
-	case websocket.OpPing, websocket.OpPong:
-		e := event()
-		e.Kind = KindPing
-		d.send(0, cs, e)
-		return
-	case websocket.OpClose:
-		d.send(0, cs, event())
-		return
-	}
-	if d.opts.Verbosity >= 2 {
-		// Only -vv shows data frames: most frames of a transfer make no
-		// event, and nothing is built for them.
-		d.send(2, cs, event())
-	}
-	dd := &cs.dirs[dir]
-	switch {
-	case cs.pf.tunnel:
-		if f.Opcode == websocket.OpText {
-			cs.decodeError(dir, t, ptr(off), errors.New("text message inside a SPDY tunnel (binary expected)"))
-			return
-		}
-		dd.spdy.Write(f.Payload)
-		cs.drainSPDY(dir, t, ptr(off))
-	case cs.pf.channels:
-		cs.pf.channelMessage(dir, t, off, f)
-	}
-}
-
-func (cs *connState) drainSPDY(dir tcpstream.Dir, t time.Time, wsOff *int64) {
-	dd := &cs.dirs[dir]
-	for dd.mode == modeSPDY || dd.mode == modeWS {
-		f, off, err := dd.spdy.Next()
-		off += dd.skipped
-		if f != nil {
-			cs.d.sum.SPDYFrames++
-			if ls := cs.d.sum.Legs[cs.leg]; ls != nil {
-				ls.SPDYFrames++
-			}
-			cs.spdyFrame(dir, t, off, f, err)
-		}
-		if err != nil {
-			if errors.Is(err, spdy.ErrMidStream) {
-				if !cs.pf.warnedMid[dir] {
-					cs.pf.warnedMid[dir] = true
-					cs.d.send(0, cs, &Event{Time: t, Kind: KindWarning, Dir: dirOf(dir), Offset: ptr(off),
-						Text: "SPDY header blocks cannot be read: the capture began after this direction's first header block (stream types, ports and request IDs unknown)"})
-				}
-			} else {
-				cs.decodeError(dir, t, ptr(off), err)
-			}
-			if f == nil {
-				dd.mode = modeDead
-				return
-			}
-			continue
-		}
-		if f == nil {
-			return
-		}
-	}
-}
-
-func (cs *connState) spdyFrame(dir tcpstream.Dir, t time.Time, off int64, f spdy.Frame, ferr error) {
-	h := f.Header()
-	if cs.d.opts.Verbosity >= 1 {
-		e := &Event{Time: t, Kind: KindSPDY, Dir: dirOf(dir), Offset: ptr(off), Type: h.Type.String(),
-			Stream: ptr(h.StreamID), Length: ptr(int(h.Length)), Flags: ptr(h.Flags.Describe(h.Type)), Text: spdy.Summarize(f)}
-		switch f := f.(type) {
-		case *spdy.SynStreamFrame:
-			e.Headers = f.Headers
-		case *spdy.SynReplyFrame:
-			e.Headers = f.Headers
-		case *spdy.HeadersFrame:
-			e.Headers = f.Headers
-		}
-		cs.d.send(1, cs, e)
-	}
-	if ferr == nil || errors.Is(ferr, spdy.ErrMidStream) {
-		if cs.d.opts.Frames != nil && ferr == nil {
-			cs.d.opts.Frames(&FrameInfo{Time: t, Conn: cs.c.ID, Leg: cs.leg, Dir: dirOf(dir), Offset: off, Frame: f})
-		}
-		cs.pf.frame(dir, t, off, f)
-	}
-}
-
-// newFramer returns a push-mode framer whose DATA aliases its buffer: every
-// DATA frame is used at once (pfSession.data copies what it keeps).
-func newFramer() *spdy.Framer {
-	fr := spdy.NewFramer(nil)
-	fr.ReuseData = true
-	return fr
 }

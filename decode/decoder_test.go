@@ -2,6 +2,7 @@ package decode
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -314,5 +315,30 @@ func TestRedactionEveryHeader(t *testing.T) {
 		if js, _ := json.Marshal(evs); strings.Contains(string(js), "-s3cret") {
 			t.Errorf("%s leaked: %s", h, js)
 		}
+	}
+}
+
+// TestHeadResponseHasNoBody: the answer to a HEAD carries a Content-Length
+// but no body, so the next response on the connection is its own. (The
+// response side once never learned the requests' methods, and read the
+// next response as the HEAD's body.)
+func TestHeadResponseHasNoBody(t *testing.T) {
+	c := newConv(80)
+	c.send(0, []byte("HEAD /big HTTP/1.1\r\nHost: a\r\n\r\nGET /small HTTP/1.1\r\nHost: a\r\n\r\n"), 1500)
+	c.send(1, []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\n"), 1500)
+	c.send(1, []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"), 1500)
+	c.fin()
+	evs, sum := decodeConv(t, Options{}, c)
+	var responses []string
+	for _, e := range evs {
+		if e.Kind == KindHTTPResponse {
+			responses = append(responses, e.Text)
+		}
+	}
+	if want := []string{"200 OK", "200 OK  (text/plain, 2 bytes)"}; fmt.Sprint(responses) != fmt.Sprint(want) {
+		t.Errorf("responses %q, want %q\n%s", responses, want, texts(evs))
+	}
+	if sum.DecodeErrors != 0 || sum.Warnings != 0 {
+		t.Errorf("summary %+v", sum)
 	}
 }

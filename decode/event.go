@@ -1,8 +1,9 @@
 package decode
 
 import (
-	"github.com/pftap/pftap/leg"
 	"time"
+
+	"github.com/pftap/pftap/leg"
 
 	"github.com/pftap/pftap/decode/spdy"
 )

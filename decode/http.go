@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/pftap/pftap/decode/tcpstream"
+	"github.com/pftap/pftap/internal/preview"
 )
 
 // maxHTTPHeader bounds an HTTP/1.x message header.
@@ -78,9 +82,10 @@ type httpParser struct {
 	buf      []byte
 	cur      *httpMsg
 	remain   int64
-	// methods of requests not answered yet, so a response to HEAD is
-	// known to have no body.
-	methods []string
+	// methods are the connection's requests not answered yet (shared by
+	// its two directions' parsers), so a response to HEAD is known to
+	// have no body.
+	methods *[]string
 	done    []*httpMsg
 	// maxBody bounds the body kept per message.
 	maxBody int
@@ -187,13 +192,13 @@ func (p *httpParser) keep(b []byte) {
 
 func (p *httpParser) startBody(m *httpMsg) {
 	if !m.response {
-		p.methods = append(p.methods, m.method)
+		*p.methods = append(*p.methods, m.method)
 	}
 	noBody := false
 	if m.response {
 		method := ""
-		if len(p.methods) > 0 {
-			method = p.methods[0]
+		if len(*p.methods) > 0 {
+			method = (*p.methods)[0]
 		}
 		noBody = method == "HEAD" || m.status/100 == 1 || m.status == 204 || m.status == 304
 	}
@@ -224,13 +229,6 @@ func (p *httpParser) finish() {
 	p.done = append(p.done, p.cur)
 	p.cur = nil
 	p.state = hsHeader
-}
-
-// pop removes the oldest unanswered request method (a response arrived).
-func (p *httpParser) pop() {
-	if len(p.methods) > 0 {
-		p.methods = p.methods[1:]
-	}
 }
 
 // close ends the direction: a body read until close is complete.
@@ -306,4 +304,100 @@ func parseHTTPHeader(h []byte, response bool) (*httpMsg, error) {
 		m.fields = append(m.fields, httpField{strings.TrimSpace(name), strings.TrimSpace(value)})
 	}
 	return m, nil
+}
+
+// httpMessage reports one HTTP message and follows upgrades.
+func (cs *connState) httpMessage(dir tcpstream.Dir, t time.Time, m *httpMsg) {
+	d := cs.d
+	e := &Event{Time: t, Dir: dirOf(dir), HTTPHeader: cs.headerMap(m)}
+	if len(m.body) > 0 {
+		e.Body = string(m.body)
+	}
+	if !m.response {
+		e.Kind = KindHTTPRequest
+		e.Method, e.Path = m.method, m.target
+		e.Namespace, e.Pod = parsePodPath(m.target)
+		txt := m.method + " " + m.target
+		if up := m.get("Upgrade"); up != "" && switchesProtocol(m) {
+			cs.upgrade, cs.upAt = m, t
+			txt += "  upgrade=" + up
+			if v := m.get("X-Stream-Protocol-Version"); v != "" {
+				txt += " stream-protocols=" + joinValues(m, "X-Stream-Protocol-Version")
+			}
+			if v := m.get("Sec-WebSocket-Protocol"); v != "" {
+				txt += " ws-protocols=" + redactWSProtocols(v, d.opts.ShowSecrets)
+			}
+		}
+		if a := m.get("Authorization"); a != "" {
+			txt += "  auth=" + redactAuth(a, d.opts.ShowSecrets)
+		}
+		e.Text = txt
+		d.send(0, cs, e)
+		return
+	}
+	if len(cs.methods) > 0 {
+		cs.methods = cs.methods[1:]
+	}
+	e.Kind = KindHTTPResponse
+	e.Status = m.status
+	txt := fmt.Sprintf("%d %s", m.status, m.reason)
+	req := cs.upgrade
+	cs.upgrade = nil
+	if m.status == 101 {
+		d.sum.Upgrades++
+		if req != nil {
+			e.DurationNS = ptr(int64(t.Sub(cs.upAt)))
+		}
+		up := m.get("Upgrade")
+		switch {
+		case strings.EqualFold(up, "websocket"):
+			cs.proto = "websocket"
+			cs.subprot = m.get("Sec-WebSocket-Protocol")
+			cs.pf.setWSProtocol(cs.subprot)
+			e.Protocol = "websocket " + cs.subprot
+			txt += "  → WebSocket, subprotocol " + preview.Token(cs.subprot, 60)
+			if cs.pf.tunnel {
+				txt += " (SPDY/3.1 tunnelled in binary messages)"
+			}
+		default:
+			cs.proto = up
+			e.Protocol = up
+			txt += "  → " + up
+			if v := m.get("X-Stream-Protocol-Version"); v != "" {
+				txt += " (" + v + ")"
+				e.Protocol += " " + v
+			}
+		}
+		if req != nil {
+			txt += ", after " + fmtDur(t.Sub(cs.upAt))
+		}
+		e.Text = txt
+		d.send(0, cs, e)
+		cs.holdClient()
+		return
+	}
+	if req != nil {
+		d.sum.FailedUpgrade++
+		txt += "  upgrade refused"
+		if v := m.get("X-Accepted-Stream-Protocol-Versions"); v != "" {
+			txt += "; server accepts " + v
+		}
+		// The client may go on with plain HTTP on this connection.
+		if held := cs.releaseClient(); len(held) > 0 {
+			// Fed to the request's layer again, not reported as chunks twice.
+			defer cs.dirs[tcpstream.ClientToServer].data(cs, tcpstream.ClientToServer, 0, t, held)
+		}
+	}
+	switch {
+	case m.status >= 300 && len(m.body) > 0:
+		txt += ": " + preview.Bytes(statusMessage(m.body), 200)
+	case m.bodyLen > 0:
+		ct := m.get("Content-Type")
+		if ct == "" {
+			ct = "body"
+		}
+		txt += fmt.Sprintf("  (%s, %d bytes)", ct, m.bodyLen)
+	}
+	e.Text = txt
+	d.send(0, cs, e)
 }

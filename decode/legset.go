@@ -2,9 +2,10 @@ package decode
 
 import (
 	"fmt"
-	"github.com/pftap/pftap/leg"
 	"sync"
 	"time"
+
+	"github.com/pftap/pftap/leg"
 
 	"github.com/pftap/pftap/decode/packet"
 )

@@ -3,7 +3,6 @@ package decode
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/pftap/pftap/leg"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pftap/pftap/leg"
 
 	"github.com/pftap/pftap/decode/packet"
 )
