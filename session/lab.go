@@ -262,6 +262,10 @@ func (s *Lab) Legs() []leg.Leg {
 	return out
 }
 
+// Decodes says whether the session decodes its frames (Taps without
+// CountOnly); one that does not has nothing to render.
+func (s *Lab) Decodes() bool { return s.pipe.Decodes() }
+
 // Events hands every decoded event to emit, in time order, as the session
 // goes; it returns once Run has ended, with what the decoding found. Call
 // it once, beside Run. A session that only counts its frames has none.

@@ -87,7 +87,10 @@ func TestLabSessionNoTaps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := s.Events(func(*decode.Event) { t.Error("an event with no taps") }); d.Correlator != nil {
+	if s.Decodes() {
+		t.Error("a session with no taps decodes")
+	}
+	if d := s.Events(func(*decode.Event) { t.Error("an event with no taps") }); d.Summary.Packets != 0 || len(d.Correlator.Result()) != 0 {
 		t.Errorf("decoded %+v", d)
 	}
 	res, err := s.Run()

@@ -8,6 +8,7 @@ import (
 	"github.com/pftap/pftap/capture"
 	"github.com/pftap/pftap/decode"
 	"github.com/pftap/pftap/leg"
+	"github.com/pftap/pftap/timeline"
 )
 
 // A Pipeline takes the frames of every leg of a session, whichever tap
@@ -155,10 +156,10 @@ func (p *Pipeline) StartRecording(comment string) error {
 
 // Events hands every decoded event to emit, in time order, until End;
 // then it returns what the decoding found. It is called once (a counting
-// pipeline returns at once, with nothing).
+// pipeline returns at once, with nothing decoded).
 func (p *Pipeline) Events(emit func(*decode.Event)) Decoded {
 	if p.live == nil {
-		return Decoded{}
+		return Decoded{Correlator: timeline.NewCorrelator()}
 	}
 	return p.live.Run(emit)
 }

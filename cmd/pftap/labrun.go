@@ -77,6 +77,12 @@ func runLab(opts *LabRunOptions) (session.LabResult, error) {
 	if err != nil {
 		return session.LabResult{}, err
 	}
+	if !s.Decodes() {
+		// Only measuring what the taps cost: nothing to render.
+		res, err := s.Run()
+		s.Close(nil)
+		return res, err
+	}
 	v := &sessionView{info: s.Description(), failOnResults: true}
 	for _, l := range s.Legs() {
 		v.legs = append(v.legs, l.Name)
