@@ -247,7 +247,7 @@ func (h handler) Open(c *tcpstream.Conn, t time.Time) {
 	d := h.d
 	cs := &connState{d: d, c: c, leg: d.legs[c.Interface], legID: d.legIDs[c.Interface]}
 	cs.dirs = [2]layer{&detectLayer{}, &detectLayer{}}
-	cs.pf.cs = cs
+	cs.pf.sink = cs
 	c.User = cs
 	d.conns = append(d.conns, cs)
 	d.sum.Connections++

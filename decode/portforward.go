@@ -12,11 +12,112 @@ import (
 	"github.com/pftap/pftap/decode/spdy"
 	"github.com/pftap/pftap/decode/tcpstream"
 	"github.com/pftap/pftap/decode/websocket"
-	"github.com/pftap/pftap/internal/preview"
 )
+
+// The port-forward layer follows the port-forward protocol on one
+// upgraded connection: it takes typed SPDY frames (or WebSocket channel
+// messages), keeps the streams and requests, and reports what it learns
+// as typed facts to a pfSink. It writes no sentences and keeps no totals:
+// turning facts into events and summaries is the sink's (pftext.go).
 
 // maxErrorText bounds what is kept of an error stream's text.
 const maxErrorText = 4 << 10
+
+// pfSink receives the port-forward layer's facts, in the order they
+// happen on the connection.
+type pfSink interface {
+	// pfOpened: a SYN_STREAM opened a stream (Reused: its ID was in use).
+	pfOpened(o pfOpened)
+	// pfOrphan: DATA on a stream opened before the capture began.
+	pfOrphan(at pfAt, stream uint32)
+	// pfChunk: DATA bytes of a data stream, at their offset in the
+	// stream's direction.
+	pfChunk(at pfAt, ref pfRef, offset int64, b []byte)
+	// pfData: the first DATA of a direction of a data stream, or one that
+	// starts an HTTP message (Line).
+	pfData(d pfData)
+	// pfErrorText: the server wrote text on a request's error stream.
+	pfErrorText(d pfData)
+	pfReset(r pfReset)
+	pfPing(p pfPing)
+	pfGoAway(at pfAt, lastGood uint32, status spdy.GoAwayStatus)
+	// pfEnded: a request is over (both streams done, or the connection
+	// closed or reset under it, Why).
+	pfEnded(r pfEnded)
+	// pfChannelPort, pfChannelError, pfChannelData: the channel protocol's
+	// port announcement, error channel text and HTTP start lines.
+	pfChannelPort(at pfAt, ch byte, kind string, port int)
+	pfChannelError(at pfAt, port int, text []byte)
+	pfChannelData(at pfAt, port int, line string, n int)
+	// pfBadMessage: a channel message that cannot be read.
+	pfBadMessage(at pfAt, err error)
+}
+
+// pfAt is where a fact happened: its direction, time and offset.
+type pfAt struct {
+	Dir tcpstream.Dir
+	T   time.Time
+	Off int64
+}
+
+// pfRef is what a fact says of its stream and request.
+type pfRef struct {
+	Stream    uint32
+	Type      string // "data", "error", or "" when the headers were not seen
+	Port      int
+	RequestID string
+	HasID     bool
+}
+
+type pfOpened struct {
+	pfAt
+	pfRef
+	Reused bool
+	// Headers are the SYN_STREAM's (nil: not readable).
+	Headers    spdy.Headers
+	HalfClosed bool // its opener's side ended at once (FIN)
+}
+
+type pfData struct {
+	pfAt
+	pfRef
+	B    []byte
+	Line string // an HTTP start line at the start of B ("": none)
+}
+
+type pfReset struct {
+	pfAt
+	Stream uint32
+	Ref    *pfRef // nil: a stream not seen opening
+	Status spdy.RstStatus
+	// Tidy: the client cancelled a stream the server had finished.
+	Tidy bool
+}
+
+type pfPing struct {
+	pfAt
+	ID   uint32
+	Echo bool // the other side's answer
+	// RTT is the time since the ping, for an echo whose ping was seen
+	// (Timed).
+	RTT   time.Duration
+	Timed bool
+}
+
+type pfEnded struct {
+	T              time.Time
+	ID             string
+	HasID          bool
+	Port           int
+	ToPod, FromPod int64
+	Took           time.Duration
+	// Setup is the time to the data stream's SYN_REPLY (Replied: one
+	// was seen).
+	Setup          time.Duration
+	Replied        bool
+	ErrText, Reset string
+	Why            string // "" when both streams ended
+}
 
 type pfStream struct {
 	id      uint32
@@ -29,15 +130,14 @@ type pfStream struct {
 	rst     bool
 	bytes   [2]int64
 	shown   [2]bool // a preview of non-HTTP data was shown
-	message [2]bool // the next DATA starts a new HTTP message (best effort)
 }
 
-// label names the stream's request for event text: "request 0 stream 3".
-func (s *pfStream) label() string {
+func (s *pfStream) ref() pfRef {
+	r := pfRef{Stream: s.id, Type: s.typ, Port: s.port}
 	if s.req != nil && s.req.hasID {
-		return fmt.Sprintf("request %s stream %d", s.req.id, s.id)
+		r.RequestID, r.HasID = s.req.id, true
 	}
-	return fmt.Sprintf("stream %d", s.id)
+	return r
 }
 
 func (s *pfStream) done() bool { return s.rst || s.fin[0] && s.fin[1] }
@@ -58,7 +158,7 @@ type pfRequest struct {
 
 // pfSession follows the port-forward protocol on one upgraded connection.
 type pfSession struct {
-	cs        *connState
+	sink      pfSink
 	tunnel    bool // SPDY tunnelled in WebSocket binary messages
 	channels  bool // v4.channel.k8s.io: a channel byte per message
 	base64    bool // v4.base64.channel.k8s.io
@@ -103,14 +203,12 @@ func (pf *pfSession) request(key string, hasID bool, port int, t time.Time) *pfR
 	return r
 }
 
-func (pf *pfSession) send(lv level, e *Event) { pf.cs.d.send(lv, pf.cs, e) }
-
 // frame follows one SPDY frame at the port-forward level.
 func (pf *pfSession) frame(dir tcpstream.Dir, t time.Time, off int64, f spdy.Frame) {
-	who := sideName(dir)
+	at := pfAt{dir, t, off}
 	switch f := f.(type) {
 	case *spdy.SynStreamFrame:
-		pf.open(dir, t, off, f)
+		pf.open(at, f)
 	case *spdy.DataFrame:
 		s := pf.stream(f.StreamID)
 		if s == nil {
@@ -120,10 +218,9 @@ func (pf *pfSession) frame(dir tcpstream.Dir, t time.Time, off int64, f spdy.Fra
 			s.req = pf.request("stream "+strconv.FormatUint(uint64(f.StreamID), 10), false, 0, t)
 			s.req.dataS = s
 			s.typ = "data"
-			pf.send(0, &Event{Time: t, Kind: KindWarning, Dir: dirOf(dir), Offset: ptr(off), Stream: ptr(f.StreamID),
-				Text: fmt.Sprintf("DATA on stream %d, which was opened before the capture began", f.StreamID)})
+			pf.sink.pfOrphan(at, f.StreamID)
 		}
-		pf.data(dir, t, off, s, f.Data)
+		pf.data(at, s, f.Data)
 		if f.Flags.Has(spdy.FlagFin) {
 			s.fin[dir] = true
 			pf.check(s.req, t)
@@ -139,21 +236,19 @@ func (pf *pfSession) frame(dir tcpstream.Dir, t time.Time, off int64, f spdy.Fra
 		}
 	case *spdy.RstStreamFrame:
 		s := pf.stream(f.StreamID)
-		txt := fmt.Sprintf("RST_STREAM %s stream %d by %s: %v", streamLabel(s), f.StreamID, who, f.Status)
-		e := &Event{Time: t, Kind: KindStream, Dir: dirOf(dir), Offset: ptr(off), Type: "RST_STREAM", Stream: ptr(f.StreamID), Reason: f.Status.String(), Text: txt}
+		r := pfReset{pfAt: at, Stream: f.StreamID, Status: f.Status}
 		if s != nil {
 			s.rst = true
-			pf.fill(e, s)
+			ref := s.ref()
+			r.Ref = &ref
 			// A client that cancels a stream the server has finished is
 			// tidying up (kubectl does once the local connection closes).
-			tidy := dir == tcpstream.ClientToServer && f.Status == spdy.RstCancel && s.fin[tcpstream.ServerToClient]
-			if tidy {
-				e.Text += " (after the server finished: a tidy close)"
-			} else if s.req.reset == "" {
-				s.req.reset = fmt.Sprintf("%s stream reset by %s (%v)", s.typ, who, f.Status)
+			r.Tidy = dir == tcpstream.ClientToServer && f.Status == spdy.RstCancel && s.fin[tcpstream.ServerToClient]
+			if !r.Tidy && s.req.reset == "" {
+				s.req.reset = fmt.Sprintf("%s stream reset by %s (%v)", s.typ, sideName(dir), f.Status)
 			}
 		}
-		pf.send(0, e)
+		pf.sink.pfReset(r)
 		if s != nil {
 			pf.check(s.req, t)
 		}
@@ -161,7 +256,7 @@ func (pf *pfSession) frame(dir tcpstream.Dir, t time.Time, off int64, f spdy.Fra
 		if pf.pings == nil {
 			pf.pings = map[uint32]time.Time{}
 		}
-		txt := fmt.Sprintf("PING id=%d from %s", f.ID, who)
+		p := pfPing{pfAt: at, ID: f.ID}
 		// Odd IDs are the client's, even the server's; an echo comes
 		// from the other side.
 		origin := tcpstream.ClientToServer
@@ -169,51 +264,24 @@ func (pf *pfSession) frame(dir tcpstream.Dir, t time.Time, off int64, f spdy.Fra
 			origin = tcpstream.ServerToClient
 		}
 		if dir != origin {
-			txt = fmt.Sprintf("PING id=%d echoed by %s", f.ID, who)
+			p.Echo = true
 			if t0, ok := pf.pings[f.ID]; ok {
-				txt += fmt.Sprintf(" (round trip %s)", fmtDur(t.Sub(t0)))
+				p.RTT, p.Timed = t.Sub(t0), true
 				delete(pf.pings, f.ID)
 			}
 		} else {
 			pf.pings[f.ID] = t
 		}
-		pf.send(0, &Event{Time: t, Kind: KindPing, Dir: dirOf(dir), Offset: ptr(off), Type: "PING", Text: txt})
+		pf.sink.pfPing(p)
 	case *spdy.GoAwayFrame:
-		pf.send(0, &Event{Time: t, Kind: KindGoAway, Dir: dirOf(dir), Offset: ptr(off), Type: "GOAWAY", Reason: f.Status.String(),
-			Text: fmt.Sprintf("GOAWAY from %s: last good stream %d, status %v", who, f.LastGoodStreamID, f.Status)})
+		pf.sink.pfGoAway(at, f.LastGoodStreamID, f.Status)
 	}
 }
 
-func sideName(d tcpstream.Dir) string {
-	if d == tcpstream.ClientToServer {
-		return "client"
-	}
-	return "server"
-}
-
-func streamLabel(s *pfStream) string {
-	if s == nil || s.typ == "" {
-		return "unknown"
-	}
-	return s.typ
-}
-
-func (pf *pfSession) fill(e *Event, s *pfStream) {
-	e.StreamType = s.typ
-	e.Port = s.port
-	if s.req != nil && s.req.hasID {
-		e.RequestID = ptr(s.req.id)
-	}
-}
-
-func (pf *pfSession) open(dir tcpstream.Dir, t time.Time, off int64, f *spdy.SynStreamFrame) {
-	s := &pfStream{id: f.StreamID, opened: t}
-	if pf.stream(f.StreamID) != nil {
-		pf.send(0, &Event{Time: t, Kind: KindDecodeError, Dir: dirOf(dir), Offset: ptr(off), Stream: ptr(f.StreamID),
-			Text: fmt.Sprintf("SYN_STREAM reuses stream %d", f.StreamID)})
-	}
+func (pf *pfSession) open(at pfAt, f *spdy.SynStreamFrame) {
+	s := &pfStream{id: f.StreamID, opened: at.T}
+	reused := pf.stream(f.StreamID) != nil
 	pf.streams[f.StreamID] = s
-	s.message = [2]bool{true, true}
 	var reqID string
 	hasID := false
 	if f.Headers != nil {
@@ -225,7 +293,7 @@ func (pf *pfSession) open(dir tcpstream.Dir, t time.Time, off int64, f *spdy.Syn
 	var r *pfRequest
 	switch {
 	case hasID:
-		r = pf.request(reqID, true, s.port, t)
+		r = pf.request(reqID, true, s.port, at.T)
 	default:
 		// Clients before requestID pair an error stream with the data
 		// stream opened next for the same port.
@@ -236,7 +304,7 @@ func (pf *pfSession) open(dir tcpstream.Dir, t time.Time, off int64, f *spdy.Syn
 			r = p
 			delete(pf.unpaired, s.port)
 		} else {
-			r = pf.request("stream "+strconv.FormatUint(uint64(f.StreamID), 10), false, s.port, t)
+			r = pf.request("stream "+strconv.FormatUint(uint64(f.StreamID), 10), false, s.port, at.T)
 			if s.typ != "" {
 				pf.unpaired[s.port] = r
 			}
@@ -249,40 +317,17 @@ func (pf *pfSession) open(dir tcpstream.Dir, t time.Time, off int64, f *spdy.Syn
 	default:
 		r.dataS = s
 	}
-	if f.Flags.Has(spdy.FlagFin) {
-		s.fin[dir] = true
+	half := f.Flags.Has(spdy.FlagFin)
+	if half {
+		s.fin[at.Dir] = true
 	}
-	txt := fmt.Sprintf("open %s stream %d", streamLabel(s), f.StreamID)
-	if f.Headers == nil {
-		txt += " (headers not readable)"
-	} else {
-		txt += fmt.Sprintf(" → port %d", s.port)
-		if hasID {
-			txt += ", request " + reqID
-		} else {
-			txt += ", no requestID"
-		}
-	}
-	if dir == tcpstream.ServerToClient {
-		txt += " (opened by the server!)"
-	}
-	if f.Flags.Has(spdy.FlagFin) {
-		txt += "; half-closed by its opener at once"
-	}
-	e := &Event{Time: t, Kind: KindStream, Dir: dirOf(dir), Offset: ptr(off), Type: "SYN_STREAM", Stream: ptr(f.StreamID), Headers: f.Headers, Text: txt}
-	pf.fill(e, s)
-	pf.send(0, e)
+	pf.sink.pfOpened(pfOpened{pfAt: at, pfRef: s.ref(), Reused: reused, Headers: f.Headers, HalfClosed: half})
 }
 
-func (pf *pfSession) data(dir tcpstream.Dir, t time.Time, off int64, s *pfStream, b []byte) {
-	if f := pf.cs.d.opts.Chunks; f != nil && s.typ == "data" && len(b) > 0 {
-		c := &pf.cs.d.chunk
-		*c = Chunk{Time: t, Conn: pf.cs.c.ID, Leg: pf.cs.leg, Dir: dirOf(dir), Stream: s.id, SPDY: true,
-			Offset: s.bytes[dir], Len: len(b), Prefix: b[:min(len(b), ChunkPrefix)], Data: b}
-		if s.req != nil && s.req.hasID {
-			c.RequestID = s.req.id
-		}
-		f(c)
+func (pf *pfSession) data(at pfAt, s *pfStream, b []byte) {
+	dir := at.Dir
+	if s.typ == "data" && len(b) > 0 {
+		pf.sink.pfChunk(at, s.ref(), s.bytes[dir], b)
 	}
 	s.bytes[dir] += int64(len(b))
 	if len(b) == 0 {
@@ -294,31 +339,18 @@ func (pf *pfSession) data(dir tcpstream.Dir, t time.Time, off int64, s *pfStream
 			if room := maxErrorText - len(r.errText); room > 0 {
 				r.errText = append(r.errText, b[:min(room, len(b))]...)
 			}
-			e := &Event{Time: t, Kind: KindStreamError, Dir: dirOf(dir), Offset: ptr(off), Stream: ptr(s.id),
-				Error: ptr(string(b)), Text: s.label() + " error stream says: " + preview.Bytes(b, 300)}
-			pf.fill(e, s)
-			pf.send(0, e)
+			pf.sink.pfErrorText(pfData{pfAt: at, pfRef: s.ref(), B: b})
 		}
 		return
 	}
-	arrow := "→ pod"
-	if dir == tcpstream.ServerToClient {
-		arrow = "← pod"
-	}
 	if line, ok := httpStartLine(b); ok {
-		e := &Event{Time: t, Kind: KindData, Dir: dirOf(dir), Offset: ptr(off), Stream: ptr(s.id), Length: ptr(len(b)),
-			Text: fmt.Sprintf("%s %s %s  (%d bytes in frame)", s.label(), arrow, preview.Text(line, 120), len(b))}
-		pf.fill(e, s)
-		pf.send(0, e)
+		pf.sink.pfData(pfData{pfAt: at, pfRef: s.ref(), B: b, Line: line})
 		s.shown[dir] = true
 		return
 	}
 	if !s.shown[dir] {
 		s.shown[dir] = true
-		e := &Event{Time: t, Kind: KindData, Dir: dirOf(dir), Offset: ptr(off), Stream: ptr(s.id), Length: ptr(len(b)),
-			Text: fmt.Sprintf("%s %s %d bytes %s", s.label(), arrow, len(b), preview.Bytes(b, 32))}
-		pf.fill(e, s)
-		pf.send(0, e)
+		pf.sink.pfData(pfData{pfAt: at, pfRef: s.ref(), B: b})
 	}
 }
 
@@ -380,71 +412,31 @@ func (pf *pfSession) end(r *pfRequest, t time.Time, why string) {
 		return
 	}
 	r.ended = true
-	sum := &pf.cs.d.sum
-	sum.Requests++
-	var toPod, fromPod int64
+	e := pfEnded{T: t, ID: r.id, HasID: r.hasID, Port: r.port, Took: t.Sub(r.opened), ErrText: string(r.errText), Reset: r.reset, Why: why}
 	if r.dataS != nil {
-		toPod, fromPod = r.dataS.bytes[0], r.dataS.bytes[1]
+		e.ToPod, e.FromPod = r.dataS.bytes[0], r.dataS.bytes[1]
+		if !r.dataS.replied.IsZero() {
+			// From the request's first SYN_STREAM to its data stream's reply.
+			e.Setup, e.Replied = r.dataS.replied.Sub(r.opened), true
+		}
 	}
-	toPod += r.chBytes[0]
-	fromPod += r.chBytes[1]
-	sum.BytesToPod += toPod
-	sum.BytesFromPod += fromPod
-	ls := sum.Legs[pf.cs.leg]
-	if ls == nil {
-		ls = &LegSummary{}
-	}
-	ls.Requests++
-	ls.BytesToPod += toPod
-	ls.BytesFromPod += fromPod
-	errText := string(r.errText)
-	e := &Event{Time: t, Kind: KindRequest, Port: r.port, BytesToPod: ptr(toPod), BytesFromPod: ptr(fromPod), Error: ptr(errText),
-		DurationNS: ptr(int64(t.Sub(r.opened)))}
-	if r.hasID {
-		e.RequestID = ptr(r.id)
-	} else {
-		e.RequestID = ptr("")
-	}
-	label := "request " + r.id
-	if !r.hasID {
-		label = "request (" + r.id + ")"
-	}
-	txt := fmt.Sprintf("%s port %d: %s → pod, %s ← pod, %s", label, r.port, fmtBytes(toPod), fmtBytes(fromPod), fmtDur(t.Sub(r.opened)))
-	if r.dataS != nil && !r.dataS.replied.IsZero() {
-		// From the request's first SYN_STREAM to its data stream's reply.
-		setup := r.dataS.replied.Sub(r.opened)
-		e.SetupNS = ptr(int64(setup))
-		txt += ", streams ready after " + fmtDur(setup)
-	}
-	status := "ok"
-	switch {
-	case errText != "":
-		status = "FAILED: " + preview.Text(errText, 100)
-		sum.RequestErrors++
-		ls.RequestErrors++
-	case r.reset != "":
-		status = "reset: " + r.reset
-		sum.RequestErrors++
-		ls.RequestErrors++
-	case why != "":
-		status = "unfinished: " + why
-	}
-	if why != "" {
-		e.Reason = why
-	}
-	e.Text = txt + ", " + status
-	pf.send(0, e)
+	e.ToPod += r.chBytes[0]
+	e.FromPod += r.chBytes[1]
+	pf.sink.pfEnded(e)
 }
 
-func (cs *connState) finishRequests(t time.Time, why string) {
-	for _, r := range cs.pf.order {
-		cs.pf.end(r, t, why)
+// finish ends every request still open (the connection closed or was
+// reset, or the capture ended).
+func (pf *pfSession) finish(t time.Time, why string) {
+	for _, r := range pf.order {
+		pf.end(r, t, why)
 	}
 }
 
 // channelMessage follows the v4 channel protocol: one channel byte per
 // message; the server starts each channel with the port, little endian.
 func (pf *pfSession) channelMessage(dir tcpstream.Dir, t time.Time, off int64, f *websocket.Frame) {
+	at := pfAt{dir, t, off}
 	p := f.Payload
 	if len(p) == 0 {
 		return
@@ -458,7 +450,7 @@ func (pf *pfSession) channelMessage(dir tcpstream.Dir, t time.Time, off int64, f
 		ch -= '0'
 		dec, err := base64.StdEncoding.DecodeString(string(p))
 		if err != nil {
-			pf.cs.decodeError(dir, t, ptr(off), fmt.Errorf("base64 channel message: %v", err))
+			pf.sink.pfBadMessage(at, fmt.Errorf("base64 channel message: %v", err))
 			return
 		}
 		p = dec
@@ -481,48 +473,26 @@ func (pf *pfSession) channelMessage(dir tcpstream.Dir, t time.Time, off int64, f
 			if ch%2 == 1 {
 				kind = "error"
 			}
-			pf.send(0, &Event{Time: t, Kind: KindStream, Dir: dirOf(dir), Offset: ptr(off), StreamType: kind, Port: port,
-				Text: fmt.Sprintf("channel %d (%s) announces port %d", ch, kind, port)})
+			pf.sink.pfChannelPort(at, ch, kind, port)
 		}
 	}
 	r := pf.request(key, false, pf.chanPort[ch&^1], t)
 	if ch%2 == 1 {
 		if len(p) > 0 && dir == tcpstream.ServerToClient {
 			r.errText = append(r.errText, p[:min(len(p), maxErrorText-len(r.errText))]...)
-			pf.send(0, &Event{Time: t, Kind: KindStreamError, Dir: dirOf(dir), Offset: ptr(off), Port: r.port,
-				Error: ptr(string(p)), Text: "error channel: " + preview.Bytes(p, 300)})
+			pf.sink.pfChannelError(at, r.port, p)
 		}
 		return
 	}
 	r.chBytes[dir] += int64(len(p))
 	if line, ok := httpStartLine(p); ok {
-		arrow := "→ pod"
-		if dir == tcpstream.ServerToClient {
-			arrow = "← pod"
-		}
-		pf.send(0, &Event{Time: t, Kind: KindData, Dir: dirOf(dir), Offset: ptr(off), Port: r.port, Length: ptr(len(p)),
-			Text: fmt.Sprintf("%s %s  (%d bytes in message)", arrow, preview.Text(line, 120), len(p))})
+		pf.sink.pfChannelData(at, r.port, line, len(p))
 	}
 }
 
-func fmtBytes(n int64) string {
-	switch {
-	case n < 10<<10:
-		return fmt.Sprintf("%d B", n)
-	case n < 10<<20:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	default:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+func sideName(d tcpstream.Dir) string {
+	if d == tcpstream.ClientToServer {
+		return "client"
 	}
-}
-
-func fmtDur(d time.Duration) string {
-	switch {
-	case d < time.Millisecond:
-		return fmt.Sprintf("%dµs", d.Microseconds())
-	case d < time.Second:
-		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
-	default:
-		return fmt.Sprintf("%.3fs", d.Seconds())
-	}
+	return "server"
 }
