@@ -14,7 +14,9 @@ import (
 // events and no sentences behind it.
 type factLog struct{ facts []string }
 
-func (l *factLog) add(format string, args ...any) { l.facts = append(l.facts, fmt.Sprintf(format, args...)) }
+func (l *factLog) add(format string, args ...any) {
+	l.facts = append(l.facts, fmt.Sprintf(format, args...))
+}
 func (l *factLog) pfOpened(o pfOpened) {
 	l.add("opened %d %s port=%d req=%s reused=%v half=%v", o.Stream, o.Type, o.Port, o.RequestID, o.Reused, o.HalfClosed)
 }
