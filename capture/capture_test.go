@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
-	"github.com/pftap/pftap/internal/testenv"
 	"io"
 	"net"
 	"net/netip"
@@ -16,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pftap/pftap/internal/testenv"
 
 	"github.com/pftap/pftap/decode/packet"
 	"github.com/pftap/pftap/decode/tcpstream"

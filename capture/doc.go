@@ -16,7 +16,7 @@
 //
 // Tap wraps a connection pftap owns (its own port-forward client, under
 // TLS) and records every read and write as Ethernet/IPv4/TCP frames with
-// the real addresses and consistent sequence numbers (AppendTCPFrame), so
+// the real addresses and consistent sequence numbers (tcpframe.Append), so
 // that the decoder, tshark and Wireshark read them as the TCP stream it was.
 //
 // # Recordings

@@ -4,13 +4,14 @@ package capture
 
 import (
 	"fmt"
-	"github.com/pftap/pftap/internal/testenv"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/pftap/pftap/internal/testenv"
 
 	"github.com/pftap/pftap/internal/nsenter"
 )

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"github.com/pftap/pftap/internal/testenv"
 	"io"
 	"net"
 	"net/netip"
@@ -16,6 +15,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pftap/pftap/internal/tcpframe"
+	"github.com/pftap/pftap/internal/testenv"
 
 	"github.com/pftap/pftap/decode/packet"
 )
@@ -131,7 +133,7 @@ func TestWriterLegsCommentsAndConcurrency(t *testing.T) {
 		}
 		legs = append(legs, id)
 	}
-	frame := AppendTCPFrame(nil, netip.MustParseAddrPort("10.250.0.1:40000"), netip.MustParseAddrPort("10.250.0.2:80"), 1, 1, FlagPSH|FlagACK, []byte("hello"))
+	frame := tcpframe.Append(nil, netip.MustParseAddrPort("10.250.0.1:40000"), netip.MustParseAddrPort("10.250.0.2:80"), 1, 1, tcpframe.FlagPSH|tcpframe.FlagACK, []byte("hello"))
 	var wg sync.WaitGroup
 	for g := 0; g < 3; g++ {
 		wg.Add(1)

@@ -2,8 +2,9 @@ package capture
 
 import (
 	"bytes"
-	"encoding/binary"
+
 	"github.com/pftap/pftap/internal/secret"
+	"github.com/pftap/pftap/internal/tcpframe"
 )
 
 // credentialHeaders are "\nNAME:" of the headers whose values RedactFrame
@@ -30,7 +31,7 @@ var wsTokenPrefix = []byte(secret.WebSocketTokenPrefix)
 // numbers stay right. It reports whether it changed anything. A header
 // split across two segments is not seen.
 func RedactFrame(frame []byte) bool {
-	tcp, pseudo, ok := tcpSegment(frame)
+	tcp, ok := tcpframe.Segment(frame)
 	if !ok || len(tcp) < 20 {
 		return false
 	}
@@ -87,8 +88,7 @@ func RedactFrame(frame []byte) bool {
 		from = end
 	}
 	if changed {
-		binary.BigEndian.PutUint16(tcp[16:], 0)
-		binary.BigEndian.PutUint16(tcp[16:], fold(sum(tcp, pseudo)))
+		tcpframe.FixChecksum(frame)
 	}
 	return changed
 }
@@ -120,38 +120,4 @@ func mask(b []byte) bool {
 		}
 	}
 	return changed
-}
-
-// tcpSegment finds the TCP segment of an Ethernet frame and the pseudo
-// header's sum for its checksum.
-func tcpSegment(f []byte) (tcp []byte, pseudo uint32, ok bool) {
-	if len(f) < 14 {
-		return nil, 0, false
-	}
-	switch binary.BigEndian.Uint16(f[12:]) {
-	case 0x0800:
-		ip := f[14:]
-		if len(ip) < 20 || ip[9] != 6 {
-			return nil, 0, false
-		}
-		ihl := int(ip[0]&0xf) * 4
-		total := int(binary.BigEndian.Uint16(ip[2:]))
-		if ihl < 20 || total < ihl || total > len(ip) {
-			return nil, 0, false
-		}
-		tcp = ip[ihl:total]
-		return tcp, sum(ip[12:20], 0) + uint32(len(tcp)) + 6, true
-	case 0x86dd:
-		ip := f[14:]
-		if len(ip) < 40 || ip[6] != 6 {
-			return nil, 0, false
-		}
-		n := int(binary.BigEndian.Uint16(ip[4:]))
-		if 40+n > len(ip) {
-			return nil, 0, false
-		}
-		tcp = ip[40 : 40+n]
-		return tcp, sum(ip[8:40], 0) + uint32(n) + 6, true
-	}
-	return nil, 0, false
 }

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/pftap/pftap/internal/tcpframe"
+
 	"github.com/pftap/pftap/internal/secret"
 )
 
@@ -17,7 +19,7 @@ func TestRedactFrame(t *testing.T) {
 		if v6 {
 			s, d = netip.MustParseAddrPort("[fd00::1]:40000"), netip.MustParseAddrPort("[fd00::2]:6443")
 		}
-		f := AppendTCPFrame(nil, s, d, 1, 1, FlagACK|FlagPSH, []byte(payload))
+		f := tcpframe.Append(nil, s, d, 1, 1, tcpframe.FlagACK|tcpframe.FlagPSH, []byte(payload))
 		if !RedactFrame(f) {
 			t.Fatal("nothing redacted")
 		}
@@ -37,7 +39,7 @@ func TestRedactFrame(t *testing.T) {
 		}
 	}
 	// The check itself catches a payload changed without a new checksum.
-	bad := AppendTCPFrame(nil, src, dst, 1, 1, FlagACK, []byte("GET / HTTP/1.1\r\n\r\n"))
+	bad := tcpframe.Append(nil, src, dst, 1, 1, tcpframe.FlagACK, []byte("GET / HTTP/1.1\r\n\r\n"))
 	if !checksumOK(bad) {
 		t.Fatal("checksumOK rejects a good frame")
 	}
@@ -45,17 +47,14 @@ func TestRedactFrame(t *testing.T) {
 	if checksumOK(bad) {
 		t.Fatal("checksumOK accepts a changed payload")
 	}
-	plain := AppendTCPFrame(nil, src, dst, 1, 1, FlagACK, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	plain := tcpframe.Append(nil, src, dst, 1, 1, tcpframe.FlagACK, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
 	if RedactFrame(plain) {
 		t.Error("a frame without credentials was changed")
 	}
 }
 
 // checksumOK verifies the TCP checksum of a frame.
-func checksumOK(f []byte) bool {
-	tcp, pseudo, ok := tcpSegment(f)
-	return ok && fold(sum(tcp, pseudo)) == 0
-}
+func checksumOK(f []byte) bool { return tcpframe.ChecksumOK(f) }
 
 // TestRedactFrameBinaryAndCase: header names in any case, a header line
 // after bytes that are not UTF-8 (SPDY frames carry HTTP inside binary
@@ -64,7 +63,7 @@ func checksumOK(f []byte) bool {
 func TestRedactFrameBinaryAndCase(t *testing.T) {
 	src, dst := netip.MustParseAddrPort("10.0.0.1:40000"), netip.MustParseAddrPort("10.0.0.2:6443")
 	payload := "\x80\x03\x00\x01\xff\xfe\xc3\x28 binary\nPROXY-AUTHORIZATION: Basic dXNlcjpwYXNz\r\nX-Other: keep\r\nset-COOKIE: id=42\r\n\r\nbody authorization: not a header line"
-	f := AppendTCPFrame(nil, src, dst, 1, 1, FlagACK, []byte(payload))
+	f := tcpframe.Append(nil, src, dst, 1, 1, tcpframe.FlagACK, []byte(payload))
 	if !RedactFrame(f) {
 		t.Fatal("nothing redacted")
 	}
@@ -91,7 +90,7 @@ func BenchmarkRedactFrameBulk(b *testing.B) {
 	for i := range payload {
 		payload[i] = byte(i*131 + i>>8)
 	}
-	f := AppendTCPFrame(nil, src, dst, 1, 1, FlagACK, payload)
+	f := tcpframe.Append(nil, src, dst, 1, 1, tcpframe.FlagACK, payload)
 	b.SetBytes(int64(len(f)))
 	for b.Loop() {
 		RedactFrame(f)
@@ -104,7 +103,7 @@ func BenchmarkRedactFrameBulk(b *testing.B) {
 func TestRedactFrameEveryHeader(t *testing.T) {
 	src, dst := netip.MustParseAddrPort("10.0.0.1:40000"), netip.MustParseAddrPort("10.0.0.2:6443")
 	for _, h := range secret.Headers {
-		f := AppendTCPFrame(nil, src, dst, 1, 1, FlagACK|FlagPSH, []byte("GET / HTTP/1.1\r\nHost: x\r\n"+h+": Scheme value-s3cret\r\n\r\n"))
+		f := tcpframe.Append(nil, src, dst, 1, 1, tcpframe.FlagACK|tcpframe.FlagPSH, []byte("GET / HTTP/1.1\r\nHost: x\r\n"+h+": Scheme value-s3cret\r\n\r\n"))
 		RedactFrame(f)
 		if bytes.Contains(f, []byte("s3cret")) {
 			t.Errorf("%s: the value is still in the frame", h)

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/pftap/pftap/internal/tcpframe"
 )
 
 // TapSink receives the frames a Tap makes. frame is only valid during the
@@ -17,7 +19,7 @@ type TapSink func(ts time.Time, frame []byte)
 // saves copying the payload; the frame is header followed by payload. Both
 // are only valid during the call. The TCP checksum is left zero, which
 // saves reading the payload in the forwarded connection's path: call
-// FixTCPChecksum on the whole frame before writing it where other tools
+// tcpframe.FixChecksum on the whole frame before writing it where other tools
 // read it.
 type TapPartsSink func(ts time.Time, header, payload []byte)
 
@@ -90,9 +92,9 @@ func newTap(conn net.Conn, sink TapSink, server bool, parts TapPartsSink, opts .
 	t.seq[0], t.seq[1] = rand.Uint32(), rand.Uint32()
 	t.mu.Lock()
 	ts := t.now()
-	t.emit(ts, 0, FlagSYN, nil)
-	t.emit(ts, 1, FlagSYN|FlagACK, nil)
-	t.emit(ts, 0, FlagACK, nil)
+	t.emit(ts, 0, tcpframe.FlagSYN, nil)
+	t.emit(ts, 1, tcpframe.FlagSYN|tcpframe.FlagACK, nil)
+	t.emit(ts, 0, tcpframe.FlagACK, nil)
 	t.mu.Unlock()
 	return t
 }
@@ -117,20 +119,20 @@ func addrPort(a net.Addr, fallback string) netip.AddrPort {
 // holds mu.
 func (t *Tap) emit(ts time.Time, dir int, flags uint8, payload []byte) {
 	ack := t.seq[1-dir]
-	if flags&FlagSYN != 0 && dir == 0 {
+	if flags&tcpframe.FlagSYN != 0 && dir == 0 {
 		ack = 0
 	}
 	if t.parts != nil {
 		// No TCP checksum here: reading every byte again costs the
-		// forwarded connection throughput. Writers fix it (FixTCPChecksum).
-		t.buf = AppendTCPHeaderNoChecksum(t.buf[:0], t.addr[dir], t.addr[1-dir], t.seq[dir], ack, flags, len(payload))
+		// forwarded connection throughput. Writers fix it (tcpframe.FixChecksum).
+		t.buf = tcpframe.AppendHeaderNoChecksum(t.buf[:0], t.addr[dir], t.addr[1-dir], t.seq[dir], ack, flags, len(payload))
 		t.parts(ts, t.buf, payload)
 	} else {
-		t.buf = AppendTCPFrame(t.buf[:0], t.addr[dir], t.addr[1-dir], t.seq[dir], ack, flags, payload)
+		t.buf = tcpframe.Append(t.buf[:0], t.addr[dir], t.addr[1-dir], t.seq[dir], ack, flags, payload)
 		t.sink(ts, t.buf)
 	}
 	t.seq[dir] += uint32(len(payload))
-	if flags&(FlagSYN|FlagFIN) != 0 {
+	if flags&(tcpframe.FlagSYN|tcpframe.FlagFIN) != 0 {
 		t.seq[dir]++
 	}
 }
@@ -145,8 +147,8 @@ func (t *Tap) record(dir int, b []byte) {
 	}
 	ts := t.now()
 	for len(b) > 0 {
-		n := min(len(b), MaxSegment)
-		t.emit(ts, dir, FlagPSH|FlagACK, b[:n])
+		n := min(len(b), tcpframe.MaxSegment)
+		t.emit(ts, dir, tcpframe.FlagPSH|tcpframe.FlagACK, b[:n])
 		b = b[n:]
 	}
 }
@@ -159,8 +161,8 @@ func (t *Tap) finish(dir int) {
 	}
 	t.fin[dir] = true
 	ts := t.now()
-	t.emit(ts, dir, FlagFIN|FlagACK, nil)
-	t.emit(ts, 1-dir, FlagACK, nil)
+	t.emit(ts, dir, tcpframe.FlagFIN|tcpframe.FlagACK, nil)
+	t.emit(ts, 1-dir, tcpframe.FlagACK, nil)
 }
 
 // local and remote are the directions of this end's writes and reads.

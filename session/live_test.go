@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pftap/pftap/internal/tcpframe"
+
 	"github.com/pftap/pftap/leg"
 
 	"github.com/gopacket/gopacket/pcapgo"
@@ -152,20 +154,20 @@ func TestLiveDecoderOrdersLegs(t *testing.T) {
 			if dir == 1 {
 				src, dst = srv, cli
 			}
-			batch = append(batch, fr{time.Now(), capture.AppendTCPFrame(nil, src, dst, seq[dir], seq[1-dir], flags, []byte(payload))})
+			batch = append(batch, fr{time.Now(), tcpframe.Append(nil, src, dst, seq[dir], seq[1-dir], flags, []byte(payload))})
 			seq[dir] += uint32(len(payload))
-			if flags&(capture.FlagSYN|capture.FlagFIN) != 0 {
+			if flags&(tcpframe.FlagSYN|tcpframe.FlagFIN) != 0 {
 				seq[dir]++
 			}
 			time.Sleep(4 * time.Millisecond)
 		}
-		send(0, capture.FlagSYN, "")
-		send(1, capture.FlagSYN|capture.FlagACK, "")
-		send(0, capture.FlagACK, "")
-		send(0, capture.FlagPSH|capture.FlagACK, "GET /captured HTTP/1.1\r\nHost: x\r\n\r\n")
-		send(1, capture.FlagPSH|capture.FlagACK, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-		send(0, capture.FlagFIN|capture.FlagACK, "")
-		send(1, capture.FlagFIN|capture.FlagACK, "")
+		send(0, tcpframe.FlagSYN, "")
+		send(1, tcpframe.FlagSYN|tcpframe.FlagACK, "")
+		send(0, tcpframe.FlagACK, "")
+		send(0, tcpframe.FlagPSH|tcpframe.FlagACK, "GET /captured HTTP/1.1\r\nHost: x\r\n\r\n")
+		send(1, tcpframe.FlagPSH|tcpframe.FlagACK, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		send(0, tcpframe.FlagFIN|tcpframe.FlagACK, "")
+		send(1, tcpframe.FlagFIN|tcpframe.FlagACK, "")
 		time.Sleep(5 * time.Millisecond)
 		for _, f := range batch {
 			ld.Frame(capLeg, f.ts, f.data)
@@ -202,7 +204,7 @@ func TestLiveDecoderOrdersLegs(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 	ld.Finish()
 	// Late frames, after the end: dropped, not decoded beside Finish.
-	ld.Parts(tapLeg, capture.AppendTCPHeaderNoChecksum(nil, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), 1, 0, capture.FlagSYN, 0), nil, nil)
+	ld.Parts(tapLeg, tcpframe.AppendHeaderNoChecksum(nil, netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"), 1, 0, tcpframe.FlagSYN, 0), nil, nil)
 	res := <-done
 
 	var paths []string

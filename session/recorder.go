@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pftap/pftap/internal/tcpframe"
+
 	"github.com/pftap/pftap/capture"
 	"github.com/pftap/pftap/decode"
 	"github.com/pftap/pftap/decode/packet"
@@ -217,7 +219,7 @@ func (sw *Recorder) write(leg int, f recFrame) error {
 	sw.texts = sw.texts[:0]
 	// The in-process taps leave TCP checksums to the writer.
 	if sw.inproc[leg] {
-		capture.FixTCPChecksum(f.data)
+		tcpframe.FixChecksum(f.data)
 	}
 	// Credentials are hidden in the file, as pftap hides them everywhere
 	// (the in-process taps record plaintext below TLS).

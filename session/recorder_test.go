@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pftap/pftap/internal/tcpframe"
+
 	"github.com/pftap/pftap/capture"
 	"github.com/pftap/pftap/decode/packet"
 	"github.com/pftap/pftap/leg"
@@ -31,7 +33,7 @@ func TestRecorder(t *testing.T) {
 	a, b := netip.MustParseAddrPort("10.0.0.1:40000"), netip.MustParseAddrPort("10.0.0.2:6443")
 	t0 := time.Now().Add(-time.Second)
 	frame := func(s string) []byte {
-		return capture.AppendTCPFrame(nil, a, b, 1, 1, capture.FlagACK|capture.FlagPSH, []byte(s))
+		return tcpframe.Append(nil, a, b, 1, 1, tcpframe.FlagACK|tcpframe.FlagPSH, []byte(s))
 	}
 	// Leg 1's frames first, then leg 0's, which are earlier.
 	r.Add(1, t0.Add(2*time.Millisecond), frame("second"), nil, 0)

@@ -2,7 +2,6 @@ package synth
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +12,8 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 	ms "github.com/moby/spdystream/spdy"
+
+	"github.com/pftap/pftap/internal/tcpframe"
 )
 
 // Config says what to write.
@@ -42,9 +43,9 @@ func Write(w io.Writer, cfg Config) (int, error) {
 	c := &conn{pw: pw, mss: cfg.MSS, t: time.Unix(1764000000, 0),
 		ep:  [2]netip.AddrPort{netip.MustParseAddrPort("10.250.0.1:51000"), netip.MustParseAddrPort("10.250.1.1:6443")},
 		seq: [2]uint32{1000, 2000000}}
-	c.packet(0, flagSYN, nil)
-	c.packet(1, flagSYN|flagACK, nil)
-	c.packet(0, flagACK, nil)
+	c.packet(0, tcpframe.FlagSYN, nil)
+	c.packet(1, tcpframe.FlagSYN|tcpframe.FlagACK, nil)
+	c.packet(0, tcpframe.FlagACK, nil)
 	c.send(0, []byte("POST /api/v1/namespaces/default/pods/nginx/portforward HTTP/1.1\r\nHost: 10.250.1.1:6443\r\n"+
 		"Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: portforward.k8s.io\r\nContent-Length: 0\r\n\r\n"))
 	c.send(1, []byte("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: portforward.k8s.io\r\n\r\n"))
@@ -85,18 +86,11 @@ func Write(w io.Writer, cfg Config) (int, error) {
 		frame(0, &ms.DataFrame{StreamId: dataID, Flags: ms.DataFlagFin})
 		frame(1, &ms.DataFrame{StreamId: errID, Flags: ms.DataFlagFin})
 	}
-	c.packet(0, flagFIN|flagACK, nil)
-	c.packet(1, flagFIN|flagACK, nil)
-	c.packet(0, flagACK, nil)
+	c.packet(0, tcpframe.FlagFIN|tcpframe.FlagACK, nil)
+	c.packet(1, tcpframe.FlagFIN|tcpframe.FlagACK, nil)
+	c.packet(0, tcpframe.FlagACK, nil)
 	return c.n, c.err
 }
-
-const (
-	flagFIN = 0x01
-	flagSYN = 0x02
-	flagPSH = 0x08
-	flagACK = 0x10
-)
 
 type conn struct {
 	pw    *pcapgo.Writer
@@ -114,11 +108,11 @@ type conn struct {
 func (c *conn) send(dir int, b []byte) {
 	for len(b) > 0 {
 		k := min(c.mss, len(b))
-		c.packet(dir, flagPSH|flagACK, b[:k])
+		c.packet(dir, tcpframe.FlagPSH|tcpframe.FlagACK, b[:k])
 		b = b[k:]
 		c.unack++
 		if c.unack == 2 {
-			c.packet(1-dir, flagACK, nil)
+			c.packet(1-dir, tcpframe.FlagACK, nil)
 			c.unack = 0
 		}
 	}
@@ -129,40 +123,13 @@ func (c *conn) packet(dir int, flags byte, payload []byte) {
 		return
 	}
 	c.t = c.t.Add(3 * time.Microsecond)
-	src, dst := c.ep[dir], c.ep[1-dir]
-	b := c.buf[:0]
-	// Ethernet
-	b = append(b, 0x02, 0, 0, 0, 0, byte(2-dir), 0x02, 0, 0, 0, 0, byte(1+dir), 0x08, 0x00)
-	// IPv4
-	total := 20 + 20 + len(payload)
-	ip := []byte{0x45, 0, byte(total >> 8), byte(total), 0, 0, 0x40, 0, 64, 6, 0, 0}
-	ip = append(ip, src.Addr().AsSlice()...)
-	ip = append(ip, dst.Addr().AsSlice()...)
-	binary.BigEndian.PutUint16(ip[10:], checksum(ip))
-	b = append(b, ip...)
-	// TCP
-	b = binary.BigEndian.AppendUint16(b, src.Port())
-	b = binary.BigEndian.AppendUint16(b, dst.Port())
-	b = binary.BigEndian.AppendUint32(b, c.seq[dir])
-	b = binary.BigEndian.AppendUint32(b, c.seq[1-dir])
-	b = append(b, 5<<4, flags, 0xff, 0xff, 0, 0, 0, 0)
-	b = append(b, payload...)
+	// The one frame builder, as the taps make their frames.
+	b := tcpframe.Append(c.buf[:0], c.ep[dir], c.ep[1-dir], c.seq[dir], c.seq[1-dir], flags, payload)
 	c.buf = b
 	c.seq[dir] += uint32(len(payload))
-	if flags&(flagSYN|flagFIN) != 0 {
+	if flags&(tcpframe.FlagSYN|tcpframe.FlagFIN) != 0 {
 		c.seq[dir]++
 	}
 	c.err = c.pw.WritePacket(gopacket.CaptureInfo{Timestamp: c.t, CaptureLength: len(b), Length: len(b)}, b)
 	c.n++
-}
-
-func checksum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return ^uint16(s)
 }

@@ -1,4 +1,4 @@
-package capture
+package tcpframe
 
 import (
 	"crypto/rand"
@@ -40,7 +40,7 @@ func BenchmarkAppendTCPFrame(b *testing.B) {
 	buf := make([]byte, 0, 70<<10)
 	b.SetBytes(int64(len(payload)))
 	for i := 0; i < b.N; i++ {
-		buf = AppendTCPFrame(buf[:0], mustAP("10.0.0.1:1"), mustAP("10.0.0.2:2"), 1, 1, FlagACK, payload)
+		buf = Append(buf[:0], mustAP("10.0.0.1:1"), mustAP("10.0.0.2:2"), 1, 1, FlagACK, payload)
 	}
 }
 

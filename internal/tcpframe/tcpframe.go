@@ -1,11 +1,11 @@
-package capture
+package tcpframe
 
 import (
 	"encoding/binary"
 	"net/netip"
 )
 
-// TCP flag bits for AppendTCPFrame.
+// TCP flag bits for Append.
 const (
 	FlagFIN = 0x01
 	FlagSYN = 0x02
@@ -14,37 +14,37 @@ const (
 	FlagACK = 0x10
 )
 
-// MaxSegment is the largest payload AppendTCPFrame can carry in one IPv4
+// MaxSegment is the largest payload Append can carry in one IPv4
 // packet.
 const MaxSegment = 65535 - 20 - 20
 
-// AppendTCPFrame appends a well-formed Ethernet/IPv4 (or IPv6)/TCP frame to
+// Append appends a well-formed Ethernet/IPv4 (or IPv6)/TCP frame to
 // buf and returns it: real addresses, the given sequence numbers and flags,
 // correct IP and TCP checksums. The MAC addresses are locally administered
 // ones derived from the direction. len(payload) must be at most MaxSegment.
-func AppendTCPFrame(buf []byte, src, dst netip.AddrPort, seq, ack uint32, flags uint8, payload []byte) []byte {
-	return append(AppendTCPHeader(buf, src, dst, seq, ack, flags, payload), payload...)
+func Append(buf []byte, src, dst netip.AddrPort, seq, ack uint32, flags uint8, payload []byte) []byte {
+	return append(AppendHeader(buf, src, dst, seq, ack, flags, payload), payload...)
 }
 
-// AppendTCPHeader appends the Ethernet, IP and TCP headers of the frame
-// AppendTCPFrame would make, checksums included, without the payload: the
+// AppendHeader appends the Ethernet, IP and TCP headers of the frame
+// Append would make, checksums included, without the payload: the
 // frame is the result followed by payload.
-func AppendTCPHeader(buf []byte, src, dst netip.AddrPort, seq, ack uint32, flags uint8, payload []byte) []byte {
+func AppendHeader(buf []byte, src, dst netip.AddrPort, seq, ack uint32, flags uint8, payload []byte) []byte {
 	return appendTCPHeader(buf, src, dst, seq, ack, flags, payload, len(payload), true)
 }
 
-// AppendTCPHeaderNoChecksum is AppendTCPHeader with the TCP checksum left
+// AppendHeaderNoChecksum is AppendHeader with the TCP checksum left
 // zero, which saves reading the payload: for frames that are decoded at
-// once, or fixed with FixTCPChecksum before they are written out. The IP
+// once, or fixed with FixChecksum before they are written out. The IP
 // header checksum is filled in.
-func AppendTCPHeaderNoChecksum(buf []byte, src, dst netip.AddrPort, seq, ack uint32, flags uint8, payloadLen int) []byte {
+func AppendHeaderNoChecksum(buf []byte, src, dst netip.AddrPort, seq, ack uint32, flags uint8, payloadLen int) []byte {
 	return appendTCPHeader(buf, src, dst, seq, ack, flags, nil, payloadLen, false)
 }
 
-// FixTCPChecksum computes the TCP checksum of an Ethernet/IPv4 or IPv6
+// FixChecksum computes the TCP checksum of an Ethernet/IPv4 or IPv6
 // frame in place. It reports false for frames that are not TCP.
-func FixTCPChecksum(frame []byte) bool {
-	tcp, pseudo, ok := tcpSegment(frame)
+func FixChecksum(frame []byte) bool {
+	tcp, pseudo, ok := segment(frame)
 	if !ok || len(tcp) < 20 {
 		return false
 	}
@@ -131,4 +131,51 @@ func fold(s uint32) uint16 {
 		s = s>>16 + s&0xffff
 	}
 	return ^uint16(s)
+}
+
+// Segment returns the TCP segment (header and payload) of an Ethernet/IPv4
+// or IPv6 frame, in place; ok is false for frames that are not TCP.
+func Segment(frame []byte) (tcp []byte, ok bool) {
+	tcp, _, ok = segment(frame)
+	return tcp, ok
+}
+
+// ChecksumOK reports whether a TCP frame's checksum is right.
+func ChecksumOK(frame []byte) bool {
+	tcp, pseudo, ok := segment(frame)
+	return ok && len(tcp) >= 20 && fold(sum(tcp, pseudo)) == 0
+}
+
+// segment finds the TCP segment of an Ethernet frame and the pseudo
+// header's sum for its checksum.
+func segment(f []byte) (tcp []byte, pseudo uint32, ok bool) {
+	if len(f) < 14 {
+		return nil, 0, false
+	}
+	switch binary.BigEndian.Uint16(f[12:]) {
+	case 0x0800:
+		ip := f[14:]
+		if len(ip) < 20 || ip[9] != 6 {
+			return nil, 0, false
+		}
+		ihl := int(ip[0]&0xf) * 4
+		total := int(binary.BigEndian.Uint16(ip[2:]))
+		if ihl < 20 || total < ihl || total > len(ip) {
+			return nil, 0, false
+		}
+		tcp = ip[ihl:total]
+		return tcp, sum(ip[12:20], 0) + uint32(len(tcp)) + 6, true
+	case 0x86dd:
+		ip := f[14:]
+		if len(ip) < 40 || ip[6] != 6 {
+			return nil, 0, false
+		}
+		n := int(binary.BigEndian.Uint16(ip[4:]))
+		if 40+n > len(ip) {
+			return nil, 0, false
+		}
+		tcp = ip[40 : 40+n]
+		return tcp, sum(ip[8:40], 0) + uint32(n) + 6, true
+	}
+	return nil, 0, false
 }
