@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // PortPair is one forwarded port: Local on this machine (0: any free
@@ -245,4 +247,29 @@ func explainGet(err error, kind, ns, name string) error {
 		return fmt.Errorf("the apiserver did not accept your credentials (401): check the kubeconfig's user, token or certificate: %v", err)
 	}
 	return fmt.Errorf("get %s %s/%s: %w", kind, ns, name, err)
+}
+
+// LoadKubeconfig reads the kubeconfig as kubectl does (path: --kubeconfig,
+// or $KUBECONFIG, or ~/.kube/config; overrides: the context, cluster, user
+// and namespace flags) and returns its REST config, its namespace and a
+// clientset on it.
+func LoadKubeconfig(path string, overrides *clientcmd.ConfigOverrides) (*rest.Config, string, kubernetes.Interface, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if path != "" {
+		rules.ExplicitPath = path
+	}
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
+	cfg, err := cc.ClientConfig()
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	ns, _, err := cc.Namespace()
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return cfg, ns, cs, nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os/signal"
 	"strings"
 	"time"
 
@@ -13,7 +12,7 @@ import (
 
 	"github.com/pftap/pftap/capture"
 	"github.com/pftap/pftap/decode"
-	"github.com/pftap/pftap/decode/packet"
+	"github.com/pftap/pftap/session"
 )
 
 // CaptureOptions are the inputs of `pftap capture`.
@@ -87,7 +86,7 @@ run as root.`,
 }
 
 func captureRun(opts *CaptureOptions) error {
-	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
+	ctx, stop := signalContext(nil)
 	defer stop()
 	if opts.Duration > 0 {
 		var cancel context.CancelFunc
@@ -103,122 +102,54 @@ func captureRun(opts *CaptureOptions) error {
 		netns = m.Ref
 		fmt.Fprintf(opts.IO.ErrOut, "pftap: capturing in the %s\n", m.How)
 	}
-	src, err := capture.Open(capture.Options{Netns: netns, Interface: opts.Interface, Filter: opts.Filter, BufferMiB: opts.BufferMiB})
-	if err != nil {
-		return err
+	o := session.CaptureOptions{Netns: netns, Interface: opts.Interface, Filter: opts.Filter, BufferMiB: opts.BufferMiB, Count: opts.Count,
+		Comment: fmt.Sprintf("pftap capture: netns=%q interface=%q filter=%q started=%s", netns, opts.Interface, opts.Filter, time.Now().UTC().Format(time.RFC3339Nano)),
+		Drops: func(n uint64) {
+			fmt.Fprintf(opts.IO.ErrOut, "pftap: WARNING: the kernel dropped %d packets (ring full): the capture has gaps; raise --buffer\n", n)
+		}}
+	switch opts.Write {
+	case "":
+		o.Packet = func(p *session.CapturedPacket) { printPacket(opts.IO, p) }
+	case "-":
+		o.Out = opts.IO.Out
+	default:
+		o.Write = opts.Write
 	}
-	defer src.Close()
-
-	var w *capture.Writer
-	toStdout := opts.Write == "-"
-	switch {
-	case toStdout:
-		w = capture.NewWriter(opts.IO.Out, sessionComment(netns, opts))
-	case opts.Write != "":
-		if w, err = capture.Create(opts.Write, sessionComment(netns, opts)); err != nil {
-			return err
-		}
-	}
-	if w != nil {
-		defer w.Close()
-	}
-	legs := map[int]int{}
 	where := "the current namespace"
 	if netns != "" {
 		where = "netns " + netns
 	}
-
-	var events []*decode.Event
-	dec := decode.NewDecoder(decode.Options{Verbosity: 1}, func(e *decode.Event) { events = append(events, e) })
-	live := w == nil
 	filterText := opts.Filter
 	if filterText == "" {
 		filterText = "all packets"
 	}
-	fmt.Fprintf(opts.IO.ErrOut, "pftap: capturing on %s in %s (%s)\n", opts.Interface, where, filterText)
-	if opts.Ready != nil {
-		opts.Ready()
+	res, err := session.Capture(ctx, o, func() {
+		fmt.Fprintf(opts.IO.ErrOut, "pftap: capturing on %s in %s (%s)\n", opts.Interface, where, filterText)
+		if opts.Ready != nil {
+			opts.Ready()
+		}
+	})
+	if err != nil {
+		return err
 	}
-	start := time.Now()
-	var n int
-	var lastDrops uint64
-	lastCheck := time.Now()
-	var p packet.Packet
-	for ctx.Err() == nil && (opts.Count == 0 || n < opts.Count) {
-		data, ci, err := src.ReadPacket()
-		if errors.Is(err, capture.ErrTimeout) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("reading packets: %w", err)
-		}
-		n++
-		ifname := src.InterfaceName(ci.InterfaceIndex)
-		events = events[:0]
-		isTCP := packet.Decode(packet.LinkEthernet, data, &p) == nil
-		if isTCP {
-			p.Time, p.Interface = ci.Timestamp, ci.InterfaceIndex
-			dec.Add(&p)
-		}
-		if w != nil {
-			leg, ok := legs[ci.InterfaceIndex]
-			if !ok {
-				leg, err = w.AddLeg(capture.Leg{Name: fmt.Sprintf("%s (%s)", ifname, where), Description: fmt.Sprintf("%s in %s, captured by pftap", ifname, where)})
-				if err != nil {
-					return err
-				}
-				legs[ci.InterfaceIndex] = leg
-			}
-			if err := w.WritePacket(leg, ci.Timestamp, data, ci.Length, commentOf(events)); err != nil {
-				return fmt.Errorf("writing %s: %w", opts.Write, err)
-			}
-		}
-		if live {
-			printPacket(opts.IO, ci.Timestamp, ifname, isTCP, &p, len(data), events)
-		}
-		if time.Since(lastCheck) > time.Second {
-			lastCheck = time.Now()
-			if st, err := src.Stats(); err == nil && st.Drops > 0 {
-				lastDrops += st.Drops
-				fmt.Fprintf(opts.IO.ErrOut, "pftap: WARNING: the kernel dropped %d packets (ring full): the capture has gaps; raise --buffer\n", st.Drops)
-			}
-		}
-	}
-	st, _ := src.Stats()
-	drops := lastDrops + st.Drops
 	fmt.Fprintf(opts.IO.ErrOut, "pftap: %d packets captured on %s in %s in %.1fs, %d dropped by the kernel\n",
-		n, opts.Interface, where, time.Since(start).Seconds(), drops)
-	if drops > 0 {
-		return fmt.Errorf("the kernel dropped %d packets: the capture has gaps (raise --buffer)", drops)
+		res.Packets, opts.Interface, where, res.Took.Seconds(), res.Drops)
+	if res.Drops > 0 {
+		return fmt.Errorf("the kernel dropped %d packets: the capture has gaps (raise --buffer)", res.Drops)
 	}
 	return nil
 }
 
-func sessionComment(netns string, opts *CaptureOptions) string {
-	return fmt.Sprintf("pftap capture: netns=%q interface=%q filter=%q started=%s", netns, opts.Interface, opts.Filter, time.Now().UTC().Format(time.RFC3339Nano))
-}
-
-func commentOf(evs []*decode.Event) string {
-	var parts []string
-	for _, e := range evs {
-		if e.Kind == decode.KindConn || e.Kind == decode.KindClose {
-			continue
-		}
-		parts = append(parts, e.Text)
-	}
-	return strings.Join(parts, " | ")
-}
-
-func printPacket(ios *IOStreams, ts time.Time, ifname string, isTCP bool, p *packet.Packet, size int, evs []*decode.Event) {
+func printPacket(ios *IOStreams, cp *session.CapturedPacket) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %-5s ", ts.Format("15:04:05.000000"), ifname)
-	if isTCP {
+	fmt.Fprintf(&b, "%s %-5s ", cp.Time.Format("15:04:05.000000"), cp.Interface)
+	if p := cp.P; cp.TCP {
 		fmt.Fprintf(&b, "%s > %s [%s] seq=%d len=%d", p.Src, p.Dst, p.Flags, p.Seq, len(p.Payload))
 	} else {
-		fmt.Fprintf(&b, "non-TCP frame, %d bytes", size)
+		fmt.Fprintf(&b, "non-TCP frame, %d bytes", cp.Size)
 	}
 	b.WriteByte('\n')
-	for _, e := range evs {
+	for _, e := range cp.Events {
 		if e.Kind == decode.KindConn || e.Kind == decode.KindClose {
 			continue
 		}

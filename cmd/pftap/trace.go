@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/pftap/pftap/agent"
@@ -150,20 +149,7 @@ func traceRun(opts *TraceOptions) error {
 	// it deploys the agent.
 	sigCtx, cancelSig := signalContext(opts.Stop)
 	defer cancelSig()
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if opts.Kubeconfig != "" {
-		rules.ExplicitPath = opts.Kubeconfig
-	}
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &opts.Overrides)
-	cfg, err := cc.ClientConfig()
-	if err != nil {
-		return fmt.Errorf("kubeconfig: %w", err)
-	}
-	ns, _, err := cc.Namespace()
-	if err != nil {
-		return fmt.Errorf("kubeconfig: %w", err)
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	cfg, ns, cs, err := trace.LoadKubeconfig(opts.Kubeconfig, &opts.Overrides)
 	if err != nil {
 		return err
 	}
