@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/pftap/pftap/internal/fakeapi"
@@ -21,9 +22,14 @@ import (
 // `kubectl port-forward pod/NAME`, and pods/portforward proxied with the
 // upstream upgrade-aware proxy and WebSocket tunnelling handler.
 type apiserver struct {
-	token     string
-	websocket bool
-	pod       *corev1.Pod
+	token string
+	// version is the release the apiserver behaves as; refuseWS makes it
+	// answer every WebSocket port-forward with 400.
+	version  Version
+	refuseWS bool
+	pod      *corev1.Pod
+	// node is the pod's Node, with the features its kubelet declares.
+	node *corev1.Node
 	// location returns where to proxy a port-forward (the kubelet), and
 	// transport how to reach it.
 	location  func(r *http.Request) (*url.URL, error)
@@ -45,12 +51,18 @@ func (a *apiserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Like the real apiserver's authentication filter: the credential is
 	// not passed on (to the kubelet, say).
 	r.Header.Del("Authorization")
-	if fakeapi.Discovery(w, r, "v1.37.2-pftap-lab") {
+	if fakeapi.Discovery(w, r, a.version.Minor, a.version.GitVersion()) {
 		return
 	}
 	p := strings.Trim(r.URL.Path, "/")
 	parts := strings.Split(p, "/")
 	switch {
+	case len(parts) == 4 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "nodes" && r.Method == http.MethodGet:
+		if parts[3] != a.node.Name {
+			a.status(w, http.StatusNotFound, "NotFound", fmt.Sprintf("nodes %q not found", parts[3]))
+			return
+		}
+		a.json(w, a.node)
 	case len(parts) == 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "namespaces" && parts[4] == "pods" && r.Method == http.MethodPost:
 		a.hosts.create(w, r, parts[3])
 	case len(parts) == 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "namespaces" && parts[4] == "pods" && r.URL.Query().Get("watch") == "true":
@@ -129,14 +141,22 @@ func (a *apiserver) portForward(w http.ResponseWriter, r *http.Request) {
 	upgrade := proxy.NewUpgradeAwareHandler(loc, a.transport, false, true, responder{a})
 	upgrade.MaxBytesPerSec = 0
 	var h http.Handler = upgrade
-	if a.websocket {
-		// As the real apiserver does since 1.31: a WebSocket request that
-		// asks for the SPDY tunnel is translated to a SPDY upgrade.
-		h = proxyutil.NewTranslatingHandler(upgrade, proxyutil.NewTunnelingHandler(upgrade), wsstream.IsWebSocketRequestWithTunnelingProtocol)
-	} else if wsstream.IsWebSocketRequest(r) {
-		// Like an apiserver from before 1.31: no tunnelling.
-		a.status(w, http.StatusBadRequest, "BadRequest", "unable to upgrade: WebSocket port-forward is not enabled on this (lab) apiserver")
+	switch {
+	case a.refuseWS && wsstream.IsWebSocketRequest(r):
+		a.status(w, http.StatusBadRequest, "BadRequest", "unable to upgrade: WebSocket is refused on the way to this (lab) apiserver")
 		return
+	case a.version.ExtendsWebSocketsToKubelet() && declares(a.node, FeatureExtendWebSocketsToKubelet):
+		// As PortForwardREST.Connect does since 1.36 for a node that
+		// declares ExtendWebSocketsToKubelet: the plain upgrade-aware
+		// proxy; the kubelet takes the client's WebSocket itself.
+	case a.version.TunnelsWebSocket():
+		// As the apiserver does since 1.31: a WebSocket request that asks
+		// for the SPDY tunnel is answered here and translated to a SPDY
+		// upgrade towards the kubelet.
+		h = proxyutil.NewTranslatingHandler(upgrade, proxyutil.NewTunnelingHandler(upgrade), wsstream.IsWebSocketRequestWithTunnelingProtocol)
+	default:
+		// Before 1.31: no tunnelling; a WebSocket request goes on to the
+		// kubelet as it is (which refuses it).
 	}
 	h.ServeHTTP(w, r)
 }
@@ -151,4 +171,9 @@ func (a *apiserver) json(w http.ResponseWriter, v any) { fakeapi.JSON(w, v) }
 
 func (a *apiserver) status(w http.ResponseWriter, code int, reason, msg string) {
 	fakeapi.Status(w, code, reason, msg)
+}
+
+// declares says whether node declares feature in status.declaredFeatures.
+func declares(node *corev1.Node, feature string) bool {
+	return node != nil && slices.Contains(node.Status.DeclaredFeatures, feature)
 }

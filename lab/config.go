@@ -55,9 +55,29 @@ type Config struct {
 	AppPort int
 	// Namespace and Pod name the lab's pod. Default: "default", "nginx".
 	Namespace, Pod string
-	// NoWebSocket makes the apiserver refuse WebSocket port-forward like a
-	// pre-1.31 apiserver, so that clients fall back to SPDY.
+	// Kubernetes is the release the apiserver behaves as (default:
+	// CurrentVersion; 1.23 with the socat runtime; 1.30 with
+	// NoWebSocket), Kubelet the node's (default: the same): together they
+	// choose what L2 carries (see Era).
+	Kubernetes, Kubelet Version
+	// KubeletGateOff turns the kubelet's ExtendWebSocketsToKubelet gate
+	// off (1.36 and 1.37): it no longer declares the feature and refuses
+	// a WebSocket tunnel, so the apiserver tunnels.
+	KubeletGateOff bool
+	// StaleDeclaredFeatures makes the Node declare ExtendWebSocketsToKubelet
+	// whatever the kubelet's gate (a status left from before the kubelet
+	// restarted with the gate off): the apiserver sends the WebSocket on,
+	// and a kubelet that cannot take it answers 400.
+	StaleDeclaredFeatures bool
+	// NoWebSocket asks for an apiserver from before 1.31, which does not
+	// tunnel WebSocket port-forward, so that clients fall back to SPDY
+	// (Kubernetes 1.30 unless Kubernetes says otherwise).
 	NoWebSocket bool
+	// RefuseWebSocket makes the apiserver answer every WebSocket
+	// port-forward upgrade with 400, whatever its version (as a proxy in
+	// front of it that does not pass WebSocket would): the one way left to
+	// make kubectl 1.38, which has no switch for it, fall back to SPDY.
+	RefuseWebSocket bool
 	// DenyPortForward makes the apiserver refuse pods/portforward as RBAC
 	// does for a user without create on it (403), for testing diagnoses.
 	DenyPortForward bool
@@ -97,6 +117,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Runtime != RuntimeContainerd && c.Runtime != RuntimeSocat {
 		return fmt.Errorf("unknown runtime %q (want %s or %s)", c.Runtime, RuntimeContainerd, RuntimeSocat)
+	}
+	if err := c.checkEra(); err != nil {
+		return err
 	}
 	if c.App == "" {
 		c.App = AppBuiltin

@@ -16,6 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	proxyutil "k8s.io/apiserver/pkg/util/proxy"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
+
 	"k8s.io/apimachinery/pkg/util/proxy"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/cri-streaming/pkg/streaming"
@@ -34,6 +37,9 @@ type kubelet struct {
 	podNetns  string
 	streaming streaming.Server
 	nodeDial  func(ctx context.Context, network, addr string) (net.Conn, error)
+	// translates: the kubelet's ExtendWebSocketsToKubelet gate is on
+	// (1.36+), and it takes a WebSocket tunnel itself.
+	translates bool
 	// hostPod finds a pod the lab started through its API (pftap's
 	// agent, on the host network): its sandbox and network namespace.
 	hostPod func(ns, name string) (sandbox, netns string, ok bool)
@@ -60,22 +66,34 @@ func (k *kubelet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if k.runtime == RuntimeSocat {
-		opts, err := portforward.NewV4Options(r)
+	if k.translates && wsstream.IsWebSocketRequestWithTunnelingProtocol(r) {
+		// As (*Server).getPortForward does since 1.36: the runtime's
+		// streaming URL (empty V4Options), and the apiserver's own
+		// tunnelling handler in front of the proxy to it: the kubelet
+		// answers the WebSocket and speaks SPDY to the runtime.
+		loc, err := k.runtimeURL(sandbox)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
+		upgrade := proxy.NewUpgradeAwareHandler(loc, &http.Transport{DialContext: k.nodeDial}, false, true, plainResponder{})
+		proxyutil.NewTunnelingHandler(upgrade).ServeHTTP(w, r)
+		return
+	}
+	// Every kubelet reads the options first: a WebSocket request must
+	// name its ports in the query (the v4 channel protocol), which a
+	// WebSocket tunnel does not: 400 `query parameter "port" is required`.
+	opts, err := portforward.NewV4Options(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if k.runtime == RuntimeSocat {
 		portforward.ServePortForward(w, r, socatForwarder{netns: nsenter.Path(podNetns)}, parts[2], k.uid, opts,
 			4*time.Hour, 30*time.Second, portforward.SupportedProtocols)
 		return
 	}
-	resp, err := k.streaming.GetPortForward(&runtimeapi.PortForwardRequest{PodSandboxId: sandbox})
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	loc, err := url.Parse(resp.Url)
+	loc, err := k.runtimeURL(sandbox)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -84,6 +102,16 @@ func (k *kubelet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// the upgraded connection to the runtime's streaming server.
 	h := proxy.NewUpgradeAwareHandler(loc, &http.Transport{DialContext: k.nodeDial}, false, true, plainResponder{})
 	h.ServeHTTP(w, r)
+}
+
+// runtimeURL asks the runtime (CRI PortForward) where to stream the
+// sandbox's port-forward.
+func (k *kubelet) runtimeURL(sandbox string) (*url.URL, error) {
+	resp, err := k.streaming.GetPortForward(&runtimeapi.PortForwardRequest{PodSandboxId: sandbox})
+	if err != nil {
+		return nil, err
+	}
+	return url.Parse(resp.Url)
 }
 
 type plainResponder struct{}

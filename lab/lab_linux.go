@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/pftap/pftap/leg"
 	"net"
 	"net/http"
 	"net/netip"
@@ -18,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pftap/pftap/leg"
 
 	"github.com/pftap/pftap/agent"
 	"github.com/pftap/pftap/internal/fakeapi"
@@ -121,7 +122,7 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	// The node: the runtime's streaming server (containerd) and the kubelet.
 	sandbox := "sandbox-" + cfg.Name
 	k := &kubelet{runtime: cfg.Runtime, namespace: cfg.Namespace, pod: cfg.Pod, uid: podUID, sandbox: sandbox, podNetns: l.PodNetns,
-		nodeDial: nsDialer(l.NodeNetns)}
+		nodeDial: nsDialer(l.NodeNetns), translates: cfg.KubeletTranslates()}
 	var rt *runtime
 	if cfg.Runtime == RuntimeContainerd {
 		rt = &runtime{netns: map[string]string{sandbox: l.PodNetns}}
@@ -184,7 +185,13 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 		}
 		return "sandbox-" + name, l.NodeNetns, true
 	}
-	api := &apiserver{token: cfg.Token, websocket: !cfg.NoWebSocket, pod: fakeapi.Pod(cfg.Namespace, cfg.Pod, a.pod.String(), time.Now()),
+	var declared []string
+	if cfg.declaresWebSockets() {
+		declared = []string{FeatureExtendWebSocketsToKubelet}
+	}
+	api := &apiserver{token: cfg.Token, version: cfg.Kubernetes, refuseWS: cfg.RefuseWebSocket,
+		pod:       fakeapi.Pod(cfg.Namespace, cfg.Pod, a.pod.String(), time.Now()),
+		node:      fakeapi.Node("pftap-lab-node", a.node.String(), cfg.Kubelet.GitVersion(), declared, time.Now()),
 		transport: toKubelet, hosts: l.hosts, deny: cfg.DenyPortForward, location: func(r *http.Request) (*url.URL, error) {
 			u := *kubeletURL
 			// .../namespaces/NS/pods/NAME/portforward → /portForward/NS/NAME

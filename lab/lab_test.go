@@ -72,11 +72,13 @@ func curl(t testing.TB, args ...string) (string, error) {
 	return string(out), err
 }
 
-func forward(t testing.TB, l *Lab, remote int, websocket bool) *kubectl.Forward {
+// forward runs kubectl port-forward through the lab: WebSocket first, SPDY
+// when the lab refuses the upgrade (Config.RefuseWebSocket, NoWebSocket).
+func forward(t testing.TB, l *Lab, remote int) *kubectl.Forward {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	f, err := kubectl.PortForward(ctx, kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/nginx", Remote: remote, WebSocket: websocket})
+	f, err := kubectl.PortForward(ctx, kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/nginx", Remote: remote})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,8 +92,8 @@ func TestKubectlPortForwardThroughLab(t *testing.T) {
 		for _, app := range []string{AppBuiltin, AppNginx} {
 			for _, mode := range []string{"websocket", "spdy", "websocket refused"} {
 				t.Run(fmt.Sprintf("%s/%s/%s", rt, app, mode), func(t *testing.T) {
-					l := startLab(t, Config{Runtime: rt, App: app, NoWebSocket: mode == "websocket refused"})
-					f := forward(t, l, 80, mode != "spdy")
+					l := startLab(t, Config{Runtime: rt, App: app, NoWebSocket: mode == "websocket refused", RefuseWebSocket: mode == "spdy"})
+					f := forward(t, l, 80)
 					base := "http://127.0.0.1:" + strconv.Itoa(f.Local)
 					body, err := curl(t, base+"/")
 					if err != nil || body != WelcomePage {
@@ -140,8 +142,8 @@ func TestErrorStreamWhenNothingListens(t *testing.T) {
 	for _, rt := range []string{RuntimeContainerd, RuntimeSocat} {
 		for _, ws := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/websocket=%v", rt, ws), func(t *testing.T) {
-				l := startLab(t, Config{Runtime: rt})
-				f := forward(t, l, 81, ws)
+				l := startLab(t, Config{Runtime: rt, RefuseWebSocket: !ws})
+				f := forward(t, l, 81)
 				if _, err := curl(t, "http://127.0.0.1:"+strconv.Itoa(f.Local)+"/"); err == nil {
 					t.Error("curl succeeded through a port where nothing listens")
 				}
@@ -168,7 +170,7 @@ func TestConcurrentCurls(t *testing.T) {
 	for _, rt := range []string{RuntimeContainerd, RuntimeSocat} {
 		t.Run(rt, func(t *testing.T) {
 			l := startLab(t, Config{Runtime: rt})
-			f := forward(t, l, 80, true)
+			f := forward(t, l, 80)
 			var wg sync.WaitGroup
 			errs := make(chan error, 50)
 			for i := 0; i < 50; i++ {
@@ -208,7 +210,7 @@ func TestConcurrentCurls(t *testing.T) {
 // stdin ends is less than a reply can take when every test runs at once.
 func TestAppCommand(t *testing.T) {
 	l := startLab(t, Config{App: "exec socat TCP4-LISTEN:8080,fork,reuseaddr SYSTEM:'read line; echo pong'", AppPort: 8080})
-	f := forward(t, l, 8080, true)
+	f := forward(t, l, 8080)
 	out, err := exec.Command("sh", "-c", fmt.Sprintf("echo ping | socat -t 5 - TCP4:127.0.0.1:%d", f.Local)).Output()
 	if err != nil || strings.TrimSpace(string(out)) != "pong" {
 		applog, _ := os.ReadFile(filepath.Join(l.Dir(), "app.log"))

@@ -242,7 +242,7 @@ func (a *APIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(x.RespBody)
 		return
 	}
-	if fakeapi.Discovery(w, r, "v1.37.2-pftap-replay") {
+	if fakeapi.Discovery(w, r, 37, "v1.37.2-pftap-replay") {
 		return
 	}
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
@@ -311,6 +311,10 @@ func (a *APIServer) portForward(w http.ResponseWriter, r *http.Request, ns, pod 
 		return
 	}
 	if wsstream.IsWebSocketRequest(r) {
+		if a.opts.noWS {
+			fakeapi.Status(w, http.StatusBadRequest, "BadRequest", "unable to upgrade: WebSocket is refused by this recorded apiserver (SPDY only)")
+			return
+		}
 		if x := a.refusedWebSocket(); x != nil {
 			for k, vs := range x.RespHeader {
 				if k == "Content-Type" {

@@ -66,9 +66,14 @@ func TestAPIServerKubectl(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/websocket=%v", name, ws), func(t *testing.T) {
 				s := recording(t, name)
 				reqs := s.Requests()
-				a := replay.NewAPIServer(t, s)
+				var opts []replay.Option
+				if !ws {
+					// kubectl's only way to SPDY: its WebSocket upgrade refused.
+					opts = append(opts, replay.WithoutWebSocket())
+				}
+				a := replay.NewAPIServer(t, s, opts...)
 				_, pod, _ := s.Pod()
-				f, err := kubectl.PortForward(context.Background(), kubectl.Options{Kubeconfig: a.Kubeconfig, Target: "pod/" + pod, Remote: reqs[0].Port, WebSocket: ws})
+				f, err := kubectl.PortForward(context.Background(), kubectl.Options{Kubeconfig: a.Kubeconfig, Target: "pod/" + pod, Remote: reqs[0].Port})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -109,9 +114,13 @@ func TestAPIServerKubectlError(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := recording(t, name)
 			r := s.Requests()[0]
-			a := replay.NewAPIServer(t, s)
+			var opts []replay.Option
+			if !strings.Contains(name, "websocket") {
+				opts = append(opts, replay.WithoutWebSocket())
+			}
+			a := replay.NewAPIServer(t, s, opts...)
 			_, pod, _ := s.Pod()
-			f, err := kubectl.PortForward(context.Background(), kubectl.Options{Kubeconfig: a.Kubeconfig, Target: "pod/" + pod, Remote: r.Port, WebSocket: strings.Contains(name, "websocket")})
+			f, err := kubectl.PortForward(context.Background(), kubectl.Options{Kubeconfig: a.Kubeconfig, Target: "pod/" + pod, Remote: r.Port})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -37,6 +37,7 @@ type options struct {
 	report  func(Mismatch)
 	addr    string
 	kubecfg string
+	noWS    bool
 }
 
 func defaults(opts []Option) options {
@@ -67,6 +68,12 @@ func WithReporter(f func(Mismatch)) Option { return func(o *options) { o.report 
 // WithAddress sets the address a recorded apiserver listens on
 // (127.0.0.1:0 by default).
 func WithAddress(addr string) Option { return func(o *options) { o.addr = addr } }
+
+// WithoutWebSocket makes a recorded apiserver refuse every WebSocket
+// port-forward upgrade (400), so that a client that tries WebSocket first
+// (kubectl 1.31 and later, which from 1.38 has no switch for it) falls
+// back to SPDY.
+func WithoutWebSocket() Option { return func(o *options) { o.noWS = true } }
 
 // WithKubeconfig sets where a recorded apiserver writes its kubeconfig.
 func WithKubeconfig(path string) Option { return func(o *options) { o.kubecfg = path } }

@@ -29,21 +29,38 @@ func describeLab(l *lab.Lab, client Client, spdy bool) Description {
 	who := "pftap's own port-forward client (client-go, WebSocket first, SPDY fallback)"
 	switch {
 	case client == Kubectl && spdy:
-		who = "kubectl port-forward (SPDY/3.1: KUBECTL_PORT_FORWARD_WEBSOCKETS=false)"
+		who = "kubectl port-forward (SPDY/3.1 after the lab refused its WebSocket upgrade: kubectl has no other way to choose SPDY since 1.38)"
 	case client == Kubectl:
 		who = "kubectl port-forward"
 	case spdy:
 		who = "pftap's own port-forward client (client-go, SPDY/3.1)"
 	}
-	fmt.Fprintf(&b, "pftap lab: %s to pod/%s through a local chain (%s runtime, %s), every leg tapped\n\n", who, c.Pod, c.Runtime, app)
-	b.WriteString(ChainDiagram(l, client))
+	fmt.Fprintf(&b, "pftap lab: %s to pod/%s through a local chain (%s runtime, %s), every leg tapped\n", who, c.Pod, c.Runtime, app)
+	fmt.Fprintf(&b, "  %s\n\n", c.Era())
+	b.WriteString(ChainDiagram(l, client, spdy))
 	return Description{Header: b.String(), PodNetns: l.PodNetns}
 }
 
 // ChainDiagram draws a lab's chain top to bottom: each process with its
 // address and network namespace, and between two of them the leg that
-// joins them, what it carries and where a lab session taps it.
-func ChainDiagram(l *lab.Lab, client Client) string {
+// joins them, what it carries (for a client that tries WebSocket first,
+// or speaks SPDY) and where a lab session taps it.
+func ChainDiagram(l *lab.Lab, client Client, spdy bool) string {
+	c := l.Config()
+	wsToKubelet := !spdy && c.SendsWebSocketToKubelet() && c.KubeletTranslates()
+	l2 := "SPDY/3.1 upgrade, the client's, passed on"
+	switch {
+	case wsToKubelet:
+		l2 = "the client's WebSocket upgrade passed on, the same frames as L1 (SPDY tunnelled in them)"
+	case !spdy && c.Kubernetes.TunnelsWebSocket() && !c.SendsWebSocketToKubelet():
+		l2 = "SPDY/3.1 upgrade made by the apiserver, which answered L1's WebSocket itself"
+	case !spdy:
+		l2 = "the client's WebSocket upgrade passed on and refused by the kubelet (400), then its SPDY/3.1 upgrade"
+	}
+	l3 := "plain HTTP upgrade, then SPDY/3.1"
+	if wsToKubelet {
+		l3 = "plain HTTP SPDY/3.1 upgrade made by the kubelet, which answered L2's WebSocket itself"
+	}
 	type box struct{ name, where string }
 	netnsOf := map[string]string{"apiserver": l.CPNetns, "kubelet": l.NodeNetns, "runtime": l.NodeNetns, "socat": l.PodNetns, "app": l.PodNetns}
 	title := map[string]string{"apiserver": "kube-apiserver", "kubelet": "kubelet", "runtime": "runtime streaming server", "socat": "socat", "app": "app"}
@@ -73,14 +90,15 @@ func ChainDiagram(l *lab.Lab, client Client) string {
 		case lg.ID == leg.L1:
 			how = "TLS; tapped below TLS inside pftap's client"
 		case lg.ID == leg.L2:
-			how = fmt.Sprintf("TLS; tapped below TLS inside the kubelet, and on the wire (netns %s %s)", lg.Netns, lg.Interface)
+			how = fmt.Sprintf("TLS, %s; tapped below TLS inside the kubelet, and on the wire (netns %s %s)", l2, lg.Netns, lg.Interface)
 		case lg.ID == leg.L3:
-			how = fmt.Sprintf("plain HTTP upgrade, then SPDY/3.1; captured on lo (netns %s)", lg.Netns)
+			how = fmt.Sprintf("%s; captured on lo (netns %s)", l3, lg.Netns)
 		default:
 			how = fmt.Sprintf("plain TCP, the app's own bytes; captured on lo (netns %s)", lg.Netns)
 		}
 		if !lg.TLS {
 			how = strings.Replace(how, "TLS; tapped below TLS", "plain HTTP; tapped", 1)
+			how = strings.Replace(strings.Replace(how, "TLS, ", "plain HTTP, ", 1), "tapped below TLS", "tapped", 1)
 		}
 		links = append(links, fmt.Sprintf("%-3s %-22s %s", lg.ID, lg.Name, how))
 		where := "netns " + netnsOf[to]

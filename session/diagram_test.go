@@ -56,7 +56,7 @@ func TestChainDiagram(t *testing.T) {
 		}},
 	} {
 		l := &lab.Lab{CPNetns: "t-cp", NodeNetns: "t-node", PodNetns: "t-pod", Legs: legs(tc.runtime)}
-		got := ChainDiagram(l, Client(tc.client))
+		got := ChainDiagram(l, Client(tc.client), false)
 		rest := got
 		for _, w := range tc.want {
 			i := strings.Index(rest, w)

@@ -57,10 +57,16 @@ type LabOptions struct {
 	// Runtime and App are lab.Config's.
 	Runtime, App string
 	Client       Client
-	// SPDY makes the client speak SPDY/3.1 rather than WebSocket;
-	// NoWebSocket makes the lab's apiserver refuse WebSocket.
+	// SPDY makes the client speak SPDY/3.1 rather than WebSocket
+	// (kubectl: by the lab refusing its WebSocket upgrade); NoWebSocket
+	// asks for an apiserver from before 1.31.
 	SPDY, NoWebSocket bool
-	Requests          []Request
+	// Kubernetes, Kubelet, KubeletGateOff and StaleDeclaredFeatures are
+	// lab.Config's: the era of the chain.
+	Kubernetes, Kubelet   lab.Version
+	KubeletGateOff        bool
+	StaleDeclaredFeatures bool
+	Requests              []Request
 	// Concurrency and HeaderTimeout are SendOptions'.
 	Concurrency   int
 	HeaderTimeout time.Duration
@@ -142,7 +148,11 @@ func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
 	if o.Client == Kubectl {
 		tapLegs["L1"] = s.l1
 	}
-	cfg := lab.Config{Runtime: o.Runtime, App: o.App, NoWebSocket: o.NoWebSocket}
+	cfg := lab.Config{Runtime: o.Runtime, App: o.App, NoWebSocket: o.NoWebSocket, Kubernetes: o.Kubernetes, Kubelet: o.Kubelet,
+		KubeletGateOff: o.KubeletGateOff, StaleDeclaredFeatures: o.StaleDeclaredFeatures,
+		// kubectl has no switch for SPDY (1.38 removed the variable): it
+		// gets SPDY when its WebSocket upgrade is refused.
+		RefuseWebSocket: o.SPDY && o.Client == Kubectl}
 	if inprocTaps {
 		cfg.TapConn = func(leg string, c net.Conn) net.Conn {
 			idx, ok := tapLegs[leg]
@@ -288,7 +298,7 @@ func (s *Lab) Run() (LabResult, error) {
 	switch o.Client {
 	case Kubectl:
 		kf, err := kubectl.PortForward(ctx, kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/" + l.Config().Pod,
-			Remote: s.remote, Local: local, WebSocket: !o.SPDY})
+			Remote: s.remote, Local: local})
 		if err != nil {
 			return LabResult{}, err
 		}

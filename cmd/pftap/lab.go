@@ -28,6 +28,7 @@ type LabUpOptions struct {
 	App         string
 	AppPort     int
 	NoWebSocket bool
+	era         eraFlags
 	Kubeconfig  string
 	Subnet      string
 	// Stop, when set, replaces waiting for a signal (tests).
@@ -58,7 +59,8 @@ and what is known only at the end (the results, the app's log, drops) when
 it ends. Arguments are checked before anything is built; Ctrl-C, SIGTERM
 and SIGHUP stop the run within a few hundred ms and remove the lab.`,
 		Example: `  sudo pftap lab
-  sudo pftap lab --runtime socat --spdy --request 'GET /bytes?n=1000000'
+  sudo pftap lab --runtime socat --request 'GET /bytes?n=1000000'     # the dockershim's chain (1.23)
+  sudo pftap lab --kubernetes 1.35 --client kubectl                  # the apiserver tunnels; SPDY on L2
   sudo pftap lab --concurrency 5 --request / --request /bytes?n=1000 --repeat 5 -w session.pcapng`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -72,8 +74,9 @@ and SIGHUP stop the run within a few hundred ms and remove the lab.`,
 	f.StringVar(&opts.Runtime, "runtime", lab.RuntimeContainerd, "containerd or socat")
 	f.StringVar(&opts.App, "app", lab.AppBuiltin, "the pod's app: builtin, nginx, or a shell command listening on localhost:80")
 	f.StringVar(&opts.Client, "client", "pftap", "the port-forward client: pftap (its own, WebSocket first with SPDY fallback, tapped below TLS) or kubectl (the real one)")
-	f.BoolVar(&opts.SPDY, "spdy", false, "use SPDY instead of the WebSocket tunnel (for kubectl: KUBECTL_PORT_FORWARD_WEBSOCKETS=false)")
-	f.BoolVar(&opts.NoWebSocket, "no-websocket", false, "the apiserver refuses WebSocket like one from before 1.31")
+	f.BoolVar(&opts.SPDY, "spdy", false, "use SPDY instead of the WebSocket tunnel (kubectl has no switch for it: the lab refuses its WebSocket upgrade and it falls back)")
+	f.BoolVar(&opts.NoWebSocket, "no-websocket", false, "an apiserver from before 1.31 (--kubernetes 1.30): WebSocket is not tunnelled, clients fall back to SPDY")
+	opts.era.bind(f)
 	f.StringArrayVar(&opts.Requests, "request", nil, "a request to send through the port-forward, like 'GET /bytes?n=100000' (repeatable; default GET /)")
 	f.IntVar(&opts.Concurrency, "concurrency", 1, "how many requests at a time (at most the number of requests sent)")
 	f.IntVar(&opts.Repeat, "repeat", 1, "send each request this many times (each on its own connection)")
@@ -97,6 +100,9 @@ func validateLabRun(opts *LabRunOptions) error {
 	}
 	if opts.Client != "kubectl" && opts.Client != "pftap" {
 		return usageError{fmt.Errorf("--client %q: want pftap or kubectl", opts.Client)}
+	}
+	if err := opts.era.check(opts.Runtime, opts.NoWebSocket); err != nil {
+		return err
 	}
 	if opts.RemotePort < 0 || opts.RemotePort > 65535 {
 		return usageError{fmt.Errorf("--remote-port %d: want a port number", opts.RemotePort)}
@@ -187,11 +193,16 @@ func newLabUpCmd(ios *IOStreams, runF func(*LabUpOptions) error) *cobra.Command 
 		Short: "Start a lab and keep it running until Ctrl-C or `pftap lab down`",
 		Example: `  sudo pftap lab up
   sudo pftap lab up --runtime socat --app nginx --kubeconfig ./lab.kubeconfig
-  sudo pftap lab up --no-websocket          # an apiserver from before 1.31: kubectl falls back to SPDY`,
+  sudo pftap lab up --kubernetes 1.35       # the apiserver tunnels WebSocket into SPDY towards the kubelet
+  sudo pftap lab up --kubernetes 1.36 --kubelet 1.35   # version skew: the node declares nothing, the apiserver tunnels
+  sudo pftap lab up --kubernetes 1.30       # before 1.31: kubectl's WebSocket is refused (400), it falls back to SPDY`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Runtime != lab.RuntimeContainerd && opts.Runtime != lab.RuntimeSocat {
 				return usageError{fmt.Errorf("--runtime %q: want containerd or socat", opts.Runtime)}
+			}
+			if err := opts.era.check(opts.Runtime, opts.NoWebSocket); err != nil {
+				return err
 			}
 			if opts.Subnet != "" {
 				if _, err := netip.ParsePrefix(opts.Subnet); err != nil {
@@ -208,7 +219,8 @@ func newLabUpCmd(ios *IOStreams, runF func(*LabUpOptions) error) *cobra.Command 
 	f.StringVar(&opts.Runtime, "runtime", lab.RuntimeContainerd, "containerd (kubelet → streaming server → pod) or socat (kubelet runs nsenter socat)")
 	f.StringVar(&opts.App, "app", lab.AppBuiltin, "the pod's app: builtin, nginx, or a shell command listening on localhost:--app-port")
 	f.IntVar(&opts.AppPort, "app-port", 80, "the port the app listens on in the pod")
-	f.BoolVar(&opts.NoWebSocket, "no-websocket", false, "refuse WebSocket port-forward like an apiserver before 1.31")
+	f.BoolVar(&opts.NoWebSocket, "no-websocket", false, "an apiserver from before 1.31 (--kubernetes 1.30): WebSocket is not tunnelled, clients fall back to SPDY")
+	opts.era.bind(f)
 	f.StringVar(&opts.Kubeconfig, "kubeconfig", "", "where to write the lab's kubeconfig (default: in the lab's directory)")
 	f.StringVar(&opts.Subnet, "subnet", "", "the lab's private /24 (default: the first free one in 10.250.0.0/16)")
 	f.StringVar(&opts.Name, "name", "", "the lab's name (default: pftap-<pid>-1)")
@@ -222,6 +234,7 @@ func labUpRun(opts *LabUpOptions) error {
 		fmt.Fprintf(opts.IO.ErrOut, "pftap: cleaned up after a lab that died: %s\n", strings.Join(done, ", "))
 	}
 	cfg := lab.Config{Name: opts.Name, Runtime: opts.Runtime, App: opts.App, AppPort: opts.AppPort, NoWebSocket: opts.NoWebSocket}
+	opts.era.apply(&cfg)
 	if opts.Kubeconfig != "" {
 		abs, err := filepath.Abs(opts.Kubeconfig)
 		if err != nil {

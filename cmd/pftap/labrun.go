@@ -20,6 +20,7 @@ type LabRunOptions struct {
 	Client      string
 	SPDY        bool
 	NoWebSocket bool
+	era         eraFlags
 	Requests    []string
 	Concurrency int
 	// Repeat sends each request this many times (validation expands it).
@@ -48,7 +49,8 @@ func labRun(opts *LabRunOptions) error {
 func (opts *LabRunOptions) sessionOptions() (session.LabOptions, error) {
 	o := session.LabOptions{Runtime: opts.Runtime, App: opts.App, Client: session.Client(opts.Client), SPDY: opts.SPDY,
 		NoWebSocket: opts.NoWebSocket, Concurrency: opts.Concurrency, HeaderTimeout: opts.HeaderTimeout,
-		RemotePort: opts.RemotePort, Write: opts.Write, Verbosity: opts.Verbosity, Taps: opts.taps}
+		RemotePort: opts.RemotePort, Write: opts.Write, Verbosity: opts.Verbosity, Taps: opts.taps,
+		Kubernetes: opts.era.apiserver, Kubelet: opts.era.node, KubeletGateOff: opts.era.gateOff, StaleDeclaredFeatures: opts.era.stale}
 	for _, r := range opts.Requests {
 		req, err := session.ParseRequest(r)
 		if err != nil {

@@ -220,11 +220,25 @@ var (
 // depend on timing; across legs it does, so legs are compared one by one.
 func TestLabGolden(t *testing.T) {
 	needRootCmd(t)
-	for _, run := range [][2]string{{"pftap", "containerd"}, {"kubectl", "containerd"}, {"pftap", "socat"}} {
-		name := fmt.Sprintf("lab-%s-%s.txt", run[1], run[0])
+	// Every era: the current release (1.37: WebSocket to the kubelet),
+	// 1.35 (the apiserver tunnels), the skew of a 1.36 apiserver with a
+	// 1.35 kubelet, 1.30 (no tunnel: kubectl falls back to SPDY) and the
+	// dockershim's socat (1.23).
+	for _, run := range []struct{ client, runtime, kubernetes, kubelet string }{
+		{"pftap", "containerd", "1.37", ""}, {"kubectl", "containerd", "1.37", ""},
+		{"pftap", "containerd", "1.35", ""}, {"kubectl", "containerd", "1.35", ""},
+		{"kubectl", "containerd", "1.36", "1.35"}, {"kubectl", "containerd", "1.30", ""},
+		{"pftap", "socat", "1.23", ""},
+	} {
+		era := run.kubernetes
+		if run.kubelet != "" {
+			era += "-" + run.kubelet
+		}
+		name := fmt.Sprintf("lab-%s-%s-%s.txt", era, run.runtime, run.client)
 		t.Run(name, func(t *testing.T) {
 			golden := filepath.Join("../../testdata/golden", name)
-			got := labGoldenText(t, run[0], run[1])
+			gen := func() string { return labGoldenText(t, run.client, run.runtime, run.kubernetes, run.kubelet) }
+			got := gen()
 			if *update {
 				os.WriteFile(golden, []byte(got), 0o644)
 				return
@@ -239,7 +253,7 @@ func TestLabGolden(t *testing.T) {
 			// A whole lab run under a loaded machine can still race at its
 			// edges: say how, and judge a second run.
 			t.Logf("first run differs from %s:\n%s", golden, lineDiff(string(want), got))
-			if got = labGoldenText(t, run[0], run[1]); got != string(want) {
+			if got = gen(); got != string(want) {
 				t.Errorf("pftap lab differs from %s:\n%s", golden, lineDiff(string(want), got))
 			}
 		})
@@ -248,10 +262,15 @@ func TestLabGolden(t *testing.T) {
 
 // labGoldenText runs pftap lab and renders, leg by leg, the events from the
 // first GET to each request's summary, numbers, durations and tokens masked.
-func labGoldenText(t *testing.T, client, runtime string) string {
+func labGoldenText(t *testing.T, client, runtime, kubernetes, kubelet string) string {
 	t.Helper()
 	ios, out, errOut := testIO()
-	if err := labRun(&LabRunOptions{IO: ios, Runtime: runtime, App: "builtin", Client: client, Requests: []string{"GET /"}, Concurrency: 1, JSON: true}); err != nil {
+	opts := &LabRunOptions{IO: ios, Runtime: runtime, App: "builtin", Client: client, Requests: []string{"GET /"}, Concurrency: 1, JSON: true}
+	opts.era.kubernetes, opts.era.kubelet = kubernetes, kubelet
+	if err := opts.era.check(runtime, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := labRun(opts); err != nil {
 		t.Fatalf("%v\n%s", err, errOut)
 	}
 	perLeg := map[string][]string{}
@@ -415,8 +434,18 @@ func TestLabRecordingInWireshark(t *testing.T) {
 			if n := count(fmt.Sprintf("frame.interface_id==%d && tls.record", wire)); n < 10 {
 				t.Errorf("the wire leg has %d TLS records in tshark", n)
 			}
-			if n := count(fmt.Sprintf("frame.interface_id==%d && http.request.method==\"POST\"", ifs["L2 apiserver→kubelet"])); n != 1 {
-				t.Errorf("the plaintext L2 leg shows %d POST upgrades in tshark", n)
+			// The current release's chain: the client's WebSocket goes on to
+			// the kubelet (one GET upgrade on L2, its frames WebSocket), and
+			// the kubelet's SPDY upgrade to the runtime is the POST on L3.
+			l2 := ifs["L2 apiserver→kubelet"]
+			if n := count(fmt.Sprintf("frame.interface_id==%d && http.request.method==\"GET\" && http.request.uri contains \"/portForward/\"", l2)); n != 1 {
+				t.Errorf("the plaintext L2 leg shows %d WebSocket upgrades (GET) in tshark", n)
+			}
+			if n := count(fmt.Sprintf("frame.interface_id==%d && websocket", l2)); n < 5 {
+				t.Errorf("the plaintext L2 leg shows %d WebSocket frames in tshark", n)
+			}
+			if n := count(fmt.Sprintf("frame.interface_id==%d && http.request.method==\"POST\"", ifs["L3 kubelet→runtime"])); n != 1 {
+				t.Errorf("L3 shows %d SPDY upgrades (POST) in tshark", n)
 			}
 			if !strings.Contains(out.String(), "L2 apiserver→kubelet    TCP 10.250.") {
 				t.Errorf("pftap shows the plaintext leg's addresses other than as IPv4:\n%s", out)

@@ -61,7 +61,7 @@ func TestReplayServeKubectl(t *testing.T) {
 		t.Run(fmt.Sprintf("deviate=%v", deviate), func(t *testing.T) {
 			var body []byte
 			code, out, errOut := serveReplay(t, rec, func(a *replay.APIServer) {
-				f, err := kubectl.PortForward(context.Background(), kubectl.Options{Kubeconfig: a.Kubeconfig, Target: "pod/nginx", Remote: 80, WebSocket: true})
+				f, err := kubectl.PortForward(context.Background(), kubectl.Options{Kubeconfig: a.Kubeconfig, Target: "pod/nginx", Remote: 80})
 				if err != nil {
 					t.Error(err)
 					return

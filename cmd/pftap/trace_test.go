@@ -384,7 +384,7 @@ func TestTraceAgent(t *testing.T) {
 		var kubectlBody string
 		code, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--no-color", "--agent", addr, "--agent-token-file", tokenFile(t, labAgentToken), "--agent-fingerprint", fp, "pod/nginx", "0:80"},
 			func(ports []trace.PortPair) {
-				f, err := kubectl.PortForward(context.Background(), kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/nginx", Remote: 80, WebSocket: true})
+				f, err := kubectl.PortForward(context.Background(), kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/nginx", Remote: 80})
 				if err != nil {
 					t.Error(err)
 					return

@@ -6,6 +6,7 @@ package fakeapi
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,12 +17,12 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// Discovery answers /version, /api, /apis and /api/v1 and reports whether
-// the request was one of those.
-func Discovery(w http.ResponseWriter, r *http.Request, gitVersion string) bool {
+// Discovery answers /version (Kubernetes 1.minor, gitVersion), /api,
+// /apis and /api/v1 and reports whether the request was one of those.
+func Discovery(w http.ResponseWriter, r *http.Request, minor int, gitVersion string) bool {
 	switch strings.Trim(r.URL.Path, "/") {
 	case "version":
-		JSON(w, map[string]string{"major": "1", "minor": "37", "gitVersion": gitVersion, "platform": "linux/amd64"})
+		JSON(w, map[string]string{"major": "1", "minor": strconv.Itoa(minor), "gitVersion": gitVersion, "platform": "linux/amd64"})
 	case "api":
 		JSON(w, &metav1.APIVersions{TypeMeta: metav1.TypeMeta{Kind: "APIVersions"}, Versions: []string{"v1"},
 			ServerAddressByClientCIDRs: []metav1.ServerAddressByClientCIDR{{ClientCIDR: "0.0.0.0/0", ServerAddress: r.Host}}})
@@ -39,6 +40,7 @@ func Discovery(w http.ResponseWriter, r *http.Request, gitVersion string) bool {
 			APIResources: []metav1.APIResource{
 				{Name: "pods", SingularName: "pod", Namespaced: true, Kind: "Pod", ShortNames: []string{"po"}, Verbs: []string{"get", "list"}},
 				{Name: "pods/portforward", Namespaced: true, Kind: "PodPortForwardOptions", Verbs: []string{"create", "get"}},
+				{Name: "nodes", SingularName: "node", Kind: "Node", ShortNames: []string{"no"}, Verbs: []string{"get"}},
 				{Name: "services", SingularName: "service", Namespaced: true, Kind: "Service", ShortNames: []string{"svc"}, Verbs: []string{"get", "list"}},
 			}})
 	default:
@@ -121,4 +123,19 @@ func PodTable(pods []corev1.Pod) *metav1.Table {
 			Object: k8sruntime.RawExtension{Object: &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{Kind: "PartialObjectMetadata", APIVersion: "meta.k8s.io/v1"}, ObjectMeta: p.ObjectMeta}}})
 	}
 	return t
+}
+
+// Node is a Ready node at addr whose kubelet is kubeletVersion and
+// declares the features declared (status.declaredFeatures).
+func Node(name, addr, kubeletVersion string, declared []string, created time.Time) *corev1.Node {
+	return &corev1.Node{TypeMeta: metav1.TypeMeta{Kind: "Node", APIVersion: "v1"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, UID: "pftap-lab-node-uid", ResourceVersion: "1", CreationTimestamp: metav1.NewTime(created),
+			Labels: map[string]string{"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}},
+		Status: corev1.NodeStatus{
+			Conditions:       []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady"}},
+			Addresses:        []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: addr}, {Type: corev1.NodeHostName, Address: name}},
+			DaemonEndpoints:  corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}},
+			NodeInfo:         corev1.NodeSystemInfo{KubeletVersion: kubeletVersion, OperatingSystem: "linux", Architecture: "amd64", ContainerRuntimeVersion: "pftap-lab://1"},
+			DeclaredFeatures: declared,
+		}}
 }

@@ -7,15 +7,21 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 )
 
-// Path is the kubectl binary used.
-var Path = "/usr/bin/kubectl"
+// Path is the kubectl binary used: $PFTAP_KUBECTL, or /usr/bin/kubectl.
+var Path = kubectlPath()
+
+func kubectlPath() string {
+	if p := os.Getenv("PFTAP_KUBECTL"); p != "" {
+		return p
+	}
+	return "/usr/bin/kubectl"
+}
 
 // Forward is a running `kubectl port-forward`.
 type Forward struct {
@@ -36,9 +42,6 @@ type Options struct {
 	Remote int
 	// Local is the local port; 0 picks a free one.
 	Local int
-	// WebSocket sets KUBECTL_PORT_FORWARD_WEBSOCKETS: true for the
-	// WebSocket tunnel (kubectl's default since 1.31), false for SPDY.
-	WebSocket bool
 	// Ready bounds the wait for "Forwarding from"; default 20 s.
 	Ready time.Duration
 }
@@ -65,7 +68,14 @@ func PortForward(ctx context.Context, o Options) (*Forward, error) {
 	f := &Forward{Local: local, done: make(chan struct{})}
 	f.cmd = exec.Command(Path, "--kubeconfig", o.Kubeconfig, "port-forward", "--address", "127.0.0.1", o.Target,
 		fmt.Sprintf("%d:%d", local, o.Remote))
-	f.cmd.Env = append(os.Environ(), "KUBECTL_PORT_FORWARD_WEBSOCKETS="+strconv.FormatBool(o.WebSocket))
+	// kubectl as it runs by default: WebSocket first (1.31 and later),
+	// SPDY when the upgrade is refused. KUBECTL_PORT_FORWARD_WEBSOCKETS,
+	// which kubectl 1.38 no longer reads, is not passed on.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "KUBECTL_PORT_FORWARD_WEBSOCKETS=") {
+			f.cmd.Env = append(f.cmd.Env, kv)
+		}
+	}
 	stdout, err := f.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -19,7 +19,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/pftap/pftap/leg"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pftap/pftap/leg"
 
 	"github.com/gopacket/gopacket"
 
@@ -39,27 +40,32 @@ import (
 type scenario struct {
 	name        string
 	about       string
-	spdy        bool // KUBECTL_PORT_FORWARD_WEBSOCKETS=false
-	noWebSocket bool // the apiserver refuses WebSocket
-	runtime     string
-	remotePort  int
-	curls       []string // paths
-	parallel    int      // run the curls this many at a time
-	expectFail  bool
+	spdy        bool // the lab refuses kubectl's WebSocket upgrade: it falls back to SPDY
+	noWebSocket bool // an apiserver from before 1.31
+	// kubernetes and kubelet are the era (lab.Config's versions; "": the
+	// lab's default).
+	kubernetes, kubelet string
+	runtime             string
+	remotePort          int
+	curls               []string // paths
+	parallel            int      // run the curls this many at a time
+	expectFail          bool
 }
 
 var scenarios = []scenario{
 	{name: "spdy-get", about: "SPDY/3.1 upgrade, one GET / through kubectl port-forward", spdy: true, remotePort: 80, curls: []string{"/"}},
-	{name: "websocket-get", about: "WebSocket upgrade (SPDY tunnelled in binary messages), one GET /", remotePort: 80, curls: []string{"/"}},
+	{name: "websocket-get", about: "WebSocket upgrade (SPDY tunnelled in binary messages), one GET /; Kubernetes 1.35: the apiserver tunnels, SPDY on L2", kubernetes: "1.35", remotePort: 80, curls: []string{"/"}},
+	{name: "k137-websocket-get", about: "Kubernetes 1.37: the node declares ExtendWebSocketsToKubelet, the WebSocket goes on to the kubelet, which speaks SPDY to the runtime; one GET /", kubernetes: "1.37", remotePort: 80, curls: []string{"/"}},
+	{name: "skew-136-135-websocket-get", about: "a 1.36 apiserver with a 1.35 kubelet (version skew): the node declares nothing, the apiserver tunnels; one GET /", kubernetes: "1.36", kubelet: "1.35", remotePort: 80, curls: []string{"/"}},
 	{name: "spdy-concurrent", about: "SPDY, five concurrent GET / through one port-forward", spdy: true, remotePort: 80,
 		curls: []string{"/", "/", "/", "/", "/"}, parallel: 5},
-	{name: "websocket-concurrent", about: "WebSocket tunnel, five concurrent GET /", remotePort: 80,
+	{name: "websocket-concurrent", about: "WebSocket tunnel, five concurrent GET / (Kubernetes 1.35)", kubernetes: "1.35", remotePort: 80,
 		curls: []string{"/", "/", "/", "/", "/"}, parallel: 5},
 	{name: "spdy-bulk-1mib", about: "SPDY, GET /bytes?n=1048576: 1 MiB of non-zero pattern data from the pod", spdy: true, remotePort: 80,
 		curls: []string{"/bytes?n=1048576"}},
 	{name: "spdy-refused", about: "SPDY, port 81 where nothing listens: the error stream carries the runtime's error", spdy: true, remotePort: 81,
 		curls: []string{"/"}, expectFail: true},
-	{name: "websocket-refused", about: "WebSocket tunnel, port 81 where nothing listens", remotePort: 81, curls: []string{"/"}, expectFail: true},
+	{name: "websocket-refused", about: "WebSocket tunnel, port 81 where nothing listens (Kubernetes 1.35)", kubernetes: "1.35", remotePort: 81, curls: []string{"/"}, expectFail: true},
 	{name: "websocket-fallback", about: "the apiserver refuses WebSocket (pre-1.31): kubectl falls back to SPDY", noWebSocket: true, remotePort: 80,
 		curls: []string{"/"}},
 	{name: "socat-get", about: "the socat runtime (kubelet runs nsenter socat, no streaming server), SPDY, one GET /", runtime: lab.RuntimeSocat,
@@ -103,7 +109,21 @@ type captured struct {
 func record(sc scenario, path string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l, err := lab.Start(ctx, lab.Config{Name: "pftap-" + strconv.Itoa(os.Getpid()) + "-rec", Plain: true, NoWebSocket: sc.noWebSocket, Runtime: sc.runtime})
+	cfg := lab.Config{Name: "pftap-" + strconv.Itoa(os.Getpid()) + "-rec", Plain: true, NoWebSocket: sc.noWebSocket, RefuseWebSocket: sc.spdy, Runtime: sc.runtime}
+	for _, v := range []struct {
+		s  string
+		to *lab.Version
+	}{{sc.kubernetes, &cfg.Kubernetes}, {sc.kubelet, &cfg.Kubelet}} {
+		if v.s == "" {
+			continue
+		}
+		ver, err := lab.ParseVersion(v.s)
+		if err != nil {
+			return err
+		}
+		*v.to = ver
+	}
+	l, err := lab.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -158,7 +178,7 @@ func record(sc scenario, path string) error {
 	}
 
 	kf, err := kubectl.PortForward(ctx, kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/" + l.Config().Pod,
-		Remote: sc.remotePort, Local: local, WebSocket: !sc.spdy})
+		Remote: sc.remotePort, Local: local})
 	if err != nil {
 		close(stop)
 		return err
