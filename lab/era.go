@@ -72,6 +72,13 @@ const FeatureExtendWebSocketsToKubelet = "ExtendWebSocketsToKubelet"
 
 // Era says in words what the chain of c carries on L2, and why.
 func (c Config) Era() string {
+	if c.RefuseWebSocket {
+		return c.era() + "; but here every WebSocket upgrade is refused before it (400), so the client speaks SPDY on every leg"
+	}
+	return c.era()
+}
+
+func (c Config) era() string {
 	api, node := c.Kubernetes, c.Kubelet
 	switch {
 	case !api.TunnelsWebSocket():

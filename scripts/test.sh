@@ -29,5 +29,19 @@ go vet ./...
 echo "== cross builds (darwin, windows)"
 GOOS=darwin GOARCH=arm64 go build ./...
 GOOS=windows GOARCH=amd64 go build ./...
+echo "== today's kubectl (k8s.io/kubectl, internal/tools/kubectl)"
+# Built once (a few minutes on a fresh machine) and kept in the user's cache;
+# the tests run it beside /usr/bin/kubectl.
+ver=$(sed -n 's/^const ModuleVersion = "\(.*\)"/\1/p' internal/kubectl/kubectl.go)
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/pftap/kubectl-$ver"
+if [ ! -x "$cache/kubectl" ]; then
+  mkdir -p "$cache"
+  minor=${ver#v0.}; minor=${minor%%.*}; patch=${ver##*.}
+  (cd internal/tools/kubectl && CGO_ENABLED=0 go build -trimpath \
+    -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=v1.$minor.$patch -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/client-go/pkg/version.gitVersion=v1.$minor.$patch" \
+    -o "$cache/kubectl.tmp" . && mv "$cache/kubectl.tmp" "$cache/kubectl")
+fi
+export PFTAP_TODAYS_KUBECTL="$cache/kubectl"
+"$PFTAP_TODAYS_KUBECTL" version --client | head -1
 echo "== go test"
 go test -count=1 -timeout 20m ./...

@@ -3,10 +3,13 @@ package kubectl
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,6 +47,8 @@ type Options struct {
 	Local int
 	// Ready bounds the wait for "Forwarding from"; default 20 s.
 	Ready time.Duration
+	// Kubectl is the binary to run (default: Path).
+	Kubectl string
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -66,7 +71,11 @@ func PortForward(ctx context.Context, o Options) (*Forward, error) {
 		}
 	}
 	f := &Forward{Local: local, done: make(chan struct{})}
-	f.cmd = exec.Command(Path, "--kubeconfig", o.Kubeconfig, "port-forward", "--address", "127.0.0.1", o.Target,
+	bin := o.Kubectl
+	if bin == "" {
+		bin = Path
+	}
+	f.cmd = exec.Command(bin, "--kubeconfig", o.Kubeconfig, "port-forward", "--address", "127.0.0.1", o.Target,
 		fmt.Sprintf("%d:%d", local, o.Remote))
 	// kubectl as it runs by default: WebSocket first (1.31 and later),
 	// SPDY when the upgrade is refused. KUBECTL_PORT_FORWARD_WEBSOCKETS,
@@ -148,4 +157,35 @@ func (f *Forward) Stop() {
 		f.cmd.Process.Kill()
 		<-f.done
 	}
+}
+
+// ModuleVersion is the k8s.io/kubectl module internal/tools/kubectl builds
+// today's kubectl from (its go.mod says the same).
+const ModuleVersion = "v0.37.2"
+
+// Build builds today's kubectl from the k8s.io/kubectl module
+// (internal/tools/kubectl, with kubectl's usual main) into dir and returns
+// its path. It needs the Go toolchain and the module proxy (or a warm
+// module cache), and the pftap source tree this package was built from.
+func Build(dir string) (string, error) {
+	_, self, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("kubectl.Build: cannot find pftap's source tree")
+	}
+	src := filepath.Join(filepath.Dir(self), "..", "tools", "kubectl")
+	out := filepath.Join(dir, "kubectl")
+	// As a release build says its version: 1.<minor of the module>.
+	minor := strings.Split(strings.TrimPrefix(ModuleVersion, "v0."), ".")[0]
+	patch := strings.Split(ModuleVersion, ".")[2]
+	git := "v1." + minor + "." + patch
+	ldflags := "-s -w -X k8s.io/component-base/version.gitVersion=" + git +
+		" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=" + minor +
+		" -X k8s.io/client-go/pkg/version.gitVersion=" + git
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", out, ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building kubectl from k8s.io/kubectl %s: %v\n%s", ModuleVersion, err, b)
+	}
+	return out, nil
 }

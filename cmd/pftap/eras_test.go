@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestLabErasJSON runs `pftap lab --json` (pftap's client, and kubectl) in
+// each era and checks what each leg carried: the L2 upgrade is the
+// client's GET with WebSocket (1.36+ with a declaring node) or a POST
+// with SPDY (earlier, or skew); the request has the same requestID on
+// every SPDY leg; its path crosses every leg in order to the pod's lo and
+// back, each hop's latency is not negative, and they add up to the end to
+// end time.
+func TestLabErasJSON(t *testing.T) {
+	needRootCmd(t)
+	for _, tc := range []struct {
+		client, kubernetes, kubelet string
+		l2                          string // the last upgrade request on L2
+	}{
+		{"pftap", "1.37", "", "GET websocket"},
+		{"kubectl", "1.37", "", "GET websocket"},
+		{"kubectl", "1.38", "", "GET websocket"},
+		{"pftap", "1.35", "", "POST SPDY/3.1"},
+		{"kubectl", "1.36", "1.35", "POST SPDY/3.1"},
+		{"kubectl", "1.30", "", "POST SPDY/3.1"},
+	} {
+		t.Run(tc.client+"/"+tc.kubernetes+"/"+tc.kubelet, func(t *testing.T) {
+			ios, out, errOut := testIO()
+			opts := &LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: tc.client, Requests: []string{"GET /bytes?n=30000"}, Concurrency: 1, JSON: true}
+			opts.era.kubernetes, opts.era.kubelet = tc.kubernetes, tc.kubelet
+			if err := opts.era.check(opts.Runtime, false); err != nil {
+				t.Fatal(err)
+			}
+			if err := labRun(opts); err != nil {
+				t.Fatalf("%v\n%s", err, errOut)
+			}
+			var l2Upgrade string
+			ids := map[string]map[string]bool{} // leg ID → request IDs that ended there
+			var hops []map[string]any
+			sc := bufio.NewScanner(bytes.NewReader(out.Bytes()))
+			sc.Buffer(nil, 1<<20)
+			for sc.Scan() {
+				var ev map[string]any
+				if json.Unmarshal(sc.Bytes(), &ev) != nil {
+					continue
+				}
+				legID, _ := ev["leg_id"].(string)
+				switch ev["kind"] {
+				case "http-request":
+					if legID == "L2" && strings.Contains(ev["path"].(string), "/portForward/") {
+						up := ""
+						if h, ok := ev["http_headers"].(map[string]any); ok {
+							up, _ = h["upgrade"].(string)
+						}
+						l2Upgrade = ev["method"].(string) + " " + up
+					}
+				case "request":
+					if id, ok := ev["request_id"].(string); ok {
+						if ids[legID] == nil {
+							ids[legID] = map[string]bool{}
+						}
+						ids[legID][id] = true
+					}
+				case "hops":
+					hops = append(hops, ev)
+				}
+			}
+			if l2Upgrade != tc.l2 {
+				t.Errorf("the L2 upgrade was %q, want %q", l2Upgrade, tc.l2)
+			}
+			for _, id := range []string{"L1", "L2", "L3"} {
+				if !ids[id]["0"] || len(ids[id]) != 1 {
+					t.Errorf("requests ended on %s: %v, want request 0 alone", id, ids[id])
+				}
+			}
+			if len(hops) != 1 {
+				t.Fatalf("%d hops objects, want 1", len(hops))
+			}
+			for _, dir := range []string{"to_pod", "from_pod"} {
+				d := hops[0][dir].(map[string]any)
+				var legs []string
+				for _, l := range d["legs"].([]any) {
+					legs = append(legs, strings.Fields(l.(map[string]any)["leg"].(string))[0])
+				}
+				want := "user→" + tc.client + " L1 L2 L2 L3 L4"
+				if dir == "from_pod" {
+					want = "L4 L3 L2 L2 L1 user→" + tc.client
+				}
+				if strings.Join(legs, " ") != want {
+					t.Errorf("%s crossed %v, want %s", dir, legs, want)
+				}
+				var sum float64
+				for _, f := range d["first_byte_ns"].([]any) {
+					if f.(float64) < 0 {
+						t.Errorf("%s: a negative hop latency: %v", dir, d["first_byte_ns"])
+					}
+					sum += f.(float64)
+				}
+				if total := d["total_ns"].(float64); sum != total {
+					t.Errorf("%s: the hops add up to %v ns, the end to end time is %v ns", dir, sum, total)
+				}
+			}
+		})
+	}
+}
