@@ -60,6 +60,7 @@ func TestAPIServerKubectl(t *testing.T) {
 	// spdy-bulk-drops, whose capture lost packets.
 	for _, name := range []string{"recordings/spdy-get", "recordings/websocket-get", "recordings/spdy-concurrent", "recordings/websocket-concurrent",
 		"recordings/websocket-fallback", "recordings/spdy-bulk-1mib", "recordings/socat-get",
+		"recordings/k137-websocket-get", "recordings/skew-136-135-websocket-get", "replay/k137-websocket-get", "replay/skew-136-135-websocket-get",
 		"replay/spdy-get", "replay/websocket-get", "replay/spdy-concurrent", "replay/websocket-concurrent", "replay/spdy-bulk", "replay/websocket-bulk",
 		"replay/pftap-websocket-get", "replay/socat-spdy-get"} {
 		for _, ws := range []bool{false, true} {

@@ -47,10 +47,22 @@ func serveReplay(t *testing.T, file string, use func(a *replay.APIServer)) (int,
 	return code, out.String(), errOut.String()
 }
 
+// TestReplayServeKubectl: pftap replay --serve of a recording of the
+// 1.31-1.35 chain and of the 1.37 one (WebSocket to the kubelet), with the
+// machine's kubectl and today's, and a client that deviates.
 func TestReplayServeKubectl(t *testing.T) {
 	testenv.NeedTool(t, kubectl.Path, "kubectl (on every machine)")
 	testenv.NeedTool(t, "curl", "curl")
-	rec := filepath.Join(replays, "websocket-get.pcapng")
+	kubectls := map[string]string{"machine": kubectl.Path, "today": testenv.TodaysKubectl(t)}
+	for _, name := range []string{"websocket-get", "k137-websocket-get"} {
+		for _, kc := range []string{"machine", "today"} {
+			t.Run(name+"/"+kc, func(t *testing.T) { replayServeKubectl(t, name, kubectls[kc]) })
+		}
+	}
+}
+
+func replayServeKubectl(t *testing.T, name, kubectlPath string) {
+	rec := filepath.Join(replays, name+".pcapng")
 	s, err := replay.Open(rec)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +73,7 @@ func TestReplayServeKubectl(t *testing.T) {
 		t.Run(fmt.Sprintf("deviate=%v", deviate), func(t *testing.T) {
 			var body []byte
 			code, out, errOut := serveReplay(t, rec, func(a *replay.APIServer) {
-				f, err := kubectl.PortForward(context.Background(), kubectl.Options{Kubeconfig: a.Kubeconfig, Target: "pod/nginx", Remote: 80})
+				f, err := kubectl.PortForward(context.Background(), kubectl.Options{Kubeconfig: a.Kubeconfig, Target: "pod/nginx", Remote: 80, Kubectl: kubectlPath})
 				if err != nil {
 					t.Error(err)
 					return
