@@ -41,6 +41,22 @@ func ParseVersion(s string) (Version, error) {
 
 func (v Version) String() string { return fmt.Sprintf("1.%d", v.Minor) }
 
+// ParseServerVersion reads the minor release of a server's or kubelet's
+// gitVersion as clusters report it ("v1.37.2", "v1.36.3-gke.1200",
+// "v1.35.0+k3s1"), whatever the release.
+func ParseServerVersion(git string) (Version, bool) {
+	t := strings.TrimPrefix(strings.TrimSpace(git), "v")
+	parts := strings.SplitN(t, ".", 3)
+	if len(parts) < 2 || parts[0] != "1" {
+		return Version{}, false
+	}
+	minor, err := strconv.Atoi(strings.TrimRight(parts[1], "+"))
+	if err != nil || minor < 1 {
+		return Version{}, false
+	}
+	return Version{minor}, true
+}
+
 // IsZero says the version was not given.
 func (v Version) IsZero() bool { return v.Minor == 0 }
 

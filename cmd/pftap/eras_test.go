@@ -3,9 +3,13 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/pftap/pftap/lab"
+	"github.com/pftap/pftap/trace"
 )
 
 // TestLabErasJSON runs `pftap lab --json` (pftap's client, and kubectl) in
@@ -103,6 +107,47 @@ func TestLabErasJSON(t *testing.T) {
 				if total := d["total_ns"].(float64); sum != total {
 					t.Errorf("%s: the hops add up to %v ns, the end to end time is %v ns", dir, sum, total)
 				}
+			}
+		})
+	}
+}
+
+// TestTracePath: pftap trace reads the server's version and the pod's
+// Node and says which chain this cluster takes, in each era; its own
+// port-forward works in each (falling back to SPDY before 1.31).
+func TestTracePath(t *testing.T) {
+	needRootCmd(t)
+	for _, tc := range []struct {
+		cfg  lab.Config
+		want string
+	}{
+		{lab.Config{}, "node pftap-lab-node (kubelet v1.37.0-pftap-lab) declares ExtendWebSocketsToKubelet: the apiserver passes the WebSocket on to the kubelet (L2 carries WebSocket)"},
+		{lab.Config{Kubernetes: lab.Version{Minor: 36}, Kubelet: lab.Version{Minor: 35}}, "node pftap-lab-node (kubelet v1.35.0-pftap-lab) does not declare ExtendWebSocketsToKubelet: the apiserver tunnels the WebSocket into SPDY (L2 carries SPDY)"},
+		{lab.Config{Kubernetes: lab.Version{Minor: 35}}, "Kubernetes v1.35.0-pftap-lab: the apiserver tunnels the WebSocket into SPDY towards the kubelet"},
+		{lab.Config{Kubernetes: lab.Version{Minor: 30}}, "Kubernetes v1.30.0-pftap-lab: the apiserver does not tunnel WebSocket port-forward"},
+	} {
+		name := "default"
+		if !tc.cfg.Kubernetes.IsZero() {
+			name = tc.cfg.Kubernetes.String()
+		}
+		if !tc.cfg.Kubelet.IsZero() {
+			name += "-kubelet-" + tc.cfg.Kubelet.String()
+		}
+		t.Run(name, func(t *testing.T) {
+			l, err := lab.Start(context.Background(), tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			var page string
+			code, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--no-color", "pod/nginx", "0:80"}, func(ports []trace.PortPair) {
+				page = get(t, ports[0].Local, "/")
+			})
+			if code != exitOK || page != lab.WelcomePage {
+				t.Fatalf("exit %d, page %q\n%s\n%s", code, page, out, errOut)
+			}
+			if !strings.Contains(out, tc.want) {
+				t.Errorf("trace does not say %q:\n%s", tc.want, out)
 			}
 		})
 	}

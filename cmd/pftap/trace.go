@@ -177,6 +177,11 @@ func traceRun(opts *TraceOptions) error {
 		// local port is a new one each time).
 		opts.KnownAgents = ""
 	}
+	// Which chain this cluster takes: the server's version, and what the
+	// pod's node declares.
+	pctx, pcancel := context.WithTimeout(sigCtx, 10*time.Second)
+	path := trace.ClusterPath(pctx, cs, target)
+	pcancel()
 	// Events are written by the decoder's goroutine, the rest by this
 	// one: one lock for the output.
 	out := &syncWriter{w: opts.IO.Out}
@@ -198,10 +203,15 @@ func traceRun(opts *TraceOptions) error {
 			fmt.Fprintf(out, " (%s)", target.Via)
 		}
 		if opts.Agent == "none" {
-			fmt.Fprintf(out, " through %s, L1 tapped below TLS (no agent: the node-side legs are not tapped)\n\n", cfg.Host)
+			fmt.Fprintf(out, " through %s, L1 tapped below TLS (no agent: the node-side legs are not tapped)\n", cfg.Host)
 		} else {
-			fmt.Fprintf(out, " through %s, L1 tapped below TLS, the node's legs by pftap agent at %s (their rows on the node's clock)\n\n", cfg.Host, opts.Agent)
+			fmt.Fprintf(out, " through %s, L1 tapped below TLS, the node's legs by pftap agent at %s (their rows on the node's clock)\n", cfg.Host, opts.Agent)
 		}
+		fmt.Fprintf(out, "  %s\n\n", path.Says)
+	}
+	if jw, ok := sink.(*timeline.JSONWriter); ok {
+		jw.Object(map[string]any{"kind": "path", "server": path.Server, "node": path.Node, "kubelet": path.Kubelet, "node_read": path.NodeRead,
+			"declares_extend_websockets_to_kubelet": path.Declares, "websocket_to_kubelet": path.WebSocketToKubelet, "text": path.Says})
 	}
 	ctx, stop := context.WithCancel(sigCtx)
 	defer stop()
