@@ -11,17 +11,25 @@
 //		                                     streaming server on lo (containerd)
 //
 //	  - The apiserver serves discovery, GET and LIST of the pod (and tables
-//	    for `kubectl get`), and proxies pods/portforward to the kubelet with
-//	    the upstream upgrade-aware proxy (k8s.io/apimachinery); WebSocket
-//	    requests that ask for the SPDY tunnel go through the upstream
-//	    tunnelling handler (k8s.io/apiserver), unless Config.NoWebSocket makes
-//	    it refuse them like an apiserver from before 1.31.
-//	  - The kubelet, with RuntimeContainerd, asks the runtime for a streaming
-//	    URL and proxies to the runtime's streaming server (upstream
-//	    k8s.io/cri-streaming) on the node's 127.0.0.1, whose port forwarder
-//	    enters the pod's namespace and dials localhost:PORT (IPv4, then IPv6);
-//	    with RuntimeSocat it serves port-forward itself and runs
-//	    `nsenter --net=POD socat - TCP4:localhost:PORT` per connection.
+//	    for `kubectl get`), its Node (with the features its kubelet declares),
+//	    and proxies pods/portforward to the kubelet with the upstream
+//	    upgrade-aware proxy (k8s.io/apimachinery). What it does with a
+//	    WebSocket request depends on its release (Config.Kubernetes, see
+//	    Config.Era): from 1.36, for a node that declares
+//	    ExtendWebSocketsToKubelet, it passes it on as it is; from 1.31 it
+//	    answers it with the upstream tunnelling handler (k8s.io/apiserver) and
+//	    speaks SPDY to the kubelet; before that it passes it on to a kubelet
+//	    that refuses it.
+//	  - The kubelet (Config.Kubelet) reads the v4 options of every request
+//	    (a WebSocket one without ports in its query: 400), except that from
+//	    1.36, with its gate on, it answers a WebSocket tunnel itself with the
+//	    same tunnelling handler. With RuntimeContainerd it asks the runtime
+//	    for a streaming URL and proxies to the runtime's streaming server
+//	    (upstream k8s.io/cri-streaming) on the node's 127.0.0.1, whose port
+//	    forwarder enters the pod's namespace and dials localhost:PORT (IPv4,
+//	    then IPv6); with RuntimeSocat (the dockershim, up to 1.23) it serves
+//	    port-forward itself and runs `nsenter --net=POD socat -
+//	    TCP4:localhost:PORT` per connection.
 //	  - The pod has lo, an eth0 with the pod IP and a default route, and the
 //	    app: the built-in App, Debian's nginx, or any command.
 //
