@@ -79,7 +79,11 @@ type Event struct {
 	Status     int               `json:"status,omitempty"`
 	Protocol   string            `json:"protocol,omitempty"`
 	HTTPHeader map[string]string `json:"http_headers,omitempty"`
-	Body       string            `json:"body,omitempty"`
+	// UpgradeBy, on a 101, is the hop that made it ("apiserver",
+	// "kubelet", "runtime"), when a session's legs tell
+	// (timeline.Upgrades).
+	UpgradeBy string `json:"upgrade_by,omitempty"`
+	Body      string `json:"body,omitempty"`
 
 	// Port-forward fields.
 	RequestID    *string `json:"request_id,omitempty"`

@@ -100,9 +100,14 @@ func decodeRun(opts *DecodeOptions) error {
 	}
 	corr := timeline.NewCorrelator()
 	var kept []*decode.Event
-	emit := sink.Event
-	if opts.HTML != "" {
-		emit = func(e *decode.Event) { kept = append(kept, e); sink.Event(e) }
+	// Who made each 101, where the capture has the legs to tell.
+	var upgrades timeline.Upgrades
+	emit := func(e *decode.Event) {
+		upgrades.Note(e)
+		if opts.HTML != "" {
+			kept = append(kept, e)
+		}
+		sink.Event(e)
 	}
 	sum, err := decode.DecodeCapture(in, decode.Options{Verbosity: opts.Verbosity, ShowSecrets: opts.ShowSecrets, Chunks: corr.Chunk}, emit)
 	if err == nil || sum.Packets > 0 {

@@ -191,7 +191,10 @@ func renderSession(opts renderOptions, v *sessionView) error {
 	// The first failure the wire explains is what a failed session's
 	// error says.
 	var diagnosis string
+	// Who made each 101, as the legs tell.
+	var upgrades timeline.Upgrades
 	emit := func(e *decode.Event) {
+		upgrades.Note(e)
 		if diagnosis == "" && e.Diagnosis != "" {
 			diagnosis = e.Diagnosis
 		}

@@ -213,10 +213,12 @@ func traceRun(opts *TraceOptions) error {
 		jw.Object(map[string]any{"kind": "path", "server": path.Server, "node": path.Node, "kubelet": path.Kubelet, "node_read": path.NodeRead,
 			"declares_extend_websockets_to_kubelet": path.Declares, "websocket_to_kubelet": path.WebSocketToKubelet, "text": path.Says})
 	}
+	// Who made each 101, once the agent's legs tell.
+	var upgrades timeline.Upgrades
 	ctx, stop := context.WithCancel(sigCtx)
 	defer stop()
 	s, err := trace.Start(ctx, trace.Options{Config: cfg, Target: target, Address: opts.Address, SPDY: opts.SPDY,
-		Verbosity: opts.Verbosity, Write: opts.Write, Event: sink.Event,
+		Verbosity: opts.Verbosity, Write: opts.Write, Event: func(e *decode.Event) { upgrades.Note(e); sink.Event(e) },
 		Agent: agentAddr(opts.Agent), AgentToken: opts.AgentToken, AgentFingerprint: opts.AgentFingerprint, KnownAgents: opts.KnownAgents, Log: opts.IO.ErrOut})
 	if err != nil {
 		return err
