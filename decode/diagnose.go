@@ -69,6 +69,10 @@ func diagnoseStatus(status int, text string) string {
 		return "403: forbidden (RBAC, or an admission webhook or policy that blocks port-forward)"
 	case status == 404:
 		return "404: the pod does not exist (or not in this namespace), or the server does not serve pods/portforward"
+	case status == 400 && strings.Contains(low, "query parameter") && strings.Contains(low, "port") && strings.Contains(low, "required"):
+		return "400 from the kubelet: a WebSocket tunnel reached a kubelet that cannot take it (it wants the ports in the query, the channel protocol): " +
+			"an apiserver before 1.31 passes WebSocket on as it is, or a 1.36+ apiserver took the node for one that declares ExtendWebSocketsToKubelet " +
+			"while its kubelet has the gate off; clients fall back to SPDY/3.1"
 	case status == 400 && (strings.Contains(low, "websocket") || strings.Contains(low, "upgrade")):
 		return "400: the apiserver refused the upgrade; for WebSocket this is an apiserver before 1.31 (or one with the tunnel disabled): clients fall back to SPDY/3.1"
 	case status == 502 || status == 503:

@@ -22,6 +22,7 @@ func TestDiagnose(t *testing.T) {
 		{Event{Kind: KindHTTPResponse, Status: 401, Text: "401 Unauthorized"}, "did not accept the credentials"},
 		{Event{Kind: KindHTTPResponse, Status: 404, Text: `404 Not Found: pods "nope" not found`}, "the pod does not exist"},
 		{Event{Kind: KindHTTPResponse, Status: 400, Text: "400 Bad Request: unable to upgrade: WebSocket port-forward is not enabled  upgrade refused"}, "clients fall back to SPDY/3.1"},
+		{Event{Kind: KindHTTPResponse, Status: 400, Text: `400 Bad Request  upgrade refused: "query parameter \"port\" is required"`}, "400 from the kubelet: a WebSocket tunnel reached a kubelet that cannot take it"},
 		{Event{Kind: KindHTTPResponse, Status: 101}, ""},
 		{Event{Kind: KindHTTPResponse, Status: 200}, ""},
 		{Event{Kind: KindData}, ""},

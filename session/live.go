@@ -37,7 +37,8 @@ type liveLeg struct {
 	corr    *timeline.Correlator
 	records []decode.TLSRecord
 	p       packet.Packet
-	stopped bool // the session ended: frames are dropped
+	last    time.Time // the latest in-process stamp
+	stopped bool      // the session ended: frames are dropped
 }
 
 // DefaultLateness is how far behind the taps Run takes events in a lab,
@@ -109,24 +110,33 @@ func (ld *Live) Frame(i int, ts time.Time, data []byte) {
 }
 
 // Parts decodes a frame of an in-process tap given as its headers
-// (Ethernet, IPv4, TCP) and its payload, stamped now: under the leg's
-// lock, so that a leg's frames are in time order whichever taps make them,
-// and never later than Run expects. keep, when set, gets the stamp under
-// the same lock (to record the frame in that order).
+// (Ethernet, IPv4, TCP) and its payload, stamped now (when the tap hands
+// it over; no earlier than the leg's last frame, so that a leg's frames
+// are in time order whichever taps make them, and never later than Run
+// expects). keep, when set, gets the stamp under the leg's lock (to record
+// the frame in that order).
 func (ld *Live) Parts(i int, head, payload []byte, keep func(ts time.Time)) {
 	l := ld.leg(i)
 	if l == nil {
 		return
 	}
+	// Stamped when the tap hands the frame over, before waiting for the
+	// leg (another connection's frame may be decoding): the wall clock
+	// only, as the kernel stamps captured frames and as a recording keeps
+	// them (a monotonic reading would make differences between in-process
+	// frames disagree with those of the file).
+	ts := time.Now().Round(0)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.stopped {
 		return
 	}
-	// The wall clock only, as the kernel stamps captured frames and as a
-	// recording keeps them: a monotonic reading would make differences
-	// between in-process frames disagree with those of the file.
-	ts := time.Now().Round(0)
+	// A leg's frames stay in time order whichever taps make them: a frame
+	// that waited for the leg behind a later one takes that one's time.
+	if ts.Before(l.last) {
+		ts = l.last
+	}
+	l.last = ts
 	if keep != nil {
 		keep(ts)
 	}
