@@ -72,9 +72,12 @@ func AgentPod(ns, node, image, token string, certPEM, keyPEM []byte) *corev1.Pod
 			TerminationGracePeriodSeconds: &grace,
 			Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
 			Containers: []corev1.Container{{
-				Name:    "agent",
-				Image:   image,
-				Command: []string{"/pftap", "agent", "--listen", "127.0.0.1:" + strconv.Itoa(agent.Port), "--exit-when-idle", AgentIdle.String(), "--once"},
+				Name:  "agent",
+				Image: image,
+				// An image loaded on the node (kind load, ctr import) is
+				// used as it is, whatever its tag.
+				ImagePullPolicy: corev1.PullIfNotPresent,
+				Command:         []string{"/pftap", "agent", "--listen", "127.0.0.1:" + strconv.Itoa(agent.Port), "--exit-when-idle", AgentIdle.String(), "--once"},
 				Env: []corev1.EnvVar{{Name: agent.EnvToken, Value: token}, {Name: agent.EnvCert, Value: string(certPEM)},
 					{Name: agent.EnvKey, Value: string(keyPEM)}},
 				SecurityContext: &corev1.SecurityContext{Privileged: &privileged},

@@ -85,6 +85,7 @@ to trace (found when each session starts), are left out of every leg.`,
 	f.StringVar(&opts.Netns, "netns", "", "the node's network namespace (default: the agent's own)")
 	f.IntVar(&opts.KubeletPort, "kubelet-port", 10250, "the kubelet's port")
 	f.IntSliceVar(&opts.StreamingPorts, "streaming-port", nil, "the runtime streaming server's port on the node's lo (default: found)")
+	cmd.AddCommand(newAgentImageCmd(ios))
 	return cmd
 }
 

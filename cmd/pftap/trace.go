@@ -96,6 +96,9 @@ node itself (privileged, host network and PID, listening on the node's
 			switch opts.Agent {
 			case "none":
 			case "deploy":
+				if opts.AgentImage == "" {
+					return usageError{errors.New("--agent deploy needs --agent-image, an image the cluster can pull with pftap at /pftap: make one with pftap agent image -o agent.tar (kind load image-archive, ctr images import) or pftap agent image --push REGISTRY/REPO:TAG")}
+				}
 			default:
 				if _, _, err := net.SplitHostPort(opts.Agent); err != nil {
 					return usageError{fmt.Errorf("--agent %q: want none, deploy or the agent's HOST:PORT", opts.Agent)}
@@ -133,7 +136,7 @@ node itself (privileged, host network and PID, listening on the node's
 	f.StringVar(&opts.AgentTokenFile, "agent-token-file", "", "a file holding the agent's token (default: $PFTAP_AGENT_TOKEN)")
 	noTokenFlag(f, "agent-token", "PFTAP_AGENT_TOKEN or --agent-token-file")
 	f.StringVar(&opts.AgentFingerprint, "agent-fingerprint", "", "the SHA-256 the agent printed for its certificate: trace sends nothing to an agent that does not present it (remembered for the address afterwards)")
-	f.StringVar(&opts.AgentImage, "agent-image", agentImage(), "with --agent deploy: the image holding the pftap binary at /pftap")
+	f.StringVar(&opts.AgentImage, "agent-image", "", "with --agent deploy: the image holding the pftap binary at /pftap (make one with pftap agent image)")
 	f.StringVar(&opts.AgentNamespace, "agent-namespace", "", "with --agent deploy: the namespace of the agent pod (default: the target's)")
 	f.StringVarP(&opts.Write, "write", "w", "", "also record the tapped legs to this pcapng file")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per line")
@@ -286,13 +289,4 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
-}
-
-// agentImage is the default image of a deployed agent: pftap's, at this
-// build's version.
-func agentImage() string {
-	if version == "" {
-		return "ghcr.io/pftap/pftap:latest"
-	}
-	return "ghcr.io/pftap/pftap:" + version
 }
