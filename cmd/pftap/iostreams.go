@@ -16,6 +16,9 @@ type IOStreams struct {
 	ErrOut io.Writer
 	// OutTTY is true when Out is a terminal: colour and human layout.
 	OutTTY bool
+	// plugin: started by kubectl as kubectl-pftap (usage says
+	// `kubectl pftap`).
+	plugin bool
 }
 
 func systemIO() *IOStreams {

@@ -2,4 +2,8 @@ package main
 
 import "os"
 
-func main() { os.Exit(run(os.Args[1:], systemIO())) }
+func main() {
+	ios := systemIO()
+	ios.plugin = asPlugin(os.Args[0])
+	os.Exit(run(os.Args[1:], ios))
+}

@@ -53,6 +53,11 @@ payload on the pod's loopback) and prints it as a timeline.`,
 	root.AddCommand(newReplayCmd(io))
 	root.AddCommand(newTraceCmd(io, nil))
 	root.AddCommand(newAgentCmd(io, nil))
+	root.Version = versionString()
+	root.SetVersionTemplate("{{.Version}}\n")
+	if io.plugin {
+		pluginNames(root)
+	}
 	return root
 }
 
