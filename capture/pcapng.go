@@ -7,8 +7,12 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
@@ -43,9 +47,11 @@ const SecretsTLSKeyLog = 0x544c534b
 // for concurrent use and flushes every block as it is written, so a file
 // is readable up to its last packet even when the process is killed.
 type Writer struct {
-	mu      sync.Mutex
-	out     io.Writer
-	closer  io.Closer
+	mu     sync.Mutex
+	out    io.Writer
+	closer io.Closer
+	// sync flushes a compressed file's compressor (nil: nothing to do).
+	sync    func() error
 	comment string
 	ng      *pcapgo.NgWriter
 	legs    []Leg
@@ -74,13 +80,37 @@ func CreateFile(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 }
 
-// NewFileWriter returns a Writer on an open file, which Close closes.
+// NewFileWriter returns a Writer on an open file, which Close closes. A
+// file named *.zst or *.gz is compressed as it is written (zstd at its
+// fastest level, gzip at its fastest; Wireshark opens both, 4.2 and later
+// zstd), and what a killed run leaves is still read up to its last whole
+// block (pftap decode, replay).
 func NewFileWriter(f *os.File, comment string) *Writer {
+	switch {
+	case strings.HasSuffix(f.Name(), ".zst"):
+		enc, _ := zstd.NewWriter(f, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+		w := NewWriter(enc, comment)
+		w.closer, w.sync = compressedFile{enc, f}, enc.Flush
+		return w
+	case strings.HasSuffix(f.Name(), ".gz"):
+		enc, _ := gzip.NewWriterLevel(f, gzip.BestSpeed)
+		w := NewWriter(enc, comment)
+		w.closer, w.sync = compressedFile{enc, f}, enc.Flush
+		return w
+	}
 	w := NewWriter(f, comment)
 	w.closer = f
 	w.vec = writevFunc(f)
 	return w
 }
+
+// compressedFile closes the compressor (its last frame), then the file.
+type compressedFile struct {
+	enc io.WriteCloser
+	f   *os.File
+}
+
+func (c compressedFile) Close() error { return errors.Join(c.enc.Close(), c.f.Close()) }
 
 // NewWriter returns a Writer on out. Nothing is written until the first
 // leg is added.
@@ -284,6 +314,18 @@ func (w *Writer) WriteKeyLog(keylog []byte) error {
 		return err
 	}
 	return w.ng.Flush()
+}
+
+// Sync makes everything written so far readable from the file: for a
+// compressed file it ends the compressor's current block (a killed run
+// then leaves a file read up to there). Plain files need nothing.
+func (w *Writer) Sync() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.sync == nil || w.closed {
+		return nil
+	}
+	return w.sync()
 }
 
 // Close flushes and, for files made by Create, closes.

@@ -42,6 +42,6 @@ if [ ! -x "$cache/kubectl" ]; then
     -o "$cache/kubectl.tmp" . && mv "$cache/kubectl.tmp" "$cache/kubectl")
 fi
 export PFTAP_TODAYS_KUBECTL="$cache/kubectl"
-"$PFTAP_TODAYS_KUBECTL" version --client | head -1
+"$PFTAP_TODAYS_KUBECTL" version --client
 echo "== go test"
 go test -count=1 -timeout 20m ./...

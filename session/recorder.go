@@ -157,6 +157,15 @@ func (sw *Recorder) run() {
 			return
 		case <-t.C:
 			sw.writeUpTo(time.Now().Add(-writeLateness), false)
+			// A compressed recording: what was written is readable
+			// even if the run is killed now.
+			if err := sw.w.Sync(); err != nil {
+				sw.mu.Lock()
+				if sw.err == nil {
+					sw.err = err
+				}
+				sw.mu.Unlock()
+			}
 		}
 	}
 }

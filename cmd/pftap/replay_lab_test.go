@@ -3,12 +3,16 @@
 package main
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/pftap/pftap/internal/testenv"
 )
@@ -20,10 +24,11 @@ func TestReplayRendersAsLab(t *testing.T) {
 	for _, tc := range []struct {
 		client string
 		json   bool
-	}{{"kubectl", false}, {"pftap", true}} {
-		t.Run(tc.client, func(t *testing.T) {
+		ext    string // the recording's name ends so: compressed or not
+	}{{"kubectl", false, ".pcapng"}, {"pftap", true, ".pcapng"}, {"kubectl", false, ".pcapng.gz"}, {"pftap", false, ".pcapng.zst"}} {
+		t.Run(tc.client+tc.ext, func(t *testing.T) {
 			ios, live, errOut := testIO()
-			pcap := filepath.Join(t.TempDir(), "lab.pcapng")
+			pcap := filepath.Join(t.TempDir(), "lab"+tc.ext)
 			err := labRun(&LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: tc.client,
 				Requests: []string{"GET /", "GET /bytes?n=100000"}, Concurrency: 2, Write: pcap, NoColor: true, JSON: tc.json})
 			if err != nil {
@@ -39,11 +44,20 @@ func TestReplayRendersAsLab(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if tc.ext != ".pcapng" {
+				raw = decompressed(t, pcap)
+			}
 			if regexp.MustCompile(`Authorization: Bearer [^x\r]`).Match(raw) {
 				t.Error("a bearer token is in the recording")
 			}
 			tshark := testenv.NeedTool(t, "tshark", "tshark")
-			comments, err := exec.Command(tshark, "-r", pcap, "-T", "fields", "-e", "frame.comment").Output()
+			forTshark := pcap
+			if tc.ext == ".pcapng.zst" {
+				// Wireshark reads zstd from 4.2; Debian 12's is 4.0.
+				forTshark = filepath.Join(t.TempDir(), "plain.pcapng")
+				os.WriteFile(forTshark, raw, 0o600)
+			}
+			comments, err := exec.Command(tshark, "-r", forTshark, "-T", "fields", "-e", "frame.comment").Output()
 			if err != nil {
 				t.Fatalf("tshark: %v", err)
 			}
@@ -57,4 +71,34 @@ func TestReplayRendersAsLab(t *testing.T) {
 			}
 		})
 	}
+}
+
+// decompressed is a .gz or .zst recording's pcapng.
+func decompressed(t *testing.T, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var r io.Reader
+	if strings.HasSuffix(path, ".gz") {
+		g, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = g
+	} else {
+		z, err := zstd.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer z.Close()
+		r = z
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return b
 }

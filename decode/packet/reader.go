@@ -8,6 +8,9 @@ import (
 	"io"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/pcapgo"
 
@@ -57,7 +60,8 @@ type Reader struct {
 }
 
 // NewReader detects the format from the first bytes of r (pcap in either byte
-// order and resolution, or pcapng) and returns a Reader.
+// order and resolution, or pcapng; either one compressed with zstd or gzip,
+// as `pftap lab -w FILE.pcapng.zst` writes) and returns a Reader.
 func NewReader(r io.Reader) (rd *Reader, err error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	magic, err := br.Peek(4)
@@ -66,6 +70,27 @@ func NewReader(r io.Reader) (rd *Reader, err error) {
 			return nil, fmt.Errorf("%w: file is empty or shorter than a header", ErrBadCapture)
 		}
 		return nil, err
+	}
+	var dec io.Reader
+	switch {
+	case magic[0] == 0x1f && magic[1] == 0x8b:
+		g, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("%w: gzip: %v", ErrBadCapture, err)
+		}
+		dec = g
+	case binary.LittleEndian.Uint32(magic) == 0xfd2fb528:
+		z, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+		if err != nil {
+			return nil, fmt.Errorf("%w: zstd: %v", ErrBadCapture, err)
+		}
+		dec = z.IOReadCloser()
+	}
+	if dec != nil {
+		br = bufio.NewReaderSize(dec, 1<<20)
+		if magic, err = br.Peek(4); err != nil {
+			return nil, fmt.Errorf("%w: a compressed file holding no capture (%v)", ErrBadCapture, err)
+		}
 	}
 	defer func() {
 		if p := recover(); p != nil {
