@@ -10,8 +10,9 @@ import (
 // JSONWriter writes one JSON object per line: every event, then a
 // {"kind":"summary"} object. docs/json.md describes the fields.
 type JSONWriter struct {
-	enc *json.Encoder
-	err error
+	enc    *json.Encoder
+	setups setupCosts
+	err    error
 }
 
 // NewJSONWriter returns a JSONWriter on w.
@@ -26,6 +27,10 @@ func (jw *JSONWriter) Err() error { return jw.err }
 
 // Event writes one event.
 func (jw *JSONWriter) Event(e *decode.Event) {
+	if jw.setups == nil {
+		jw.setups = setupCosts{}
+	}
+	jw.setups.note(e)
 	if jw.err == nil {
 		jw.err = jw.enc.Encode(e)
 	}
@@ -41,7 +46,8 @@ func (jw *JSONWriter) Summary(s decode.Summary) {
 	}
 }
 
-// Hops writes one {"kind":"hops", ...} object per request.
+// Hops writes one {"kind":"hops", ...} object per request and, for two or
+// more requests seen on several legs, one {"kind":"aggregate", ...}.
 func (jw *JSONWriter) Hops(hs []Hops) {
 	for _, h := range hs {
 		if jw.err != nil {
@@ -51,6 +57,12 @@ func (jw *JSONWriter) Hops(hs []Hops) {
 			Kind string `json:"kind"`
 			Hops
 		}{"hops", h})
+	}
+	if a := Aggregates(hs, jw.setups); a.Requests >= 2 && jw.err == nil {
+		jw.err = jw.enc.Encode(struct {
+			Kind string `json:"kind"`
+			Aggregate
+		}{"aggregate", a})
 	}
 }
 

@@ -31,7 +31,11 @@ type TextWriter struct {
 	LegWidth int
 	// MaskTimes prints "+T" instead of times, for stable golden output.
 	MaskTimes bool
-	err       error
+	// PerRequest lists every request's per-hop latency also when there
+	// are AggregateFrom or more (which are otherwise summed up).
+	PerRequest bool
+	setups     setupCosts
+	err        error
 	// explained are the diagnoses printed, by request.
 	explained map[string]bool
 }
@@ -84,6 +88,10 @@ func (tw *TextWriter) Event(e *decode.Event) {
 	if tw.err != nil {
 		return
 	}
+	if tw.setups == nil {
+		tw.setups = setupCosts{}
+	}
+	tw.setups.note(e)
 	if tw.start.IsZero() {
 		tw.start = e.Time
 	}
@@ -192,5 +200,12 @@ func (tw *TextWriter) Hops(hs []Hops) {
 			multi = append(multi, h)
 		}
 	}
-	_, tw.err = io.WriteString(tw.w, HopsText(multi, tw.MaskTimes))
+	if len(multi) < AggregateFrom || tw.PerRequest {
+		if _, tw.err = io.WriteString(tw.w, HopsText(multi, tw.MaskTimes)); tw.err != nil {
+			return
+		}
+	}
+	if len(multi) >= AggregateFrom {
+		_, tw.err = io.WriteString(tw.w, AggregateText(Aggregates(multi, tw.setups), tw.MaskTimes))
+	}
 }

@@ -25,6 +25,8 @@ type DecodeOptions struct {
 	MaskTimes bool
 	// HTML is a file for the sequence diagram.
 	HTML string
+	// PerRequest lists every request's hops (timeline.TextWriter).
+	PerRequest bool
 }
 
 func newDecodeCmd(ios *IOStreams, runF func(*DecodeOptions) error) *cobra.Command {
@@ -61,6 +63,7 @@ Authorization, Cookie and bearer tokens are redacted unless --show-secrets.`,
 		},
 	}
 	cmd.Flags().CountVarP(&opts.Verbosity, "verbose", "v", "more detail: -v adds every SPDY frame, -vv WebSocket frames and TCP segments")
+	cmd.Flags().BoolVar(&opts.PerRequest, "per-request", false, "list every request's per-hop latency (from 10 requests on they are summed up: p50, p90, p99, max)")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON object per line (see docs/json.md)")
 	cmd.Flags().BoolVar(&opts.ShowSecrets, "show-secrets", false, "do not redact Authorization, Cookie and bearer tokens")
 	cmd.Flags().BoolVar(&opts.NoColor, "no-color", false, "no colours even on a terminal")
@@ -95,6 +98,7 @@ func decodeRun(opts *DecodeOptions) error {
 	} else {
 		tw := timeline.NewTextWriter(opts.IO.Out, opts.IO.OutTTY && !opts.NoColor)
 		tw.MaskTimes = opts.MaskTimes
+		tw.PerRequest = opts.PerRequest
 		tw.LegWidth = 0
 		sink = &legSizer{tw: tw}
 	}

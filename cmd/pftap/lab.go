@@ -83,6 +83,7 @@ and SIGHUP stop the run within a few hundred ms and remove the lab.`,
 	f.DurationVar(&opts.HeaderTimeout, "header-timeout", session.DefaultHeaderTimeout, "how long a request waits for its response's header (a body takes as long as it takes)")
 	f.IntVar(&opts.RemotePort, "remote-port", 0, "forward to this port in the pod (default: the app's, 80); one where nothing listens shows the error stream")
 	f.StringVarP(&opts.Write, "write", "w", "", "also write every leg to a pcapng file (one interface per leg)")
+	f.BoolVar(&opts.PerRequest, "per-request", false, "list every request's per-hop latency (from 10 requests on they are summed up: p50, p90, p99, max)")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per line instead")
 	f.StringVar(&opts.HTML, "html", "", "also write a sequence diagram of the legs to this HTML file")
 	f.CountVarP(&opts.Verbosity, "verbose", "v", "-v adds every SPDY frame, -vv WebSocket frames and TCP segments")

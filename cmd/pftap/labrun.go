@@ -35,6 +35,7 @@ type LabRunOptions struct {
 	JSON       bool
 	Verbosity  int
 	NoColor    bool
+	PerRequest bool
 	// taps leaves taps out, to measure what they cost (the zero value:
 	// every tap, as users run it).
 	taps session.Taps
@@ -139,6 +140,8 @@ type renderOptions struct {
 	NoColor   bool
 	// Title heads the HTML page.
 	Title string
+	// PerRequest lists every request's hops (timeline.TextWriter).
+	PerRequest bool
 }
 
 // sessionView is a whole session to render: its legs, its decoding, and
@@ -162,7 +165,7 @@ type sessionView struct {
 }
 
 func labRenderOptions(opts *LabRunOptions) renderOptions {
-	return renderOptions{IO: opts.IO, JSON: opts.JSON, HTML: opts.HTML, Verbosity: opts.Verbosity, NoColor: opts.NoColor, Title: "pftap lab"}
+	return renderOptions{IO: opts.IO, JSON: opts.JSON, HTML: opts.HTML, Verbosity: opts.Verbosity, NoColor: opts.NoColor, Title: "pftap lab", PerRequest: opts.PerRequest}
 }
 
 // retransmitNote says what a leg carried twice (its bytes are counted
@@ -184,6 +187,7 @@ func renderSession(opts renderOptions, v *sessionView) error {
 		sink = timeline.NewJSONWriter(opts.IO.Out)
 	} else {
 		tw = timeline.NewTextWriter(opts.IO.Out, opts.IO.OutTTY && !opts.NoColor)
+		tw.PerRequest = opts.PerRequest
 		sink = &legSizer{tw: tw}
 		fmt.Fprintln(opts.IO.Out, info.Header)
 	}

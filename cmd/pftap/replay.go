@@ -21,6 +21,7 @@ type ReplayOptions struct {
 	HTML       string
 	Verbosity  int
 	NoColor    bool
+	PerRequest bool
 	Serve      bool
 	Kubeconfig string
 	Address    string
@@ -76,6 +77,7 @@ exits non-zero when the client deviated from the recording.`,
 		},
 	}
 	f := cmd.Flags()
+	f.BoolVar(&opts.PerRequest, "per-request", false, "list every request's per-hop latency (from 10 requests on they are summed up: p50, p90, p99, max)")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per line (see docs/json.md)")
 	f.StringVar(&opts.HTML, "html", "", "also write a sequence diagram of the legs to this HTML file")
 	f.CountVarP(&opts.Verbosity, "verbose", "v", "more detail: -v adds every SPDY frame, -vv WebSocket frames and TCP segments")
@@ -112,7 +114,7 @@ func replayRender(opts *ReplayOptions) error {
 	}
 	v.decode = func(emit func(*decode.Event)) (session.Decoded, error) { return f.Decode(opts.Verbosity, emit) }
 	return renderSession(renderOptions{IO: opts.IO, JSON: opts.JSON, HTML: opts.HTML, Verbosity: opts.Verbosity, NoColor: opts.NoColor,
-		Title: "pftap replay " + opts.File}, v)
+		Title: "pftap replay " + opts.File, PerRequest: opts.PerRequest}, v)
 }
 
 // genericHeader heads a recording that pftap lab did not make.

@@ -43,6 +43,7 @@ type TraceOptions struct {
 	AgentImage, AgentNamespace string
 	Write                      string
 	JSON                       bool
+	PerRequest                 bool
 	Verbosity                  int
 	NoColor                    bool
 	// Stop, when set, replaces waiting for a signal (tests); Ready
@@ -139,6 +140,7 @@ node itself (privileged, host network and PID, listening on the node's
 	f.StringVar(&opts.AgentImage, "agent-image", "", "with --agent deploy: the image holding the pftap binary at /pftap (make one with pftap agent image)")
 	f.StringVar(&opts.AgentNamespace, "agent-namespace", "", "with --agent deploy: the namespace of the agent pod (default: the target's)")
 	f.StringVarP(&opts.Write, "write", "w", "", "also record the tapped legs to this pcapng file")
+	f.BoolVar(&opts.PerRequest, "per-request", false, "list every request's per-hop latency (from 10 requests on they are summed up: p50, p90, p99, max)")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per line")
 	f.CountVarP(&opts.Verbosity, "verbose", "v", "-v adds every SPDY frame, -vv WebSocket frames and TCP segments")
 	f.BoolVar(&opts.NoColor, "no-color", false, "no colours even on a terminal")
@@ -194,6 +196,7 @@ func traceRun(opts *TraceOptions) error {
 		sink = timeline.NewJSONWriter(out)
 	} else {
 		tw = timeline.NewTextWriter(out, opts.IO.OutTTY && !opts.NoColor)
+		tw.PerRequest = opts.PerRequest
 		if opts.Agent != "none" {
 			// The agent's legs are known only once it answers, and
 			// its events may come before the widest leg's: set the
