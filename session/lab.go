@@ -105,9 +105,12 @@ type Lab struct {
 	// user and l1 are the legs of the in-process taps the client makes.
 	user, l1     int
 	stopCaptures func()
-	result       *LabResult
-	closeOnce    sync.Once
-	ran          bool
+	// pollDrops reads the captures' drops so far (the kernel's counters
+	// reset when read: they are summed).
+	pollDrops func() uint64
+	result    *LabResult
+	closeOnce sync.Once
+	ran       bool
 }
 
 // StartLab builds the lab, opens its taps and starts the recording: the
@@ -171,7 +174,7 @@ func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
 	if o.RemotePort != 0 {
 		s.remote = o.RemotePort
 	}
-	if s.stopCaptures, err = s.openCaptures(liveTaps); err != nil {
+	if s.stopCaptures, s.pollDrops, err = s.openCaptures(liveTaps); err != nil {
 		return nil, err
 	}
 	s.desc = describeLab(s.lab, o.Client, o.SPDY)
@@ -197,7 +200,7 @@ const witnessRingMiB = 4
 // on the node's lo, L4 on the pod's lo, the pod's eth0 as the witness)
 // and, when live, opens their captures and drains them into the pipeline.
 // It returns what stops them.
-func (s *Lab) openCaptures(live bool) (func(), error) {
+func (s *Lab) openCaptures(live bool) (stop func(), poll func() uint64, err error) {
 	type source struct {
 		leg int
 		src *capture.Source
@@ -232,7 +235,7 @@ func (s *Lab) openCaptures(live bool) (func(), error) {
 		src, err := capture.Open(capture.Options{Netns: lg.Netns, Interface: lg.Interface, Filter: fmt.Sprintf("tcp port %d", port), BufferMiB: ring})
 		if err != nil {
 			closeAll()
-			return nil, err
+			return nil, nil, err
 		}
 		srcs = append(srcs, source{idx, src})
 	}
@@ -246,17 +249,51 @@ func (s *Lab) openCaptures(live bool) (func(), error) {
 		}()
 	}
 	var once sync.Once
+	var mu sync.Mutex
+	dropped := make([]uint64, len(srcs)) // read so far, per source
+	stopped := false
+	poll = func() uint64 {
+		mu.Lock()
+		defer mu.Unlock()
+		var total uint64
+		for i, sr := range srcs {
+			if !stopped {
+				if st, err := sr.src.Stats(); err == nil {
+					dropped[i] += st.Drops
+				}
+			}
+			total += dropped[i]
+		}
+		return total
+	}
 	return func() {
 		once.Do(func() {
 			close(done)
 			wg.Wait()
-			for _, sr := range srcs {
+			mu.Lock()
+			for i, sr := range srcs {
 				st, _ := sr.src.Stats()
+				st.Drops += dropped[i]
 				s.pipe.SetStats(sr.leg, st)
 			}
+			stopped = true
+			mu.Unlock()
 			closeAll()
 		})
-	}, nil
+	}, poll, nil
+}
+
+// Progress is how far a session has got: the bytes each leg has taken
+// (by Legs' order) and the kernel's drops so far.
+type Progress struct {
+	Bytes []int64
+	Drops uint64
+}
+
+// Progress says how far the session has got; it may be called while it
+// runs.
+func (s *Lab) Progress() Progress {
+	return Progress{Bytes: s.pipe.Moved(), Drops: s.pollDrops()}
 }
 
 // Description is the session's, as it starts.

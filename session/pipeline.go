@@ -28,7 +28,12 @@ type Pipeline struct {
 	counted atomic.Int64
 	started bool // the recording was started
 	closed  bool
+	// moved counts each leg's bytes, for progress (the first maxLegs).
+	moved [maxLegs]atomic.Int64
 }
+
+// maxLegs bounds the legs whose bytes a Pipeline counts.
+const maxLegs = 16
 
 // PipelineOptions say what a Pipeline does with the frames.
 type PipelineOptions struct {
@@ -96,6 +101,9 @@ func (p *Pipeline) Counted() int64 { return p.counted.Load() }
 // Captured takes a frame of a packet capture (Ethernet): its time, bytes
 // (read only during the call) and length on the wire.
 func (p *Pipeline) Captured(leg int, ts time.Time, data []byte, orig int) {
+	if leg >= 0 && leg < maxLegs {
+		p.moved[leg].Add(int64(orig))
+	}
 	if p.live == nil {
 		p.counted.Add(int64(len(data)))
 		return
@@ -111,6 +119,9 @@ func (p *Pipeline) Captured(leg int, ts time.Time, data []byte, orig int) {
 // Live.Parts), and recorded with that stamp, so that the file holds what
 // was decoded.
 func (p *Pipeline) Tapped(leg int, head, payload []byte) {
+	if leg >= 0 && leg < maxLegs {
+		p.moved[leg].Add(int64(len(head) + len(payload)))
+	}
 	if p.live == nil {
 		p.counted.Add(int64(len(head) + len(payload)))
 		return
@@ -120,6 +131,19 @@ func (p *Pipeline) Tapped(leg int, head, payload []byte) {
 		keep = func(ts time.Time) { p.rec.Add(leg, ts, head, payload, 0) }
 	}
 	p.live.Parts(leg, head, payload, keep)
+}
+
+// Moved are the bytes (frames, headers included) each leg has taken so
+// far, by leg.
+func (p *Pipeline) Moved() []int64 {
+	p.mu.Lock()
+	n := min(len(p.legs), maxLegs)
+	p.mu.Unlock()
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = p.moved[i].Load()
+	}
+	return out
 }
 
 // SetStats keeps a capture's statistics for its leg (its drops go into

@@ -16,13 +16,16 @@ type IOStreams struct {
 	ErrOut io.Writer
 	// OutTTY is true when Out is a terminal: colour and human layout.
 	OutTTY bool
+	// ErrTTY is true when ErrOut is a terminal: a progress line there.
+	ErrTTY bool
 	// plugin: started by kubectl as kubectl-pftap (usage says
 	// `kubectl pftap`).
 	plugin bool
 }
 
 func systemIO() *IOStreams {
-	return &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, OutTTY: isTerminal(os.Stdout) && os.Getenv("NO_COLOR") == ""}
+	return &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, OutTTY: isTerminal(os.Stdout) && os.Getenv("NO_COLOR") == "",
+		ErrTTY: isTerminal(os.Stderr)}
 }
 
 func isTerminal(f *os.File) bool {

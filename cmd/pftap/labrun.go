@@ -46,6 +46,9 @@ func labRun(opts *LabRunOptions) error {
 	return err
 }
 
+// progressEvery is how often the status line is drawn again.
+const progressEvery = 250 * time.Millisecond
+
 // sessionOptions are the session's options from the command's.
 func (opts *LabRunOptions) sessionOptions() (session.LabOptions, error) {
 	o := session.LabOptions{Runtime: opts.Runtime, App: opts.App, Client: session.Client(opts.Client), SPDY: opts.SPDY,
@@ -106,9 +109,30 @@ func runLab(opts *LabRunOptions) (session.LabResult, error) {
 		v.info, v.results = final.Description, final.Results
 		copy(v.drops, final.Drops)
 	}
+	ropts := labRenderOptions(opts)
+	// A single updating status line on a terminal: bytes and rate per
+	// leg, elapsed, drops; nothing of it when piped or with --json.
+	var status *statusLine
+	if opts.IO.ErrTTY && !opts.JSON {
+		var names []string
+		for _, l := range s.Legs() {
+			names = append(names, string(l.ID))
+		}
+		var rates legRates
+		status = newStatusLine(opts.IO.ErrOut, opts.IO.Out, opts.IO.OutTTY, progressEvery, func(el time.Duration) string {
+			p := s.Progress()
+			return rates.line(el, names, p.Bytes, p.Drops)
+		})
+		io := *opts.IO
+		io.Out = status
+		ropts.IO = &io
+	}
 	rendered := make(chan error, 1)
-	go func() { rendered <- renderSession(labRenderOptions(opts), v) }()
+	go func() { rendered <- renderSession(ropts, v) }()
 	res, err := s.Run()
+	if status != nil {
+		status.Stop()
+	}
 	if err == nil {
 		final = &res
 	}
