@@ -278,7 +278,7 @@ func TestTraceDiagnoses(t *testing.T) {
 		if code != exitOK || page != lab.WelcomePage {
 			t.Fatalf("exit %d, page %q: %s", code, page, errOut)
 		}
-		for _, want := range []string{"400 Bad Request", "↳ 400: the apiserver refused the upgrade; for WebSocket this is an apiserver before 1.31", "upgrade=SPDY/3.1"} {
+		for _, want := range []string{"400 Bad Request", "↳ 400 from the kubelet: a WebSocket tunnel reached a kubelet that cannot take it", "upgrade=SPDY/3.1"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("output lacks %q:\n%s", want, out)
 			}
