@@ -35,8 +35,10 @@ func TestHTMLFromRecording(t *testing.T) {
 	if got := strings.Count(page, `<g class="ev `); got != drawn || drawn < 30 {
 		t.Errorf("%d arrows for %d events", got, drawn)
 	}
-	for _, n := range chainNodes {
-		if !strings.Contains(page, ">"+strings.ReplaceAll(n, "(", "(")+"<") {
+	// The lanes say what ran: kubectl (the user's leg is curl's to it)
+	// and the runtime's streaming server.
+	for _, n := range []string{"you (the requests)", "kubectl", "apiserver", "kubelet", "runtime streaming server", "app (pod lo)"} {
+		if !strings.Contains(page, ">"+n+"<") {
 			t.Errorf("no lane for %s", n)
 		}
 	}
@@ -60,5 +62,36 @@ func TestHTMLEscapesHostileText(t *testing.T) {
 	WriteHTML(&b, "x", []*decode.Event{e}, nil)
 	if strings.Contains(b.String(), "<script>") {
 		t.Error("event text reached the page unescaped")
+	}
+}
+
+// TestHTMLLanesFoldsLegend: the lanes are named after the session's legs
+// (pftap's client, socat as the runtime), a scenario line and a legend head
+// the page, and consecutive DATA frames of one stream are one band, listed
+// below.
+func TestHTMLLanesFoldsLegend(t *testing.T) {
+	t0 := time.Unix(1700000000, 0)
+	var evs []*decode.Event
+	evs = append(evs, &decode.Event{Time: t0, Kind: decode.KindHTTPRequest, LegID: "user", Leg: "user→pftap", Dir: decode.ToServer, Text: "GET /"},
+		&decode.Event{Time: t0, Kind: decode.KindHTTPRequest, LegID: "L4", Leg: "L4 socat→app", Dir: decode.ToServer, Text: "GET /"})
+	stream, n := uint32(3), 32768
+	for i := range 20 {
+		evs = append(evs, &decode.Event{Time: t0.Add(time.Duration(i) * time.Millisecond), Kind: decode.KindSPDY, Type: "DATA", LegID: "L1",
+			Leg: "L1 client→apiserver", Conn: 2, Dir: decode.FromServer, Stream: &stream, Length: &n, Text: "DATA stream=3 len=32768"})
+	}
+	evs = append(evs, &decode.Event{Time: t0.Add(30 * time.Millisecond), Kind: decode.KindRequest, LegID: "L1", Leg: "L1 client→apiserver", Conn: 2, Text: "request 0 ended"})
+	var b bytes.Buffer
+	if err := WriteHTMLPage(&b, HTMLPage{Title: "t", Scenario: "Kubernetes 1.23: the dockershim"}, evs, nil); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	for _, want := range []string{">pftap (its client)<", ">socat (nsenter, by the kubelet)<", `class="scenario">Kubernetes 1.23: the dockershim<`,
+		`class="legend"`, "ms since the first event", "20 DATA frames, 640.0 KiB, over 19.00ms", "1 folded bands of bulk frames"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if got := strings.Count(page, `<g class="ev `); got != 4 {
+		t.Errorf("%d bands for 2 requests, 20 DATA frames of one stream and an end, want 4", got)
 	}
 }

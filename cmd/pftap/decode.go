@@ -119,7 +119,7 @@ func decodeRun(opts *DecodeOptions) error {
 		sink.Hops(hops)
 		sink.Summary(sum)
 		if opts.HTML != "" {
-			if herr := writeHTMLFile(opts.HTML, "pftap decode "+opts.File, kept, hops); herr != nil && err == nil {
+			if herr := writeHTMLFile(opts.HTML, timeline.HTMLPage{Title: "pftap decode " + opts.File}, kept, hops); herr != nil && err == nil {
 				err = herr
 			}
 		}
@@ -149,12 +149,12 @@ func (l *legSizer) Summary(s decode.Summary) { l.tw.Summary(s) }
 func (l *legSizer) Hops(hs []timeline.Hops)  { l.tw.Hops(hs) }
 func (l *legSizer) Err() error               { return l.tw.Err() }
 
-func writeHTMLFile(path, title string, events []*decode.Event, hops []timeline.Hops) error {
+func writeHTMLFile(path string, page timeline.HTMLPage, events []*decode.Event, hops []timeline.Hops) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	if err := timeline.WriteHTML(f, title, events, hops); err != nil {
+	if err := timeline.WriteHTMLPage(f, page, events, hops); err != nil {
 		f.Close()
 		return err
 	}

@@ -257,7 +257,14 @@ func renderSession(opts renderOptions, v *sessionView) error {
 	hops := timeline.AddTLSLegs(res.Correlator.Result(), res.Records, 0, res.Correlator.SPDYLeg)
 	sink.Hops(hops)
 	if opts.HTML != "" {
-		if err := writeHTMLFile(opts.HTML, opts.Title, kept, hops); err != nil {
+		// The scenario: who forwarded through which chain, and its era
+		// (the header's first lines).
+		lines := strings.SplitN(strings.TrimSpace(info.Header), "\n", 3)
+		for i := range lines {
+			lines[i] = strings.TrimSpace(lines[i])
+		}
+		scenario := strings.Join(lines[:min(2, len(lines))], ". ")
+		if err := writeHTMLFile(opts.HTML, timeline.HTMLPage{Title: opts.Title, Scenario: scenario}, kept, hops); err != nil {
 			return err
 		}
 	}
