@@ -186,6 +186,12 @@ func (s *Session) Ports() []PortPair {
 	return out
 }
 
+// Progress is how far the trace has got: each leg's name (this machine's
+// first) and the bytes it has taken so far.
+func (s *Session) Progress() (legs []string, bytes []int64) {
+	return s.legs, s.pipe.Moved()
+}
+
 // Done is closed when the port-forward ends by itself.
 func (s *Session) Done() <-chan struct{} { return s.fwd.Done() }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 
 	"sync"
 	"time"
@@ -239,9 +240,28 @@ func traceRun(opts *TraceOptions) error {
 	if opts.Ready != nil {
 		opts.Ready(ports)
 	}
+	// A status line on a terminal while it forwards: each leg's bytes and
+	// rate.
+	var status *statusLine
+	if opts.IO.ErrTTY && !opts.JSON {
+		var rates legRates
+		status = newStatusLine(opts.IO.ErrOut, opts.IO.Out, opts.IO.OutTTY, progressEvery, func(el time.Duration) string {
+			names, bytes := s.Progress()
+			var short []string
+			for _, n := range names {
+				short = append(short, strings.Fields(n)[0])
+			}
+			return strings.TrimSuffix(rates.line(el, short, bytes, 0), "  drops 0")
+		})
+		out.through(status)
+	}
 	select {
 	case <-sigCtx.Done():
 	case <-s.Done():
+	}
+	if status != nil {
+		status.Stop()
+		out.through(nil)
 	}
 	r := s.Stop()
 	if r.Wrote.Path != "" {
@@ -282,14 +302,29 @@ func agentAddr(a string) string {
 	return a
 }
 
-// syncWriter serialises writes from several goroutines.
+// syncWriter serialises writes from several goroutines; through, when
+// set, takes them instead (a status line in front of the terminal).
 type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu  sync.Mutex
+	w   io.Writer
+	via io.Writer
 }
 
 func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.via != nil {
+		return s.via.Write(p)
+	}
 	return s.w.Write(p)
+}
+
+func (s *syncWriter) through(w io.Writer) {
+	s.mu.Lock()
+	if w == nil {
+		s.via = nil
+	} else {
+		s.via = w
+	}
+	s.mu.Unlock()
 }
