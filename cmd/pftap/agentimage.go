@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -111,25 +110,6 @@ func agentImageRun(opts *AgentImageOptions) error {
 	fmt.Fprintf(opts.IO.Out, "wrote %s (image %s, %s, %s)\n  load it: kind load image-archive %s | ctr -n k8s.io images import %s | docker load -i %s\n  then: pftap trace --agent deploy --agent-image %s ...\n",
 		opts.Output, tag, formatSize(size), d, opts.Output, opts.Output, opts.Output, tag)
 	return nil
-}
-
-// buildVersion is this build's version and VCS revision.
-func buildVersion() (ver, rev string) {
-	ver = version
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if ver == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			ver = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				rev = s.Value
-			}
-		}
-	}
-	if ver == "" {
-		ver = "devel"
-	}
-	return ver, rev
 }
 
 // binaryVersion is the version and revision of another pftap binary (of

@@ -10,6 +10,15 @@ import (
 	"time"
 )
 
+// spreadJSON is an aggregate's spread as --json writes it.
+type spreadJSON struct {
+	N   int
+	P50 time.Duration `json:"p50_ns"`
+	P90 time.Duration `json:"p90_ns"`
+	P99 time.Duration `json:"p99_ns"`
+	Max time.Duration `json:"max_ns"`
+}
+
 // TestLabAggregate: many requests through one lab are summed up in a few
 // lines (p50/p90/p99/max per hop and end to end, the setup costs, the
 // slowest named) instead of two lines each; --json carries the same as one
@@ -43,21 +52,9 @@ func TestLabAggregate(t *testing.T) {
 		Requests int
 		Hops     []struct {
 			Dir, From, To string
-			FirstByte     struct {
-				N   int
-				P50 time.Duration `json:"p50_ns"`
-				P90 time.Duration `json:"p90_ns"`
-				P99 time.Duration `json:"p99_ns"`
-				Max time.Duration `json:"max_ns"`
-			} `json:"first_byte"`
+			FirstByte     spreadJSON `json:"first_byte"`
 		}
-		ToPod struct {
-			N   int
-			P50 time.Duration `json:"p50_ns"`
-			P90 time.Duration `json:"p90_ns"`
-			P99 time.Duration `json:"p99_ns"`
-			Max time.Duration `json:"max_ns"`
-		} `json:"to_pod"`
+		ToPod   spreadJSON `json:"to_pod"`
 		Setup   []struct{ Leg string }
 		Slowest []struct {
 			RequestID string        `json:"request_id"`

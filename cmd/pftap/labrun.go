@@ -123,9 +123,9 @@ func runLab(opts *LabRunOptions) (session.LabResult, error) {
 			p := s.Progress()
 			return rates.line(el, names, p.Bytes, p.Drops)
 		})
-		io := *opts.IO
-		io.Out = status
-		ropts.IO = &io
+		streams := *opts.IO
+		streams.Out = status
+		ropts.IO = &streams
 	}
 	rendered := make(chan error, 1)
 	go func() { rendered <- renderSession(ropts, v) }()

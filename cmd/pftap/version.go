@@ -12,21 +12,30 @@ import (
 var version = ""
 
 func versionString() string {
-	v := version
-	if v == "" {
-		v = "devel"
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-				v = bi.Main.Version
-			}
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-					v += " (" + s.Value[:12] + ")"
-				}
+	v, rev := buildVersion()
+	if version == "" && len(rev) >= 12 {
+		v += " (" + rev[:12] + ")"
+	}
+	return fmt.Sprintf("pftap %s %s/%s %s", v, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+// buildVersion is this build's version and VCS revision.
+func buildVersion() (ver, rev string) {
+	ver = version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if ver == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			ver = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				rev = s.Value
 			}
 		}
 	}
-	return fmt.Sprintf("pftap %s %s/%s %s", v, runtime.GOOS, runtime.GOARCH, runtime.Version())
+	if ver == "" {
+		ver = "devel"
+	}
+	return ver, rev
 }
 
 func newVersionCmd(io *IOStreams) *cobra.Command {

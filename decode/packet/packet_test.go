@@ -2,6 +2,7 @@ package packet
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -198,4 +199,36 @@ func TestManyInterfacesBounded(t *testing.T) {
 	if err := rd.Next(&p); !errors.Is(err, ErrBadCapture) || !strings.Contains(err.Error(), "more than 4096 interfaces") || strings.Count(err.Error(), "bad capture") != 1 {
 		t.Errorf("%d interfaces: %v", MaxInterfaces+1, err)
 	}
+}
+
+// TestCompressedGarbage: garbage behind a gzip or zstd magic, and a zstd
+// frame that asks for a 2 TiB window, are one clear error, no panic and no
+// huge allocation.
+func TestCompressedGarbage(t *testing.T) {
+	for name, b := range map[string][]byte{
+		"gzip garbage":      {0x1f, 0x8b, 0x08, 0x00, 0xde, 0xad, 0xbe, 0xef, 0x01, 0x02},
+		"zstd garbage":      {0x28, 0xb5, 0x2f, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff},
+		"zstd huge window":  {0x28, 0xb5, 0x2f, 0xfd, 0x00, 0xf8, 0x01, 0x00, 0x00},
+		"gzip of not pcap":  gzipped(t, []byte("hello, not a capture at all")),
+		"gzip of too short": gzipped(t, []byte{0x0a}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			rd, err := NewReader(bytes.NewReader(b))
+			if err == nil {
+				var p Packet
+				err = rd.Next(&p)
+			}
+			if err == nil || err == io.EOF || strings.Contains(err.Error(), "\n") {
+				t.Errorf("%v, want one line of error", err)
+			}
+		})
+	}
+}
+
+func gzipped(t *testing.T, b []byte) []byte {
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	w.Write(b)
+	w.Close()
+	return buf.Bytes()
 }

@@ -80,7 +80,10 @@ func NewReader(r io.Reader) (rd *Reader, err error) {
 		}
 		dec = g
 	case binary.LittleEndian.Uint32(magic) == 0xfd2fb528:
-		z, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+		// A hostile frame may ask for a huge window: bounded (pftap writes
+		// zstd's fastest level, whose window is a few MiB).
+		z, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(maxZstdMemory))
 		if err != nil {
 			return nil, fmt.Errorf("%w: zstd: %v", ErrBadCapture, err)
 		}
@@ -118,6 +121,12 @@ func NewReader(r io.Reader) (rd *Reader, err error) {
 	}
 	return rd, nil
 }
+
+// Bounds on what a zstd-compressed capture may make the reader hold.
+const (
+	maxZstdWindow = 64 << 20
+	maxZstdMemory = 256 << 20
+)
 
 // MaxInterfaces bounds the interfaces of one pcapng section: a reader
 // keeps each one, so a file of nothing but interface blocks would
