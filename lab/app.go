@@ -44,6 +44,8 @@ type App struct {
 	srv *http.Server
 	mu  sync.Mutex
 	log []AppRequest
+	// onRecord, when set, is also given each request (under mu).
+	onRecord func(AppRequest)
 }
 
 // Pattern returns byte i of the /bytes body: a repeating non-zero sequence
@@ -99,7 +101,11 @@ func NewApp() *App {
 
 func (a *App) record(r *http.Request, n int64) {
 	a.mu.Lock()
-	a.log = append(a.log, AppRequest{Time: time.Now(), Remote: r.RemoteAddr, Method: r.Method, Path: r.URL.RequestURI(), Bytes: n})
+	req := AppRequest{Time: time.Now(), Remote: r.RemoteAddr, Method: r.Method, Path: r.URL.RequestURI(), Bytes: n}
+	a.log = append(a.log, req)
+	if a.onRecord != nil {
+		a.onRecord(req)
+	}
 	a.mu.Unlock()
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -24,15 +25,32 @@ const Prefix = "pftap-"
 
 // Runtimes a lab's node can use.
 const (
-	// RuntimeContainerd: the kubelet asks the runtime for a streaming URL
-	// and proxies to the runtime's streaming server on the node's lo, which
-	// dials the app from inside the pod's namespace. Four legs.
+	// RuntimeCRIStreaming: the kubelet asks the runtime for a streaming
+	// URL and proxies to the runtime's streaming server on the node's lo,
+	// which dials the app from inside the pod's namespace: upstream's
+	// k8s.io/cri-streaming server, run in-process, as containerd 2.3+ and
+	// CRI-O embed it. Four legs. The default: it needs nothing but Go.
+	RuntimeCRIStreaming = "cri-streaming"
+	// RuntimeContainerd runs the real containerd daemon (Debian's, with
+	// its CRI plugin) in the node's namespace: the pod's sandbox is made
+	// by containerd through CNI from images the lab builds and imports,
+	// the kubelet calls the CRI PortForward RPC and proxies to
+	// containerd's own streaming server. Four legs, L3 and L4 containerd's.
 	RuntimeContainerd = "containerd"
 	// RuntimeSocat: the kubelet serves port-forward itself and runs
 	// `nsenter --net=POD socat - TCP4:localhost:PORT` per connection, the
 	// dockershim way. Three legs.
 	RuntimeSocat = "socat"
 )
+
+// Runtimes lists the runtimes, the default first.
+var Runtimes = []string{RuntimeCRIStreaming, RuntimeContainerd, RuntimeSocat}
+
+// StreamsThroughRuntime says whether the kubelet proxies to a runtime's
+// streaming server (an L3 leg) rather than serving the streams itself.
+func StreamsThroughRuntime(runtime string) bool {
+	return runtime == RuntimeCRIStreaming || runtime == RuntimeContainerd
+}
 
 // Apps a lab's pod can run; any other Config.App is a shell command run in
 // the pod's network namespace.
@@ -46,7 +64,8 @@ type Config struct {
 	// Name is the lab's unique name; its namespaces are NAME-cp, NAME-node
 	// and NAME-pod. Default: "pftap-<pid>-<n>".
 	Name string
-	// Runtime is RuntimeContainerd (default) or RuntimeSocat.
+	// Runtime is RuntimeCRIStreaming (default), RuntimeContainerd or
+	// RuntimeSocat.
 	Runtime string
 	// App is AppBuiltin (default), AppNginx, or a shell command that must
 	// listen on localhost:AppPort inside the pod.
@@ -113,10 +132,12 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("lab name %q is longer than 40 characters", c.Name)
 	}
 	if c.Runtime == "" {
-		c.Runtime = RuntimeContainerd
+		c.Runtime = RuntimeCRIStreaming
 	}
-	if c.Runtime != RuntimeContainerd && c.Runtime != RuntimeSocat {
-		return fmt.Errorf("unknown runtime %q (want %s or %s)", c.Runtime, RuntimeContainerd, RuntimeSocat)
+	switch c.Runtime {
+	case RuntimeCRIStreaming, RuntimeContainerd, RuntimeSocat:
+	default:
+		return fmt.Errorf("unknown runtime %q (want %s)", c.Runtime, strings.Join(Runtimes, ", "))
 	}
 	if err := c.checkEra(); err != nil {
 		return err
@@ -197,6 +218,7 @@ type Lab struct {
 	sandbox       string
 	hosts         *hostPods
 	runtime       *runtime
+	containerd    *containerd
 	hostLinkIndex int
 	ownDir        bool
 	dir           string

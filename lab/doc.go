@@ -23,11 +23,13 @@
 //	  - The kubelet (Config.Kubelet) reads the v4 options of every request
 //	    (a WebSocket one without ports in its query: 400), except that from
 //	    1.36, with its gate on, it answers a WebSocket tunnel itself with the
-//	    same tunnelling handler. With RuntimeContainerd it asks the runtime
+//	    same tunnelling handler. With RuntimeCRIStreaming it asks the runtime
 //	    for a streaming URL and proxies to the runtime's streaming server
-//	    (upstream k8s.io/cri-streaming) on the node's 127.0.0.1, whose port
-//	    forwarder enters the pod's namespace and dials localhost:PORT (IPv4,
-//	    then IPv6); with RuntimeSocat (the dockershim, up to 1.23) it serves
+//	    (upstream k8s.io/cri-streaming, in-process) on the node's 127.0.0.1,
+//	    whose port forwarder enters the pod's namespace and dials
+//	    localhost:PORT (IPv4, then IPv6); with RuntimeContainerd the same
+//	    is done by a real containerd daemon, reached through the CRI
+//	    PortForward RPC on its socket, its pod sandbox made through CNI; with RuntimeSocat (the dockershim, up to 1.23) it serves
 //	    port-forward itself and runs `nsenter --net=POD socat -
 //	    TCP4:localhost:PORT` per connection.
 //	  - The pod has lo, an eth0 with the pod IP and a default route, and the

@@ -133,7 +133,7 @@ func (c Config) KubeletTranslates() bool {
 // configuration before anything is built.
 func (c *Config) ResolveEra() error {
 	if c.Runtime == "" {
-		c.Runtime = RuntimeContainerd
+		c.Runtime = RuntimeCRIStreaming
 	}
 	return c.checkEra()
 }

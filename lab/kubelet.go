@@ -36,7 +36,10 @@ type kubelet struct {
 	sandbox   string
 	podNetns  string
 	streaming streaming.Server
-	nodeDial  func(ctx context.Context, network, addr string) (net.Conn, error)
+	// cri, when set, asks the real runtime (the CRI PortForward RPC) for
+	// the pod's streaming URL; streaming serves the lab's own pods.
+	cri      func(ctx context.Context, sandbox string) (*url.URL, error)
+	nodeDial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// translates: the kubelet's ExtendWebSocketsToKubelet gate is on
 	// (1.36+), and it takes a WebSocket tunnel itself.
 	translates bool
@@ -71,7 +74,7 @@ func (k *kubelet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// streaming URL (empty V4Options), and the apiserver's own
 		// tunnelling handler in front of the proxy to it: the kubelet
 		// answers the WebSocket and speaks SPDY to the runtime.
-		loc, err := k.runtimeURL(sandbox)
+		loc, err := k.runtimeURL(r.Context(), sandbox)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -93,7 +96,7 @@ func (k *kubelet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			4*time.Hour, 30*time.Second, portforward.SupportedProtocols)
 		return
 	}
-	loc, err := k.runtimeURL(sandbox)
+	loc, err := k.runtimeURL(r.Context(), sandbox)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -106,7 +109,10 @@ func (k *kubelet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // runtimeURL asks the runtime (CRI PortForward) where to stream the
 // sandbox's port-forward.
-func (k *kubelet) runtimeURL(sandbox string) (*url.URL, error) {
+func (k *kubelet) runtimeURL(ctx context.Context, sandbox string) (*url.URL, error) {
+	if k.cri != nil && sandbox == k.sandbox {
+		return k.cri(ctx, sandbox)
+	}
 	resp, err := k.streaming.GetPortForward(&runtimeapi.PortForwardRequest{PodSandboxId: sandbox})
 	if err != nil {
 		return nil, err

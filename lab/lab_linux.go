@@ -84,8 +84,13 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 		return nil, err
 	}
 
-	// Namespaces and links.
-	for _, ns := range []string{l.CPNetns, l.NodeNetns, l.PodNetns} {
+	// Namespaces and links. containerd makes the pod's namespace itself,
+	// through CNI.
+	own := []string{l.CPNetns, l.NodeNetns, l.PodNetns}
+	if cfg.Runtime == RuntimeContainerd {
+		own, l.PodNetns = own[:2], ""
+	}
+	for _, ns := range own {
 		if err := nsenter.Create(ns); err != nil {
 			return nil, err
 		}
@@ -98,7 +103,7 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 		}
 		return nil
 	})
-	if err := wire(a, l.CPNetns, l.NodeNetns, l.PodNetns); err != nil {
+	if err := wire(a, l.CPNetns, l.NodeNetns, l.PodNetns); err != nil { // no PodNetns: no node–pod veth
 		// Still under the lock: the name is ours to remove.
 		deleteHostLink(a.hostLink)
 		return nil, err
@@ -114,26 +119,37 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	}
 	l.CA = ca.PEM
 
-	// The pod and its app.
-	if err := l.startApp(ctx); err != nil {
+	// The pod and its app: made by containerd when it is the runtime.
+	sandbox := "sandbox-" + cfg.Name
+	if cfg.Runtime == RuntimeContainerd {
+		if err := l.startContainerd(ctx); err != nil {
+			return nil, err
+		}
+		sandbox = l.containerd.sandbox
+	} else if err := l.startApp(ctx); err != nil {
 		return nil, err
 	}
 
-	// The node: the runtime's streaming server (containerd) and the kubelet.
-	sandbox := "sandbox-" + cfg.Name
+	// The node: the runtime's streaming server and the kubelet.
 	k := &kubelet{runtime: cfg.Runtime, namespace: cfg.Namespace, pod: cfg.Pod, uid: podUID, sandbox: sandbox, podNetns: l.PodNetns,
 		nodeDial: nsDialer(l.NodeNetns), translates: cfg.KubeletTranslates()}
 	var rt *runtime
-	if cfg.Runtime == RuntimeContainerd {
-		rt = &runtime{netns: map[string]string{sandbox: l.PodNetns}}
+	if StreamsThroughRuntime(cfg.Runtime) {
+		// The in-process streaming server serves the pod (cri-streaming)
+		// and the pods the lab runs itself (pftap's agent, with any
+		// runtime that streams).
+		rt = &runtime{netns: map[string]string{}}
+		if cfg.Runtime == RuntimeCRIStreaming {
+			rt.netns[sandbox] = l.PodNetns
+		}
 		sl, err := listenIn(l.NodeNetns, "127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("streaming server listener: %w", err)
 		}
-		l.StreamingAddr = sl.Addr().(*net.TCPAddr)
+		addr := sl.Addr().(*net.TCPAddr)
 		scfg := streaming.DefaultConfig
-		scfg.Addr = l.StreamingAddr.String()
-		scfg.BaseURL = &url.URL{Scheme: "http", Host: l.StreamingAddr.String()}
+		scfg.Addr = addr.String()
+		scfg.BaseURL = &url.URL{Scheme: "http", Host: addr.String()}
 		ss, err := streaming.NewServer(scfg, rt)
 		if err != nil {
 			sl.Close()
@@ -141,6 +157,11 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 		}
 		k.streaming = ss
 		l.streaming, l.sandbox, l.runtime = ss, sandbox, rt
+		if c := l.containerd; c != nil {
+			k.cri = c.portForwardURL
+		} else {
+			l.StreamingAddr = addr
+		}
 		l.serve(sl, ss, nil, "")
 	}
 	kcert, err := ca.Issue("pftap-lab-node", []net.IP{a.node.AsSlice()}, []string{"pftap-lab-node"}, false)
@@ -264,28 +285,11 @@ func (l *Lab) startApp(ctx context.Context) error {
 		l.closers = append(l.closers, l.App.Close)
 		return nil
 	case AppNginx:
-		www := filepath.Join(l.dir, "www")
-		if err := os.MkdirAll(www, 0o700); err != nil {
+		conf, err := l.nginxFiles()
+		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(www, "index.html"), []byte(WelcomePage), 0o600); err != nil {
-			return err
-		}
-		conf := filepath.Join(l.dir, "nginx.conf")
-		if err := os.WriteFile(conf, []byte(nginxConfig(l.dir, cfg.AppPort)), 0o600); err != nil {
-			return err
-		}
-		// nginx makes its logs and pid file 0644; made first, they keep 0600.
-		for _, log := range []string{"nginx-error.log", "nginx-access.log", "nginx.pid"} {
-			if err := os.WriteFile(filepath.Join(l.dir, log), nil, 0o600); err != nil {
-				return err
-			}
-		}
-		bin := "/usr/sbin/nginx"
-		if _, err := os.Stat(bin); err != nil {
-			return errors.New("--app nginx needs Debian's nginx (apt-get install nginx-light)")
-		}
-		cmd, err := l.startInPod("nginx", bin, "-c", conf, "-p", l.dir)
+		cmd, err := l.startInPod("nginx", nginxPath, "-c", conf, "-p", l.dir)
 		if err != nil {
 			return err
 		}
@@ -297,6 +301,32 @@ func (l *Lab) startApp(ctx context.Context) error {
 		}
 		return l.waitListening(ctx, cfg.AppPort, 5*time.Second, "app", cmd)
 	}
+}
+
+// nginxFiles writes nginx's configuration and page into the lab's
+// directory and returns the configuration's path.
+func (l *Lab) nginxFiles() (string, error) {
+	if _, err := os.Stat(nginxPath); err != nil {
+		return "", errors.New("--app nginx needs Debian's nginx (apt-get install nginx-light)")
+	}
+	www := filepath.Join(l.dir, "www")
+	if err := os.MkdirAll(www, 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(www, "index.html"), []byte(WelcomePage), 0o600); err != nil {
+		return "", err
+	}
+	conf := filepath.Join(l.dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(nginxConfig(l.dir, l.cfg.AppPort)), 0o600); err != nil {
+		return "", err
+	}
+	// nginx makes its logs and pid file 0644; made first, they keep 0600.
+	for _, log := range []string{"nginx-error.log", "nginx-access.log", "nginx.pid"} {
+		if err := os.WriteFile(filepath.Join(l.dir, log), nil, 0o600); err != nil {
+			return "", err
+		}
+	}
+	return conf, nil
 }
 
 func (l *Lab) kubeconfig() string {
@@ -318,7 +348,7 @@ func (l *Lab) legs() {
 		{ID: leg.L2, Name: "apiserver → kubelet", Netns: l.CPNetns, Interface: "eth1", Server: kub, TLS: !l.cfg.Plain,
 			About: "the apiserver's upgrade-aware proxy to the kubelet's /portForward, over " + overWhat(l.cfg.Plain)},
 	}
-	if l.cfg.Runtime == RuntimeContainerd {
+	if StreamsThroughRuntime(l.cfg.Runtime) {
 		ap, _ := netip.ParseAddrPort(l.StreamingAddr.String())
 		l.Legs = append(l.Legs, Leg{ID: leg.L3, Name: "kubelet → runtime", Netns: l.NodeNetns, Interface: "lo", Server: ap,
 			About: "the kubelet proxies to the runtime's streaming server on the node's loopback, plain HTTP"})
@@ -328,6 +358,11 @@ func (l *Lab) legs() {
 			About: "inside the pod's network namespace, to localhost:" + strconv.Itoa(l.cfg.AppPort)},
 		Leg{ID: leg.Witness, Name: "pod eth0", Netns: l.PodNetns, Interface: "eth0", Server: netip.AddrPortFrom(a.pod, uint16(l.cfg.AppPort)),
 			About: "the pod's own interface: port-forward traffic never crosses it"})
+	if c := l.containerd; c != nil {
+		l.Legs[2].About = "containerd's streaming server on the node's loopback, plain HTTP (its URL from the CRI PortForward RPC)"
+		l.Legs[3].About = "inside the sandbox's network namespace (" + filepath.Base(c.netns) + ", made by CNI), containerd's dial to localhost:" + strconv.Itoa(l.cfg.AppPort)
+		l.Legs[4].About = "the pod's eth0 on the CNI bridge: port-forward traffic never crosses it"
+	}
 	if l.cfg.Runtime == RuntimeSocat {
 		l.Legs[2].Name = "socat → app"
 		l.Legs[2].About = "socat, run by the kubelet with nsenter in the pod's namespace, to localhost:" + strconv.Itoa(l.cfg.AppPort)
@@ -353,6 +388,19 @@ func (l *Lab) Close() error {
 	l.Gone = time.Since(t0)
 	return errors.Join(errs...)
 }
+
+// AppLog is what the built-in app logged: the requests it served.
+func (l *Lab) AppLog() []AppRequest {
+	switch {
+	case l.App != nil:
+		return l.App.Log()
+	case l.containerd != nil && l.cfg.App == AppBuiltin:
+		return l.containerd.appLog()
+	}
+	return nil
+}
+
+const nginxPath = "/usr/sbin/nginx"
 
 // Dir is the lab's directory (kubeconfig, logs, nginx files).
 func (l *Lab) Dir() string { return l.dir }
@@ -384,10 +432,13 @@ func (t tapListener) Accept() (net.Conn, error) {
 }
 
 // PortForwardURL asks the lab's runtime for a port-forward URL on its
-// streaming server, as the kubelet does for every port-forward (containerd
-// runtime only). The URL is reachable from the node's namespace: see
-// DialNode.
+// streaming server, as the kubelet does for every port-forward (the
+// runtimes that stream only). The URL is reachable from the node's
+// namespace: see DialNode.
 func (l *Lab) PortForwardURL() (*url.URL, error) {
+	if c := l.containerd; c != nil {
+		return c.portForwardURL(context.Background(), c.sandbox)
+	}
 	if l.streaming == nil {
 		return nil, fmt.Errorf("the %s runtime has no streaming server", l.cfg.Runtime)
 	}
@@ -495,8 +546,13 @@ func (l *Lab) HostPodLog() []string {
 
 // RemoveSandbox makes the runtime forget the pod's sandbox, as when the pod
 // is deleted or restarted under a running port-forward: the next request
-// gets "pod sandbox not found" on its error stream (containerd runtime).
+// gets "pod sandbox not found" on its error stream (the runtimes that
+// stream; with containerd the sandbox is stopped and removed for real).
 func (l *Lab) RemoveSandbox() {
+	if c := l.containerd; c != nil {
+		c.removeSandbox()
+		return
+	}
 	if l.runtime == nil {
 		return
 	}

@@ -47,3 +47,12 @@ func Down(name string, wait time.Duration) (State, error) { return State{}, ErrN
 
 // errLab says what needs Linux.
 var errLab = fmt.Errorf("the lab (network namespaces, veths): %w", ErrNotSupported)
+
+// containerd is the containerd runtime's state (Linux only).
+type containerd struct{}
+
+// ContainerdInstalled fails: the containerd runtime needs Linux.
+func ContainerdInstalled() error { return errLab }
+
+// AppLog is nil: no lab runs here.
+func (l *Lab) AppLog() []AppRequest { return nil }

@@ -103,12 +103,15 @@ func wire(a addressing, cpNS, nodeNS, podNS string) error {
 	}
 	defer nodeNs.Close()
 	defer nodeH.Close()
-	podNs, podH, err := open(podNS)
-	if err != nil {
-		return err
+	var podNs netns.NsHandle
+	var podH *netlink.Handle
+	if podNS != "" {
+		if podNs, podH, err = open(podNS); err != nil {
+			return err
+		}
+		defer podNs.Close()
+		defer podH.Close()
 	}
-	defer podNs.Close()
-	defer podH.Close()
 	host, err := netlink.NewHandle()
 	if err != nil {
 		return err
@@ -144,6 +147,9 @@ func wire(a addressing, cpNS, nodeNS, podNS string) error {
 	}
 	if err := link(end{cpH, "eth1", a.cpToNode}, end{nodeH, "eth0", a.node}, nodeNs); err != nil {
 		return err
+	}
+	if podNS == "" {
+		return nil // the runtime makes the pod's network (containerd through CNI)
 	}
 	if err := link(end{nodeH, "eth1", a.nodeToPod}, end{podH, "eth0", a.pod}, podNs); err != nil {
 		return err

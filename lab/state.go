@@ -41,6 +41,9 @@ type State struct {
 	Pod           string `json:"pod"`
 	PodIP         string `json:"pod_ip"`
 	PIDs          []int  `json:"pids,omitempty"`
+	// SandboxNetns is the pod sandbox's network namespace when the
+	// runtime made it (containerd, through CNI).
+	SandboxNetns string `json:"sandbox_netns,omitempty"`
 	// Alive is filled in by ListStates: the lab's process still runs.
 	Alive bool `json:"-"`
 }
@@ -54,6 +57,10 @@ func (l *Lab) state() State {
 	}
 	if l.addr.pod.IsValid() {
 		st.PodIP = l.addr.pod.String()
+	}
+	if c := l.containerd; c != nil {
+		st.Namespaces = st.Namespaces[:2]
+		st.SandboxNetns = c.netns
 	}
 	return st
 }
@@ -124,6 +131,12 @@ func Clean() ([]string, error) {
 				syscall.Kill(pid, syscall.SIGKILL)
 				done = append(done, fmt.Sprintf("killed process %d", pid))
 			}
+		}
+		// A containerd's shims and containers live outside the lab's
+		// namespaces and process group.
+		if st.Runtime == RuntimeContainerd {
+			done = append(done, cleanContainerd(st.Dir, "/"+st.Name, st.Name, st.SandboxNetns)...)
+			done = append(done, cleanSandboxNetns(st.Subnet)...)
 		}
 		// Whatever still lives in the lab's namespaces (an app's children)
 		// belongs to it.

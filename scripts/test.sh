@@ -7,9 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in tshark:tshark dumpcap:tshark tcpdump:tcpdump curl:curl socat:socat nginx:nginx-light ip:iproute2 capinfos:tshark chromium:chromium nsenter:util-linux; do
+for pair in tshark:tshark dumpcap:tshark tcpdump:tcpdump curl:curl socat:socat nginx:nginx-light ip:iproute2 capinfos:tshark chromium:chromium nsenter:util-linux \
+  containerd:containerd containerd-shim-runc-v2:containerd ctr:containerd runc:runc; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
+done
+# The containerd lab's pod network: CNI's bridge, host-local and loopback.
+for plugin in bridge host-local loopback; do
+  [ -x "/usr/lib/cni/$plugin" ] || need+=(containernetworking-plugins)
 done
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

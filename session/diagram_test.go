@@ -18,10 +18,10 @@ func TestChainDiagram(t *testing.T) {
 			{ID: "L1", Name: "client → apiserver", Interface: "pftap7h", Server: ap("10.7.0.2:6443"), TLS: true},
 			{ID: "L2", Name: "apiserver → kubelet", Netns: "t-cp", Interface: "eth1", Server: ap("10.7.0.6:10250"), TLS: true},
 		}
-		if runtime == "containerd" {
+		if runtime == "cri-streaming" {
 			ls = append(ls, lab.Leg{ID: "L3", Name: "kubelet → runtime", Netns: "t-node", Interface: "lo", Server: ap("127.0.0.1:40001")})
 		}
-		from := map[string]string{"containerd": "runtime", "socat": "socat"}[runtime]
+		from := map[string]string{"cri-streaming": "runtime", "socat": "socat"}[runtime]
 		return append(ls,
 			lab.Leg{ID: "L4", Name: from + " → app", Netns: "t-pod", Interface: "lo", Server: ap("127.0.0.1:80")},
 			lab.Leg{ID: "witness", Name: "pod eth0", Netns: "t-pod", Interface: "eth0", Server: ap("10.7.0.10:80")})
@@ -30,7 +30,7 @@ func TestChainDiagram(t *testing.T) {
 		runtime, client string
 		want            []string // in this order, each on its own line
 	}{
-		{"containerd", "pftap", []string{
+		{"cri-streaming", "pftap", []string{
 			"pftap (its port-forward client)", "host",
 			"│ L1  client → apiserver", "tapped below TLS inside pftap's client", "▼",
 			"kube-apiserver 10.7.0.2:6443", "netns t-cp (reached from the host over pftap7h)",
@@ -65,7 +65,7 @@ func TestChainDiagram(t *testing.T) {
 			}
 			rest = rest[i+len(w):]
 		}
-		if strings.Contains(got, "L3") != (tc.runtime == "containerd") {
+		if strings.Contains(got, "L3") != (tc.runtime == "cri-streaming") {
 			t.Errorf("%s: L3 drawn wrongly:\n%s", tc.runtime, got)
 		}
 		// The boxes' second column lines up.

@@ -377,8 +377,8 @@ func (s *Lab) Run() (LabResult, error) {
 	}
 	s.stopCaptures()
 	desc := s.desc
-	if l.App != nil {
-		desc.AppLog = l.App.Log()
+	if log := l.AppLog(); log != nil {
+		desc.AppLog = log
 	}
 	s.result = &LabResult{Description: desc, Results: results, Drops: s.pipe.Drops()}
 	return *s.result, nil

@@ -20,7 +20,7 @@ import (
 func TestLabSession(t *testing.T) {
 	testenv.NeedRoot(t, "builds a lab in network namespaces")
 	path := filepath.Join(t.TempDir(), "s.pcapng")
-	s, err := StartLab(context.Background(), LabOptions{Runtime: "containerd", App: "builtin",
+	s, err := StartLab(context.Background(), LabOptions{Runtime: "cri-streaming", App: "builtin",
 		Requests: []Request{{"GET", "/bytes?n=100000"}, {"GET", "/"}}, Concurrency: 1, Write: path})
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +82,7 @@ func TestLabSession(t *testing.T) {
 func TestLabSessionNoTaps(t *testing.T) {
 	testenv.NeedRoot(t, "builds a lab in network namespaces")
 	path := filepath.Join(t.TempDir(), "none.pcapng")
-	s, err := StartLab(context.Background(), LabOptions{Runtime: "containerd", App: "builtin",
+	s, err := StartLab(context.Background(), LabOptions{Runtime: "cri-streaming", App: "builtin",
 		Requests: []Request{{"GET", "/"}}, Concurrency: 1, Write: path, Taps: NoTaps})
 	if err != nil {
 		t.Fatal(err)

@@ -84,7 +84,7 @@ func BenchmarkLiveDecode(b *testing.B) {
 			b.Skip("needs root to make a recording with the lab (or -livedecode.file)")
 		}
 		path = filepath.Join(b.TempDir(), "bulk.pcapng")
-		if err := runLabFor(b, LabOptions{Runtime: "containerd", App: "builtin", Client: Kubectl,
+		if err := runLabFor(b, LabOptions{Runtime: "cri-streaming", App: "builtin", Client: Kubectl,
 			Requests: []Request{{"GET", fmt.Sprintf("/bytes?n=%d", 64<<20)}}, Concurrency: 1, Write: path}); err != nil {
 			b.Fatal(err)
 		}

@@ -32,7 +32,7 @@ func TestLabAggregate(t *testing.T) {
 		reqs[i] = "GET /bytes?n=3000"
 	}
 	ios, out, errOut := testIO()
-	if err := labRun(&LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: "pftap", Requests: reqs, Concurrency: 10, JSON: true}); err != nil {
+	if err := labRun(&LabRunOptions{IO: ios, Runtime: "cri-streaming", App: "builtin", Client: "pftap", Requests: reqs, Concurrency: 10, JSON: true}); err != nil {
 		t.Fatalf("%v\n%s", err, errOut)
 	}
 	type legTimes struct {
@@ -131,7 +131,7 @@ func TestLabAggregate(t *testing.T) {
 
 	// The text: a few lines, no per-request pairs of lines.
 	ios, out, errOut = testIO()
-	if err := labRun(&LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: "pftap", Requests: reqs, Concurrency: 10, NoColor: true}); err != nil {
+	if err := labRun(&LabRunOptions{IO: ios, Runtime: "cri-streaming", App: "builtin", Client: "pftap", Requests: reqs, Concurrency: 10, NoColor: true}); err != nil {
 		t.Fatalf("%v\n%s", err, errOut)
 	}
 	text := out.String()

@@ -34,7 +34,7 @@ func TestLabErasJSON(t *testing.T) {
 	} {
 		t.Run(tc.client+"/"+tc.kubernetes+"/"+tc.kubelet, func(t *testing.T) {
 			ios, out, errOut := testIO()
-			opts := &LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: tc.client, Requests: []string{"GET /bytes?n=30000"}, Concurrency: 1, JSON: true}
+			opts := &LabRunOptions{IO: ios, Runtime: "cri-streaming", App: "builtin", Client: tc.client, Requests: []string{"GET /bytes?n=30000"}, Concurrency: 1, JSON: true}
 			opts.era.kubernetes, opts.era.kubelet = tc.kubernetes, tc.kubelet
 			if err := opts.era.check(opts.Runtime, false); err != nil {
 				t.Fatal(err)

@@ -71,7 +71,7 @@ and SIGHUP stop the run within a few hundred ms and remove the lab.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.Runtime, "runtime", lab.RuntimeContainerd, "containerd or socat")
+	f.StringVar(&opts.Runtime, "runtime", lab.RuntimeCRIStreaming, runtimeHelp)
 	f.StringVar(&opts.App, "app", lab.AppBuiltin, "the pod's app: builtin, nginx, or a shell command listening on localhost:80")
 	f.StringVar(&opts.Client, "client", "pftap", "the port-forward client: pftap (its own, WebSocket first with SPDY fallback, tapped below TLS) or kubectl (the real one)")
 	f.BoolVar(&opts.SPDY, "spdy", false, "use SPDY instead of the WebSocket tunnel (kubectl has no switch for it: the lab refuses its WebSocket upgrade and it falls back)")
@@ -96,8 +96,8 @@ and SIGHUP stop the run within a few hundred ms and remove the lab.`,
 // can be checked before the lab is built, so that a mistake costs nothing:
 // no namespace made, no file left.
 func validateLabRun(opts *LabRunOptions) error {
-	if opts.Runtime != lab.RuntimeContainerd && opts.Runtime != lab.RuntimeSocat {
-		return usageError{fmt.Errorf("--runtime %q: want containerd or socat", opts.Runtime)}
+	if err := checkRuntime(opts.Runtime, opts.App); err != nil {
+		return err
 	}
 	if opts.Client != "kubectl" && opts.Client != "pftap" {
 		return usageError{fmt.Errorf("--client %q: want pftap or kubectl", opts.Client)}
@@ -199,8 +199,8 @@ func newLabUpCmd(ios *IOStreams, runF func(*LabUpOptions) error) *cobra.Command 
   sudo pftap lab up --kubernetes 1.30       # before 1.31: kubectl's WebSocket is refused (400), it falls back to SPDY`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if opts.Runtime != lab.RuntimeContainerd && opts.Runtime != lab.RuntimeSocat {
-				return usageError{fmt.Errorf("--runtime %q: want containerd or socat", opts.Runtime)}
+			if err := checkRuntime(opts.Runtime, opts.App); err != nil {
+				return err
 			}
 			if err := opts.era.check(opts.Runtime, opts.NoWebSocket); err != nil {
 				return err
@@ -217,7 +217,7 @@ func newLabUpCmd(ios *IOStreams, runF func(*LabUpOptions) error) *cobra.Command 
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.Runtime, "runtime", lab.RuntimeContainerd, "containerd (kubelet → streaming server → pod) or socat (kubelet runs nsenter socat)")
+	f.StringVar(&opts.Runtime, "runtime", lab.RuntimeCRIStreaming, runtimeHelp)
 	f.StringVar(&opts.App, "app", lab.AppBuiltin, "the pod's app: builtin, nginx, or a shell command listening on localhost:--app-port")
 	f.IntVar(&opts.AppPort, "app-port", 80, "the port the app listens on in the pod")
 	f.BoolVar(&opts.NoWebSocket, "no-websocket", false, "an apiserver from before 1.31 (--kubernetes 1.30): WebSocket is not tunnelled, clients fall back to SPDY")
@@ -365,4 +365,21 @@ func newLabCleanCmd(ios *IOStreams) *cobra.Command {
 			return err
 		},
 	}
+}
+
+const runtimeHelp = "the node's runtime: cri-streaming (upstream's streaming server in-process, as containerd 2.3+ and CRI-O embed it), containerd (Debian's containerd daemon with its CRI plugin, CNI and runc) or socat (the dockershim: the kubelet runs nsenter socat)"
+
+// checkRuntime checks --runtime, and that the real containerd daemon is
+// installed when it is asked for.
+func checkRuntime(runtime, app string) error {
+	switch runtime {
+	case lab.RuntimeCRIStreaming, lab.RuntimeSocat:
+		return nil
+	case lab.RuntimeContainerd:
+		if app != lab.AppBuiltin && app != lab.AppNginx {
+			return usageError{fmt.Errorf("--app %q: with --runtime containerd the pod runs the built-in app or nginx (an image the lab builds), not a shell command", app)}
+		}
+		return lab.ContainerdInstalled()
+	}
+	return usageError{fmt.Errorf("--runtime %q: want %s", runtime, strings.Join(lab.Runtimes, ", "))}
 }

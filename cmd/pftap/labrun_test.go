@@ -31,11 +31,11 @@ func TestLabMainJob(t *testing.T) {
 		spdy, noWebSocket bool
 		legs              []string
 	}{
-		{"containerd", "pftap", false, false, containerd},
-		{"containerd", "pftap", true, false, containerd},
-		{"containerd", "pftap", false, true, containerd},
-		{"containerd", "kubectl", false, false, containerd},
-		{"containerd", "kubectl", true, false, containerd},
+		{"cri-streaming", "pftap", false, false, containerd},
+		{"cri-streaming", "pftap", true, false, containerd},
+		{"cri-streaming", "pftap", false, true, containerd},
+		{"cri-streaming", "kubectl", false, false, containerd},
+		{"cri-streaming", "kubectl", true, false, containerd},
 		{"socat", "pftap", false, false, socat},
 		{"socat", "kubectl", false, false, socat},
 	} {
@@ -122,7 +122,7 @@ func TestLabConcurrentRequestsCorrelate(t *testing.T) {
 		reqs = append(reqs, fmt.Sprintf("GET /bytes?n=%d", 1000+i*1117))
 	}
 	ios, out, errOut := testIO()
-	for _, run := range [][2]string{{"pftap", "containerd"}, {"kubectl", "containerd"}, {"pftap", "socat"}, {"kubectl", "socat"}} {
+	for _, run := range [][2]string{{"pftap", "cri-streaming"}, {"kubectl", "cri-streaming"}, {"pftap", "socat"}, {"kubectl", "socat"}} {
 		client := run[0] + "/" + run[1]
 		err := labRun(&LabRunOptions{IO: ios, Runtime: run[1], App: "builtin", Client: run[0], Requests: reqs, Concurrency: 20, JSON: true})
 		if err != nil {
@@ -201,7 +201,7 @@ func BenchmarkLabOneRequest(b *testing.B) {
 	}
 	for i := 0; i < b.N; i++ {
 		ios, _, errOut := testIO()
-		if err := labRun(&LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: "pftap", Requests: []string{"GET /"}, Concurrency: 1}); err != nil {
+		if err := labRun(&LabRunOptions{IO: ios, Runtime: "cri-streaming", App: "builtin", Client: "pftap", Requests: []string{"GET /"}, Concurrency: 1}); err != nil {
 			b.Fatalf("%v\n%s", err, errOut)
 		}
 	}
@@ -225,9 +225,9 @@ func TestLabGolden(t *testing.T) {
 	// 1.35 kubelet, 1.30 (no tunnel: kubectl falls back to SPDY) and the
 	// dockershim's socat (1.23).
 	for _, run := range []struct{ client, runtime, kubernetes, kubelet string }{
-		{"pftap", "containerd", "1.37", ""}, {"kubectl", "containerd", "1.37", ""},
-		{"pftap", "containerd", "1.35", ""}, {"kubectl", "containerd", "1.35", ""},
-		{"kubectl", "containerd", "1.36", "1.35"}, {"kubectl", "containerd", "1.30", ""},
+		{"pftap", "cri-streaming", "1.37", ""}, {"kubectl", "cri-streaming", "1.37", ""},
+		{"pftap", "cri-streaming", "1.35", ""}, {"kubectl", "cri-streaming", "1.35", ""},
+		{"kubectl", "cri-streaming", "1.36", "1.35"}, {"kubectl", "cri-streaming", "1.30", ""},
 		{"pftap", "socat", "1.23", ""},
 	} {
 		era := run.kubernetes
@@ -317,7 +317,7 @@ func TestLabL4MatchesAppLog(t *testing.T) {
 		// test which is which.
 		reqs = append(reqs, fmt.Sprintf("GET /bytes?n=5000&pad=%s&i=%d", strings.Repeat("x", 64), i))
 	}
-	for _, run := range [][2]string{{"pftap", "containerd"}, {"kubectl", "containerd"}, {"pftap", "socat"}, {"kubectl", "socat"}} {
+	for _, run := range [][2]string{{"pftap", "cri-streaming"}, {"kubectl", "cri-streaming"}, {"pftap", "socat"}, {"kubectl", "socat"}} {
 		t.Run(run[0]+"/"+run[1], func(t *testing.T) {
 			ios, out, errOut := testIO()
 			if err := labRun(&LabRunOptions{IO: ios, Runtime: run[1], App: "builtin", Client: run[0], Requests: reqs, Concurrency: 20, JSON: true}); err != nil {
@@ -385,7 +385,7 @@ func TestLabRecordingInWireshark(t *testing.T) {
 		t.Run(client, func(t *testing.T) {
 			ios, out, errOut := testIO()
 			pcap := filepath.Join(t.TempDir(), "lab.pcapng")
-			if err := labRun(&LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: client, Requests: []string{"GET /", "GET /bytes?n=200000"},
+			if err := labRun(&LabRunOptions{IO: ios, Runtime: "cri-streaming", App: "builtin", Client: client, Requests: []string{"GET /", "GET /bytes?n=200000"},
 				Concurrency: 1, Write: pcap, NoColor: true}); err != nil {
 				t.Fatalf("pftap lab: %v\n%s", err, errOut)
 			}

@@ -29,7 +29,7 @@ func TestReplayRendersAsLab(t *testing.T) {
 		t.Run(tc.client+tc.ext, func(t *testing.T) {
 			ios, live, errOut := testIO()
 			pcap := filepath.Join(t.TempDir(), "lab"+tc.ext)
-			err := labRun(&LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: tc.client,
+			err := labRun(&LabRunOptions{IO: ios, Runtime: "cri-streaming", App: "builtin", Client: tc.client,
 				Requests: []string{"GET /", "GET /bytes?n=100000"}, Concurrency: 2, Write: pcap, NoColor: true, JSON: tc.json})
 			if err != nil {
 				t.Fatalf("pftap lab: %v\n%s", err, errOut)

@@ -77,7 +77,7 @@ func BenchmarkLabTapCost(b *testing.B) {
 // the captures' drops.
 func tapCostTransfer(n int64, taps string) (float64, float64, uint64, error) {
 	ios, _, errOut := testIO()
-	opts := &LabRunOptions{IO: ios, Runtime: "containerd", App: "builtin", Client: *tapCostClient,
+	opts := &LabRunOptions{IO: ios, Runtime: "cri-streaming", App: "builtin", Client: *tapCostClient,
 		Requests: []string{fmt.Sprintf("GET /bytes?n=%d", n)}, Concurrency: 1, taps: tapModes[taps]}
 	if _, ok := tapModes[taps]; !ok {
 		return 0, 0, 0, fmt.Errorf("-tapcost.taps %q: want one of none, nostore, kernel, inprocess, live or nothing", taps)
