@@ -42,6 +42,9 @@ type Hello struct {
 	// LegIDs their places in the chain.
 	Legs   []string `json:"legs,omitempty"`
 	LegIDs []leg.ID `json:"leg_ids,omitempty"`
+	// LegsAbout say where the agent found each leg (the streaming ports,
+	// the pod's namespace and how it was found), for people.
+	LegsAbout []string `json:"legs_about,omitempty"`
 	Error  string   `json:"error,omitempty"`
 	// PodListeners are the TCP addresses listening in the pod's network
 	// namespace when the session began ("127.0.0.1:80", "10.1.2.3:8080",
@@ -310,8 +313,9 @@ func (a *Agent) session(c net.Conn) {
 	host, _ := os.Hostname()
 	names := make([]string, len(legs))
 	ids := make([]leg.ID, len(legs))
+	about := make([]string, len(legs))
 	for i, l := range legs {
-		names[i], ids[i] = l.Name, l.ID
+		names[i], ids[i], about[i] = l.Name, l.ID, l.Description
 	}
 	var listening []string
 	if ls, err := Listeners(podNetns); err == nil {
@@ -323,7 +327,7 @@ func (a *Agent) session(c net.Conn) {
 	for _, t := range own {
 		excluded = append(excluded, t.String())
 	}
-	if err := enc.Encode(Hello{Node: host, Legs: names, LegIDs: ids, PodListeners: listening, Excluded: excluded}); err != nil {
+	if err := enc.Encode(Hello{Node: host, Legs: names, LegIDs: ids, LegsAbout: about, PodListeners: listening, Excluded: excluded}); err != nil {
 		return
 	}
 	c.SetDeadline(time.Time{})

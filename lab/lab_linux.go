@@ -126,6 +126,7 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 			return nil, err
 		}
 		sandbox = l.containerd.sandbox
+		a = l.addr // the pod's IP is CNI's
 	} else if err := l.startApp(ctx); err != nil {
 		return nil, err
 	}

@@ -80,8 +80,10 @@ type Session struct {
 	mu    sync.Mutex
 	werr  error
 	close sync.Once
-	// legs are the legs' names, this machine's first.
-	legs []string
+	// legs are the legs' names, this machine's first; tapped the same
+	// legs with where each was tapped.
+	legs   []string
+	tapped []capture.Leg
 	// remote are the agent's legs; agent its connection.
 	remote    map[string]bool
 	agent     net.Conn
@@ -116,7 +118,11 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 			if i < len(hello.LegIDs) {
 				id = hello.LegIDs[i]
 			}
-			legs = append(legs, capture.Leg{ID: id, Name: name, Description: "tapped by pftap agent on " + hello.Node})
+			about := "tapped by pftap agent on " + hello.Node
+			if i < len(hello.LegsAbout) && hello.LegsAbout[i] != "" {
+				about = hello.LegsAbout[i] + " (pftap agent on " + hello.Node + ")"
+			}
+			legs = append(legs, capture.Leg{ID: id, Name: name, Description: about})
 			s.legs = append(s.legs, name)
 			s.remote[name] = true
 		}
@@ -132,6 +138,7 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 		return nil, err
 	}
 	s.pipe = pipe
+	s.tapped = legs
 	for i, l := range legs {
 		pipe.AddLeg(l, i == 0)
 	}
@@ -172,6 +179,10 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 	s.fwd = fwd
 	return s, nil
 }
+
+// Legs are the tapped legs (L1 first, then the agent's), each with where
+// it was tapped.
+func (s *Session) Legs() []capture.Leg { return s.tapped }
 
 // Ports are the forwarded ports.
 func (s *Session) Ports() []PortPair {

@@ -18,23 +18,34 @@ import (
 // with SPDY (earlier, or skew); the request has the same requestID on
 // every SPDY leg; its path crosses every leg in order to the pod's lo and
 // back, each hop's latency is not negative, and they add up to the end to
-// end time.
+// end time. Both runtimes that stream: upstream's server in-process, and
+// the real containerd daemon, whose L3 is its own streaming server's
+// token URL.
 func TestLabErasJSON(t *testing.T) {
 	needRootCmd(t)
-	for _, tc := range []struct {
-		client, kubernetes, kubelet string
-		l2                          string // the last upgrade request on L2
-	}{
-		{"pftap", "1.37", "", "GET websocket"},
-		{"kubectl", "1.37", "", "GET websocket"},
-		{"kubectl", "1.38", "", "GET websocket"},
-		{"pftap", "1.35", "", "POST SPDY/3.1"},
-		{"kubectl", "1.36", "1.35", "POST SPDY/3.1"},
-		{"kubectl", "1.30", "", "POST SPDY/3.1"},
-	} {
-		t.Run(tc.client+"/"+tc.kubernetes+"/"+tc.kubelet, func(t *testing.T) {
+	type era struct {
+		runtime, client, kubernetes, kubelet string
+		l2                                   string // the last upgrade request on L2
+	}
+	var eras []era
+	for _, rt := range []string{"cri-streaming", "containerd"} {
+		eras = append(eras,
+			era{rt, "pftap", "1.37", "", "GET websocket"},
+			era{rt, "kubectl", "1.37", "", "GET websocket"},
+			era{rt, "kubectl", "1.38", "", "GET websocket"},
+			era{rt, "pftap", "1.35", "", "POST SPDY/3.1"},
+			era{rt, "kubectl", "1.36", "1.35", "POST SPDY/3.1"},
+			era{rt, "kubectl", "1.30", "", "POST SPDY/3.1"})
+	}
+	eras = append(eras, era{"containerd", "pftap", "1.30", "", "POST SPDY/3.1"}, era{"containerd", "kubectl", "1.35", "", "POST SPDY/3.1"},
+		era{"containerd", "pftap", "1.36", "1.35", "POST SPDY/3.1"}, era{"containerd", "pftap", "1.38", "", "GET websocket"})
+	for _, tc := range eras {
+		t.Run(tc.runtime+"/"+tc.client+"/"+tc.kubernetes+"/"+tc.kubelet, func(t *testing.T) {
+			if tc.runtime == lab.RuntimeContainerd {
+				needContainerdCmd(t)
+			}
 			ios, out, errOut := testIO()
-			opts := &LabRunOptions{IO: ios, Runtime: "cri-streaming", App: "builtin", Client: tc.client, Requests: []string{"GET /bytes?n=30000"}, Concurrency: 1, JSON: true}
+			opts := &LabRunOptions{IO: ios, Runtime: tc.runtime, App: "builtin", Client: tc.client, Requests: []string{"GET /bytes?n=30000"}, Concurrency: 1, JSON: true}
 			opts.era.kubernetes, opts.era.kubelet = tc.kubernetes, tc.kubelet
 			if err := opts.era.check(opts.Runtime, false); err != nil {
 				t.Fatal(err)
@@ -42,7 +53,7 @@ func TestLabErasJSON(t *testing.T) {
 			if err := labRun(opts); err != nil {
 				t.Fatalf("%v\n%s", err, errOut)
 			}
-			var l2Upgrade string
+			var l2Upgrade, l3Path string
 			ids := map[string]map[string]bool{} // leg ID → request IDs that ended there
 			var hops []map[string]any
 			sc := bufio.NewScanner(bytes.NewReader(out.Bytes()))
@@ -62,6 +73,9 @@ func TestLabErasJSON(t *testing.T) {
 						}
 						l2Upgrade = ev["method"].(string) + " " + up
 					}
+					if legID == "L3" {
+						l3Path = ev["path"].(string)
+					}
 				case "request":
 					if id, ok := ev["request_id"].(string); ok {
 						if ids[legID] == nil {
@@ -75,6 +89,12 @@ func TestLabErasJSON(t *testing.T) {
 			}
 			if l2Upgrade != tc.l2 {
 				t.Errorf("the L2 upgrade was %q, want %q", l2Upgrade, tc.l2)
+			}
+			if !strings.HasPrefix(l3Path, "/portforward/") {
+				t.Errorf("the L3 upgrade went to %q, want the runtime's token URL", l3Path)
+			}
+			if !strings.Contains(out.String(), `"kind":"app"`) {
+				t.Errorf("no app log: the app's own record of the request (containerd: its container log)")
 			}
 			for _, id := range []string{"L1", "L2", "L3"} {
 				if !ids[id]["0"] || len(ids[id]) != 1 {

@@ -102,3 +102,16 @@ func TestLabUpKilledThenClean(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// needContainerdCmd skips a test that runs the containerd daemon where it
+// is not installed, and fails it in CI, where scripts/test.sh installs it.
+func needContainerdCmd(t *testing.T) {
+	t.Helper()
+	needRootCmd(t)
+	if err := lab.ContainerdInstalled(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+}

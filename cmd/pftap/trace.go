@@ -231,6 +231,13 @@ func traceRun(opts *TraceOptions) error {
 		return err
 	}
 	ports := s.Ports()
+	if tw != nil && opts.Agent != "none" {
+		// Where the agent found the node's legs, by its own means.
+		for _, lg := range s.Legs()[1:] {
+			fmt.Fprintf(out, "  %-22s %s\n", lg.Name, lg.Description)
+		}
+		fmt.Fprintln(out)
+	}
 	if tw != nil {
 		for _, p := range ports {
 			fmt.Fprintf(out, "Forwarding from %s:%d -> %d\n", opts.Address, p.Local, p.Remote)

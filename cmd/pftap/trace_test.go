@@ -589,3 +589,84 @@ func TestTraceAppOnPodIP(t *testing.T) {
 		t.Errorf("exit %d; want %q in the timeline and the error:\n%s\n%s", code, want, out, errOut)
 	}
 }
+
+// TestTraceAgentContainerd: the containerd lab treated as a cluster. The
+// agent is told nothing but the node's namespace: it finds containerd's
+// streaming port among the node's loopback listeners and the sandbox's
+// CNI namespace by the pod's IP, and trace shows every leg with the same
+// requests and bytes as pftap lab shows for the same requests.
+func TestTraceAgentContainerd(t *testing.T) {
+	needContainerdCmd(t)
+	reqs := []session.Request{{Method: "GET", Path: "/"}, {Method: "GET", Path: "/bytes?n=30000"}}
+	// pftap lab's view of the requests.
+	ios, labOut, labErr := testIO()
+	if err := labRun(&LabRunOptions{IO: ios, Runtime: lab.RuntimeContainerd, App: lab.AppBuiltin, Client: "pftap",
+		Requests: []string{"GET /", "GET /bytes?n=30000"}, Concurrency: 1, NoColor: true}); err != nil {
+		t.Fatalf("pftap lab: %v\n%s", err, labErr)
+	}
+	perLeg := func(out string) map[string]string {
+		got := map[string]string{}
+		re := regexp.MustCompile(`(L1 client→apiserver|L2 apiserver→kubelet|L3 kubelet→runtime)\s+(request \d port 80: \d+ B → pod, [0-9.]+ (?:B|KiB) ← pod), .*, ok`)
+		for _, m := range re.FindAllStringSubmatch(out, -1) {
+			got[m[1]] += m[2] + "; "
+		}
+		for _, m := range regexp.MustCompile(`L4 runtime→app\s+→  (GET \S+)`).FindAllStringSubmatch(out, -1) {
+			got["L4"] += m[1] + "; "
+		}
+		return got
+	}
+	want := perLeg(labOut.String())
+	if want["L3 kubelet→runtime"] == "" || want["L4"] != "GET /; GET /bytes?n=30000; " {
+		t.Fatalf("pftap lab's timeline: %v\n%s", want, labOut)
+	}
+
+	l, err := lab.Start(context.Background(), lab.Config{Runtime: lab.RuntimeContainerd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	a, err := agent.New(agent.Options{Token: labAgentToken, Netns: l.NodeNetns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go a.Serve(ln)
+	code, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--no-color", "--agent", ln.Addr().String(), "--agent-token-file", tokenFile(t, labAgentToken),
+		"--agent-fingerprint", a.Fingerprint, "pod/nginx", "0:80"}, func(ports []trace.PortPair) {
+		for _, r := range session.Send(context.Background(), ports[0].Local, reqs, session.SendOptions{}) {
+			if r.Err != nil {
+				t.Errorf("through trace: %v", r.Err)
+			}
+		}
+		// containerd closes its end of a data stream a second after the
+		// client's (its forwarder lingers): wait for the streams to end.
+		time.Sleep(1500 * time.Millisecond)
+	})
+	if code != exitOK {
+		t.Fatalf("exit %d: %s\n%s", code, errOut, out)
+	}
+	if testing.Verbose() {
+		t.Logf("trace through containerd:\n%s", out)
+	}
+	// The agent found containerd's port and CNI's namespace itself.
+	port := strconv.Itoa(l.StreamingAddr.Port)
+	if !regexp.MustCompile(`L3 kubelet→runtime.*ports \[[0-9 ]*\b` + port + `\b`).MatchString(out + errOut) {
+		t.Errorf("the agent's L3 does not name containerd's streaming port %s:\n%s\n%s", port, errOut, out)
+	}
+	if !strings.Contains(out+errOut, "/run/netns/cni-") {
+		t.Errorf("the agent did not name the sandbox's CNI namespace:\n%s\n%s", errOut, out)
+	}
+	got := perLeg(out)
+	for _, k := range []string{"L1 client→apiserver", "L3 kubelet→runtime", "L4"} {
+		if got[k] != want[k] {
+			t.Errorf("%s: trace shows %q, pftap lab %q", k, got[k], want[k])
+		}
+	}
+	if !regexp.MustCompile(`witness pod eth0\s+0 packets`).MatchString(out) {
+		t.Errorf("the witness saw port-forward traffic:\n%s", out)
+	}
+}
