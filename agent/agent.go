@@ -45,7 +45,7 @@ type Hello struct {
 	// LegsAbout say where the agent found each leg (the streaming ports,
 	// the pod's namespace and how it was found), for people.
 	LegsAbout []string `json:"legs_about,omitempty"`
-	Error  string   `json:"error,omitempty"`
+	Error     string   `json:"error,omitempty"`
 	// PodListeners are the TCP addresses listening in the pod's network
 	// namespace when the session began ("127.0.0.1:80", "10.1.2.3:8080",
 	// "[::]:443"): what trace needs to tell "nothing listens" from "the
