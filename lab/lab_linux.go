@@ -403,6 +403,15 @@ func (l *Lab) AppLog() []AppRequest {
 
 const nginxPath = "/usr/sbin/nginx"
 
+// ContainerdAddress is the socket of the lab's containerd ("" unless the
+// runtime is RuntimeContainerd): for ctr and crictl.
+func (l *Lab) ContainerdAddress() string {
+	if l.containerd == nil {
+		return ""
+	}
+	return l.containerd.sock
+}
+
 // Dir is the lab's directory (kubeconfig, logs, nginx files).
 func (l *Lab) Dir() string { return l.dir }
 

@@ -56,3 +56,6 @@ func ContainerdInstalled() error { return errLab }
 
 // AppLog is nil: no lab runs here.
 func (l *Lab) AppLog() []AppRequest { return nil }
+
+// ContainerdAddress is "": no lab runs here.
+func (l *Lab) ContainerdAddress() string { return "" }

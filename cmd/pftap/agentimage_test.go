@@ -2,6 +2,7 @@ package main
 
 import (
 	"archive/tar"
+	"context"
 	"io"
 	"log"
 	"net/http/httptest"
@@ -17,6 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/pftap/pftap/lab"
 )
 
 // staticPftap builds pftap as a release would (static, CGO_ENABLED=0).
@@ -134,3 +137,39 @@ func TestAgentImage(t *testing.T) {
 }
 
 func nilLogger() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// TestAgentImageInContainerd: the tarball of pftap agent image -o goes
+// into a real containerd (the containerd lab's) with ctr images import,
+// as on a node without a registry, and containerd runs its binary.
+func TestAgentImageInContainerd(t *testing.T) {
+	needContainerdCmd(t)
+	bin := staticPftap(t)
+	tarPath := filepath.Join(t.TempDir(), "agent.tar")
+	ios, _, _ := testIO()
+	if err := agentImageRun(&AgentImageOptions{IO: ios, Output: tarPath, Binary: bin, Tag: "pftap.local/agent:test"}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := lab.Start(context.Background(), lab.Config{Runtime: lab.RuntimeContainerd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctr := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("ctr", append([]string{"--address", l.ContainerdAddress(), "--namespace", "k8s.io"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ctr %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	ctr("images", "import", "--snapshotter", "native", tarPath)
+	if out := ctr("images", "ls", "-q"); !strings.Contains(out, "pftap.local/agent:test") {
+		t.Fatalf("containerd's images after the import:\n%s", out)
+	}
+	// In the lab's cgroups and runc root, which the lab removes.
+	out := ctr("run", "--rm", "--snapshotter", "native", "--runc-root", filepath.Join(l.Dir(), "containerd", "runc"),
+		"--cgroup", "/"+l.Config().Name+"/agent-image-test", "pftap.local/agent:test", "pftap-agent-image-test", "/pftap", "--version")
+	if !strings.Contains(out, "v0.0.0-test") {
+		t.Errorf("the agent image's binary, run by containerd, said %q", out)
+	}
+}
