@@ -100,6 +100,12 @@ type Config struct {
 	// DenyPortForward makes the apiserver refuse pods/portforward as RBAC
 	// does for a user without create on it (403), for testing diagnoses.
 	DenyPortForward bool
+	// APIServerBinary, when set, is a kube-apiserver binary (upstream's,
+	// built from k8s.io/kubernetes) to run as the lab's control plane, on
+	// Debian's etcd, instead of pftap's own apiserver: real
+	// authentication, RBAC, admission and PortForwardREST's proxy-or-
+	// tunnel decision. Kubernetes is then its version.
+	APIServerBinary string
 	// Token is the bearer token the apiserver requires; default: random.
 	Token string
 	// Plain serves the apiserver and the kubelet over plain HTTP instead of
@@ -138,6 +144,11 @@ func (c *Config) defaults() error {
 	case RuntimeCRIStreaming, RuntimeContainerd, RuntimeSocat:
 	default:
 		return fmt.Errorf("unknown runtime %q (want %s)", c.Runtime, strings.Join(Runtimes, ", "))
+	}
+	if c.APIServerBinary != "" {
+		if err := c.realAPIDefaults(); err != nil {
+			return err
+		}
 	}
 	if err := c.checkEra(); err != nil {
 		return err
@@ -219,6 +230,7 @@ type Lab struct {
 	hosts         *hostPods
 	runtime       *runtime
 	containerd    *containerd
+	realAPI       *realAPI
 	hostLinkIndex int
 	ownDir        bool
 	dir           string

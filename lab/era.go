@@ -135,6 +135,11 @@ func (c *Config) ResolveEra() error {
 	if c.Runtime == "" {
 		c.Runtime = RuntimeCRIStreaming
 	}
+	if c.APIServerBinary != "" {
+		if err := c.realAPIDefaults(); err != nil {
+			return err
+		}
+	}
 	return c.checkEra()
 }
 

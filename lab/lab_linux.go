@@ -207,6 +207,20 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 		}
 		return "sandbox-" + name, l.NodeNetns, true
 	}
+	if cfg.APIServerBinary != "" {
+		// The real kube-apiserver: the node's pods are those its loop runs.
+		k.hostPod = func(ns, name string) (string, string, bool) {
+			if !l.realAPI.runs(ns, name) {
+				return "", "", false
+			}
+			return "sandbox-" + name, l.NodeNetns, true
+		}
+		if err := l.startRealAPI(ctx, ca, a, acert, clientCert, rt); err != nil {
+			return nil, err
+		}
+		l.APIServer = &url.URL{Scheme: "https", Host: netip.AddrPortFrom(a.cp, APIServerPort).String()}
+		return l.finish(t0, ctx)
+	}
 	var declared []string
 	if cfg.declaresWebSockets() {
 		declared = []string{FeatureExtendWebSocketsToKubelet}
@@ -232,7 +246,12 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 		apiTLS = nil
 	}
 	l.serve(al, api, apiTLS, "L1")
+	return l.finish(t0, ctx)
+}
 
+// finish writes the kubeconfig and the state of a lab that is up.
+func (l *Lab) finish(t0 time.Time, ctx context.Context) (*Lab, error) {
+	cfg := l.cfg
 	l.Kubeconfig = cfg.Kubeconfig
 	if l.Kubeconfig == "" {
 		l.Kubeconfig = filepath.Join(l.dir, "kubeconfig")

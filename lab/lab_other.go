@@ -59,3 +59,11 @@ func (l *Lab) AppLog() []AppRequest { return nil }
 
 // ContainerdAddress is "": no lab runs here.
 func (l *Lab) ContainerdAddress() string { return "" }
+
+func (c *Config) realAPIDefaults() error { return errLab }
+
+// realAPI is the real kube-apiserver's state (Linux only).
+type realAPI struct{}
+
+// APIServerVersion is "": no lab runs here.
+func (l *Lab) APIServerVersion() string { return "" }

@@ -35,7 +35,11 @@ func describeLab(l *lab.Lab, client Client, spdy bool) Description {
 	case spdy:
 		who = "pftap's own port-forward client (client-go, SPDY/3.1)"
 	}
-	fmt.Fprintf(&b, "pftap lab: %s to pod/%s through a local chain (%s runtime, %s), every leg tapped\n", who, c.Pod, c.Runtime, app)
+	control := ""
+	if v := l.APIServerVersion(); v != "" {
+		control = ", the real kube-apiserver " + v
+	}
+	fmt.Fprintf(&b, "pftap lab: %s to pod/%s through a local chain (%s runtime, %s%s), every leg tapped\n", who, c.Pod, c.Runtime, app, control)
 	fmt.Fprintf(&b, "  %s\n\n", c.Era())
 	b.WriteString(ChainDiagram(l, client, spdy))
 	return Description{Header: b.String(), PodNetns: l.PodNetns}
@@ -64,6 +68,12 @@ func ChainDiagram(l *lab.Lab, client Client, spdy bool) string {
 	type box struct{ name, where string }
 	netnsOf := map[string]string{"apiserver": l.CPNetns, "kubelet": l.NodeNetns, "runtime": l.NodeNetns, "socat": l.PodNetns, "app": l.PodNetns}
 	title := map[string]string{"apiserver": "kube-apiserver", "kubelet": "kubelet", "runtime": "runtime streaming server", "socat": "socat", "app": "app"}
+	if v := l.APIServerVersion(); v != "" {
+		title["apiserver"] = "kube-apiserver " + v + " (upstream's)"
+	}
+	if c.Runtime == lab.RuntimeContainerd {
+		title["runtime"] = "containerd's streaming server"
+	}
 	clientName := map[Client]string{Pftap: "pftap (its port-forward client)", Kubectl: "kubectl port-forward"}[client]
 	boxes := []box{{clientName, "host"}}
 	var links []string
@@ -85,6 +95,8 @@ func ChainDiagram(l *lab.Lab, client Client, spdy bool) string {
 		prev = to
 		var how string
 		switch {
+		case lg.ID == leg.L1 && client == Kubectl && l.APIServerVersion() != "":
+			how = fmt.Sprintf("TLS; captured on the wire (%s): the real apiserver's TLS ends inside it", lg.Interface)
 		case lg.ID == leg.L1 && client == Kubectl:
 			how = "TLS; tapped below TLS inside the lab's apiserver"
 		case lg.ID == leg.L1:

@@ -76,6 +76,10 @@ type LabOptions struct {
 	Write     string
 	Verbosity int
 	Taps      Taps
+	// APIServer is lab.Config.APIServerBinary: a real kube-apiserver to
+	// run as the control plane. kubectl's L1 is then seen on the wire
+	// only (TLS records): the lab no longer owns the server end.
+	APIServer string
 }
 
 // LabResult is what a lab session ends with besides its events.
@@ -143,19 +147,22 @@ func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
 	s.user = pipe.AddLeg(capture.Leg{ID: leg.User, Name: "user→" + string(o.Client), Description: "the requests to the port-forward's local port, recorded inside pftap's HTTP client"}, true)
 	// L1 below TLS: inside pftap's own client, or (for kubectl) inside the
 	// lab's apiserver; L2 below TLS inside the lab's kubelet.
-	s.l1 = pipe.AddLeg(capture.Leg{ID: leg.L1, Name: "L1 client→apiserver", Description: "plaintext below TLS, recorded inside " +
-		map[Client]string{Pftap: "pftap's port-forward client", Kubectl: "the lab's apiserver"}[o.Client]}, true)
+	s.l1 = -1
+	if o.Client == Pftap || o.APIServer == "" {
+		s.l1 = pipe.AddLeg(capture.Leg{ID: leg.L1, Name: "L1 client→apiserver", Description: "plaintext below TLS, recorded inside " +
+			map[Client]string{Pftap: "pftap's port-forward client", Kubectl: "the lab's apiserver"}[o.Client]}, true)
+	}
 	tapLegs := map[string]int{
 		"L2": pipe.AddLeg(capture.Leg{ID: leg.L2, Name: "L2 apiserver→kubelet", Description: "plaintext below TLS, recorded inside the lab's kubelet"}, true),
 	}
-	if o.Client == Kubectl {
+	if o.Client == Kubectl && s.l1 >= 0 {
 		tapLegs["L1"] = s.l1
 	}
 	cfg := lab.Config{Runtime: o.Runtime, App: o.App, NoWebSocket: o.NoWebSocket, Kubernetes: o.Kubernetes, Kubelet: o.Kubelet,
 		KubeletGateOff: o.KubeletGateOff, StaleDeclaredFeatures: o.StaleDeclaredFeatures,
 		// kubectl has no switch for SPDY (1.38 removed the variable): it
 		// gets SPDY when its WebSocket upgrade is refused.
-		RefuseWebSocket: o.SPDY && o.Client == Kubectl}
+		RefuseWebSocket: o.SPDY && o.Client == Kubectl, APIServerBinary: o.APIServer}
 	if inprocTaps {
 		cfg.TapConn = func(leg string, c net.Conn) net.Conn {
 			idx, ok := tapLegs[leg]
@@ -218,7 +225,10 @@ func (s *Lab) openCaptures(live bool) (stop func(), poll func() uint64, err erro
 		port := int(lg.Server.Port())
 		switch lg.ID {
 		case leg.L1:
-			continue // the plaintext tap covers it
+			if s.l1 >= 0 {
+				continue // the plaintext tap covers it
+			}
+			name = "L1 on the wire (TLS)" // kubectl to the real kube-apiserver
 		case leg.L2:
 			name, id = "L2 on the wire (TLS)", leg.L2Wire
 		case leg.L4:

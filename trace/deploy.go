@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -198,6 +199,9 @@ func (d *Deployed) Remove() error {
 }
 
 func explainCreate(err error) error {
+	if apierrors.IsForbidden(err) && strings.Contains(err.Error(), "violates PodSecurity") {
+		return fmt.Errorf("%v (admission refused the agent, a privileged host-network pod: its namespace's Pod Security level must be privileged; --agent-namespace picks another namespace, such as kube-system)", err)
+	}
 	if apierrors.IsForbidden(err) {
 		return fmt.Errorf("%v (the agent is a privileged host-network pod: you need create and delete on pods there, and its Pod Security level must be privileged; --agent-namespace picks another namespace)", err)
 	}
