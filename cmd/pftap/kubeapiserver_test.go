@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pftap/pftap/internal/kubectl"
+	"github.com/pftap/pftap/internal/testenv"
 	"github.com/pftap/pftap/lab"
 	"github.com/pftap/pftap/trace"
 )
@@ -49,6 +50,7 @@ func TestRealAPIServerLab(t *testing.T) {
 	}{
 		{"pftap", "", "cri-streaming", "GET /portForward/default/nginx  upgrade=websocket"},
 		{"kubectl", "", "cri-streaming", "GET /portForward/default/nginx  upgrade=websocket"},
+		{"kubectl-today", "", "cri-streaming", "GET /portForward/default/nginx  upgrade=websocket"},
 		{"kubectl", "1.35", "cri-streaming", "POST /portForward/default/nginx  upgrade=SPDY/3.1"},
 		{"pftap", "", "containerd", "GET /portForward/default/nginx  upgrade=websocket"},
 	} {
@@ -56,8 +58,15 @@ func TestRealAPIServerLab(t *testing.T) {
 			if tc.runtime == lab.RuntimeContainerd {
 				needContainerdCmd(t)
 			}
+			client := tc.client
+			if client == "kubectl-today" {
+				// Today's kubectl, built from k8s.io/kubectl.
+				old := kubectl.Path
+				kubectl.Path, client = testenv.TodaysKubectl(t), "kubectl"
+				defer func() { kubectl.Path = old }()
+			}
 			ios, out, errOut := testIO()
-			opts := &LabRunOptions{IO: ios, Runtime: tc.runtime, App: "builtin", Client: tc.client, Requests: []string{"GET /", "GET /bytes?n=100000"}, Concurrency: 1, NoColor: true}
+			opts := &LabRunOptions{IO: ios, Runtime: tc.runtime, App: "builtin", Client: client, Requests: []string{"GET /", "GET /bytes?n=100000"}, Concurrency: 1, NoColor: true}
 			opts.era.binary, opts.era.kubelet = bin, tc.kubelet
 			if err := opts.era.check(opts.Runtime, false); err != nil {
 				t.Fatal(err)
@@ -72,7 +81,7 @@ func TestRealAPIServerLab(t *testing.T) {
 					t.Errorf("output lacks %q:\n%s", want, text)
 				}
 			}
-			if tc.client == "kubectl" && !strings.Contains(text, "L1 on the wire (TLS)") {
+			if client == "kubectl" && !strings.Contains(text, "L1 on the wire (TLS)") {
 				t.Errorf("kubectl's L1 to the real apiserver is seen on the wire only:\n%s", text)
 			}
 		})
