@@ -48,18 +48,6 @@ func checkContainerdGone(t testing.TB, st State) {
 	}
 }
 
-// procState is the process's state letter (R, S, Z...).
-func procState(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) {
-		return string(b[i+2])
-	}
-	return ""
-}
-
 func needContainerd(t testing.TB) {
 	t.Helper()
 	needRoot(t)

@@ -107,8 +107,22 @@ func alive(pid int) bool {
 		return false
 	}
 	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	// A zombie is dead, whether or not its parent has reaped it yet.
+	return (err == nil || errors.Is(err, syscall.EPERM)) && procState(pid) != "Z"
 }
+
+// procState is the process's state letter (R, S, Z...).
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) {
+		return string(b[i+2])
+	}
+	return ""
+}
+
 
 // Clean removes what labs whose process is gone left behind: their
 // processes, namespaces (with the veths in them), host links, files and
