@@ -378,7 +378,13 @@ func (s *Lab) Run() (LabResult, error) {
 	// Stopped by a signal: no wait for anything still on its way.
 	stopped := ctx.Err() != nil
 	if !stopped {
-		s.pipe.Drain(RequestsEnded, DrainRequests)
+		drain := DrainRequests
+		if o.Runtime == lab.RuntimeContainerd {
+			// containerd closes a forwarded connection up to a second
+			// after the client's end of it (its forwarder's linger).
+			drain += ContainerdLinger
+		}
+		s.pipe.Drain(RequestsEnded, drain)
 	}
 	stopClient()
 	lingering.wait()

@@ -198,7 +198,11 @@ const (
 	// DrainConns bounds the wait for every connection to be closed both
 	// ways on every leg once the client has gone.
 	DrainConns = time.Second
-	drainPoll  = 2 * time.Millisecond
+	// ContainerdLinger is how long containerd's port forwarder waits for
+	// the app's side once the client's side of a stream has ended: a lab
+	// on containerd drains requests that much longer.
+	ContainerdLinger = time.Second
+	drainPoll        = 2 * time.Millisecond
 )
 
 // Drain waits until done, given the connections and port-forward requests
