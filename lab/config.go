@@ -231,6 +231,7 @@ type Lab struct {
 	runtime       *runtime
 	containerd    *containerd
 	realAPI       *realAPI
+	runtimeConns  *connSet
 	hostLinkIndex int
 	ownDir        bool
 	dir           string

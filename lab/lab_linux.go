@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pftap/pftap/leg"
@@ -163,7 +164,9 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 		} else {
 			l.StreamingAddr = addr
 		}
-		l.serve(sl, ss, nil, "")
+		// Its connections are kept, so that KillRuntime can cut them all.
+		l.runtimeConns = &connSet{conns: map[net.Conn]bool{}}
+		l.serve(tapListener{sl, l.runtimeConns.add}, ss, nil, "")
 	}
 	kcert, err := ca.Issue("pftap-lab-node", []net.IP{a.node.AsSlice()}, []string{"pftap-lab-node"}, false)
 	if err != nil {
@@ -562,6 +565,46 @@ func (l *Lab) runAgentPod(p *corev1.Pod, rt *runtime, ended func(error)) (func()
 			rt.mu.Unlock()
 		}
 	}, nil
+}
+
+// KillRuntime makes the runtime's streaming server die under its
+// port-forwards, as a crash would: containerd is killed with SIGKILL; the
+// in-process server's connections are reset all at once.
+func (l *Lab) KillRuntime() error {
+	if c := l.containerd; c != nil && c.cmd != nil && c.cmd.Process != nil {
+		return c.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	if l.runtimeConns == nil {
+		return fmt.Errorf("the %s runtime has no streaming server", l.cfg.Runtime)
+	}
+	l.runtimeConns.reset()
+	return nil
+}
+
+// connSet keeps a listener's connections.
+type connSet struct {
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+}
+
+func (s *connSet) add(c net.Conn) net.Conn {
+	s.mu.Lock()
+	s.conns[c] = true
+	s.mu.Unlock()
+	return c
+}
+
+// reset closes every connection with an RST.
+func (s *connSet) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		c.Close()
+		delete(s.conns, c)
+	}
 }
 
 // HostPodLog is what was done through the lab's API to the pods it runs

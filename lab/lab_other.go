@@ -67,3 +67,12 @@ type realAPI struct{}
 
 // APIServerVersion is "": no lab runs here.
 func (l *Lab) APIServerVersion() string { return "" }
+
+// connSet is a listener's connections (Linux only).
+type connSet struct{}
+
+// KillRuntime fails: no lab runs here.
+func (l *Lab) KillRuntime() error { return errLab }
+
+// RemoveSandbox does nothing: no lab runs here.
+func (l *Lab) RemoveSandbox() {}

@@ -76,6 +76,9 @@ type LabOptions struct {
 	Write     string
 	Verbosity int
 	Taps      Taps
+	// Fault makes the lab fail in one of the ways users report (Faults),
+	// with the real mechanism: "" for none.
+	Fault string
 	// APIServer is lab.Config.APIServerBinary: a real kube-apiserver to
 	// run as the control plane. kubectl's L1 is then seen on the wire
 	// only (TLS records): the lab no longer owns the server end.
@@ -163,6 +166,9 @@ func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
 		// kubectl has no switch for SPDY (1.38 removed the variable): it
 		// gets SPDY when its WebSocket upgrade is refused.
 		RefuseWebSocket: o.SPDY && o.Client == Kubectl, APIServerBinary: o.APIServer}
+	if err := applyFault(o.Fault, &cfg); err != nil {
+		return nil, err
+	}
 	if inprocTaps {
 		cfg.TapConn = func(leg string, c net.Conn) net.Conn {
 			idx, ok := tapLegs[leg]
@@ -180,6 +186,8 @@ func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
 	s.remote = s.lab.Config().AppPort
 	if o.RemotePort != 0 {
 		s.remote = o.RemotePort
+	} else if o.Fault == FaultRefused {
+		s.remote = s.lab.Config().AppPort + 1 // where nothing listens
 	}
 	if s.stopCaptures, s.pollDrops, err = s.openCaptures(liveTaps); err != nil {
 		return nil, err
@@ -365,6 +373,36 @@ func (s *Lab) Run() (LabResult, error) {
 		stopClient = pf.Stop
 	}
 	send := SendOptions{Concurrency: o.Concurrency, HeaderTimeout: o.HeaderTimeout}
+	switch o.Fault {
+	case FaultSandboxGone:
+		// The pod deleted under the running forward: the next request's
+		// streams reach a runtime that no longer has its sandbox.
+		l.RemoveSandbox()
+	case FaultRuntimeDies:
+		// The runtime's streaming server dies while the bytes flow: once
+		// the legs have moved a few MiB.
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			tick := time.NewTicker(5 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+				}
+				var moved int64
+				for _, n := range s.pipe.Moved() {
+					moved += n
+				}
+				if moved > 8<<20 {
+					l.KillRuntime()
+					return
+				}
+			}
+		}()
+	}
 	var lingering lingerSet
 	defer context.AfterFunc(ctx, lingering.cut)()
 	if inprocTaps {

@@ -76,6 +76,7 @@ Authorization, Cookie and bearer tokens are redacted unless --show-secrets.`,
 type eventSink interface {
 	Event(*decode.Event)
 	Hops([]timeline.Hops)
+	Diagnoses([]decode.Finding)
 	Summary(decode.Summary)
 	Err() error
 }
@@ -106,8 +107,10 @@ func decodeRun(opts *DecodeOptions) error {
 	var kept []*decode.Event
 	// Who made each 101, where the capture has the legs to tell.
 	var upgrades timeline.Upgrades
+	diag := decode.NewDiagnoser()
 	emit := func(e *decode.Event) {
 		upgrades.Note(e)
+		diag.Note(e)
 		if opts.HTML != "" {
 			kept = append(kept, e)
 		}
@@ -117,6 +120,8 @@ func decodeRun(opts *DecodeOptions) error {
 	if err == nil || sum.Packets > 0 {
 		hops := corr.Result()
 		sink.Hops(hops)
+		diag.Captured = len(sum.Legs)
+		sink.Diagnoses(diag.Findings())
 		sink.Summary(sum)
 		if opts.HTML != "" {
 			if herr := writeHTMLFile(opts.HTML, timeline.HTMLPage{Title: "pftap decode " + opts.File}, kept, hops); herr != nil && err == nil {
@@ -147,6 +152,8 @@ func (l *legSizer) Event(e *decode.Event) {
 }
 func (l *legSizer) Summary(s decode.Summary) { l.tw.Summary(s) }
 func (l *legSizer) Hops(hs []timeline.Hops)  { l.tw.Hops(hs) }
+
+func (l *legSizer) Diagnoses(fs []decode.Finding) { l.tw.Diagnoses(fs) }
 func (l *legSizer) Err() error               { return l.tw.Err() }
 
 func writeHTMLFile(path string, page timeline.HTMLPage, events []*decode.Event, hops []timeline.Hops) error {

@@ -114,11 +114,19 @@ func decodeJSON(t *testing.T, file string, verbosity int) []map[string]any {
 // TestDecodeJSONContract checks the fields docs/json.md promises.
 func TestDecodeJSONContract(t *testing.T) {
 	objs := decodeJSON(t, filepath.Join(recordings, "spdy-refused.pcapng"), 1)
-	var spdyFrames, requests int
+	var spdyFrames, requests, diagnoses int
 	for i, o := range objs {
 		if o["kind"] == "summary" {
 			if i != len(objs)-1 {
 				t.Error("summary is not the last object")
+			}
+			continue
+		}
+		if o["kind"] == "diagnosis" {
+			diagnoses++
+			ev, _ := o["evidence"].([]any)
+			if o["name"] != "refused" || o["request_id"] != "0" || len(ev) == 0 || o["ts"] == nil || o["text"] == "" {
+				t.Errorf("diagnosis object: %v", o)
 			}
 			continue
 		}
@@ -157,8 +165,8 @@ func TestDecodeJSONContract(t *testing.T) {
 			}
 		}
 	}
-	if spdyFrames == 0 || requests != 3 {
-		t.Errorf("%d spdy frames, %d requests (want >0 and 3: one per SPDY leg, L1 to L3)", spdyFrames, requests)
+	if spdyFrames == 0 || requests != 3 || diagnoses != 1 {
+		t.Errorf("%d spdy frames, %d requests, %d diagnoses (want >0, 3: one per SPDY leg, L1 to L3, and 1)", spdyFrames, requests, diagnoses)
 	}
 }
 

@@ -34,10 +34,10 @@ func isTerminal(f *os.File) bool {
 }
 
 // stopSignals end every command the same way: Ctrl-C, SIGTERM, and
-// SIGHUP (a closed terminal or SSH session), each with its clean-up; and
-// SIGPIPE (the reader of its output gone, as with `| head`), which would
-// otherwise kill pftap before it removes what it made.
-var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE}
+// SIGHUP (a closed terminal or SSH session), each with its clean-up.
+// SIGPIPE is ignored (see main): the reader of its output gone, as with
+// `| head`, would otherwise kill pftap before it removes what it made.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
 
 // signalContext is a context cancelled by one of stopSignals, or, when a
 // test gave one, by stop.

@@ -81,6 +81,7 @@ and SIGHUP stop the run within a few hundred ms and remove the lab.`,
 	f.IntVar(&opts.Concurrency, "concurrency", 1, "how many requests at a time (at most the number of requests sent)")
 	f.IntVar(&opts.Repeat, "repeat", 1, "send each request this many times (each on its own connection)")
 	f.DurationVar(&opts.HeaderTimeout, "header-timeout", session.DefaultHeaderTimeout, "how long a request waits for its response's header (a body takes as long as it takes)")
+	f.StringVar(&opts.Fault, "fault", "", faultHelp())
 	f.IntVar(&opts.RemotePort, "remote-port", 0, "forward to this port in the pod (default: the app's, 80); one where nothing listens shows the error stream")
 	f.StringVarP(&opts.Write, "write", "w", "", "also write every leg to a pcapng file (one interface per leg)")
 	f.BoolVar(&opts.PerRequest, "per-request", false, "list every request's per-hop latency (from 10 requests on they are summed up: p50, p90, p99, max)")
@@ -102,8 +103,20 @@ func validateLabRun(opts *LabRunOptions) error {
 	if opts.Client != "kubectl" && opts.Client != "pftap" {
 		return usageError{fmt.Errorf("--client %q: want pftap or kubectl", opts.Client)}
 	}
+	if opts.Fault == session.FaultSkew {
+		if opts.era.kubernetes != "" || opts.era.kubelet != "" || opts.era.binary != "" {
+			return usageError{fmt.Errorf("--fault %s sets the versions itself (a 1.36 apiserver, a 1.35 kubelet): leave out --kubernetes, --kubelet and --apiserver", opts.Fault)}
+		}
+		opts.era.kubernetes, opts.era.kubelet, opts.era.stale = "1.36", "1.35", true
+	}
 	if err := opts.era.check(opts.Runtime, opts.NoWebSocket); err != nil {
 		return err
+	}
+	if err := session.CheckFault(opts.Fault, lab.Config{Runtime: opts.Runtime, Kubernetes: opts.era.apiserver, Kubelet: opts.era.node}); err != nil {
+		return usageError{err}
+	}
+	if opts.Fault == session.FaultRuntimeDies && len(opts.Requests) == 0 {
+		opts.Requests = []string{"GET /bytes?n=1000000000"} // bytes in flight when it dies
 	}
 	if opts.RemotePort < 0 || opts.RemotePort > 65535 {
 		return usageError{fmt.Errorf("--remote-port %d: want a port number", opts.RemotePort)}
@@ -382,4 +395,14 @@ func checkRuntime(runtime, app string) error {
 		return lab.ContainerdInstalled()
 	}
 	return usageError{fmt.Errorf("--runtime %q: want %s", runtime, strings.Join(lab.Runtimes, ", "))}
+}
+
+// faultHelp lists the faults --fault produces.
+func faultHelp() string {
+	var b strings.Builder
+	b.WriteString("make the lab fail as users report it, by the real mechanism, and see pftap name it:")
+	for _, f := range session.Faults {
+		fmt.Fprintf(&b, "\n  %s: %s", f.Name, f.About)
+	}
+	return b.String()
 }

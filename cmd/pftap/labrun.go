@@ -36,6 +36,8 @@ type LabRunOptions struct {
 	Verbosity  int
 	NoColor    bool
 	PerRequest bool
+	// Fault is --fault: one of session.Faults.
+	Fault string
 	// taps leaves taps out, to measure what they cost (the zero value:
 	// every tap, as users run it).
 	taps session.Taps
@@ -54,7 +56,7 @@ func (opts *LabRunOptions) sessionOptions() (session.LabOptions, error) {
 	o := session.LabOptions{Runtime: opts.Runtime, App: opts.App, Client: session.Client(opts.Client), SPDY: opts.SPDY,
 		NoWebSocket: opts.NoWebSocket, Concurrency: opts.Concurrency, HeaderTimeout: opts.HeaderTimeout,
 		RemotePort: opts.RemotePort, Write: opts.Write, Verbosity: opts.Verbosity, Taps: opts.taps,
-		Kubernetes: opts.era.apiserver, Kubelet: opts.era.node, KubeletGateOff: opts.era.gateOff, StaleDeclaredFeatures: opts.era.stale, APIServer: opts.era.binary}
+		Kubernetes: opts.era.apiserver, Kubelet: opts.era.node, KubeletGateOff: opts.era.gateOff, StaleDeclaredFeatures: opts.era.stale, APIServer: opts.era.binary, Fault: opts.Fault}
 	for _, r := range opts.Requests {
 		req, err := session.ParseRequest(r)
 		if err != nil {
@@ -221,8 +223,10 @@ func renderSession(opts renderOptions, v *sessionView) error {
 	var diagnosis string
 	// Who made each 101, as the legs tell.
 	var upgrades timeline.Upgrades
+	diag := decode.NewDiagnoser()
 	emit := func(e *decode.Event) {
 		upgrades.Note(e)
+		diag.Note(e)
 		if diagnosis == "" && e.Diagnosis != "" {
 			diagnosis = e.Diagnosis
 		}
@@ -334,6 +338,8 @@ func renderSession(opts renderOptions, v *sessionView) error {
 			jw.Object(map[string]any{"kind": "app", "ts": a.Time, "remote": a.Remote, "method": a.Method, "path": a.Path, "bytes": a.Bytes})
 		}
 	}
+	diag.Captured = len(v.legs)
+	sink.Diagnoses(diag.Findings())
 	sink.Summary(sum)
 	if err := sink.Err(); err != nil {
 		return err

@@ -222,10 +222,11 @@ func traceRun(opts *TraceOptions) error {
 	}
 	// Who made each 101, once the agent's legs tell.
 	var upgrades timeline.Upgrades
+	diag := decode.NewDiagnoser()
 	ctx, stop := context.WithCancel(sigCtx)
 	defer stop()
 	s, err := trace.Start(ctx, trace.Options{Config: cfg, Target: target, Address: opts.Address, SPDY: opts.SPDY,
-		Verbosity: opts.Verbosity, Write: opts.Write, Event: func(e *decode.Event) { upgrades.Note(e); sink.Event(e) },
+		Verbosity: opts.Verbosity, Write: opts.Write, Event: func(e *decode.Event) { upgrades.Note(e); diag.Note(e); sink.Event(e) },
 		Agent: agentAddr(opts.Agent), AgentToken: opts.AgentToken, AgentFingerprint: opts.AgentFingerprint, KnownAgents: opts.KnownAgents, Log: opts.IO.ErrOut})
 	if err != nil {
 		return err
@@ -295,6 +296,8 @@ func traceRun(opts *TraceOptions) error {
 	if jw, ok := sink.(*timeline.JSONWriter); ok && r.ClockOK {
 		jw.Object(map[string]any{"kind": "clock", "offset_ns": r.Clock.Offset, "uncertainty_ns": r.Clock.Uncertainty, "samples": r.Clock.Samples})
 	}
+	diag.Captured = len(r.Legs)
+	sink.Diagnoses(diag.Findings())
 	sink.Summary(r.Summary)
 	if err := sink.Err(); err != nil {
 		return err

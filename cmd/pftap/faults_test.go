@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pftap/pftap/session"
+)
+
+// diagnosisNames reads the {"kind":"diagnosis"} objects' names.
+func diagnosisNames(t *testing.T, out []byte) []string {
+	t.Helper()
+	var names []string
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 4<<20)
+	for sc.Scan() {
+		var o map[string]any
+		if json.Unmarshal(sc.Bytes(), &o) == nil && o["kind"] == "diagnosis" {
+			names = append(names, o["name"].(string))
+			if ev, _ := o["evidence"].([]any); len(ev) == 0 || o["hop"] == "" || o["text"] == "" {
+				t.Errorf("diagnosis without hop, text or evidence: %v", o)
+			}
+		}
+	}
+	return names
+}
+
+// TestLabFaults: each fault pftap lab --fault produces, with pftap's
+// client and with kubectl, is named by one diagnosis in lab's text and
+// JSON, and the same again by pftap decode of the session's recording.
+func TestLabFaults(t *testing.T) {
+	needRootCmd(t)
+	for _, f := range session.Faults {
+		for _, client := range []string{"pftap", "kubectl"} {
+			t.Run(f.Name+"/"+client, func(t *testing.T) {
+				rec := filepath.Join(t.TempDir(), "fault.pcapng")
+				run := func(json bool, write string) (string, error) {
+					ios, out, errOut := testIO()
+					opts := &LabRunOptions{IO: ios, Runtime: "cri-streaming", App: "builtin", Client: client, Concurrency: 1, Repeat: 1,
+						HeaderTimeout: session.DefaultHeaderTimeout, Fault: f.Name, JSON: json, Write: write, NoColor: true}
+					if err := validateLabRun(opts); err != nil {
+						t.Fatal(err)
+					}
+					err := labRun(opts)
+					return out.String() + errOut.String(), err
+				}
+				out, _ := run(true, rec)
+				if got := diagnosisNames(t, []byte(out)); len(got) != 1 || got[0] != f.Finding {
+					t.Errorf("lab --json: diagnoses %v, want [%s]\n%s", got, f.Finding, lastLines(out, 30))
+				}
+				text, _ := run(false, "")
+				if strings.Count(text, "\ndiagnosis: ") != 1 {
+					t.Errorf("lab's text has %d diagnosis lines, want 1:\n%s", strings.Count(text, "\ndiagnosis: "), lastLines(text, 30))
+				}
+				ios, dout, _ := testIO()
+				decodeRun(&DecodeOptions{IO: ios, File: rec, JSON: true})
+				if got := diagnosisNames(t, dout.Bytes()); len(got) != 1 || got[0] != f.Finding {
+					t.Errorf("decode of the recording: diagnoses %v, want [%s]", got, f.Finding)
+				}
+			})
+		}
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,476 @@
+package decode
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pftap/pftap/leg"
+)
+
+// A Finding is one port-forward failure named from the wire, for a whole
+// session: what failed, at which hop, the frames that show it, and what
+// to do. The Diagnoser makes them from the events of any set of legs;
+// decode, replay, lab and trace print the same ones.
+type Finding struct {
+	// Name is a stable identifier: "refused", "sandbox-gone",
+	// "forbidden", "websocket-refused", "stream-unanswered",
+	// "stream-eof", "runtime-died", "client-reset", "idle-dropped",
+	// "upgrade-stripped", "unauthorized", "not-found", "kubelet-unreachable".
+	Name string `json:"name"`
+	// Hop is where it happened, as a leg's name ("L4 runtime→app") or a
+	// component ("the kubelet").
+	Hop string `json:"hop"`
+	// Text is the one line; Explanation says why, with what to do.
+	Text        string `json:"text"`
+	Explanation string `json:"explanation,omitempty"`
+	// RequestID is the port-forward request it concerns, if one.
+	RequestID string `json:"request_id,omitempty"`
+	// Evidence are the events that show it, in time order.
+	Evidence []Evidence `json:"evidence"`
+}
+
+// Evidence is one event behind a finding.
+type Evidence struct {
+	Time time.Time `json:"ts"`
+	Leg  string    `json:"leg"`
+	Text string    `json:"text"`
+}
+
+// Diagnoser collects the events of a session and names its failures.
+// Note every event (in any order of legs), then call Findings.
+type Diagnoser struct {
+	// Captured is how many legs the session captured (0: as many as
+	// had events): with one, a finding says what it cannot tell.
+	Captured int
+	legs     map[leg.ID]string // the legs seen, by ID → name
+	order    []leg.ID
+	errs     []*Event // error-stream texts
+	status   []*Event // failed upgrades (HTTP responses ≥ 300)
+	upgraded []*Event // 101s
+	pending  map[streamKey]*Event
+	closed   map[connKey][]*Event // closes of connections
+	last     map[connKey]time.Time
+	pings    map[connKey]int
+	replies  map[streamKey]bool
+	reqs     []*Event // requests that did not end well
+	resets   []*Event // user-leg RSTs and RST_STREAMs
+	firstT   time.Time
+	lastT    time.Time
+}
+
+type connKey struct {
+	leg  string
+	conn int
+}
+
+type streamKey struct {
+	connKey
+	stream uint32
+}
+
+// NewDiagnoser returns an empty Diagnoser.
+func NewDiagnoser() *Diagnoser {
+	return &Diagnoser{legs: map[leg.ID]string{}, pending: map[streamKey]*Event{}, closed: map[connKey][]*Event{},
+		last: map[connKey]time.Time{}, pings: map[connKey]int{}, replies: map[streamKey]bool{}}
+}
+
+// Note takes one event.
+func (d *Diagnoser) Note(e *Event) {
+	if e == nil || e.Kind == KindWS || e.Kind == KindTCP {
+		return
+	}
+	if e.Kind == KindSPDY {
+		// Frames (-v): only what stream creation needs.
+		if e.Type != "SYN_REPLY" || e.Stream == nil {
+			return
+		}
+		sk := streamKey{connKey{e.Leg, e.Conn}, *e.Stream}
+		d.replies[sk] = true
+		delete(d.pending, sk)
+		return
+	}
+	if d.firstT.IsZero() || e.Time.Before(d.firstT) {
+		d.firstT = e.Time
+	}
+	if e.Time.After(d.lastT) {
+		d.lastT = e.Time
+	}
+	if _, ok := d.legs[e.LegID]; !ok && e.Leg != "" {
+		d.legs[e.LegID] = e.Leg
+		d.order = append(d.order, e.LegID)
+	}
+	ck := connKey{e.Leg, e.Conn}
+	if e.Kind != KindClose {
+		d.last[ck] = e.Time
+	}
+	switch e.Kind {
+	case KindStreamError:
+		d.errs = append(d.errs, e)
+	case KindHTTPResponse:
+		if e.Status >= 300 {
+			d.status = append(d.status, e)
+		}
+		if e.Status == 101 {
+			d.upgraded = append(d.upgraded, e)
+		}
+	case KindStream:
+		if e.Stream == nil {
+			return
+		}
+		sk := streamKey{ck, *e.Stream}
+		switch e.Type {
+		case "SYN_STREAM":
+			if !d.replies[sk] {
+				d.pending[sk] = e
+			}
+		case "SYN_REPLY":
+			d.replies[sk] = true
+			delete(d.pending, sk)
+		case "RST_STREAM":
+			delete(d.pending, sk)
+			d.resets = append(d.resets, e)
+		}
+	case KindPing:
+		d.pings[ck]++
+	case KindGoAway, KindClose:
+		d.closed[ck] = append(d.closed[ck], e)
+		if e.Kind == KindClose && e.LegID == leg.User && e.Reason == "RST" {
+			d.resets = append(d.resets, e)
+		}
+	case KindRequest:
+		// Its streams were accepted (SYN_REPLY seen) when it has a setup
+		// time: no frame events needed for that.
+		if e.SetupNS != nil && e.RequestID != nil {
+			for sk, p := range d.pending {
+				if sk.connKey == ck && p.RequestID != nil && *p.RequestID == *e.RequestID {
+					delete(d.pending, sk)
+				}
+			}
+		}
+		if e.Error != nil || strings.Contains(e.Text, "unfinished") || strings.Contains(e.Text, "FAILED") {
+			d.reqs = append(d.reqs, e)
+		}
+	}
+}
+
+// IdleDrop is how long a connection must have carried nothing before a
+// close of it is taken for a middlebox's idle timeout (ELB: 60 s).
+const IdleDrop = 30 * time.Second
+
+// StreamTimeout is client-go's wait for a stream's SYN_REPLY.
+const StreamTimeout = 30 * time.Second
+
+// Findings names what failed in the session noted so far.
+func (d *Diagnoser) Findings() []Finding {
+	var out []Finding
+	out = append(out, d.errorStreams()...)
+	out = append(out, d.statuses()...)
+	out = append(out, d.unanswered()...)
+	out = append(out, d.runtimeDied()...)
+	out = append(out, d.clientReset()...)
+	out = append(out, d.idle()...)
+	captured := d.Captured
+	if captured == 0 {
+		captured = len(d.order)
+	}
+	if len(out) > 0 && captured == 1 && len(d.order) == 1 {
+		only := d.legs[d.order[0]]
+		for i := range out {
+			out[i].Explanation += fmt.Sprintf(" (only %s was captured: what happened beyond it is told by what came back on it, not seen)", only)
+		}
+	}
+	return out
+}
+
+// deepest returns the event of es on the leg furthest along the chain.
+func deepest(es []*Event) *Event {
+	var best *Event
+	for _, e := range es {
+		if best == nil || e.LegID.Order() > best.LegID.Order() {
+			best = e
+		}
+	}
+	return best
+}
+
+func evidence(es ...*Event) []Evidence {
+	var out []Evidence
+	for _, e := range es {
+		if e != nil {
+			out = append(out, Evidence{Time: e.Time, Leg: e.Leg, Text: e.Text})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return out
+}
+
+// errorStreams: what a kubelet or runtime wrote on an error stream, one
+// finding per request (the deepest leg's copy is the runtime's own).
+func (d *Diagnoser) errorStreams() []Finding {
+	byReq := map[string][]*Event{}
+	var ids []string
+	for _, e := range d.errs {
+		id := ""
+		if e.RequestID != nil {
+			id = *e.RequestID
+		}
+		if _, ok := byReq[id]; !ok {
+			ids = append(ids, id)
+		}
+		byReq[id] = append(byReq[id], e)
+	}
+	var out []Finding
+	for _, id := range ids {
+		es := byReq[id]
+		e := deepest(es)
+		msg := e.Text
+		if e.Error != nil {
+			msg = *e.Error
+		}
+		expl := DiagnoseStreamError(msg)
+		low := strings.ToLower(msg)
+		f := Finding{RequestID: id, Explanation: expl, Evidence: evidence(es...)}
+		switch {
+		case strings.Contains(low, "connection refused"):
+			f.Name, f.Hop = "refused", d.legName(leg.L4, "the runtime's dial to localhost inside the pod")
+			f.Text = "the app refused the runtime's connection inside the pod"
+			// The refusal itself, when L4 was captured: SYN answered by RST.
+			for _, cl := range d.closed {
+				for _, c := range cl {
+					if c.LegID == leg.L4 && c.Reason == "RST" {
+						f.Evidence = append(f.Evidence, evidence(c)...)
+					}
+				}
+			}
+		case strings.Contains(low, "sandbox") || strings.Contains(low, "no such container") || strings.Contains(low, "container not found"):
+			f.Name, f.Hop = "sandbox-gone", "the runtime"
+			f.Text = "the pod's sandbox is gone: the pod was deleted or restarted under the forward"
+		default:
+			f.Name, f.Hop = "error-stream", "the kubelet or runtime"
+			f.Text = "the node reported an error on the error stream"
+		}
+		if expl == "" {
+			f.Explanation = "the node's own words: " + msg
+		}
+		sort.SliceStable(f.Evidence, func(i, j int) bool { return f.Evidence[i].Time.Before(f.Evidence[j].Time) })
+		out = append(out, f)
+	}
+	return out
+}
+
+// statuses: an upgrade answered with a failure.
+func (d *Diagnoser) statuses() []Finding {
+	var out []Finding
+	seen := map[int]bool{}
+	for _, e := range d.status {
+		if seen[e.Status] {
+			continue
+		}
+		seen[e.Status] = true
+		// Every leg's copy of the same failure.
+		var same []*Event
+		for _, o := range d.status {
+			if o.Status == e.Status {
+				same = append(same, o)
+			}
+		}
+		dp := deepest(same)
+		f := Finding{Explanation: diagnoseStatus(e.Status, e.Text+" "+e.Body), Evidence: evidence(same...)}
+		low := strings.ToLower(e.Text + " " + e.Body)
+		switch {
+		case e.Status == 400 && strings.Contains(low, "port") && strings.Contains(low, "required"):
+			f.Name, f.Hop, f.Text = "websocket-refused", "the kubelet, seen on "+dp.Leg, "the kubelet refused the WebSocket tunnel (400): the client falls back to SPDY"
+		case e.Status == 403:
+			f.Name, f.Hop, f.Text = "forbidden", "the apiserver, seen on "+dp.Leg, "the apiserver forbade the port-forward (403)"
+		case e.Status == 401:
+			f.Name, f.Hop, f.Text = "unauthorized", "the apiserver, seen on "+dp.Leg, "the apiserver did not accept the credentials (401)"
+		case e.Status == 404:
+			f.Name, f.Hop, f.Text = "not-found", dp.Leg, "the pod or its port-forward was not found (404)"
+		case e.Status == 502 || e.Status == 503:
+			f.Name, f.Hop, f.Text = "kubelet-unreachable", "the apiserver, seen on "+dp.Leg, fmt.Sprintf("the apiserver could not reach the kubelet (%d)", e.Status)
+		case e.Status == 400 || e.Status == 426:
+			f.Name, f.Hop, f.Text = "upgrade-refused", dp.Leg, fmt.Sprintf("the upgrade was refused (%d)", e.Status)
+			if strings.Contains(low, "upgrade request required") || strings.Contains(low, "upgrade required") {
+				f.Name, f.Text = "upgrade-stripped", "something between the client and the server passed the request without its upgrade"
+				f.Explanation = "the upgrade headers did not reach the server that answered: a proxy or gateway in the way strips Connection/Upgrade; port-forward needs it to pass upgrades (SPDY/3.1 or WebSocket) through"
+			}
+		default:
+			f.Name, f.Hop, f.Text = "upgrade-failed", dp.Leg, fmt.Sprintf("the upgrade failed (%d)", e.Status)
+		}
+		if f.Explanation == "" {
+			f.Explanation = e.Text
+		}
+		// A refused WebSocket followed by a working SPDY upgrade on the
+		// same leg: the client fell back, and the forward worked.
+		if e.Status == 400 && (f.Name == "websocket-refused" || f.Name == "upgrade-refused") {
+			onLeg := map[string]bool{}
+			for _, o := range same {
+				onLeg[o.Leg] = true
+			}
+			for _, u := range d.upgraded {
+				if onLeg[u.Leg] && u.Time.After(e.Time) && strings.Contains(u.Text, "SPDY") && !strings.Contains(u.Text, "WebSocket") {
+					f.Name = "websocket-fallback"
+					f.Text += "; the client fell back to SPDY/3.1, which worked"
+					f.Evidence = append(f.Evidence, evidence(u)...)
+					break
+				}
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// unanswered: SYN_STREAMs that never got their SYN_REPLY. If their
+// connection closed meanwhile, stream creation failed with EOF; if not,
+// it timed out (client-go waits 30 s).
+func (d *Diagnoser) unanswered() []Finding {
+	type group struct {
+		first *Event
+		all   []*Event
+	}
+	byReq := map[string]*group{}
+	var ids []string
+	for _, e := range d.pending {
+		id := ""
+		if e.RequestID != nil {
+			id = *e.RequestID
+		}
+		g := byReq[id]
+		if g == nil {
+			g = &group{}
+			byReq[id] = g
+			ids = append(ids, id)
+		}
+		g.all = append(g.all, e)
+	}
+	sort.Strings(ids)
+	var out []Finding
+	for _, id := range ids {
+		g := byReq[id]
+		dp := deepest(g.all)
+		ck := connKey{dp.Leg, dp.Conn}
+		var closer *Event
+		for _, c := range d.closed[ck] {
+			if !c.Time.Before(dp.Time) {
+				closer = c
+				break
+			}
+		}
+		f := Finding{RequestID: id, Evidence: evidence(g.all...)}
+		if closer != nil {
+			f.Name, f.Hop = "stream-eof", dp.Leg
+			f.Text = "stream creation ended in EOF: the connection closed while the stream waited for its reply"
+			f.Explanation = fmt.Sprintf("the SYN_STREAM reached %s and no SYN_REPLY came before %s (%s after it): the side that closed gave up or died; the client says \"error creating ... stream: EOF\"",
+				dp.Leg, closer.Text, closer.Time.Sub(dp.Time).Round(time.Millisecond))
+			f.Evidence = append(f.Evidence, evidence(closer)...)
+		} else {
+			waited := d.lastT.Sub(dp.Time)
+			f.Name, f.Hop = "stream-unanswered", dp.Leg
+			f.Text = fmt.Sprintf("stream creation unanswered for %s: the SYN_STREAM stops at %s", waited.Round(time.Millisecond), dp.Leg)
+			f.Explanation = fmt.Sprintf("the last hop that got the SYN_STREAM (%s) never answered it; client-go gives up after %s (\"Timeout occurred\"); a runtime in this state usually recovers when restarted", dp.Leg, StreamTimeout)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// runtimeDied: an L3 connection closed by the runtime's side while the
+// forward still ran (before the kubelet said GOAWAY or closed its side):
+// the runtime's streaming server went away under it.
+func (d *Diagnoser) runtimeDied() []Finding {
+	var cut []*Event
+	conns := 0
+	for _, cl := range d.closed {
+		var first *Event
+		for _, c := range cl {
+			if c.LegID != leg.L3 {
+				break
+			}
+			if first == nil || c.Time.Before(first.Time) {
+				first = c
+			}
+		}
+		// An RST ends both directions at once (whoever sent it); a
+		// kubelet that is done says GOAWAY and closes with a FIN first.
+		if first == nil || first.Kind != KindClose || first.Reason == "capture ended" || (first.Dir != FromServer && first.Reason != "RST") {
+			continue
+		}
+		conns++
+		cut = append(cut, first)
+	}
+	if len(cut) == 0 {
+		return nil
+	}
+	sort.Slice(cut, func(i, j int) bool { return cut[i].Time.Before(cut[j].Time) })
+	f := Finding{Name: "runtime-died", Hop: d.legName(leg.L3, "the runtime's streaming server"),
+		Text:        fmt.Sprintf("the runtime's streaming server closed %d port-forward connection(s) under running forwards", conns),
+		Explanation: "the runtime closed its side first, with no GOAWAY or close from the kubelet before it: it crashed or restarted (containerd's streaming server has died this way), and every forward through it on the node is lost; start them again",
+		Evidence:    evidence(cut...)}
+	if conns > 1 {
+		f.Text += fmt.Sprintf(", within %s", cut[len(cut)-1].Time.Sub(cut[0].Time).Round(time.Millisecond))
+	}
+	// How long the hops above took to learn of it.
+	for _, cl := range d.closed {
+		for _, c := range cl {
+			if c.LegID == leg.L2 && c.Time.After(cut[0].Time) {
+				if late := c.Time.Sub(cut[0].Time); late > time.Second {
+					f.Explanation += fmt.Sprintf("; the kubelet passed it on only %s later (L2 closed then), when the next ping crossed it", late.Round(100*time.Millisecond))
+					f.Evidence = append(f.Evidence, evidence(c)...)
+				}
+				break
+			}
+		}
+	}
+	return []Finding{f}
+}
+
+// clientReset: the local client reset its connection, and the forward's
+// stream was reset after it.
+func (d *Diagnoser) clientReset() []Finding {
+	for _, e := range d.resets {
+		if e.Kind != KindClose {
+			continue
+		}
+		for _, r := range d.resets {
+			if r.Kind == KindStream && !r.Time.Before(e.Time) {
+				return []Finding{{Name: "client-reset", Hop: e.Leg,
+					Text:        "the local client reset its connection; the forward reset the stream after it",
+					Explanation: "kubectl logs \"error copying from local connection to remote stream ... connection reset by peer\" (or broken pipe): the failure is the local program's, not the cluster's",
+					Evidence:    evidence(e, r)}}
+			}
+		}
+	}
+	return nil
+}
+
+// idle: a connection closed after carrying nothing for a long time.
+func (d *Diagnoser) idle() []Finding {
+	var out []Finding
+	for ck, cl := range d.closed {
+		last, ok := d.last[ck]
+		if !ok || len(cl) == 0 {
+			continue
+		}
+		c := cl[0]
+		if silence := c.Time.Sub(last); silence >= IdleDrop {
+			out = append(out, Finding{Name: "idle-dropped", Hop: ck.leg,
+				Text: fmt.Sprintf("%s closed after %s of silence", ck.leg, silence.Round(time.Second)),
+				Explanation: fmt.Sprintf("nothing crossed the connection for %s (%d pings seen on it; kubectl pings every 5 s on SPDY, 10 s through the WebSocket tunnel), then it closed: an idle timeout in a load balancer or NAT between the hops (60 s on ELB) drops quiet connections",
+					silence.Round(time.Second), d.pings[ck]),
+				Evidence: evidence(c)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Evidence[0].Time.Before(out[j].Evidence[0].Time) })
+	return out
+}
+
+// legName is the name of the leg with id as seen, or what to call it.
+func (d *Diagnoser) legName(id leg.ID, otherwise string) string {
+	if n, ok := d.legs[id]; ok {
+		return n
+	}
+	return otherwise
+}

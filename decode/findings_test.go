@@ -1,0 +1,140 @@
+package decode
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pftap/pftap/leg"
+)
+
+// TestFindings drives the Diagnoser with the events each failure leaves
+// on the legs, and checks the finding, its hop and its evidence.
+func TestFindings(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	names := map[leg.ID]string{leg.User: "user→kubectl", leg.L1: "L1 client→apiserver", leg.L2: "L2 apiserver→kubelet", leg.L3: "L3 kubelet→runtime", leg.L4: "L4 runtime→app"}
+	ev := func(ms int, id leg.ID, conn int, kind Kind, text string) *Event {
+		return &Event{Time: at(ms), Kind: kind, Conn: conn, Leg: names[id], LegID: id, Text: text}
+	}
+	stream := func(e *Event, typ string, s uint32, req string) *Event {
+		e.Type, e.Stream, e.RequestID = typ, ptr(s), ptr(req)
+		return e
+	}
+	status := func(e *Event, code int, body string) *Event {
+		e.Status, e.Body = code, body
+		return e
+	}
+	reqEnd := func(e *Event, req string, setup bool) *Event {
+		e.RequestID = ptr(req)
+		if setup {
+			e.SetupNS = ptr(int64(1e6))
+		}
+		return e
+	}
+	errText := "error forwarding port 81 to pod abc, uid : failed to connect to localhost:81 inside namespace \"abc\", IPv4: dial tcp 127.0.0.1:81: connect: connection refused IPv6: dial tcp [::1]:81: connect: connection refused"
+	for _, tc := range []struct {
+		name   string
+		events []*Event
+		want   string // name
+		hop    string
+		proof  int    // evidence items
+		extra  string // in the explanation
+	}{
+		{"clean", []*Event{
+			stream(ev(0, leg.L1, 2, KindStream, "open error stream 1"), "SYN_STREAM", 1, "0"),
+			stream(ev(1, leg.L3, 5, KindStream, "open error stream 1"), "SYN_STREAM", 1, "0"),
+			reqEnd(ev(9, leg.L1, 2, KindRequest, "request 0 ok"), "0", true),
+			reqEnd(ev(9, leg.L3, 5, KindRequest, "request 0 ok"), "0", true),
+		}, "", "", 0, ""},
+		{"refused", []*Event{
+			func() *Event { e := ev(3, leg.L3, 5, KindStreamError, "error stream says: ..."); e.RequestID, e.Error = ptr("0"), ptr(errText); return e }(),
+			func() *Event { e := ev(4, leg.L1, 2, KindStreamError, "error stream says: ..."); e.RequestID, e.Error = ptr("0"), ptr(errText); return e }(),
+			func() *Event { e := ev(2, leg.L4, 7, KindClose, "server→client closed (RST)"); e.Reason = "RST"; return e }(),
+		}, "refused", "L4 runtime→app", 3, "nothing is listening on port 81"},
+		{"sandbox gone", []*Event{
+			func() *Event {
+				e := ev(3, leg.L3, 5, KindStreamError, "error stream says: ...")
+				e.RequestID, e.Error = ptr("1"), ptr(`failed to find sandbox "0123" in store: not found`)
+				return e
+			}(),
+		}, "sandbox-gone", "the runtime", 1, "sandbox is gone"},
+		{"rbac", []*Event{
+			status(ev(1, leg.L1, 2, KindHTTPResponse, "403 Forbidden"), 403, `pods "nginx" is forbidden: User "u" cannot create resource "pods/portforward"`),
+		}, "forbidden", "the apiserver, seen on L1 client→apiserver", 1, "create (and get) on pods/portforward"},
+		{"websocket refused then SPDY", []*Event{
+			status(ev(1, leg.L2, 3, KindHTTPResponse, "400 Bad Request"), 400, `query parameter "port" is required`),
+			status(ev(2, leg.L1, 2, KindHTTPResponse, "400 Bad Request"), 400, `query parameter "port" is required`),
+			status(ev(5, leg.L1, 6, KindHTTPResponse, "101 Switching Protocols  → SPDY/3.1"), 101, ""),
+		}, "websocket-fallback", "the kubelet, seen on L2 apiserver→kubelet", 3, "400 from the kubelet"},
+		{"stream unanswered", []*Event{
+			stream(ev(0, leg.L1, 2, KindStream, "open error stream 1"), "SYN_STREAM", 1, "0"),
+			stream(ev(1, leg.L2, 3, KindStream, "open error stream 1"), "SYN_STREAM", 1, "0"),
+			stream(ev(1, leg.L3, 5, KindStream, "open error stream 1"), "SYN_STREAM", 1, "0"),
+			ev(31000, leg.L1, 2, KindPing, "ping"),
+		}, "stream-unanswered", "L3 kubelet→runtime", 3, "Timeout occurred"},
+		{"stream eof", []*Event{
+			stream(ev(0, leg.L1, 2, KindStream, "open data stream 3"), "SYN_STREAM", 3, "0"),
+			stream(ev(1, leg.L2, 3, KindStream, "open data stream 3"), "SYN_STREAM", 3, "0"),
+			func() *Event { e := ev(40, leg.L2, 3, KindClose, "server→client closed (FIN)"); e.Reason = "FIN"; return e }(),
+		}, "stream-eof", "L2 apiserver→kubelet", 3, "EOF"},
+		{"runtime died", []*Event{
+			stream(ev(0, leg.L3, 5, KindStream, "open data stream 3"), "SYN_STREAM", 3, "0"),
+			reqEnd(ev(1, leg.L3, 5, KindRequest, "request 0 ..."), "0", true),
+			func() *Event { e := ev(500, leg.L3, 5, KindClose, "client→server closed (RST)"); e.Dir, e.Reason = ToServer, "RST"; return e }(),
+			func() *Event { e := ev(500, leg.L3, 5, KindClose, "server→client closed (RST)"); e.Dir, e.Reason = FromServer, "RST"; return e }(),
+			func() *Event { e := ev(501, leg.L3, 8, KindClose, "server→client closed (FIN)"); e.Dir, e.Reason = FromServer, "FIN"; return e }(),
+			func() *Event { e := ev(10500, leg.L2, 3, KindClose, "server→client closed (FIN)"); e.Dir, e.Reason = FromServer, "FIN"; return e }(),
+		}, "runtime-died", "L3 kubelet→runtime", 3, "when the next ping crossed it"},
+		{"kubelet done first", []*Event{
+			func() *Event { e := ev(400, leg.L3, 5, KindGoAway, "GOAWAY from client"); e.Dir = ToServer; return e }(),
+			func() *Event { e := ev(401, leg.L3, 5, KindClose, "client→server closed (FIN)"); e.Dir, e.Reason = ToServer, "FIN"; return e }(),
+			func() *Event { e := ev(402, leg.L3, 5, KindClose, "server→client closed (FIN)"); e.Dir, e.Reason = FromServer, "FIN"; return e }(),
+		}, "", "", 0, ""},
+		{"client reset", []*Event{
+			func() *Event { e := ev(10, leg.User, 9, KindClose, "client→server closed (RST)"); e.Reason = "RST"; return e }(),
+			stream(ev(11, leg.L1, 2, KindStream, "RST_STREAM data stream 3"), "RST_STREAM", 3, "0"),
+		}, "client-reset", "user→kubectl", 2, "connection reset by peer"},
+		{"idle drop", []*Event{
+			ev(0, leg.L1, 2, KindData, "request 0 data"),
+			func() *Event { e := ev(61000, leg.L1, 2, KindClose, "server→client closed (RST)"); e.Reason = "RST"; return e }(),
+		}, "idle-dropped", "L1 client→apiserver", 1, "60 s on ELB"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := NewDiagnoser()
+			for _, e := range tc.events {
+				d.Note(e)
+			}
+			fs := d.Findings()
+			if tc.want == "" {
+				if len(fs) != 0 {
+					t.Fatalf("findings in a clean session: %+v", fs)
+				}
+				return
+			}
+			if len(fs) != 1 {
+				t.Fatalf("%d findings, want 1 %s: %+v", len(fs), tc.want, fs)
+			}
+			f := fs[0]
+			if f.Name != tc.want || f.Hop != tc.hop || len(f.Evidence) != tc.proof || !strings.Contains(f.Explanation, tc.extra) {
+				t.Errorf("finding %+v\nwant %s at %q with %d evidence, explanation with %q", f, tc.want, tc.hop, tc.proof, tc.extra)
+			}
+			for i := 1; i < len(f.Evidence); i++ {
+				if f.Evidence[i].Time.Before(f.Evidence[i-1].Time) {
+					t.Errorf("evidence out of order: %+v", f.Evidence)
+				}
+			}
+		})
+	}
+}
+
+// TestFindingsOneLeg: with one leg captured, a finding says what it
+// cannot tell.
+func TestFindingsOneLeg(t *testing.T) {
+	d := NewDiagnoser()
+	d.Note(&Event{Time: time.Now(), Kind: KindHTTPResponse, Conn: 1, Leg: "L1 client→apiserver", LegID: leg.L1, Status: 403, Text: "403 Forbidden", Body: "cannot create resource \"pods/portforward\""})
+	fs := d.Findings()
+	if len(fs) != 1 || !strings.Contains(fs[0].Explanation, "only L1 client→apiserver was captured") {
+		t.Errorf("%+v", fs)
+	}
+}

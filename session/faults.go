@@ -1,0 +1,71 @@
+package session
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pftap/pftap/lab"
+)
+
+// Faults the lab can produce on request (LabOptions.Fault), each with the
+// mechanism that causes it in clusters.
+const (
+	FaultRefused     = "refused"
+	FaultSandboxGone = "sandbox-gone"
+	FaultRBAC        = "rbac-get-only"
+	FaultSkew        = "websocket-skew"
+	FaultRuntimeDies = "runtime-dies"
+)
+
+// Fault is one failure the lab can produce.
+type Fault struct {
+	Name, About string
+	// Finding is the name of the decode.Finding it shows.
+	Finding string
+}
+
+// Faults lists them, for --help and the tests.
+var Faults = []Fault{
+	{FaultRefused, "forward to a port nothing listens on in the pod: the runtime's dial to localhost is refused", "refused"},
+	{FaultSandboxGone, "remove the pod's sandbox under the running forward (with containerd: StopPodSandbox and RemovePodSandbox, for real)", "sandbox-gone"},
+	{FaultRBAC, "a user RBAC lets get pods/portforward but not create it (1.35+: the WebSocket GET needs both)", "forbidden"},
+	{FaultSkew, "a 1.36 apiserver, a 1.35 kubelet and a Node status that still declares ExtendWebSocketsToKubelet: the kubelet refuses the WebSocket (400), clients fall back to SPDY", "websocket-fallback"},
+	{FaultRuntimeDies, "the runtime's streaming server dies while the bytes flow (with containerd: the daemon killed with SIGKILL)", "runtime-died"},
+}
+
+// FaultNames lists the faults' names.
+func FaultNames() []string {
+	var out []string
+	for _, f := range Faults {
+		out = append(out, f.Name)
+	}
+	return out
+}
+
+// CheckFault refuses an unknown fault, or one the rest of cfg contradicts.
+func CheckFault(name string, cfg lab.Config) error {
+	if name == "" {
+		return nil
+	}
+	return applyFault(name, &cfg)
+}
+
+func applyFault(name string, cfg *lab.Config) error {
+	switch name {
+	case "", FaultRefused, FaultSandboxGone:
+	case FaultRuntimeDies:
+		if !lab.StreamsThroughRuntime(cfg.Runtime) && cfg.Runtime != "" {
+			return fmt.Errorf("--fault %s needs a runtime with a streaming server (cri-streaming or containerd), not %s", name, cfg.Runtime)
+		}
+	case FaultRBAC:
+		cfg.DenyPortForward = true
+	case FaultSkew:
+		if (!cfg.Kubernetes.IsZero() && cfg.Kubernetes.Minor != 36) || (!cfg.Kubelet.IsZero() && cfg.Kubelet.Minor != 35) || cfg.APIServerBinary != "" {
+			return fmt.Errorf("--fault %s sets the versions itself (a 1.36 apiserver, a 1.35 kubelet): leave out --kubernetes, --kubelet and --apiserver", name)
+		}
+		cfg.Kubernetes, cfg.Kubelet, cfg.StaleDeclaredFeatures = lab.Version{Minor: 36}, lab.Version{Minor: 35}, true
+	default:
+		return fmt.Errorf("--fault %q: want one of %s", name, strings.Join(FaultNames(), ", "))
+	}
+	return nil
+}
