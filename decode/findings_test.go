@@ -48,9 +48,21 @@ func TestFindings(t *testing.T) {
 			reqEnd(ev(9, leg.L3, 5, KindRequest, "request 0 ok"), "0", true),
 		}, "", "", 0, ""},
 		{"refused", []*Event{
-			func() *Event { e := ev(3, leg.L3, 5, KindStreamError, "error stream says: ..."); e.RequestID, e.Error = ptr("0"), ptr(errText); return e }(),
-			func() *Event { e := ev(4, leg.L1, 2, KindStreamError, "error stream says: ..."); e.RequestID, e.Error = ptr("0"), ptr(errText); return e }(),
-			func() *Event { e := ev(2, leg.L4, 7, KindClose, "server→client closed (RST)"); e.Reason = "RST"; return e }(),
+			func() *Event {
+				e := ev(3, leg.L3, 5, KindStreamError, "error stream says: ...")
+				e.RequestID, e.Error = ptr("0"), ptr(errText)
+				return e
+			}(),
+			func() *Event {
+				e := ev(4, leg.L1, 2, KindStreamError, "error stream says: ...")
+				e.RequestID, e.Error = ptr("0"), ptr(errText)
+				return e
+			}(),
+			func() *Event {
+				e := ev(2, leg.L4, 7, KindClose, "server→client closed (RST)")
+				e.Reason = "RST"
+				return e
+			}(),
 		}, "refused", "L4 runtime→app", 3, "nothing is listening on port 81"},
 		{"sandbox gone", []*Event{
 			func() *Event {
@@ -76,28 +88,64 @@ func TestFindings(t *testing.T) {
 		{"stream eof", []*Event{
 			stream(ev(0, leg.L1, 2, KindStream, "open data stream 3"), "SYN_STREAM", 3, "0"),
 			stream(ev(1, leg.L2, 3, KindStream, "open data stream 3"), "SYN_STREAM", 3, "0"),
-			func() *Event { e := ev(40, leg.L2, 3, KindClose, "server→client closed (FIN)"); e.Reason = "FIN"; return e }(),
+			func() *Event {
+				e := ev(40, leg.L2, 3, KindClose, "server→client closed (FIN)")
+				e.Reason = "FIN"
+				return e
+			}(),
 		}, "stream-eof", "L2 apiserver→kubelet", 3, "EOF"},
 		{"runtime died", []*Event{
 			stream(ev(0, leg.L3, 5, KindStream, "open data stream 3"), "SYN_STREAM", 3, "0"),
 			reqEnd(ev(1, leg.L3, 5, KindRequest, "request 0 ..."), "0", true),
-			func() *Event { e := ev(500, leg.L3, 5, KindClose, "client→server closed (RST)"); e.Dir, e.Reason = ToServer, "RST"; return e }(),
-			func() *Event { e := ev(500, leg.L3, 5, KindClose, "server→client closed (RST)"); e.Dir, e.Reason = FromServer, "RST"; return e }(),
-			func() *Event { e := ev(501, leg.L3, 8, KindClose, "server→client closed (FIN)"); e.Dir, e.Reason = FromServer, "FIN"; return e }(),
-			func() *Event { e := ev(10500, leg.L2, 3, KindClose, "server→client closed (FIN)"); e.Dir, e.Reason = FromServer, "FIN"; return e }(),
+			func() *Event {
+				e := ev(500, leg.L3, 5, KindClose, "client→server closed (RST)")
+				e.Dir, e.Reason = ToServer, "RST"
+				return e
+			}(),
+			func() *Event {
+				e := ev(500, leg.L3, 5, KindClose, "server→client closed (RST)")
+				e.Dir, e.Reason = FromServer, "RST"
+				return e
+			}(),
+			func() *Event {
+				e := ev(501, leg.L3, 8, KindClose, "server→client closed (FIN)")
+				e.Dir, e.Reason = FromServer, "FIN"
+				return e
+			}(),
+			func() *Event {
+				e := ev(10500, leg.L2, 3, KindClose, "server→client closed (FIN)")
+				e.Dir, e.Reason = FromServer, "FIN"
+				return e
+			}(),
 		}, "runtime-died", "L3 kubelet→runtime", 3, "when the next ping crossed it"},
 		{"kubelet done first", []*Event{
 			func() *Event { e := ev(400, leg.L3, 5, KindGoAway, "GOAWAY from client"); e.Dir = ToServer; return e }(),
-			func() *Event { e := ev(401, leg.L3, 5, KindClose, "client→server closed (FIN)"); e.Dir, e.Reason = ToServer, "FIN"; return e }(),
-			func() *Event { e := ev(402, leg.L3, 5, KindClose, "server→client closed (FIN)"); e.Dir, e.Reason = FromServer, "FIN"; return e }(),
+			func() *Event {
+				e := ev(401, leg.L3, 5, KindClose, "client→server closed (FIN)")
+				e.Dir, e.Reason = ToServer, "FIN"
+				return e
+			}(),
+			func() *Event {
+				e := ev(402, leg.L3, 5, KindClose, "server→client closed (FIN)")
+				e.Dir, e.Reason = FromServer, "FIN"
+				return e
+			}(),
 		}, "", "", 0, ""},
 		{"client reset", []*Event{
-			func() *Event { e := ev(10, leg.User, 9, KindClose, "client→server closed (RST)"); e.Reason = "RST"; return e }(),
+			func() *Event {
+				e := ev(10, leg.User, 9, KindClose, "client→server closed (RST)")
+				e.Reason = "RST"
+				return e
+			}(),
 			stream(ev(11, leg.L1, 2, KindStream, "RST_STREAM data stream 3"), "RST_STREAM", 3, "0"),
 		}, "client-reset", "user→kubectl", 2, "connection reset by peer"},
 		{"idle drop", []*Event{
 			ev(0, leg.L1, 2, KindData, "request 0 data"),
-			func() *Event { e := ev(61000, leg.L1, 2, KindClose, "server→client closed (RST)"); e.Reason = "RST"; return e }(),
+			func() *Event {
+				e := ev(61000, leg.L1, 2, KindClose, "server→client closed (RST)")
+				e.Reason = "RST"
+				return e
+			}(),
 		}, "idle-dropped", "L1 client→apiserver", 1, "60 s on ELB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

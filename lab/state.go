@@ -123,7 +123,6 @@ func procState(pid int) string {
 	return ""
 }
 
-
 // Clean removes what labs whose process is gone left behind: their
 // processes, namespaces (with the veths in them), host links, files and
 // state; and namespaces named pftap-<pid>-... of dead processes that have

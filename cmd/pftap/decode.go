@@ -154,7 +154,7 @@ func (l *legSizer) Summary(s decode.Summary) { l.tw.Summary(s) }
 func (l *legSizer) Hops(hs []timeline.Hops)  { l.tw.Hops(hs) }
 
 func (l *legSizer) Diagnoses(fs []decode.Finding) { l.tw.Diagnoses(fs) }
-func (l *legSizer) Err() error               { return l.tw.Err() }
+func (l *legSizer) Err() error                    { return l.tw.Err() }
 
 func writeHTMLFile(path string, page timeline.HTMLPage, events []*decode.Event, hops []timeline.Hops) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
