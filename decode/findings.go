@@ -156,8 +156,9 @@ func (d *Diagnoser) Note(e *Event) {
 }
 
 // IdleDrop is how long a connection must have carried nothing before a
-// close of it is taken for a middlebox's idle timeout (ELB: 60 s).
-const IdleDrop = 30 * time.Second
+// reset of it is taken for a middlebox's idle timeout (ELB: 60 s; the
+// lab's middlebox: a few seconds).
+const IdleDrop = 2 * time.Second
 
 // StreamTimeout is client-go's wait for a stream's SYN_REPLY.
 const StreamTimeout = 30 * time.Second
@@ -170,7 +171,10 @@ func (d *Diagnoser) Findings() []Finding {
 	out = append(out, d.unanswered()...)
 	out = append(out, d.runtimeDied()...)
 	out = append(out, d.clientReset()...)
-	out = append(out, d.idle()...)
+	if len(out) == 0 {
+		// A quiet connection reset is the cause only when nothing else is.
+		out = append(out, d.idle()...)
+	}
 	captured := d.Captured
 	if captured == 0 {
 		captured = len(d.order)
@@ -352,11 +356,22 @@ func (d *Diagnoser) unanswered() []Finding {
 		g := byReq[id]
 		dp := deepest(g.all)
 		ck := connKey{dp.Leg, dp.Conn}
-		var closer *Event
+		// The server's side ending first is an EOF; the client's (its
+		// GOAWAY, its FIN) is the client giving up on a stream that
+		// was never answered.
+		var closer, gaveUp *Event
 		for _, c := range d.closed[ck] {
-			if !c.Time.Before(dp.Time) {
-				closer = c
+			if c.Time.Before(dp.Time) {
+				continue
+			}
+			if c.Dir == FromServer || (c.Kind == KindClose && c.Reason == "RST") {
+				if gaveUp == nil {
+					closer = c
+				}
 				break
+			}
+			if gaveUp == nil {
+				gaveUp = c
 			}
 		}
 		f := Finding{RequestID: id, Evidence: evidence(g.all...)}
@@ -368,6 +383,10 @@ func (d *Diagnoser) unanswered() []Finding {
 			f.Evidence = append(f.Evidence, evidence(closer)...)
 		} else {
 			waited := d.lastT.Sub(dp.Time)
+			if gaveUp != nil {
+				waited = gaveUp.Time.Sub(dp.Time)
+				f.Evidence = append(f.Evidence, evidence(gaveUp)...)
+			}
 			f.Name, f.Hop = "stream-unanswered", dp.Leg
 			f.Text = fmt.Sprintf("stream creation unanswered for %s: the SYN_STREAM stops at %s", waited.Round(time.Millisecond), dp.Leg)
 			f.Explanation = fmt.Sprintf("the last hop that got the SYN_STREAM (%s) never answered it; client-go gives up after %s (\"Timeout occurred\"); a runtime in this state usually recovers when restarted", dp.Leg, StreamTimeout)
@@ -455,6 +474,11 @@ func (d *Diagnoser) idle() []Finding {
 			continue
 		}
 		c := cl[0]
+		// A peer that is done says GOAWAY or closes with a FIN of its
+		// own; a middlebox's idle timeout resets.
+		if c.Kind != KindClose || c.Reason != "RST" || c.LegID == leg.User {
+			continue
+		}
 		if silence := c.Time.Sub(last); silence >= IdleDrop {
 			out = append(out, Finding{Name: "idle-dropped", Hop: ck.leg,
 				Text: fmt.Sprintf("%s closed after %s of silence", ck.leg, silence.Round(time.Second)),

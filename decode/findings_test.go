@@ -90,7 +90,7 @@ func TestFindings(t *testing.T) {
 			stream(ev(1, leg.L2, 3, KindStream, "open data stream 3"), "SYN_STREAM", 3, "0"),
 			func() *Event {
 				e := ev(40, leg.L2, 3, KindClose, "server→client closed (FIN)")
-				e.Reason = "FIN"
+				e.Dir, e.Reason = FromServer, "FIN"
 				return e
 			}(),
 		}, "stream-eof", "L2 apiserver→kubelet", 3, "EOF"},

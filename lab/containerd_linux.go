@@ -86,6 +86,8 @@ type containerd struct {
 	// cgroupParent holds every container's cgroup, in each hierarchy.
 	cgroupParent string
 	network      string
+	// frozen: stopped with SIGSTOP (Lab.FreezeRuntime).
+	frozen bool
 }
 
 // containerdConfig is the daemon's configuration: only what the CRI
@@ -434,6 +436,9 @@ func (c *containerd) removeSandbox() {
 // containerd, and removes what either could leave: shims, container
 // processes, mounts, the sandbox's namespace, cgroups, CNI's cache.
 func (c *containerd) close() error {
+	if c.frozen && c.cmd != nil && c.cmd.Process != nil {
+		c.cmd.Process.Signal(syscall.SIGCONT)
+	}
 	if c.rt != nil && c.sandbox != "" {
 		select {
 		case <-c.exited:

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -581,17 +582,56 @@ func (l *Lab) KillRuntime() error {
 	return nil
 }
 
-// connSet keeps a listener's connections.
+// FreezeRuntime makes the runtime's streaming server hang: it reads
+// nothing more from its connections, so that a new stream's SYN_STREAM is
+// never answered (containerd: the daemon stopped with SIGSTOP, and
+// continued when the lab closes).
+func (l *Lab) FreezeRuntime() error {
+	if c := l.containerd; c != nil && c.cmd != nil && c.cmd.Process != nil {
+		c.frozen = true
+		return c.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+	if l.runtimeConns == nil {
+		return fmt.Errorf("the %s runtime has no streaming server", l.cfg.Runtime)
+	}
+	l.runtimeConns.frozen.Store(true)
+	return nil
+}
+
+// connSet keeps a listener's connections; frozen, they read nothing.
 type connSet struct {
-	mu    sync.Mutex
-	conns map[net.Conn]bool
+	mu     sync.Mutex
+	conns  map[net.Conn]bool
+	frozen atomic.Bool
 }
 
 func (s *connSet) add(c net.Conn) net.Conn {
+	fc := &freezableConn{Conn: c, set: s, closed: make(chan struct{})}
 	s.mu.Lock()
-	s.conns[c] = true
+	s.conns[fc] = true
 	s.mu.Unlock()
-	return c
+	return fc
+}
+
+// freezableConn blocks its reads while its set is frozen.
+type freezableConn struct {
+	net.Conn
+	set    *connSet
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (c *freezableConn) Read(b []byte) (int, error) {
+	if c.set.frozen.Load() {
+		<-c.closed
+		return 0, net.ErrClosed
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *freezableConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
 }
 
 // reset closes every connection with an RST.
@@ -599,8 +639,10 @@ func (s *connSet) reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.SetLinger(0)
+		if fc, ok := c.(*freezableConn); ok {
+			if tc, ok := fc.Conn.(*net.TCPConn); ok {
+				tc.SetLinger(0)
+			}
 		}
 		c.Close()
 		delete(s.conns, c)

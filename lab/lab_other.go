@@ -76,3 +76,6 @@ func (l *Lab) KillRuntime() error { return errLab }
 
 // RemoveSandbox does nothing: no lab runs here.
 func (l *Lab) RemoveSandbox() {}
+
+// FreezeRuntime fails: no lab runs here.
+func (l *Lab) FreezeRuntime() error { return errLab }

@@ -10,11 +10,12 @@ import (
 // Faults the lab can produce on request (LabOptions.Fault), each with the
 // mechanism that causes it in clusters.
 const (
-	FaultRefused     = "refused"
-	FaultSandboxGone = "sandbox-gone"
-	FaultRBAC        = "rbac-get-only"
-	FaultSkew        = "websocket-skew"
-	FaultRuntimeDies = "runtime-dies"
+	FaultRefused      = "refused"
+	FaultSandboxGone  = "sandbox-gone"
+	FaultRBAC         = "rbac-get-only"
+	FaultSkew         = "websocket-skew"
+	FaultRuntimeDies  = "runtime-dies"
+	FaultRuntimeHangs = "runtime-hangs"
 )
 
 // Fault is one failure the lab can produce.
@@ -31,6 +32,7 @@ var Faults = []Fault{
 	{FaultRBAC, "a user RBAC lets get pods/portforward but not create it (1.35+: the WebSocket GET needs both)", "forbidden"},
 	{FaultSkew, "a 1.36 apiserver, a 1.35 kubelet and a Node status that still declares ExtendWebSocketsToKubelet: the kubelet refuses the WebSocket (400), clients fall back to SPDY", "websocket-fallback"},
 	{FaultRuntimeDies, "the runtime's streaming server dies while the bytes flow (with containerd: the daemon killed with SIGKILL)", "runtime-died"},
+	{FaultRuntimeHangs, "the runtime hangs once the forward is up: new streams are never answered, client-go gives up after 30 s (\"Timeout occurred\"); with containerd: the daemon stopped with SIGSTOP", "stream-unanswered"},
 }
 
 // FaultNames lists the faults' names.
@@ -53,7 +55,7 @@ func CheckFault(name string, cfg lab.Config) error {
 func applyFault(name string, cfg *lab.Config) error {
 	switch name {
 	case "", FaultRefused, FaultSandboxGone:
-	case FaultRuntimeDies:
+	case FaultRuntimeDies, FaultRuntimeHangs:
 		if !lab.StreamsThroughRuntime(cfg.Runtime) && cfg.Runtime != "" {
 			return fmt.Errorf("--fault %s needs a runtime with a streaming server (cri-streaming or containerd), not %s", name, cfg.Runtime)
 		}

@@ -374,6 +374,10 @@ func (s *Lab) Run() (LabResult, error) {
 	}
 	send := SendOptions{Concurrency: o.Concurrency, HeaderTimeout: o.HeaderTimeout}
 	switch o.Fault {
+	case FaultRuntimeHangs:
+		// The runtime stops answering: the streams the requests open
+		// get no reply.
+		l.FreezeRuntime()
 	case FaultSandboxGone:
 		// The pod deleted under the running forward: the next request's
 		// streams reach a runtime that no longer has its sandbox.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pftap/pftap/session"
 )
@@ -34,14 +35,36 @@ func diagnosisNames(t *testing.T, out []byte) []string {
 // JSON, and the same again by pftap decode of the session's recording.
 func TestLabFaults(t *testing.T) {
 	needRootCmd(t)
+	type run struct {
+		fault           session.Fault
+		client, runtime string
+	}
+	var runs []run
 	for _, f := range session.Faults {
 		for _, client := range []string{"pftap", "kubectl"} {
-			t.Run(f.Name+"/"+client, func(t *testing.T) {
+			runs = append(runs, run{f, client, "cri-streaming"})
+		}
+		// The real daemon: killed with SIGKILL, stopped with SIGSTOP.
+		if f.Name == session.FaultRuntimeDies || f.Name == session.FaultRuntimeHangs || f.Name == session.FaultSandboxGone {
+			runs = append(runs, run{f, "kubectl", "containerd"})
+		}
+	}
+	for _, r := range runs {
+		f, client := r.fault, r.client
+		{
+			t.Run(f.Name+"/"+client+"/"+r.runtime, func(t *testing.T) {
+				if r.runtime == "containerd" {
+					needContainerdCmd(t)
+				}
+				timeout := session.DefaultHeaderTimeout
+				if f.Name == session.FaultRuntimeHangs {
+					timeout = 3 * time.Second // not client-go's 30 s
+				}
 				rec := filepath.Join(t.TempDir(), "fault.pcapng")
 				run := func(json bool, write string) (string, error) {
 					ios, out, errOut := testIO()
-					opts := &LabRunOptions{IO: ios, Runtime: "cri-streaming", App: "builtin", Client: client, Concurrency: 1, Repeat: 1,
-						HeaderTimeout: session.DefaultHeaderTimeout, Fault: f.Name, JSON: json, Write: write, NoColor: true}
+					opts := &LabRunOptions{IO: ios, Runtime: r.runtime, App: "builtin", Client: client, Concurrency: 1, Repeat: 1,
+						HeaderTimeout: timeout, Fault: f.Name, JSON: json, Write: write, NoColor: true}
 					if err := validateLabRun(opts); err != nil {
 						t.Fatal(err)
 					}
