@@ -487,8 +487,18 @@ func (d *Diagnoser) idle() []Finding {
 				Evidence: evidence(c)})
 		}
 	}
+	if len(out) <= 1 {
+		return out
+	}
+	// One middlebox cuts every connection through it: one finding, at
+	// the first cut, with the others as evidence.
 	sort.Slice(out, func(i, j int) bool { return out[i].Evidence[0].Time.Before(out[j].Evidence[0].Time) })
-	return out
+	f := out[0]
+	for _, o := range out[1:] {
+		f.Evidence = append(f.Evidence, o.Evidence...)
+	}
+	f.Text = fmt.Sprintf("%d connections reset after a silence (first %s)", len(out), strings.TrimSuffix(f.Text, ""))
+	return []Finding{f}
 }
 
 // legName is the name of the leg with id as seen, or what to call it.

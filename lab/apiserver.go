@@ -2,6 +2,7 @@ package lab
 
 import (
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"github.com/pftap/pftap/internal/fakeapi"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/proxy"
@@ -164,6 +166,14 @@ func (a *apiserver) portForward(w http.ResponseWriter, r *http.Request) {
 type responder struct{ a *apiserver }
 
 func (r responder) Error(w http.ResponseWriter, req *http.Request, err error) {
+	// An API error keeps its code (the proxy's "Upgrade request
+	// required" is a 400, as upstream answers it).
+	var st apierrors.APIStatus
+	if errors.As(err, &st) {
+		s := st.Status()
+		r.a.status(w, int(s.Code), string(s.Reason), s.Message)
+		return
+	}
 	r.a.status(w, http.StatusBadGateway, "InternalError", err.Error())
 }
 

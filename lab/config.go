@@ -2,7 +2,10 @@ package lab
 
 import (
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"github.com/pftap/pftap/internal/nsenter"
 	"github.com/pftap/pftap/leg"
@@ -51,6 +54,20 @@ var Runtimes = []string{RuntimeCRIStreaming, RuntimeContainerd, RuntimeSocat}
 func StreamsThroughRuntime(runtime string) bool {
 	return runtime == RuntimeCRIStreaming || runtime == RuntimeContainerd
 }
+
+// Middleboxes a lab can put between the client and the apiserver, on the
+// host's end of the lab's link (Config.Middlebox): the client's kubeconfig
+// then names it, and it reaches the apiserver over the link.
+const (
+	// MiddleboxStripUpgrades is a TLS-terminating HTTP proxy that passes
+	// requests on without their Connection and Upgrade headers, as
+	// gateways that do not support upgrades do.
+	MiddleboxStripUpgrades = "strip-upgrades"
+	// MiddleboxIdleDrop is a TCP relay that resets both sides of a
+	// connection that carried nothing for Config.IdleAfter, as a load
+	// balancer's idle timeout does (60 s on ELB).
+	MiddleboxIdleDrop = "idle-drop"
+)
 
 // Apps a lab's pod can run; any other Config.App is a shell command run in
 // the pod's network namespace.
@@ -106,6 +123,11 @@ type Config struct {
 	// authentication, RBAC, admission and PortForwardREST's proxy-or-
 	// tunnel decision. Kubernetes is then its version.
 	APIServerBinary string
+	// Middlebox puts a proxy between the client and the apiserver
+	// (MiddleboxStripUpgrades, MiddleboxIdleDrop); IdleAfter is the idle
+	// timeout of MiddleboxIdleDrop (default 3 s).
+	Middlebox string
+	IdleAfter time.Duration
 	// Token is the bearer token the apiserver requires; default: random.
 	Token string
 	// Plain serves the apiserver and the kubelet over plain HTTP instead of
@@ -155,6 +177,17 @@ func (c *Config) defaults() error {
 	}
 	if c.App == "" {
 		c.App = AppBuiltin
+	}
+	switch c.Middlebox {
+	case "", MiddleboxStripUpgrades, MiddleboxIdleDrop:
+	default:
+		return fmt.Errorf("unknown middlebox %q", c.Middlebox)
+	}
+	if c.Middlebox != "" && c.Plain {
+		return errors.New("a middlebox needs a TLS lab")
+	}
+	if c.IdleAfter == 0 {
+		c.IdleAfter = 3 * time.Second
 	}
 	if c.AppPort == 0 {
 		c.AppPort = 80
@@ -208,8 +241,9 @@ type Lab struct {
 	cfg Config
 	// CPNetns, NodeNetns and PodNetns name the namespaces (/run/netns).
 	CPNetns, NodeNetns, PodNetns string
-	// APIServer is the apiserver's URL, reachable from the host.
-	APIServer *url.URL
+	// APIServer is the apiserver's URL, reachable from the host (the
+	// middlebox's, when there is one; Direct is then the apiserver's).
+	APIServer, Direct *url.URL
 	// CA is the lab CA's certificate (PEM).
 	CA []byte
 	// StreamingAddr is the runtime streaming server's address on the
@@ -232,6 +266,8 @@ type Lab struct {
 	containerd    *containerd
 	realAPI       *realAPI
 	runtimeConns  *connSet
+	caPool        *x509.CertPool
+	apiCert       tls.Certificate
 	hostLinkIndex int
 	ownDir        bool
 	dir           string

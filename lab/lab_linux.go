@@ -120,6 +120,7 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 		return nil, err
 	}
 	l.CA = ca.PEM
+	l.caPool = ca.Pool
 
 	// The pod and its app: made by containerd when it is the runtime.
 	sandbox := "sandbox-" + cfg.Name
@@ -184,10 +185,13 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	l.serve(kl, k, kubeletTLS, "L2")
 
 	// The control plane.
-	acert, err := ca.Issue("kube-apiserver", []net.IP{a.cp.AsSlice()}, []string{"kubernetes", "kubernetes.default"}, false)
+	// The host's address too: a middlebox there presents the same
+	// certificate, as a TLS-terminating gateway would the cluster's.
+	acert, err := ca.Issue("kube-apiserver", []net.IP{a.cp.AsSlice(), a.host.AsSlice()}, []string{"kubernetes", "kubernetes.default"}, false)
 	if err != nil {
 		return nil, err
 	}
+	l.apiCert = acert
 	clientCert, err := ca.Issue("system:kube-apiserver-kubelet-client", nil, nil, true)
 	if err != nil {
 		return nil, err
@@ -255,6 +259,13 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 
 // finish writes the kubeconfig and the state of a lab that is up.
 func (l *Lab) finish(t0 time.Time, ctx context.Context) (*Lab, error) {
+	if l.cfg.Middlebox != "" {
+		u, err := l.startMiddlebox(l.addr, l.apiCert, l.APIServer)
+		if err != nil {
+			return nil, err
+		}
+		l.Direct, l.APIServer = l.APIServer, u
+	}
 	cfg := l.cfg
 	l.Kubeconfig = cfg.Kubeconfig
 	if l.Kubeconfig == "" {

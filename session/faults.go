@@ -10,12 +10,14 @@ import (
 // Faults the lab can produce on request (LabOptions.Fault), each with the
 // mechanism that causes it in clusters.
 const (
-	FaultRefused      = "refused"
-	FaultSandboxGone  = "sandbox-gone"
-	FaultRBAC         = "rbac-get-only"
-	FaultSkew         = "websocket-skew"
-	FaultRuntimeDies  = "runtime-dies"
-	FaultRuntimeHangs = "runtime-hangs"
+	FaultRefused       = "refused"
+	FaultSandboxGone   = "sandbox-gone"
+	FaultRBAC          = "rbac-get-only"
+	FaultSkew          = "websocket-skew"
+	FaultRuntimeDies   = "runtime-dies"
+	FaultRuntimeHangs  = "runtime-hangs"
+	FaultStripUpgrades = "strip-upgrades"
+	FaultIdleDrop      = "idle-drop"
 )
 
 // Fault is one failure the lab can produce.
@@ -32,6 +34,8 @@ var Faults = []Fault{
 	{FaultRBAC, "a user RBAC lets get pods/portforward but not create it (1.35+: the WebSocket GET needs both)", "forbidden"},
 	{FaultSkew, "a 1.36 apiserver, a 1.35 kubelet and a Node status that still declares ExtendWebSocketsToKubelet: the kubelet refuses the WebSocket (400), clients fall back to SPDY", "websocket-fallback"},
 	{FaultRuntimeDies, "the runtime's streaming server dies while the bytes flow (with containerd: the daemon killed with SIGKILL)", "runtime-died"},
+	{FaultStripUpgrades, "a gateway in front of the apiserver that passes requests without their Upgrade and Connection headers", "upgrade-stripped"},
+	{FaultIdleDrop, "a load balancer in front of the apiserver that resets connections idle for 3 s (ELB: 60 s); the requests are sent, then again after 4.5 s", "idle-dropped"},
 	{FaultRuntimeHangs, "the runtime hangs once the forward is up: new streams are never answered, client-go gives up after 30 s (\"Timeout occurred\"); with containerd: the daemon stopped with SIGSTOP", "stream-unanswered"},
 }
 
@@ -61,6 +65,10 @@ func applyFault(name string, cfg *lab.Config) error {
 		}
 	case FaultRBAC:
 		cfg.DenyPortForward = true
+	case FaultStripUpgrades:
+		cfg.Middlebox = lab.MiddleboxStripUpgrades
+	case FaultIdleDrop:
+		cfg.Middlebox = lab.MiddleboxIdleDrop
 	case FaultSkew:
 		if (!cfg.Kubernetes.IsZero() && cfg.Kubernetes.Minor != 36) || (!cfg.Kubelet.IsZero() && cfg.Kubelet.Minor != 35) || cfg.APIServerBinary != "" {
 			return fmt.Errorf("--fault %s sets the versions itself (a 1.36 apiserver, a 1.35 kubelet): leave out --kubernetes, --kubelet and --apiserver", name)

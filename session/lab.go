@@ -233,10 +233,15 @@ func (s *Lab) openCaptures(live bool) (stop func(), poll func() uint64, err erro
 		port := int(lg.Server.Port())
 		switch lg.ID {
 		case leg.L1:
-			if s.l1 >= 0 {
+			switch {
+			case s.lab.Direct != nil:
+				// A middlebox's side of L1, on the link: its resets.
+				name, id = "L1 via middlebox (TLS)", leg.Unknown
+			case s.l1 >= 0:
 				continue // the plaintext tap covers it
+			default:
+				name = "L1 on the wire (TLS)" // kubectl to the real kube-apiserver
 			}
-			name = "L1 on the wire (TLS)" // kubectl to the real kube-apiserver
 		case leg.L2:
 			name, id = "L2 on the wire (TLS)", leg.L2Wire
 		case leg.L4:
@@ -415,6 +420,14 @@ func (s *Lab) Run() (LabResult, error) {
 		}
 	}
 	results := Send(ctx, local, o.Requests, send)
+	if o.Fault == FaultIdleDrop && ctx.Err() == nil {
+		// Quiet for longer than the middlebox allows, then again.
+		select {
+		case <-ctx.Done():
+		case <-time.After(l.Config().IdleAfter + 1500*time.Millisecond):
+			results = append(results, Send(ctx, local, o.Requests, send)...)
+		}
+	}
 	// The drain: every request ends on every leg before the client goes,
 	// and every connection is closed on every leg before the taps stop.
 	// Stopped by a signal: no wait for anything still on its way.
