@@ -166,9 +166,26 @@ const StreamTimeout = 30 * time.Second
 // Findings names what failed in the session noted so far.
 func (d *Diagnoser) Findings() []Finding {
 	var out []Finding
-	out = append(out, d.errorStreams()...)
+	streams := d.errorStreams()
 	out = append(out, d.statuses()...)
-	out = append(out, d.unanswered()...)
+	unanswered := d.unanswered()
+	// The node's "timed out waiting for streams" is the other end of a
+	// stream never answered: one finding, with both.
+	for _, f := range streams {
+		merged := false
+		for i := range unanswered {
+			if f.Name == "streams-timeout" && unanswered[i].RequestID == f.RequestID {
+				unanswered[i].Evidence = append(unanswered[i].Evidence, f.Evidence...)
+				sort.SliceStable(unanswered[i].Evidence, func(a, b int) bool { return unanswered[i].Evidence[a].Time.Before(unanswered[i].Evidence[b].Time) })
+				unanswered[i].Explanation += "; the node wrote \"timed out waiting for streams\" on the error stream when its own wait ran out"
+				merged = true
+			}
+		}
+		if !merged {
+			out = append(out, f)
+		}
+	}
+	out = append(out, unanswered...)
 	out = append(out, d.runtimeDied()...)
 	out = append(out, d.clientReset()...)
 	if len(out) == 0 {
@@ -248,6 +265,9 @@ func (d *Diagnoser) errorStreams() []Finding {
 					}
 				}
 			}
+		case strings.Contains(low, "timed out waiting for streams"):
+			f.Name, f.Hop = "streams-timeout", e.Leg
+			f.Text = "the node gave up waiting for the request's other stream"
 		case strings.Contains(low, "sandbox") || strings.Contains(low, "no such container") || strings.Contains(low, "container not found"):
 			f.Name, f.Hop = "sandbox-gone", "the runtime"
 			f.Text = "the pod's sandbox is gone: the pod was deleted or restarted under the forward"
@@ -285,7 +305,7 @@ func (d *Diagnoser) statuses() []Finding {
 		low := strings.ToLower(e.Text + " " + e.Body)
 		switch {
 		case e.Status == 400 && strings.Contains(low, "port") && strings.Contains(low, "required"):
-			f.Name, f.Hop, f.Text = "websocket-refused", "the kubelet, seen on "+dp.Leg, "the kubelet refused the WebSocket tunnel (400): the client falls back to SPDY"
+			f.Name, f.Hop, f.Text = "websocket-refused", "the kubelet, seen on "+dp.Leg, "the kubelet refused the WebSocket tunnel (400)"
 		case e.Status == 403:
 			f.Name, f.Hop, f.Text = "forbidden", "the apiserver, seen on "+dp.Leg, "the apiserver forbade the port-forward (403)"
 		case e.Status == 401:
@@ -481,7 +501,7 @@ func (d *Diagnoser) idle() []Finding {
 		}
 		if silence := c.Time.Sub(last); silence >= IdleDrop {
 			out = append(out, Finding{Name: "idle-dropped", Hop: ck.leg,
-				Text: fmt.Sprintf("%s closed after %s of silence", ck.leg, silence.Round(time.Second)),
+				Text: fmt.Sprintf("%s was reset after %s of silence", ck.leg, silence.Round(100*time.Millisecond)),
 				Explanation: fmt.Sprintf("nothing crossed the connection for %s (%d pings seen on it; kubectl pings every 5 s on SPDY, 10 s through the WebSocket tunnel), then it closed: an idle timeout in a load balancer or NAT between the hops (60 s on ELB) drops quiet connections",
 					silence.Round(time.Second), d.pings[ck]),
 				Evidence: evidence(c)})
@@ -497,7 +517,7 @@ func (d *Diagnoser) idle() []Finding {
 	for _, o := range out[1:] {
 		f.Evidence = append(f.Evidence, o.Evidence...)
 	}
-	f.Text = fmt.Sprintf("%d connections reset after a silence (first %s)", len(out), strings.TrimSuffix(f.Text, ""))
+	f.Text = fmt.Sprintf("%d connections were reset after a silence", len(out))
 	return []Finding{f}
 }
 
