@@ -3,13 +3,21 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pftap/pftap/agent"
+	"github.com/pftap/pftap/lab"
 	"github.com/pftap/pftap/session"
+	"github.com/pftap/pftap/trace"
 )
 
 // diagnosisNames reads the {"kind":"diagnosis"} objects' names.
@@ -95,4 +103,61 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestTraceFaults: pftap trace, with the agent's legs, against the lab
+// failing as --fault makes it, names the same failure as pftap lab.
+func TestTraceFaults(t *testing.T) {
+	needRootCmd(t)
+	for _, tc := range []struct {
+		fault string
+		cfg   lab.Config
+		port  string
+		use   func(t *testing.T, l *lab.Lab, local int)
+		want  string
+	}{
+		{session.FaultRefused, lab.Config{}, "0:81", func(t *testing.T, l *lab.Lab, local int) { httpGet(local, "/") }, "refused"},
+		{session.FaultSandboxGone, lab.Config{}, "0:80", func(t *testing.T, l *lab.Lab, local int) { l.RemoveSandbox(); httpGet(local, "/") }, "sandbox-gone"},
+		{session.FaultSkew, lab.Config{Kubernetes: lab.Version{Minor: 36}, Kubelet: lab.Version{Minor: 35}, StaleDeclaredFeatures: true}, "0:80",
+			func(t *testing.T, l *lab.Lab, local int) { httpGet(local, "/") }, "websocket-fallback"},
+		{session.FaultRuntimeDies, lab.Config{}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
+			go func() { time.Sleep(150 * time.Millisecond); l.KillRuntime() }()
+			httpGet(local, "/bytes?n=1000000000")
+		}, "runtime-died"},
+	} {
+		t.Run(tc.fault, func(t *testing.T) {
+			l, err := lab.Start(context.Background(), tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			a, err := agent.New(agent.Options{Token: labAgentToken, Netns: l.NodeNetns})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go a.Serve(ln)
+			_, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--json", "--agent", ln.Addr().String(), "--agent-token-file", tokenFile(t, labAgentToken),
+				"--agent-fingerprint", a.Fingerprint, "pod/nginx", tc.port}, func(ports []trace.PortPair) {
+				tc.use(t, l, ports[0].Local)
+				time.Sleep(400 * time.Millisecond)
+			})
+			if got := diagnosisNames(t, []byte(out)); len(got) != 1 || got[0] != tc.want {
+				t.Errorf("trace's diagnoses %v, want [%s]\n%s\n%s", got, tc.want, errOut, lastLines(out, 20))
+			}
+		})
+	}
+}
+
+// httpGet fetches a path from a local port, reading what comes.
+func httpGet(port int, path string) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
+	if err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
 }
