@@ -274,15 +274,18 @@ func labGoldenText(t *testing.T, client, runtime, kubernetes, kubelet string) st
 		t.Fatalf("%v\n%s", err, errOut)
 	}
 	perLeg := map[string][]string{}
-	var legs []string
+	var legs, diags []string
 	sc := bufio.NewScanner(bytes.NewReader(out.Bytes()))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		var e struct {
-			Kind, Leg, Dir, Text string
+			Kind, Leg, Dir, Text, Name, Hop string
 		}
 		json.Unmarshal(sc.Bytes(), &e)
 		switch e.Kind {
+		case "diagnosis":
+			diags = append(diags, e.Name+" at "+e.Hop)
+			continue
 		case "conn", "close", "goaway", "ping", "hops", "summary", "ws", "spdy", "tcp", "app":
 			continue
 		}
@@ -300,6 +303,9 @@ func labGoldenText(t *testing.T, client, runtime, kubernetes, kubelet string) st
 	var b strings.Builder
 	for _, l := range legs {
 		fmt.Fprintf(&b, "== %s\n%s\n", l, strings.Join(perLeg[l], "\n"))
+	}
+	if len(diags) > 0 {
+		fmt.Fprintf(&b, "== diagnosis\n%s\n", strings.Join(diags, "\n"))
 	}
 	return b.String()
 }
