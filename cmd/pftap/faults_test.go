@@ -3,18 +3,15 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pftap/pftap/agent"
 	"github.com/pftap/pftap/lab"
 	"github.com/pftap/pftap/session"
 	"github.com/pftap/pftap/trace"
@@ -126,23 +123,8 @@ func TestTraceFaults(t *testing.T) {
 		}, "runtime-died"},
 	} {
 		t.Run(tc.fault, func(t *testing.T) {
-			l, err := lab.Start(context.Background(), tc.cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
-			a, err := agent.New(agent.Options{Token: labAgentToken, Netns: l.NodeNetns})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			go a.Serve(ln)
-			_, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--json", "--agent", ln.Addr().String(), "--agent-token-file", tokenFile(t, labAgentToken),
-				"--agent-fingerprint", a.Fingerprint, "pod/nginx", tc.port}, func(ports []trace.PortPair) {
+			l, agentArgs := labWithAgent(t, tc.cfg)
+			_, out, errOut := runTrace(t, append(agentArgs, "--json", "pod/nginx", tc.port), func(ports []trace.PortPair) {
 				tc.use(t, l, ports[0].Local)
 				time.Sleep(400 * time.Millisecond)
 			})

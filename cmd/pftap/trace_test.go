@@ -558,22 +558,8 @@ func TestTraceAppOnPodIP(t *testing.T) {
 	testenv.NeedTool(t, "socat", "socat")
 	app := `socat TCP4-LISTEN:80,bind=127.0.0.1,fork,reuseaddr SYSTEM:'echo ok' & ` +
 		`socat TCP4-LISTEN:8081,bind=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1),fork,reuseaddr SYSTEM:'echo hi' & wait`
-	l, err := lab.Start(context.Background(), lab.Config{App: app})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	a, err := agent.New(agent.Options{Token: labAgentToken, Netns: l.NodeNetns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go a.Serve(ln)
-	code, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--no-color", "--agent", ln.Addr().String(), "--agent-token-file", tokenFile(t, labAgentToken), "--agent-fingerprint", a.Fingerprint, "pod/nginx", "0:8081"},
+	l, agentArgs := labWithAgent(t, lab.Config{App: app})
+	code, out, errOut := runTrace(t, append(agentArgs, "--no-color", "pod/nginx", "0:8081"),
 		func(ports []trace.PortPair) {
 			c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ports[0].Local))
 			if err == nil {
@@ -620,23 +606,8 @@ func TestTraceAgentContainerd(t *testing.T) {
 		t.Fatalf("pftap lab's timeline: %v\n%s", want, labOut)
 	}
 
-	l, err := lab.Start(context.Background(), lab.Config{Runtime: lab.RuntimeContainerd})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	a, err := agent.New(agent.Options{Token: labAgentToken, Netns: l.NodeNetns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go a.Serve(ln)
-	code, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--no-color", "--agent", ln.Addr().String(), "--agent-token-file", tokenFile(t, labAgentToken),
-		"--agent-fingerprint", a.Fingerprint, "pod/nginx", "0:80"}, func(ports []trace.PortPair) {
+	l, agentArgs := labWithAgent(t, lab.Config{Runtime: lab.RuntimeContainerd})
+	code, out, errOut := runTrace(t, append(agentArgs, "--no-color", "pod/nginx", "0:80"), func(ports []trace.PortPair) {
 		for _, r := range session.Send(context.Background(), ports[0].Local, reqs, session.SendOptions{}) {
 			if r.Err != nil {
 				t.Errorf("through trace: %v", r.Err)
@@ -669,4 +640,27 @@ func TestTraceAgentContainerd(t *testing.T) {
 	if !regexp.MustCompile(`witness pod eth0\s+0 packets`).MatchString(out) {
 		t.Errorf("the witness saw port-forward traffic:\n%s", out)
 	}
+}
+
+// labWithAgent starts a lab and a pftap agent on its node (in this
+// process, told only the node's namespace), both stopped when the test
+// ends, and returns the lab and trace's flags that reach the agent.
+func labWithAgent(t *testing.T, cfg lab.Config) (*lab.Lab, []string) {
+	t.Helper()
+	l, err := lab.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	a, err := agent.New(agent.Options{Token: labAgentToken, Netns: l.NodeNetns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go a.Serve(ln)
+	return l, []string{"--kubeconfig", l.Kubeconfig, "--agent", ln.Addr().String(), "--agent-token-file", tokenFile(t, labAgentToken), "--agent-fingerprint", a.Fingerprint}
 }
