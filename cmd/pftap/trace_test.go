@@ -615,7 +615,7 @@ func TestTraceAgentContainerd(t *testing.T) {
 		}
 		// containerd closes its end of a data stream a second after the
 		// client's (its forwarder lingers): wait for the streams to end.
-		time.Sleep(1500 * time.Millisecond)
+		time.Sleep(2500 * time.Millisecond)
 	})
 	if code != exitOK {
 		t.Fatalf("exit %d: %s\n%s", code, errOut, out)
