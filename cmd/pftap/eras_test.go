@@ -114,7 +114,17 @@ func TestLabErasJSON(t *testing.T) {
 				if dir == "from_pod" {
 					want = "L4 L3 L2 L2 L1 user→" + tc.client
 				}
-				if strings.Join(legs, " ") != want {
+				got := strings.Join(legs, " ")
+				// With pftap's client, L1 and the user's leg are both
+				// tapped in this process, microseconds apart: under load
+				// their stamps have been seen swapped (once in CI, the
+				// containerd 1.37 run). Every other hop's order is exact.
+				swapped := "L4 L3 L2 L2 user→" + tc.client + " L1"
+				if tc.client == "pftap" && dir == "from_pod" && got == swapped {
+					t.Logf("from_pod: L1 and the user's leg stamped in the other order (in-process taps under load)")
+					got = want
+				}
+				if got != want {
 					t.Errorf("%s crossed %v, want %s", dir, legs, want)
 				}
 				var sum float64
