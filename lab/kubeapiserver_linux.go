@@ -48,12 +48,16 @@ const (
 // says ("Kubernetes v1.37.2").
 func KubeAPIServerVersion(bin string) (Version, string, error) {
 	out, err := exec.Command(bin, "--version").CombinedOutput()
+	first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 	if err != nil {
-		return Version{}, "", fmt.Errorf("--apiserver %s: %v: %s", bin, err, strings.TrimSpace(string(out)))
+		if first != "" {
+			return Version{}, "", fmt.Errorf("--apiserver %s: %v: %s", bin, err, first)
+		}
+		return Version{}, "", fmt.Errorf("--apiserver %s: %v", bin, err)
 	}
 	m := regexp.MustCompile(`Kubernetes (v1\.\d+\.\S+)`).FindStringSubmatch(string(out))
 	if m == nil {
-		return Version{}, "", fmt.Errorf("--apiserver %s: not a kube-apiserver (its --version said %q)", bin, strings.TrimSpace(string(out)))
+		return Version{}, "", fmt.Errorf("--apiserver %s: not a kube-apiserver (its --version said %q)", bin, first)
 	}
 	v, ok := ParseServerVersion(m[1])
 	if !ok {
