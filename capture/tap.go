@@ -1,11 +1,13 @@
 package capture
 
 import (
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pftap/pftap/internal/tcpframe"
@@ -181,6 +183,9 @@ func (t *Tap) Read(p []byte) (int, error) {
 	}
 	if err == io.EOF {
 		t.finish(1 - t.local())
+	} else if errors.Is(err, syscall.ECONNRESET) {
+		// The peer (or a middlebox on the way) reset the connection.
+		t.reset(1 - t.local())
 	}
 	return n, err
 }
@@ -213,4 +218,27 @@ func (t *Tap) Close() error {
 	err := t.Conn.Close()
 	t.finish(t.local())
 	return err
+}
+
+// Reset aborts the connection with an RST (SO_LINGER 0, where the wrapped
+// connection is TCP), as a program that cancels it does, and records the
+// RST from this end.
+func (t *Tap) Reset() error {
+	if tc, ok := t.Conn.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	err := t.Conn.Close()
+	t.reset(t.local())
+	return err
+}
+
+// reset records an RST from side dir, which ends both directions.
+func (t *Tap) reset(dir int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.fin[0] && t.fin[1] {
+		return
+	}
+	t.fin[0], t.fin[1] = true, true
+	t.emit(t.now(), dir, tcpframe.FlagRST|tcpframe.FlagACK, nil)
 }

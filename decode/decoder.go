@@ -306,7 +306,11 @@ func (h handler) Close(c *tcpstream.Conn, dir tcpstream.Dir, t time.Time, how tc
 				Text: fmt.Sprintf("refused: the SYN to port %d was answered by RST (nothing listens there)", c.Server.Port())})
 		}
 	} else {
-		cs.d.send(0, cs, &Event{Time: t, Kind: KindClose, Dir: dirOf(dir), Reason: how.String(), Bytes: ptr(st.Bytes + st.GapBytes), Text: txt})
+		e := &Event{Time: t, Kind: KindClose, Dir: dirOf(dir), Reason: how.String(), Bytes: ptr(st.Bytes + st.GapBytes), Text: txt}
+		if how == tcpstream.ClosedRST && c.Reset {
+			e.ResetBy = dirOf(c.ResetBy)
+		}
+		cs.d.send(0, cs, e)
 	}
 	cs.closed++
 	switch {

@@ -98,6 +98,10 @@ type Event struct {
 	// from the data stream's SYN_STREAM to its SYN_REPLY on this leg.
 	SetupNS *int64 `json:"setup_ns,omitempty"`
 
+	// ResetBy, on a close by RST, is the side that sent the RST: "c>s"
+	// the client, "s>c" the server (or a middlebox in its name).
+	ResetBy Dir `json:"reset_by,omitempty"`
+
 	// Gap and segment fields.
 	Bytes *int64 `json:"bytes,omitempty"`
 }

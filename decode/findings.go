@@ -2,6 +2,7 @@ package decode
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -54,8 +55,9 @@ type Diagnoser struct {
 	last     map[connKey]time.Time
 	pings    map[connKey]int
 	replies  map[streamKey]bool
-	reqs     []*Event // requests that did not end well
-	resets   []*Event // user-leg RSTs and RST_STREAMs
+	reqs     []*Event           // requests that did not end well
+	resets   []*Event           // user-leg RSTs and RST_STREAMs
+	tlsFrom  map[connKey]*Event // the first TLS record a client sent
 	firstT   time.Time
 	lastT    time.Time
 }
@@ -73,12 +75,19 @@ type streamKey struct {
 // NewDiagnoser returns an empty Diagnoser.
 func NewDiagnoser() *Diagnoser {
 	return &Diagnoser{legs: map[leg.ID]string{}, pending: map[streamKey]*Event{}, closed: map[connKey][]*Event{},
-		last: map[connKey]time.Time{}, pings: map[connKey]int{}, replies: map[streamKey]bool{}}
+		last: map[connKey]time.Time{}, pings: map[connKey]int{}, replies: map[streamKey]bool{}, tlsFrom: map[connKey]*Event{}}
 }
 
 // Note takes one event.
 func (d *Diagnoser) Note(e *Event) {
 	if e == nil || e.Kind == KindWS || e.Kind == KindTCP {
+		return
+	}
+	if e.Kind == KindWarning && e.Type == WarnTLSToPlain || e.Kind == KindSPDY && e.Type == "TLS" && e.Dir == ToServer {
+		// TLS where a plain-HTTP server answers: the scheme is wrong.
+		if ck := (connKey{e.Leg, e.Conn}); d.tlsFrom[ck] == nil {
+			d.tlsFrom[ck] = e
+		}
 		return
 	}
 	if e.Kind == KindSPDY {
@@ -102,7 +111,8 @@ func (d *Diagnoser) Note(e *Event) {
 		d.order = append(d.order, e.LegID)
 	}
 	ck := connKey{e.Leg, e.Conn}
-	if e.Kind != KindClose {
+	if e.Kind != KindClose && e.Kind != KindRequest && e.Kind != KindWarning {
+		// What crossed the connection (a request's end is a summary).
 		d.last[ck] = e.Time
 	}
 	switch e.Kind {
@@ -136,7 +146,9 @@ func (d *Diagnoser) Note(e *Event) {
 		d.pings[ck]++
 	case KindGoAway, KindClose:
 		d.closed[ck] = append(d.closed[ck], e)
-		if e.Kind == KindClose && e.LegID == leg.User && e.Reason == "RST" {
+		// The user's reset, not the forward's (kubectl exiting resets
+		// the local connections it still holds).
+		if e.Kind == KindClose && e.LegID == leg.User && e.Reason == "RST" && e.ResetBy != FromServer {
 			d.resets = append(d.resets, e)
 		}
 	case KindRequest:
@@ -155,6 +167,10 @@ func (d *Diagnoser) Note(e *Event) {
 	}
 }
 
+// WarnTLSToPlain is the Type of the warning the decoder gives when a
+// server answers a client's TLS in plain HTTP.
+const WarnTLSToPlain = "tls-to-plain"
+
 // IdleDrop is how long a connection must have carried nothing before a
 // reset of it is taken for a middlebox's idle timeout (ELB: 60 s; the
 // lab's middlebox: a few seconds).
@@ -167,6 +183,7 @@ const StreamTimeout = 30 * time.Second
 func (d *Diagnoser) Findings() []Finding {
 	var out []Finding
 	streams := d.errorStreams()
+	out = append(out, d.schemeMismatch()...)
 	out = append(out, d.statuses()...)
 	unanswered := d.unanswered()
 	// The node's "timed out waiting for streams" is the other end of a
@@ -185,8 +202,19 @@ func (d *Diagnoser) Findings() []Finding {
 			out = append(out, f)
 		}
 	}
+	died := d.runtimeDied()
+	// A runtime that dies with streams waiting for their replies: the
+	// waiting streams' EOF is the death's symptom, one finding with both.
+	for i := range unanswered {
+		if len(died) == 1 && unanswered[i].Name == "stream-eof" && strings.HasPrefix(unanswered[i].Hop, "L3") {
+			unanswered[i].Text = "stream creation ended in EOF: the runtime's streaming server died while the stream waited for its reply"
+			unanswered[i].Explanation += "; " + died[0].Text + ": " + died[0].Explanation
+			unanswered[i].Evidence = mergeEvidence(unanswered[i].Evidence, died[0].Evidence)
+			died = nil
+		}
+	}
 	out = append(out, unanswered...)
-	out = append(out, d.runtimeDied()...)
+	out = append(out, died...)
 	out = append(out, d.clientReset()...)
 	if len(out) == 0 {
 		// A quiet connection reset is the cause only when nothing else is.
@@ -203,6 +231,50 @@ func (d *Diagnoser) Findings() []Finding {
 		}
 	}
 	return out
+}
+
+// mergeEvidence adds b's evidence not already in a, in time order.
+func mergeEvidence(a, b []Evidence) []Evidence {
+	for _, e := range b {
+		if !slices.Contains(a, e) {
+			a = append(a, e)
+		}
+	}
+	sort.SliceStable(a, func(i, j int) bool { return a[i].Time.Before(a[j].Time) })
+	return a
+}
+
+// schemeMismatch: a client that opened TLS on a connection whose server
+// answered in plain HTTP (its 400 to the ClientHello). The URL said
+// https for a plain-HTTP server: the hops above report the TLS error.
+// The statuses it explains are taken out of d.status.
+func (d *Diagnoser) schemeMismatch() []Finding {
+	var hello, answer *Event
+	for _, e := range d.status {
+		if t := d.tlsFrom[connKey{e.Leg, e.Conn}]; t != nil && e.Kind == KindHTTPResponse {
+			hello, answer = t, e
+			break
+		}
+	}
+	if answer == nil {
+		return nil
+	}
+	f := Finding{Name: "scheme-mismatch", Hop: answer.Leg,
+		Text:        fmt.Sprintf("TLS sent to a plain-HTTP server on %s: the URL says https, the server speaks HTTP", answer.Leg),
+		Explanation: fmt.Sprintf("the client of %s began with a TLS ClientHello and the server answered it in plain HTTP (%d): the URL it was given has the wrong scheme. On L3 this is the runtime's streaming URL (the CRI PortForward answer) saying https for a plain streaming server, or the runtime's TLS turned off; Go's TLS client reports \"tls: first record does not look like a TLS handshake\", its HTTP client \"http: server gave HTTP response to HTTPS client\", and the hops above pass that on as a 500", answer.Leg, answer.Status)}
+	var kept, because []*Event
+	for _, e := range d.status {
+		low := strings.ToLower(e.Text + " " + e.Body)
+		if e == answer || d.tlsFrom[connKey{e.Leg, e.Conn}] != nil && e.Status == answer.Status ||
+			strings.Contains(low, "does not look like a tls handshake") || strings.Contains(low, "http response to https client") {
+			because = append(because, e)
+			continue
+		}
+		kept = append(kept, e)
+	}
+	d.status = kept
+	f.Evidence = evidence(append([]*Event{hello}, because...)...)
+	return []Finding{f}
 }
 
 // deepest returns the event of es on the leg furthest along the chain.
@@ -398,7 +470,7 @@ func (d *Diagnoser) unanswered() []Finding {
 		if closer != nil {
 			f.Name, f.Hop = "stream-eof", dp.Leg
 			f.Text = "stream creation ended in EOF: the connection closed while the stream waited for its reply"
-			f.Explanation = fmt.Sprintf("the SYN_STREAM reached %s and no SYN_REPLY came before %s (%s after it): the side that closed gave up or died; the client says \"error creating ... stream: EOF\"",
+			f.Explanation = fmt.Sprintf("the SYN_STREAM reached %s and no SYN_REPLY came before %s (%s after it): the side that closed gave up or died; client-go says \"error creating ... stream: EOF\" for a stream it opens on the closed connection, and \"lost connection to pod\" once the close reaches it",
 				dp.Leg, closer.Text, closer.Time.Sub(dp.Time).Round(time.Millisecond))
 			f.Evidence = append(f.Evidence, evidence(closer)...)
 		} else {
@@ -422,7 +494,18 @@ func (d *Diagnoser) unanswered() []Finding {
 func (d *Diagnoser) runtimeDied() []Finding {
 	var cut []*Event
 	conns := 0
-	for _, cl := range d.closed {
+	failed := map[connKey]bool{}
+	for _, e := range d.status {
+		failed[connKey{e.Leg, e.Conn}] = true
+	}
+	for ck := range d.tlsFrom {
+		failed[ck] = true
+	}
+	for ck, cl := range d.closed {
+		if failed[ck] {
+			// A server closes after it refused: no death.
+			continue
+		}
 		var first *Event
 		for _, c := range cl {
 			if c.LegID != leg.L3 {
@@ -469,20 +552,31 @@ func (d *Diagnoser) runtimeDied() []Finding {
 // clientReset: the local client reset its connection, and the forward's
 // stream was reset after it.
 func (d *Diagnoser) clientReset() []Finding {
+	var first *Event
 	for _, e := range d.resets {
 		if e.Kind != KindClose {
 			continue
+		}
+		if first == nil {
+			first = e
 		}
 		for _, r := range d.resets {
 			if r.Kind == KindStream && !r.Time.Before(e.Time) {
 				return []Finding{{Name: "client-reset", Hop: e.Leg,
 					Text:        "the local client reset its connection; the forward reset the stream after it",
-					Explanation: "kubectl logs \"error copying from local connection to remote stream ... connection reset by peer\" (or broken pipe): the failure is the local program's, not the cluster's",
+					Explanation: "kubectl logs \"error copying from local connection to remote stream ... connection reset by peer\" (or, writing to it, \"error copying from remote stream to local connection ... broken pipe\") and cancels the stream (RST_STREAM CANCEL) on every hop: the failure is the local program's, not the cluster's; the runtime may still read the app's whole answer",
 					Evidence:    evidence(e, r)}}
 			}
 		}
 	}
-	return nil
+	if first == nil {
+		return nil
+	}
+	// A reset once the stream was done: no RST_STREAM is needed.
+	return []Finding{{Name: "client-reset", Hop: first.Leg,
+		Text:        "the local client reset its connection instead of closing it",
+		Explanation: "kubectl logs \"error copying from local connection to remote stream ... connection reset by peer\"; the stream had already ended, so nothing was cut: the local program aborts its connections (SO_LINGER 0, or killed), not the cluster's doing",
+		Evidence:    evidence(first)}}
 }
 
 // idle: a connection closed after carrying nothing for a long time.

@@ -139,6 +139,49 @@ func TestFindings(t *testing.T) {
 			}(),
 			stream(ev(11, leg.L1, 2, KindStream, "RST_STREAM data stream 3"), "RST_STREAM", 3, "0"),
 		}, "client-reset", "user→kubectl", 2, "connection reset by peer"},
+		{"the forward resets the local connection", []*Event{
+			func() *Event {
+				e := ev(10, leg.User, 9, KindClose, "client→server closed (RST)")
+				e.Reason, e.ResetBy = "RST", FromServer
+				return e
+			}(),
+		}, "", "", 0, ""},
+		{"client reset after the stream ended", []*Event{
+			func() *Event {
+				e := ev(10, leg.User, 9, KindClose, "client→server closed (RST)")
+				e.Reason = "RST"
+				return e
+			}(),
+		}, "client-reset", "user→kubectl", 1, "nothing was cut"},
+		{"runtime died with a stream waiting", []*Event{
+			stream(ev(0, leg.L1, 2, KindStream, "open error stream 1"), "SYN_STREAM", 1, "0"),
+			stream(ev(1, leg.L3, 5, KindStream, "open error stream 1"), "SYN_STREAM", 1, "0"),
+			func() *Event {
+				e := ev(1000, leg.L3, 5, KindClose, "client→server closed (RST)")
+				e.Dir, e.Reason = ToServer, "RST"
+				return e
+			}(),
+			func() *Event {
+				e := ev(6000, leg.L2, 3, KindClose, "server→client closed (FIN)")
+				e.Dir, e.Reason = FromServer, "FIN"
+				return e
+			}(),
+		}, "stream-eof", "L3 kubelet→runtime", 4, "streaming server closed 1 port-forward connection"},
+		{"https to a plain-HTTP runtime", []*Event{
+			func() *Event {
+				e := ev(0, leg.L3, 5, KindWarning, "the client began TLS and the server answered in plain HTTP")
+				e.Type, e.Dir = WarnTLSToPlain, FromServer
+				return e
+			}(),
+			status(ev(0, leg.L3, 5, KindHTTPResponse, "400 Bad Request"), 400, "400 Bad Request"),
+			func() *Event {
+				e := ev(1, leg.L3, 5, KindClose, "server→client closed (FIN)")
+				e.Dir, e.Reason = FromServer, "FIN"
+				return e
+			}(),
+			status(ev(1, leg.L2, 3, KindHTTPResponse, "500 Internal Server Error"), 500, "error dialing backend: tls: first record does not look like a TLS handshake"),
+			status(ev(2, leg.L1, 2, KindHTTPResponse, "500 Internal Server Error"), 500, "error dialing backend: tls: first record does not look like a TLS handshake"),
+		}, "scheme-mismatch", "L3 kubelet→runtime", 4, "server gave HTTP response to HTTPS client"},
 		{"idle drop", []*Event{
 			ev(0, leg.L1, 2, KindData, "request 0 data"),
 			func() *Event {

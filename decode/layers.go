@@ -75,6 +75,12 @@ func (l *detectLayer) data(cs *connState, dir tcpstream.Dir, off int64, t time.T
 		}
 		h := &httpLayer{}
 		cs.dirs[dir] = h
+		if otherTLS && dir == tcpstream.ServerToClient {
+			// A plain-HTTP server answering a TLS ClientHello: the
+			// client was told https for a server that is not.
+			cs.d.send(0, cs, &Event{Time: t, Kind: KindWarning, Type: WarnTLSToPlain, Dir: dirOf(dir),
+				Text: "the client began TLS and the server answered in plain HTTP: an https URL for a plain-HTTP server"})
+		}
 		h.data(cs, dir, off, t, buf)
 		return
 	case len(buf) >= 3 && buf[0] == 0x16 && buf[1] == 0x03 || otherTLS && len(buf) >= 3 && buf[0] >= 0x14 && buf[0] <= 0x17 && buf[1] == 0x03:

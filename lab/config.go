@@ -117,6 +117,11 @@ type Config struct {
 	// DenyPortForward makes the apiserver refuse pods/portforward as RBAC
 	// does for a user without create on it (403), for testing diagnoses.
 	DenyPortForward bool
+	// RuntimeHTTPS makes the pod's streaming URL, as the runtime hands it
+	// to the kubelet, say https for the runtime's plain-HTTP streaming
+	// server (a runtime or shim with the scheme wrong): the kubelet then
+	// opens TLS to a server that answers in plain HTTP. cri-streaming only.
+	RuntimeHTTPS bool
 	// APIServerBinary, when set, is a kube-apiserver binary (upstream's,
 	// built from k8s.io/kubernetes) to run as the lab's control plane, on
 	// Debian's etcd, instead of pftap's own apiserver: real
@@ -182,6 +187,9 @@ func (c *Config) defaults() error {
 	case "", MiddleboxStripUpgrades, MiddleboxIdleDrop:
 	default:
 		return fmt.Errorf("unknown middlebox %q", c.Middlebox)
+	}
+	if c.RuntimeHTTPS && c.Runtime != RuntimeCRIStreaming {
+		return fmt.Errorf("a mis-schemed streaming URL needs the %s runtime (the lab's own streaming server), not %s", RuntimeCRIStreaming, c.Runtime)
 	}
 	if c.Middlebox != "" && c.Plain {
 		return errors.New("a middlebox needs a TLS lab")

@@ -43,6 +43,9 @@ type kubelet struct {
 	// translates: the kubelet's ExtendWebSocketsToKubelet gate is on
 	// (1.36+), and it takes a WebSocket tunnel itself.
 	translates bool
+	// httpsURL: the pod's streaming URL comes back with https for a
+	// plain-HTTP server (Config.RuntimeHTTPS).
+	httpsURL bool
 	// hostPod finds a pod the lab started through its API (pftap's
 	// agent, on the host network): its sandbox and network namespace.
 	hostPod func(ns, name string) (sandbox, netns string, ok bool)
@@ -117,7 +120,11 @@ func (k *kubelet) runtimeURL(ctx context.Context, sandbox string) (*url.URL, err
 	if err != nil {
 		return nil, err
 	}
-	return url.Parse(resp.Url)
+	u, err := url.Parse(resp.Url)
+	if err == nil && k.httpsURL && sandbox == k.sandbox {
+		u.Scheme = "https"
+	}
+	return u, err
 }
 
 type plainResponder struct{}

@@ -136,7 +136,7 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 
 	// The node: the runtime's streaming server and the kubelet.
 	k := &kubelet{runtime: cfg.Runtime, namespace: cfg.Namespace, pod: cfg.Pod, uid: podUID, sandbox: sandbox, podNetns: l.PodNetns,
-		nodeDial: nsDialer(l.NodeNetns), translates: cfg.KubeletTranslates()}
+		nodeDial: nsDialer(l.NodeNetns), translates: cfg.KubeletTranslates(), httpsURL: cfg.RuntimeHTTPS}
 	var rt *runtime
 	if StreamsThroughRuntime(cfg.Runtime) {
 		// The in-process streaming server serves the pod (cri-streaming)

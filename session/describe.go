@@ -17,6 +17,10 @@ type Description struct {
 	// AppLog is what the built-in app logged: the ground truth of which
 	// connection on the pod's lo asked for what.
 	AppLog []lab.AppRequest
+	// ClientLog is what kubectl printed while it ran, but for its
+	// "Forwarding from" and "Handling connection" lines: its own words for
+	// what failed ("lost connection to pod", "Timeout occurred", ...).
+	ClientLog []string
 }
 
 func describeLab(l *lab.Lab, client Client, spdy bool) Description {

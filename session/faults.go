@@ -10,14 +10,17 @@ import (
 // Faults the lab can produce on request (LabOptions.Fault), each with the
 // mechanism that causes it in clusters.
 const (
-	FaultRefused       = "refused"
-	FaultSandboxGone   = "sandbox-gone"
-	FaultRBAC          = "rbac-get-only"
-	FaultSkew          = "websocket-skew"
-	FaultRuntimeDies   = "runtime-dies"
-	FaultRuntimeHangs  = "runtime-hangs"
-	FaultStripUpgrades = "strip-upgrades"
-	FaultIdleDrop      = "idle-drop"
+	FaultRefused        = "refused"
+	FaultSandboxGone    = "sandbox-gone"
+	FaultRBAC           = "rbac-get-only"
+	FaultSkew           = "websocket-skew"
+	FaultRuntimeDies    = "runtime-dies"
+	FaultRuntimeHangs   = "runtime-hangs"
+	FaultStripUpgrades  = "strip-upgrades"
+	FaultIdleDrop       = "idle-drop"
+	FaultStreamEOF      = "stream-eof"
+	FaultClientReset    = "client-reset"
+	FaultSchemeMismatch = "scheme-mismatch"
 )
 
 // Fault is one failure the lab can produce.
@@ -36,6 +39,9 @@ var Faults = []Fault{
 	{FaultRuntimeDies, "the runtime's streaming server dies while the bytes flow (with containerd: the daemon killed with SIGKILL)", "runtime-died"},
 	{FaultStripUpgrades, "a gateway in front of the apiserver that passes requests without their Upgrade and Connection headers", "upgrade-stripped"},
 	{FaultIdleDrop, "a load balancer in front of the apiserver that resets connections idle for 3 s (ELB: 60 s); the requests are sent, then again after 4.5 s", "idle-dropped"},
+	{FaultStreamEOF, "the runtime hangs with the new streams waiting for their replies, then dies (as a hung runtime restarted does): the connections close under the waiting streams", "stream-eof"},
+	{FaultClientReset, "the local client resets its connection (SO_LINGER 0) once the response header has come, as a cancelled download does", "client-reset"},
+	{FaultSchemeMismatch, "the runtime hands the kubelet an https streaming URL for its plain-HTTP streaming server: the kubelet's TLS ClientHello gets a plain-HTTP answer", "scheme-mismatch"},
 	{FaultRuntimeHangs, "the runtime hangs once the forward is up: new streams are never answered, client-go gives up after 30 s (\"Timeout occurred\"); with containerd: the daemon stopped with SIGSTOP", "stream-unanswered"},
 }
 
@@ -59,12 +65,18 @@ func CheckFault(name string, cfg lab.Config) error {
 func applyFault(name string, cfg *lab.Config) error {
 	switch name {
 	case "", FaultRefused, FaultSandboxGone:
-	case FaultRuntimeDies, FaultRuntimeHangs:
+	case FaultClientReset:
+	case FaultRuntimeDies, FaultRuntimeHangs, FaultStreamEOF:
 		if !lab.StreamsThroughRuntime(cfg.Runtime) && cfg.Runtime != "" {
 			return fmt.Errorf("--fault %s needs a runtime with a streaming server (cri-streaming or containerd), not %s", name, cfg.Runtime)
 		}
 	case FaultRBAC:
 		cfg.DenyPortForward = true
+	case FaultSchemeMismatch:
+		if cfg.Runtime != "" && cfg.Runtime != lab.RuntimeCRIStreaming {
+			return fmt.Errorf("--fault %s needs the lab's own streaming server (--runtime %s), not %s", name, lab.RuntimeCRIStreaming, cfg.Runtime)
+		}
+		cfg.RuntimeHTTPS = true
 	case FaultStripUpgrades:
 		cfg.Middlebox = lab.MiddleboxStripUpgrades
 	case FaultIdleDrop:

@@ -341,6 +341,35 @@ func (s *Lab) Decodes() bool { return s.pipe.Decodes() }
 // it once, beside Run. A session that only counts its frames has none.
 func (s *Lab) Events(emit func(*decode.Event)) Decoded { return s.pipe.Events(emit) }
 
+// drainFailed lets the connections of a client that failed to start
+// close on every leg before the taps stop: the refusals and closes that
+// say why are the evidence.
+func (s *Lab) drainFailed() {
+	if s.ctx.Err() == nil {
+		s.pipe.Drain(ConnsClosed, DrainConns)
+	}
+}
+
+// kubectlLog is what kubectl printed but for the lines every run prints.
+func kubectlLog(out string) []string {
+	var lines []string
+	for _, line := range strings.Split(out, "\n") {
+		if line = strings.TrimRight(line, "\r "); line == "" || strings.HasPrefix(line, "Forwarding from ") || strings.HasPrefix(line, "Handling connection for ") {
+			continue
+		}
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+// ClientResetAfter is how much of a body FaultClientReset's client reads
+// before it resets.
+const ClientResetAfter = 1 << 20
+
+// StreamEOFAfter is how long FaultStreamEOF's runtime hangs before it
+// dies.
+const StreamEOFAfter = time.Second
+
 // Run starts the port-forward, sends the requests, drains, stops the
 // client and the taps and tears the lab down. Events ends with it.
 func (s *Lab) Run() (LabResult, error) {
@@ -355,14 +384,17 @@ func (s *Lab) Run() (LabResult, error) {
 	}
 	inprocTaps := o.Taps&NoInProcess == 0
 	var stopClient func()
+	var clientLog func() []string
 	switch o.Client {
 	case Kubectl:
 		kf, err := kubectl.PortForward(ctx, kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/" + l.Config().Pod,
 			Remote: s.remote, Local: local})
 		if err != nil {
+			s.drainFailed()
 			return LabResult{}, err
 		}
 		stopClient = kf.Stop
+		clientLog = func() []string { return kubectlLog(kf.Output()) }
 	default:
 		pf, err := pfclient.Start(ctx, pfclient.Options{Server: l.APIServer, CA: l.CA, Token: l.Config().Token,
 			Namespace: l.Config().Namespace, Pod: l.Config().Pod, Local: local, Remote: s.remote, SPDY: o.SPDY,
@@ -373,6 +405,7 @@ func (s *Lab) Run() (LabResult, error) {
 				return capture.NewTapParts(c, func(_ time.Time, head, payload []byte) { s.pipe.Tapped(s.l1, head, payload) }, capture.BelowTLS)
 			}})
 		if err != nil {
+			s.drainFailed()
 			return LabResult{}, err
 		}
 		stopClient = pf.Stop
@@ -383,6 +416,14 @@ func (s *Lab) Run() (LabResult, error) {
 		// The runtime stops answering: the streams the requests open
 		// get no reply.
 		l.FreezeRuntime()
+	case FaultStreamEOF:
+		// Hung with the requests' streams waiting, then dead: the
+		// connections close under them.
+		l.FreezeRuntime()
+		kill := time.AfterFunc(StreamEOFAfter, func() { l.KillRuntime() })
+		defer kill.Stop()
+	case FaultClientReset:
+		send.Reset, send.ResetAfter = true, ClientResetAfter
 	case FaultSandboxGone:
 		// The pod deleted under the running forward: the next request's
 		// streams reach a runtime that no longer has its sandbox.
@@ -450,6 +491,9 @@ func (s *Lab) Run() (LabResult, error) {
 	desc := s.desc
 	if log := l.AppLog(); log != nil {
 		desc.AppLog = log
+	}
+	if clientLog != nil {
+		desc.ClientLog = clientLog()
 	}
 	s.result = &LabResult{Description: desc, Results: results, Drops: s.pipe.Drops()}
 	return *s.result, nil

@@ -25,6 +25,8 @@ type Meta struct {
 	// Drops are the kernel's drops per leg, in interface order.
 	Drops  []uint64     `json:"drops,omitempty"`
 	AppLog []AppRequest `json:"app_log,omitempty"`
+	// ClientLog is Description.ClientLog.
+	ClientLog []string `json:"client_log,omitempty"`
 }
 
 // Result is what one request through the port-forward got.
@@ -72,7 +74,7 @@ func DecodeMeta(comment string) (Meta, bool) {
 // endMeta is what a recording can say only at the end: the requests'
 // results, the app's log, each leg's drops.
 func endMeta(r LabResult) Meta {
-	m := Meta{Drops: r.Drops}
+	m := Meta{Drops: r.Drops, ClientLog: r.Description.ClientLog}
 	for _, a := range r.Description.AppLog {
 		m.AppLog = append(m.AppLog, AppRequest(a))
 	}
@@ -102,7 +104,7 @@ func (m Meta) RequestResults() []RequestResult {
 // Description is the session's description as m holds it (its start:
 // the header and the pod's namespace; its end: the app's log).
 func (m Meta) Description() Description {
-	d := Description{Header: m.Header, PodNetns: m.PodNetns}
+	d := Description{Header: m.Header, PodNetns: m.PodNetns, ClientLog: m.ClientLog}
 	for _, a := range m.AppLog {
 		d.AppLog = append(d.AppLog, lab.AppRequest(a))
 	}

@@ -75,6 +75,11 @@ type SendOptions struct {
 	HeaderTimeout time.Duration
 	// Tap, when set, wraps each connection (to record the user's leg).
 	Tap func(net.Conn) net.Conn
+	// Reset makes the client abort each connection with an RST once the
+	// response header and ResetAfter bytes of its body have come (or the
+	// whole body, if shorter), as a cancelled download does.
+	Reset      bool
+	ResetAfter int64
 }
 
 // Send sends each request to 127.0.0.1:port on its own connection (each is
@@ -94,27 +99,32 @@ func Send(ctx context.Context, port int, reqs []Request, o SendOptions) []Reques
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			out[i] = send(ctx, port, r, headerTimeout, o.Tap)
+			out[i] = send(ctx, port, r, headerTimeout, o)
 		}()
 	}
 	wg.Wait()
 	return out
 }
 
-func send(ctx context.Context, port int, r Request, headerTimeout time.Duration, tap func(net.Conn) net.Conn) RequestResult {
+func send(ctx context.Context, port int, r Request, headerTimeout time.Duration, o SendOptions) RequestResult {
 	t0 := time.Now()
 	res := RequestResult{What: r.String()}
 	// A transport of its own: no connection is shared between requests,
 	// no Accept-Encoding is added.
 	tr := &http.Transport{DisableCompression: true, ResponseHeaderTimeout: headerTimeout}
-	if tap != nil {
+	var conn net.Conn
+	if o.Tap != nil || o.Reset {
 		var d net.Dialer
 		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := d.DialContext(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
-			return tap(c), nil
+			if o.Tap != nil {
+				c = o.Tap(c)
+			}
+			conn = c
+			return c, nil
 		}
 	}
 	defer tr.CloseIdleConnections()
@@ -127,6 +137,11 @@ func send(ctx context.Context, port int, r Request, headerTimeout time.Duration,
 		var resp *http.Response
 		if resp, err = client.Do(req); err != nil {
 			err = requestError(ctx, err)
+		} else if o.Reset && conn != nil {
+			res.Bytes, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, o.ResetAfter))
+			abort(conn)
+			resp.Body.Close()
+			res.Status = fmt.Sprintf("%s (the client reset the connection after %d bytes of the body)", resp.Status, res.Bytes)
 		} else {
 			var cerr error
 			res.Bytes, cerr = io.Copy(io.Discard, resp.Body)
@@ -142,6 +157,18 @@ func send(ctx context.Context, port int, r Request, headerTimeout time.Duration,
 	tr.CloseIdleConnections()
 	res.Err, res.Took = err, time.Since(t0)
 	return res
+}
+
+// abort closes c with an RST, recording it where c is a tap.
+func abort(c net.Conn) {
+	if r, ok := c.(interface{ Reset() error }); ok {
+		r.Reset()
+		return
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
 }
 
 // requestError says why a request through the port-forward failed in the

@@ -165,7 +165,14 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 			return capture.NewTapParts(c, func(_ time.Time, head, payload []byte) { s.pipe.Tapped(0, head, payload) }, capture.BelowTLS)
 		}})
 	if err != nil {
+		if s.agent != nil && ctx.Err() == nil {
+			// The node's side of the refusal is still on its way.
+			s.pipe.Drain(session.ConnsClosed, session.DrainConns)
+		}
 		s.closeAgent()
+		if s.agentDone != nil {
+			<-s.agentDone
+		}
 		s.finish()
 		// The upgrade's refusal was decoded on L1: say what it means.
 		s.mu.Lock()

@@ -50,7 +50,7 @@ func TestLabFaults(t *testing.T) {
 			runs = append(runs, run{f, client, "cri-streaming"})
 		}
 		// The real daemon: killed with SIGKILL, stopped with SIGSTOP.
-		if f.Name == session.FaultRuntimeDies || f.Name == session.FaultRuntimeHangs || f.Name == session.FaultSandboxGone {
+		if f.Name == session.FaultRuntimeDies || f.Name == session.FaultRuntimeHangs || f.Name == session.FaultSandboxGone || f.Name == session.FaultStreamEOF {
 			runs = append(runs, run{f, "kubectl", "containerd"})
 		}
 	}
@@ -62,7 +62,7 @@ func TestLabFaults(t *testing.T) {
 					needContainerdCmd(t)
 				}
 				timeout := session.DefaultHeaderTimeout
-				if f.Name == session.FaultRuntimeHangs {
+				if f.Name == session.FaultRuntimeHangs || f.Name == session.FaultStreamEOF {
 					timeout = 3 * time.Second // not client-go's 30 s
 				}
 				rec := filepath.Join(t.TempDir(), "fault.pcapng")
@@ -70,6 +70,9 @@ func TestLabFaults(t *testing.T) {
 					ios, out, errOut := testIO()
 					opts := &LabRunOptions{IO: ios, Runtime: r.runtime, App: "builtin", Client: client, Concurrency: 1, Repeat: 1,
 						HeaderTimeout: timeout, Fault: f.Name, JSON: json, Write: write, NoColor: true}
+					if f.Name == session.FaultClientReset {
+						opts.Requests = []string{"GET /bytes?n=67108864"} // as the command's default for it
+					}
 					if err := validateLabRun(opts); err != nil {
 						t.Fatal(err)
 					}
@@ -121,6 +124,25 @@ func TestTraceFaults(t *testing.T) {
 			go func() { time.Sleep(150 * time.Millisecond); l.KillRuntime() }()
 			httpGet(local, "/bytes?n=1000000000")
 		}, "runtime-died"},
+		// The agent's legs show where the SYN_STREAM stopped (row 1).
+		{session.FaultRuntimeHangs, lab.Config{}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
+			l.FreezeRuntime()
+			httpGetWithin(local, "/", 2*time.Second)
+		}, "stream-unanswered"},
+		{session.FaultStreamEOF, lab.Config{}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
+			l.FreezeRuntime()
+			time.AfterFunc(session.StreamEOFAfter, func() { l.KillRuntime() })
+			httpGetWithin(local, "/", 2*time.Second)
+		}, "stream-eof"},
+		// The silence and the resets, per leg (row 11).
+		{session.FaultIdleDrop, lab.Config{Middlebox: lab.MiddleboxIdleDrop}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
+			httpGet(local, "/")
+			time.Sleep(l.Config().IdleAfter + 1500*time.Millisecond)
+			httpGetWithin(local, "/", 2*time.Second)
+		}, "idle-dropped"},
+		{session.FaultSchemeMismatch, lab.Config{RuntimeHTTPS: true}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
+			httpGetWithin(local, "/", 2*time.Second)
+		}, "scheme-mismatch"},
 	} {
 		t.Run(tc.fault, func(t *testing.T) {
 			l, agentArgs := labWithAgent(t, tc.cfg)
@@ -136,8 +158,11 @@ func TestTraceFaults(t *testing.T) {
 }
 
 // httpGet fetches a path from a local port, reading what comes.
-func httpGet(port int, path string) {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
+func httpGet(port int, path string) { httpGetWithin(port, path, 0) }
+
+// httpGetWithin is httpGet giving up after d (0: never).
+func httpGetWithin(port int, path string, d time.Duration) {
+	resp, err := (&http.Client{Timeout: d}).Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
 	if err == nil {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()

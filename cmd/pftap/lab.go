@@ -118,6 +118,9 @@ func validateLabRun(opts *LabRunOptions) error {
 	if opts.Fault == session.FaultRuntimeDies && len(opts.Requests) == 0 {
 		opts.Requests = []string{"GET /bytes?n=1000000000"} // bytes in flight when it dies
 	}
+	if opts.Fault == session.FaultClientReset && len(opts.Requests) == 0 {
+		opts.Requests = []string{"GET /bytes?n=67108864"} // cancelled part way
+	}
 	if opts.RemotePort < 0 || opts.RemotePort > 65535 {
 		return usageError{fmt.Errorf("--remote-port %d: want a port number", opts.RemotePort)}
 	}

@@ -333,9 +333,18 @@ func renderSession(opts renderOptions, v *sessionView) error {
 			fmt.Fprintf(opts.IO.Out, "  from %-21s %s %s, %d bytes\n", a.Remote, a.Method, a.Path, a.Bytes)
 		}
 	}
+	if tw != nil && len(info.ClientLog) > 0 {
+		fmt.Fprintf(opts.IO.Out, "\nkubectl printed:\n")
+		for _, line := range info.ClientLog {
+			fmt.Fprintf(opts.IO.Out, "  %s\n", line)
+		}
+	}
 	if jw, ok := sink.(*timeline.JSONWriter); ok {
 		for _, a := range info.AppLog {
 			jw.Object(map[string]any{"kind": "app", "ts": a.Time, "remote": a.Remote, "method": a.Method, "path": a.Path, "bytes": a.Bytes})
+		}
+		for _, line := range info.ClientLog {
+			jw.Object(map[string]any{"kind": "client_log", "client": "kubectl", "line": line})
 		}
 	}
 	diag.Captured = len(v.legs)

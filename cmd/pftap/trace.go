@@ -229,6 +229,10 @@ func traceRun(opts *TraceOptions) error {
 		Verbosity: opts.Verbosity, Write: opts.Write, Event: func(e *decode.Event) { upgrades.Note(e); diag.Note(e); sink.Event(e) },
 		Agent: agentAddr(opts.Agent), AgentToken: opts.AgentToken, AgentFingerprint: opts.AgentFingerprint, KnownAgents: opts.KnownAgents, Log: opts.IO.ErrOut})
 	if err != nil {
+		// What the legs saw of the refusal names it.
+		if fs := diag.Findings(); len(fs) > 0 {
+			sink.Diagnoses(fs)
+		}
 		return err
 	}
 	ports := s.Ports()

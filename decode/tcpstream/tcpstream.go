@@ -65,6 +65,10 @@ type Conn struct {
 	// Refused is true when the server answered the client's SYN with a
 	// RST, no SYN-ACK: nothing listened on the port.
 	Refused bool
+	// ResetBy is the direction whose sender reset the connection (its
+	// first RST), when Reset.
+	ResetBy Dir
+	Reset   bool
 	// Start is the time of the first packet.
 	Start time.Time
 	// User is for the handler's own state.
@@ -229,6 +233,9 @@ func (as *Assembler) Add(p *packet.Packet) {
 	if p.Flags.Has(packet.RST) {
 		if d == ServerToClient && !ds.sawSYN && c.dirs[ClientToServer].sawSYN && c.dirs[ClientToServer].stats.Bytes == 0 {
 			c.Refused = true
+		}
+		if !c.Reset {
+			c.Reset, c.ResetBy = true, d
 		}
 		for _, dd := range []Dir{ClientToServer, ServerToClient} {
 			as.flush(c, dd, p.Time)
