@@ -226,9 +226,11 @@ type connState struct {
 	upgrade *httpMsg // the request that asked to switch protocols
 	upAt    time.Time
 	proto   string // after 101: "SPDY/3.1", "websocket"
-	subprot string // WebSocket subprotocol
-	pf      pfSession
-	closed  int // directions closed
+	// tunnelled: a CONNECT was granted; what follows is the tunnel's.
+	tunnelled bool
+	subprot   string // WebSocket subprotocol
+	pf        pfSession
+	closed    int // directions closed
 	// replaying is set while held bytes are fed again after an upgrade,
 	// so that they are not reported as chunks twice.
 	replaying bool

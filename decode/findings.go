@@ -58,6 +58,9 @@ type Diagnoser struct {
 	reqs     []*Event           // requests that did not end well
 	resets   []*Event           // user-leg RSTs and RST_STREAMs
 	tlsFrom  map[connKey]*Event // the first TLS record a client sent
+	connects []*Event           // CONNECT requests
+	tunnels  []*Event           // the answers to them
+	upgrades []*Event           // port-forward upgrade requests on L1
 	firstT   time.Time
 	lastT    time.Time
 }
@@ -118,7 +121,17 @@ func (d *Diagnoser) Note(e *Event) {
 	switch e.Kind {
 	case KindStreamError:
 		d.errs = append(d.errs, e)
+	case KindHTTPRequest:
+		if e.Method == "CONNECT" {
+			d.connects = append(d.connects, e)
+		} else if e.LegID == leg.L1 && e.HTTPHeader["upgrade"] != "" {
+			d.upgrades = append(d.upgrades, e)
+		}
 	case KindHTTPResponse:
+		if strings.HasPrefix(e.Protocol, "tunnel") {
+			d.tunnels = append(d.tunnels, e)
+			return
+		}
 		if e.Status >= 300 {
 			d.status = append(d.status, e)
 		}
@@ -184,6 +197,7 @@ func (d *Diagnoser) Findings() []Finding {
 	var out []Finding
 	streams := d.errorStreams()
 	out = append(out, d.schemeMismatch()...)
+	out = append(out, d.proxied()...)
 	out = append(out, d.statuses()...)
 	unanswered := d.unanswered()
 	// The node's "timed out waiting for streams" is the other end of a
@@ -242,6 +256,75 @@ func mergeEvidence(a, b []Evidence) []Evidence {
 	}
 	sort.SliceStable(a, func(i, j int) bool { return a[i].Time.Before(a[j].Time) })
 	return a
+}
+
+// proxied: the client's CONNECT through its proxy. One below an HTTPS
+// proxy's TLS (the proxy leg) is named whatever came of it, for which
+// upgrade got through it says whether the client's WebSocket dialer could
+// use an https:// proxy; a refused CONNECT on any leg is a failure.
+func (d *Diagnoser) proxied() []Finding {
+	for _, t := range d.tunnels {
+		if t.Status/100 == 2 {
+			continue
+		}
+		f := Finding{Name: "proxy-refused", Hop: "the client's proxy, seen on " + t.Leg,
+			Text:        fmt.Sprintf("the proxy refused the CONNECT to the apiserver (%d)", t.Status),
+			Explanation: fmt.Sprintf("the client's proxy answered %s instead of opening the tunnel: nothing reached the apiserver", t.Text),
+			Evidence:    evidence(t)}
+		switch t.Status {
+		case 407:
+			f.Explanation += "; it wants credentials: put them in the proxy URL (https://user:password@proxy:port) or in HTTPS_PROXY"
+		case 403:
+			f.Explanation += "; its rules forbid the apiserver's address: allow it, or leave the apiserver out of the proxy (NO_PROXY)"
+		}
+		for _, c := range d.connects {
+			if c.Leg == t.Leg && c.Conn == t.Conn {
+				f.Evidence = evidence(c, t)
+			}
+		}
+		return []Finding{f}
+	}
+	var connect *Event
+	for _, c := range d.connects {
+		if c.LegID == leg.Proxy {
+			connect = c
+			break
+		}
+	}
+	if connect == nil {
+		return nil
+	}
+	ws, spdyOnly := false, len(d.upgrades) > 0
+	var ua string
+	for _, u := range d.upgrades {
+		if strings.EqualFold(u.HTTPHeader["upgrade"], "websocket") {
+			ws, spdyOnly = true, false
+		}
+		ua = u.HTTPHeader["user-agent"]
+	}
+	f := Finding{Name: "https-proxy", Hop: "the client's HTTPS proxy (" + connect.Leg + ")",
+		Evidence: evidence(connect)}
+	for _, t := range d.tunnels {
+		if t.Leg == connect.Leg && t.Conn == connect.Conn {
+			f.Evidence = evidence(connect, t)
+		}
+	}
+	if len(d.upgrades) > 0 {
+		f.Evidence = mergeEvidence(f.Evidence, evidence(d.upgrades[len(d.upgrades)-1]))
+	}
+	const why = "the WebSocket dialer of older client-go builds (gorilla/websocket; kubectl 1.32's, for one) cannot use an https:// proxy: it fails with \"proxy: unknown scheme: https\" before sending a byte"
+	switch {
+	case spdyOnly:
+		f.Text = "the client went through an HTTPS proxy and upgraded to SPDY/3.1: its WebSocket never reached the proxy"
+		f.Explanation = why + "; client-go 1.30 and later then fall back to SPDY/3.1, as here (" + ua + "), and older ones stop there. Use an http:// proxy URL, or a newer kubectl (1.37 takes https proxies)"
+	case ws:
+		f.Text = "the client went through an HTTPS proxy (CONNECT inside TLS, the apiserver's TLS inside that), and its WebSocket got through"
+		f.Explanation = "this client's WebSocket dialer takes https:// proxies (kubectl 1.37's does); older builds (kubectl 1.32's) fail with \"proxy: unknown scheme: https\" and fall back to SPDY/3.1 (client-go 1.30 and later) or stop"
+	default:
+		f.Text = "the client went through an HTTPS proxy (CONNECT inside TLS, the apiserver's TLS inside that)"
+		f.Explanation = why + "; no port-forward upgrade was seen on L1"
+	}
+	return []Finding{f}
 }
 
 // schemeMismatch: a client that opened TLS on a connection whose server

@@ -13,7 +13,7 @@ import (
 func TestFindings(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	names := map[leg.ID]string{leg.User: "user→kubectl", leg.L1: "L1 client→apiserver", leg.L2: "L2 apiserver→kubelet", leg.L3: "L3 kubelet→runtime", leg.L4: "L4 runtime→app"}
+	names := map[leg.ID]string{leg.Proxy: "proxy client→proxy", leg.User: "user→kubectl", leg.L1: "L1 client→apiserver", leg.L2: "L2 apiserver→kubelet", leg.L3: "L3 kubelet→runtime", leg.L4: "L4 runtime→app"}
 	ev := func(ms int, id leg.ID, conn int, kind Kind, text string) *Event {
 		return &Event{Time: at(ms), Kind: kind, Conn: conn, Leg: names[id], LegID: id, Text: text}
 	}
@@ -182,6 +182,35 @@ func TestFindings(t *testing.T) {
 			status(ev(1, leg.L2, 3, KindHTTPResponse, "500 Internal Server Error"), 500, "error dialing backend: tls: first record does not look like a TLS handshake"),
 			status(ev(2, leg.L1, 2, KindHTTPResponse, "500 Internal Server Error"), 500, "error dialing backend: tls: first record does not look like a TLS handshake"),
 		}, "scheme-mismatch", "L3 kubelet→runtime", 4, "server gave HTTP response to HTTPS client"},
+		{"https proxy, WebSocket never left the client", []*Event{
+			func() *Event {
+				e := ev(0, leg.Proxy, 1, KindHTTPRequest, "CONNECT 10.0.0.2:6443")
+				e.Method = "CONNECT"
+				return e
+			}(),
+			func() *Event {
+				e := status(ev(1, leg.Proxy, 1, KindHTTPResponse, "200 Connection established"), 200, "")
+				e.Protocol = "tunnel"
+				return e
+			}(),
+			func() *Event {
+				e := ev(5, leg.L1, 2, KindHTTPRequest, "POST /api/v1/namespaces/default/pods/nginx/portforward  upgrade=SPDY/3.1")
+				e.Method, e.HTTPHeader = "POST", map[string]string{"upgrade": "SPDY/3.1", "user-agent": "kubectl/v1.32.4"}
+				return e
+			}(),
+		}, "https-proxy", "the client's HTTPS proxy (proxy client→proxy)", 3, "proxy: unknown scheme: https"},
+		{"proxy wants credentials", []*Event{
+			func() *Event {
+				e := ev(0, leg.Unknown, 1, KindHTTPRequest, "CONNECT 10.0.0.2:6443")
+				e.Method, e.Leg = "CONNECT", "eth0"
+				return e
+			}(),
+			func() *Event {
+				e := status(ev(1, leg.Unknown, 1, KindHTTPResponse, "407 Proxy Authentication Required"), 407, "")
+				e.Protocol, e.Leg = "tunnel refused", "eth0"
+				return e
+			}(),
+		}, "proxy-refused", "the client's proxy, seen on eth0", 2, "credentials"},
 		{"idle drop", []*Event{
 			ev(0, leg.L1, 2, KindData, "request 0 data"),
 			func() *Event {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -118,7 +119,10 @@ func (p *httpParser) feed(b []byte) (msgs []*httpMsg, rest []byte, stop bool, er
 			b = p.buf[i+4:]
 			p.buf = nil
 			p.cur = m
-			if switchesProtocol(m) {
+			if switchesProtocol(m) || p.tunnels(m) {
+				if !m.response && m.method == http.MethodConnect {
+					*p.methods = append(*p.methods, m.method)
+				}
 				p.done = append(p.done, m)
 				p.cur = nil
 				return p.done, b, true, nil
@@ -242,6 +246,16 @@ func (p *httpParser) close() *httpMsg {
 	return nil
 }
 
+// tunnels says whether m opens a CONNECT tunnel: the CONNECT request
+// (what follows waits for the answer), or a 2xx answer to it (what follows
+// is the tunnel's, both ways).
+func (p *httpParser) tunnels(m *httpMsg) bool {
+	if !m.response {
+		return m.method == http.MethodConnect
+	}
+	return m.status/100 == 2 && len(*p.methods) > 0 && (*p.methods)[0] == http.MethodConnect
+}
+
 func switchesProtocol(m *httpMsg) bool {
 	if m.response {
 		return m.status == 101
@@ -335,12 +349,28 @@ func (cs *connState) httpMessage(dir tcpstream.Dir, t time.Time, m *httpMsg) {
 		d.send(0, cs, e)
 		return
 	}
+	connect := len(cs.methods) > 0 && cs.methods[0] == http.MethodConnect
 	if len(cs.methods) > 0 {
 		cs.methods = cs.methods[1:]
 	}
 	e.Kind = KindHTTPResponse
 	e.Status = m.status
 	txt := fmt.Sprintf("%d %s", m.status, m.reason)
+	if connect {
+		if m.status/100 == 2 {
+			// The tunnel: what follows, both ways, is read afresh (TLS,
+			// as a rule).
+			cs.tunnelled = true
+			e.Protocol = "tunnel"
+			e.Text = txt + "  → CONNECT tunnel"
+			d.send(0, cs, e)
+			return
+		}
+		e.Protocol = "tunnel refused"
+		if held := cs.releaseClient(); len(held) > 0 {
+			defer cs.dirs[tcpstream.ClientToServer].data(cs, tcpstream.ClientToServer, 0, t, held)
+		}
+	}
 	req := cs.upgrade
 	cs.upgrade = nil
 	if m.status == 101 {

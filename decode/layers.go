@@ -171,7 +171,7 @@ func (h *httpLayer) data(cs *connState, dir tcpstream.Dir, _ int64, t time.Time,
 		cs.dirs[dir] = &holdLayer{http: h, held: append([]byte(nil), rest...)}
 		return
 	}
-	// A 101 response: both directions switch.
+	// A 101 response (or a CONNECT's 2xx): both directions switch.
 	cs.switchProtocols(t, rest)
 }
 
@@ -203,6 +203,11 @@ func (cs *connState) switchProtocols(t time.Time, rest []byte) {
 		held = h.held
 	}
 	for dir := range cs.dirs {
+		if cs.tunnelled {
+			// A CONNECT tunnel: its bytes say what they are.
+			cs.dirs[dir] = &detectLayer{}
+			continue
+		}
 		if cs.proto == "websocket" {
 			ws := &wsLayer{ws: websocket.NewDecoder()}
 			ws.ws.Borrow = true // every frame is consumed before the next Write

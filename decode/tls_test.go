@@ -77,3 +77,41 @@ func TestTLSGarbageAfterRecords(t *testing.T) {
 		t.Errorf("%d decode errors:\n%s", sum.DecodeErrors, texts(evs))
 	}
 }
+
+// TestConnectTunnel: a CONNECT granted with a 2xx opens a tunnel, whose
+// bytes (TLS here) are read afresh both ways, whatever the segmentation;
+// a refused CONNECT is an answer like any other, and the client's bytes
+// after it are HTTP again.
+func TestConnectTunnel(t *testing.T) {
+	connect := []byte("CONNECT 10.0.0.2:6443 HTTP/1.1\r\nHost: 10.0.0.2:6443\r\n\r\n")
+	hello, reply := tlsRecordBytes(0x16, 300), append(tlsRecordBytes(0x16, 90), tlsRecordBytes(0x17, 40)...)
+	for _, seg := range []int{1, 7, 1 << 20} {
+		c := newConv(3129)
+		c.send(0, connect, seg)
+		c.send(1, []byte("HTTP/1.1 200 Connection established\r\n\r\n"), seg)
+		c.send(0, hello, seg)
+		c.send(1, reply, seg)
+		c.fin()
+		evs, sum := decodeConv(t, Options{Verbosity: 1}, c)
+		got := texts(evs)
+		if !strings.Contains(got, "CONNECT 10.0.0.2:6443") || !strings.Contains(got, "200 Connection established  → CONNECT tunnel") ||
+			strings.Count(got, "(encrypted)") != 3 || sum.Warnings != 0 || sum.DecodeErrors != 0 {
+			t.Errorf("seg %d: %d warnings, %d decode errors:\n%s", seg, sum.Warnings, sum.DecodeErrors, got)
+		}
+	}
+	c := newConv(3129)
+	c.send(0, connect, 1<<20)
+	c.send(1, []byte("HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"), 1<<20)
+	c.send(0, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 1<<20)
+	c.fin()
+	evs, sum := decodeConv(t, Options{}, c)
+	var refused *Event
+	for _, e := range evs {
+		if e.Kind == KindHTTPResponse {
+			refused = e
+		}
+	}
+	if refused == nil || refused.Status != 407 || refused.Protocol != "tunnel refused" || !strings.Contains(texts(evs), "GET /") || sum.DecodeErrors != 0 {
+		t.Errorf("refused CONNECT:\n%s", texts(evs))
+	}
+}

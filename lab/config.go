@@ -67,6 +67,11 @@ const (
 	// connection that carried nothing for Config.IdleAfter, as a load
 	// balancer's idle timeout does (60 s on ELB).
 	MiddleboxIdleDrop = "idle-drop"
+	// MiddleboxHTTPSProxy is the client's HTTPS proxy (the kubeconfig's
+	// proxy-url, https://): TLS to the proxy, CONNECT to the apiserver,
+	// and the apiserver's TLS inside that. Its connections, below its TLS,
+	// go to TapConn as leg "proxy".
+	MiddleboxHTTPSProxy = "https-proxy"
 )
 
 // Apps a lab's pod can run; any other Config.App is a shell command run in
@@ -184,7 +189,7 @@ func (c *Config) defaults() error {
 		c.App = AppBuiltin
 	}
 	switch c.Middlebox {
-	case "", MiddleboxStripUpgrades, MiddleboxIdleDrop:
+	case "", MiddleboxStripUpgrades, MiddleboxIdleDrop, MiddleboxHTTPSProxy:
 	default:
 		return fmt.Errorf("unknown middlebox %q", c.Middlebox)
 	}
@@ -252,6 +257,9 @@ type Lab struct {
 	// APIServer is the apiserver's URL, reachable from the host (the
 	// middlebox's, when there is one; Direct is then the apiserver's).
 	APIServer, Direct *url.URL
+	// Proxy is the client's HTTPS proxy (MiddleboxHTTPSProxy), which the
+	// kubeconfig names as the cluster's proxy-url.
+	Proxy *url.URL
 	// CA is the lab CA's certificate (PEM).
 	CA []byte
 	// StreamingAddr is the runtime streaming server's address on the

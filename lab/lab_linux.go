@@ -259,7 +259,16 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 
 // finish writes the kubeconfig and the state of a lab that is up.
 func (l *Lab) finish(t0 time.Time, ctx context.Context) (*Lab, error) {
-	if l.cfg.Middlebox != "" {
+	switch l.cfg.Middlebox {
+	case "":
+	case MiddleboxHTTPSProxy:
+		// The client's own proxy: the kubeconfig's proxy-url.
+		u, err := l.startHTTPSProxy(l.addr, l.apiCert, l.APIServer)
+		if err != nil {
+			return nil, err
+		}
+		l.Proxy = u
+	default:
 		u, err := l.startMiddlebox(l.addr, l.apiCert, l.APIServer)
 		if err != nil {
 			return nil, err
@@ -366,6 +375,9 @@ func (l *Lab) nginxFiles() (string, error) {
 
 func (l *Lab) kubeconfig() string {
 	o := pki.KubeconfigOptions{Name: l.cfg.Name, Server: l.APIServer.String(), Token: l.cfg.Token, Namespace: l.cfg.Namespace}
+	if l.Proxy != nil {
+		o.ProxyURL = l.Proxy.String()
+	}
 	if !l.cfg.Plain {
 		o.CAPEM = l.CA
 	}

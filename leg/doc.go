@@ -6,6 +6,7 @@
 // # The chain
 //
 //	user ── the user's connection to the port-forward's local port
+//	proxy ── the client's connection to its HTTPS proxy (below the proxy's TLS: the CONNECT, then L1's TLS records)
 //	L1   ── client → apiserver (plaintext, tapped below TLS)
 //	L2   ── apiserver → kubelet (plaintext, tapped below TLS)
 //	L2-wire ── the same connection on the wire (TLS records only)

@@ -12,6 +12,7 @@ type ID string
 const (
 	Unknown ID = ""        // an interface pftap did not make, or cannot place
 	User    ID = "user"    // the user's connection to the local port
+	Proxy   ID = "proxy"   // the client's connection to its HTTPS proxy, below the proxy's TLS
 	L1      ID = "L1"      // client → apiserver, below TLS
 	L2      ID = "L2"      // apiserver → kubelet, below TLS
 	L2Wire  ID = "L2-wire" // apiserver → kubelet on the wire: TLS records
@@ -26,18 +27,20 @@ func (id ID) Order() int {
 	switch id {
 	case User:
 		return 0
-	case L1:
+	case Proxy:
 		return 1
-	case L2:
+	case L1:
 		return 2
-	case L2Wire:
+	case L2:
 		return 3
-	case L3:
+	case L2Wire:
 		return 4
-	case L4:
+	case L3:
 		return 5
-	case Witness:
+	case L4:
 		return 6
+	case Witness:
+		return 7
 	}
 	return -1
 }

@@ -21,6 +21,7 @@ const (
 	FaultStreamEOF      = "stream-eof"
 	FaultClientReset    = "client-reset"
 	FaultSchemeMismatch = "scheme-mismatch"
+	FaultHTTPSProxy     = "https-proxy"
 )
 
 // Fault is one failure the lab can produce.
@@ -42,6 +43,7 @@ var Faults = []Fault{
 	{FaultStreamEOF, "the runtime hangs with the new streams waiting for their replies, then dies (as a hung runtime restarted does): the connections close under the waiting streams", "stream-eof"},
 	{FaultClientReset, "the local client resets its connection (SO_LINGER 0) once the response header has come, as a cancelled download does", "client-reset"},
 	{FaultSchemeMismatch, "the runtime hands the kubelet an https streaming URL for its plain-HTTP streaming server: the kubelet's TLS ClientHello gets a plain-HTTP answer", "scheme-mismatch"},
+	{FaultHTTPSProxy, "the client reaches the apiserver through an HTTPS proxy (the kubeconfig's proxy-url https://...): CONNECT inside TLS, the apiserver's TLS inside that; kubectl 1.32's WebSocket cannot use it and falls back to SPDY", "https-proxy"},
 	{FaultRuntimeHangs, "the runtime hangs once the forward is up: new streams are never answered, client-go gives up after 30 s (\"Timeout occurred\"); with containerd: the daemon stopped with SIGSTOP", "stream-unanswered"},
 }
 
@@ -81,6 +83,8 @@ func applyFault(name string, cfg *lab.Config) error {
 		cfg.Middlebox = lab.MiddleboxStripUpgrades
 	case FaultIdleDrop:
 		cfg.Middlebox = lab.MiddleboxIdleDrop
+	case FaultHTTPSProxy:
+		cfg.Middlebox = lab.MiddleboxHTTPSProxy
 	case FaultSkew:
 		if (!cfg.Kubernetes.IsZero() && cfg.Kubernetes.Minor != 36) || (!cfg.Kubelet.IsZero() && cfg.Kubelet.Minor != 35) || cfg.APIServerBinary != "" {
 			return fmt.Errorf("--fault %s sets the versions itself (a 1.36 apiserver, a 1.35 kubelet): leave out --kubernetes, --kubelet and --apiserver", name)

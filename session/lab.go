@@ -158,6 +158,10 @@ func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
 	tapLegs := map[string]int{
 		"L2": pipe.AddLeg(capture.Leg{ID: leg.L2, Name: "L2 apiserver→kubelet", Description: "plaintext below TLS, recorded inside the lab's kubelet"}, true),
 	}
+	if o.Fault == FaultHTTPSProxy {
+		tapLegs["proxy"] = pipe.AddLeg(capture.Leg{ID: leg.Proxy, Name: "proxy client→proxy",
+			Description: "the client's connection to its HTTPS proxy, plaintext below the proxy's TLS (the CONNECT, then the apiserver's TLS records), recorded inside the lab's proxy"}, true)
+	}
 	if o.Client == Kubectl && s.l1 >= 0 {
 		tapLegs["L1"] = s.l1
 	}
@@ -396,7 +400,7 @@ func (s *Lab) Run() (LabResult, error) {
 		stopClient = kf.Stop
 		clientLog = func() []string { return kubectlLog(kf.Output()) }
 	default:
-		pf, err := pfclient.Start(ctx, pfclient.Options{Server: l.APIServer, CA: l.CA, Token: l.Config().Token,
+		pf, err := pfclient.Start(ctx, pfclient.Options{Server: l.APIServer, CA: l.CA, Token: l.Config().Token, Proxy: l.Proxy,
 			Namespace: l.Config().Namespace, Pod: l.Config().Pod, Local: local, Remote: s.remote, SPDY: o.SPDY,
 			Wrap: func(c net.Conn) net.Conn {
 				if !inprocTaps {

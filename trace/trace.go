@@ -25,6 +25,9 @@ import (
 // L1 is the name of the leg trace taps itself.
 const L1 = "L1 client→apiserver"
 
+// ProxyLeg is the name of the leg to an HTTPS proxy on the way.
+const ProxyLeg = "proxy client→proxy"
+
 // Options of a trace.
 type Options struct {
 	Config  *rest.Config
@@ -128,6 +131,15 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 		}
 		lateness = agentLateness
 	}
+	// An HTTPS proxy on the way (the kubeconfig's proxy-url, HTTPS_PROXY):
+	// its leg below its TLS shows the CONNECT.
+	pfOpts := pfclient.Options{Config: o.Config, Namespace: o.Target.Namespace, Pod: o.Target.Pod.Name, Address: o.Address, SPDY: o.SPDY}
+	proxyLeg := -1
+	if pu, err := pfclient.ProxyFor(pfOpts); err == nil && pu != nil && pu.Scheme == "https" {
+		proxyLeg = len(legs)
+		legs = append(legs, capture.Leg{ID: leg.Proxy, Name: ProxyLeg, Description: "pftap's connection to the HTTPS proxy " + pu.Host + ", plaintext below the proxy's TLS (the CONNECT, then L1's TLS records)"})
+		s.legs = append(s.legs, ProxyLeg)
+	}
 	// The same pipeline as pftap lab's: each leg decoded where its frames
 	// arrive, events in time order; with -w the same recorder, written as
 	// the session goes, each packet with its summaries, credentials
@@ -160,10 +172,16 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 	for _, p := range o.Target.Ports {
 		ports = append(ports, fmt.Sprintf("%d:%d", p.Local, p.Remote))
 	}
-	fwd, err := pfclient.Start(ctx, pfclient.Options{Config: o.Config, Namespace: o.Target.Namespace, Pod: o.Target.Pod.Name,
-		Ports: ports, Address: o.Address, SPDY: o.SPDY, Wrap: func(c net.Conn) net.Conn {
-			return capture.NewTapParts(c, func(_ time.Time, head, payload []byte) { s.pipe.Tapped(0, head, payload) }, capture.BelowTLS)
-		}})
+	pfOpts.Ports = ports
+	pfOpts.Wrap = func(c net.Conn) net.Conn {
+		return capture.NewTapParts(c, func(_ time.Time, head, payload []byte) { s.pipe.Tapped(0, head, payload) }, capture.BelowTLS)
+	}
+	if proxyLeg >= 0 {
+		pfOpts.WrapProxy = func(c net.Conn) net.Conn {
+			return capture.NewTapParts(c, func(_ time.Time, head, payload []byte) { s.pipe.Tapped(proxyLeg, head, payload) }, capture.BelowTLS)
+		}
+	}
+	fwd, err := pfclient.Start(ctx, pfOpts)
 	if err != nil {
 		if s.agent != nil && ctx.Err() == nil {
 			// The node's side of the refusal is still on its way.

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pftap/pftap/internal/kubectl"
+	"github.com/pftap/pftap/internal/testenv"
 	"github.com/pftap/pftap/lab"
 	"github.com/pftap/pftap/session"
 	"github.com/pftap/pftap/trace"
@@ -140,6 +142,10 @@ func TestTraceFaults(t *testing.T) {
 			time.Sleep(l.Config().IdleAfter + 1500*time.Millisecond)
 			httpGetWithin(local, "/", 2*time.Second)
 		}, "idle-dropped"},
+		// trace taps its own connection to the proxy below the proxy's TLS.
+		{session.FaultHTTPSProxy, lab.Config{Middlebox: lab.MiddleboxHTTPSProxy}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
+			httpGet(local, "/")
+		}, "https-proxy"},
 		{session.FaultSchemeMismatch, lab.Config{RuntimeHTTPS: true}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
 			httpGetWithin(local, "/", 2*time.Second)
 		}, "scheme-mismatch"},
@@ -166,5 +172,39 @@ func httpGetWithin(port int, path string, d time.Duration) {
 	if err == nil {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+	}
+}
+
+// TestHTTPSProxyKubectls: through the lab's HTTPS proxy, kubectl 1.32's
+// WebSocket dialer cannot use the https:// proxy and falls back to SPDY
+// (nothing of its WebSocket reaches the proxy); today's kubectl's
+// WebSocket goes through. pftap says which, from the wire.
+func TestHTTPSProxyKubectls(t *testing.T) {
+	needRootCmd(t)
+	for _, tc := range []struct {
+		name, bin, want, upgrade string
+	}{
+		{"machine", kubectl.Path, "its WebSocket never reached the proxy", "upgrade=SPDY/3.1"},
+		{"today", testenv.TodaysKubectl(t), "its WebSocket got through", "upgrade=websocket"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			old := kubectl.Path
+			kubectl.Path = tc.bin
+			defer func() { kubectl.Path = old }()
+			ios, out, errOut := testIO()
+			opts := &LabRunOptions{IO: ios, Runtime: "cri-streaming", App: "builtin", Client: "kubectl", Concurrency: 1, Repeat: 1,
+				HeaderTimeout: session.DefaultHeaderTimeout, Fault: session.FaultHTTPSProxy, NoColor: true}
+			if err := validateLabRun(opts); err != nil {
+				t.Fatal(err)
+			}
+			if err := labRun(opts); err != nil {
+				t.Fatalf("%v\n%s", err, errOut)
+			}
+			text := out.String()
+			if !strings.Contains(text, "diagnosis: "+"the client went through an HTTPS proxy") || !strings.Contains(text, tc.want) ||
+				!strings.Contains(text, "CONNECT 10.") || !strings.Contains(text, "→ CONNECT tunnel") || !strings.Contains(text, tc.upgrade) {
+				t.Errorf("want the proxy's CONNECT, %q and %q:\n%s", tc.want, tc.upgrade, lastLines(text, 40))
+			}
+		})
 	}
 }

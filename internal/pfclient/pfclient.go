@@ -34,6 +34,13 @@ type Options struct {
 	Server *url.URL
 	CA     []byte
 	Token  string
+	// Proxy, when set, is the proxy to reach the apiserver through (an
+	// http, https or socks5 URL); otherwise Config's, or the environment's
+	// (HTTPS_PROXY, NO_PROXY) with Config.
+	Proxy *url.URL
+	// WrapProxy, when set, wraps each connection to an http or https
+	// proxy (below the proxy's TLS) before the CONNECT is written.
+	WrapProxy func(net.Conn) net.Conn
 	// Config, when set, is used instead of Server, CA and Token: any
 	// client-go configuration (from a kubeconfig: client certificates,
 	// exec plugins, tokens). Its TLS is made by pftap's relay, so that
@@ -127,20 +134,14 @@ func Start(ctx context.Context, o Options) (*Forwarder, error) {
 	}
 	// As client-go: the kubeconfig's proxy-url, else the environment's
 	// (HTTPS_PROXY, NO_PROXY). The lab's own client goes direct.
-	proxyFn := func(*http.Request) (*url.URL, error) { return nil, nil }
-	if o.Config != nil {
-		proxyFn = http.ProxyFromEnvironment
-		if o.Config.Proxy != nil {
-			proxyFn = o.Config.Proxy
-		}
-	}
+	proxyFn := proxyFunc(o)
 	f := &Forwarder{stop: make(chan struct{}), finished: make(chan struct{})}
 	relay, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	f.relay = relay
-	f.dial = func() (net.Conn, error) { return dialVia(proxyFn, server, tlsCfg) }
+	f.dial = func() (net.Conn, error) { return dialVia(proxyFn, server, tlsCfg, o.WrapProxy) }
 	go f.serveRelay(server, tlsCfg, o.Wrap)
 
 	base := &url.URL{Scheme: "http", Host: relay.Addr().String()}
@@ -240,6 +241,35 @@ func whyNoListen(addr string, ports []string) error {
 		l.Close()
 	}
 	return nil
+}
+
+// proxyFunc is how the relay finds its proxy: Options.Proxy, else the
+// kubeconfig's proxy-url, else the environment (with a Config, as
+// client-go does).
+func proxyFunc(o Options) func(*http.Request) (*url.URL, error) {
+	switch {
+	case o.Proxy != nil:
+		return http.ProxyURL(o.Proxy)
+	case o.Config != nil && o.Config.Proxy != nil:
+		return o.Config.Proxy
+	case o.Config != nil:
+		return http.ProxyFromEnvironment
+	}
+	return func(*http.Request) (*url.URL, error) { return nil, nil }
+}
+
+// ProxyFor is the proxy Start will reach the apiserver through with o
+// (nil: none), so that a caller can tap that leg too (WrapProxy).
+func ProxyFor(o Options) (*url.URL, error) {
+	server, tlsCfg, _, err := relayConfig(o)
+	if err != nil {
+		return nil, err
+	}
+	scheme := "https"
+	if tlsCfg == nil {
+		scheme = "http"
+	}
+	return proxyFunc(o)(&http.Request{Method: http.MethodGet, URL: &url.URL{Scheme: scheme, Host: server}, Header: http.Header{}})
 }
 
 func relayConfig(o Options) (string, *tls.Config, *rest.Config, error) {
@@ -402,7 +432,7 @@ func (f *Forwarder) Stop() {
 // dialVia connects to server, through the proxy the kubeconfig (or the
 // environment, as client-go does) names for it: HTTP CONNECT through an
 // http or https proxy, or SOCKS5.
-func dialVia(proxyFn func(*http.Request) (*url.URL, error), server string, tlsCfg *tls.Config) (net.Conn, error) {
+func dialVia(proxyFn func(*http.Request) (*url.URL, error), server string, tlsCfg *tls.Config, wrap func(net.Conn) net.Conn) (net.Conn, error) {
 	scheme := "https"
 	if tlsCfg == nil {
 		scheme = "http"
@@ -441,12 +471,22 @@ func dialVia(proxyFn func(*http.Request) (*url.URL, error), server string, tlsCf
 			return nil, fmt.Errorf("proxy %s: %w", pu.Host, err)
 		}
 		if pu.Scheme == "https" {
-			tc := tls.Client(c, &tls.Config{ServerName: pu.Hostname(), MinVersion: tls.VersionTLS12})
+			// As client-go's transport: the proxy's certificate is
+			// checked against the cluster's CA (the system's without one).
+			pcfg := &tls.Config{ServerName: pu.Hostname(), MinVersion: tls.VersionTLS12}
+			if tlsCfg != nil {
+				pcfg.RootCAs = tlsCfg.RootCAs
+			}
+			tc := tls.Client(c, pcfg)
 			if err := tc.Handshake(); err != nil {
 				c.Close()
 				return nil, fmt.Errorf("proxy %s: %w", pu.Host, err)
 			}
 			c = tc
+		}
+		if wrap != nil {
+			// Below the proxy's TLS: the CONNECT and the tunnel.
+			c = wrap(c)
 		}
 		connect := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: server}, Host: server, Header: http.Header{}}
 		if pu.User != nil {

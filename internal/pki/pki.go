@@ -90,6 +90,7 @@ type KubeconfigOptions struct {
 	CAPEM     []byte // nil: no certificate-authority-data (plain HTTP)
 	Token     string
 	Namespace string
+	ProxyURL  string // the cluster's proxy-url, if any
 }
 
 // Kubeconfig renders a kubeconfig file that kubectl and client-go accept.
@@ -97,6 +98,9 @@ func Kubeconfig(o KubeconfigOptions) string {
 	caLine := ""
 	if len(o.CAPEM) > 0 {
 		caLine = "    certificate-authority-data: " + base64.StdEncoding.EncodeToString(o.CAPEM) + "\n"
+	}
+	if o.ProxyURL != "" {
+		caLine += "    proxy-url: " + o.ProxyURL + "\n"
 	}
 	user := "{}"
 	if o.Token != "" {
