@@ -300,7 +300,11 @@ func (h handler) Close(c *tcpstream.Conn, dir tcpstream.Dir, t time.Time, how tc
 		ls.Retransmitted += st.Retransmitted
 		ls.RetransmittedBytes += st.RetransmittedBytes + st.OverlapBytes
 	}
-	txt := fmt.Sprintf("%s closed (%s) after %d bytes", dirName(dir), how, st.Bytes+st.GapBytes)
+	why := how.String()
+	if how == tcpstream.ClosedRST && c.Reset {
+		why += " from the " + map[tcpstream.Dir]string{tcpstream.ClientToServer: "client", tcpstream.ServerToClient: "server"}[c.ResetBy]
+	}
+	txt := fmt.Sprintf("%s closed (%s) after %d bytes", dirName(dir), why, st.Bytes+st.GapBytes)
 	if c.Refused {
 		// One line for both directions: the connection never opened.
 		if dir == tcpstream.ClientToServer {

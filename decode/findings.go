@@ -18,7 +18,8 @@ type Finding struct {
 	// Name is a stable identifier: "refused", "sandbox-gone",
 	// "forbidden", "websocket-refused", "stream-unanswered",
 	// "stream-eof", "runtime-died", "client-reset", "idle-dropped",
-	// "upgrade-stripped", "unauthorized", "not-found", "kubelet-unreachable".
+	// "upgrade-stripped", "unauthorized", "not-found", "kubelet-unreachable",
+	// "scheme-mismatch", "https-proxy", "proxy-refused".
 	Name string `json:"name"`
 	// Hop is where it happened, as a leg's name ("L4 runtime→app") or a
 	// component ("the kubelet").

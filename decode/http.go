@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -120,7 +119,7 @@ func (p *httpParser) feed(b []byte) (msgs []*httpMsg, rest []byte, stop bool, er
 			p.buf = nil
 			p.cur = m
 			if switchesProtocol(m) || p.tunnels(m) {
-				if !m.response && m.method == http.MethodConnect {
+				if !m.response && m.method == methodConnect {
 					*p.methods = append(*p.methods, m.method)
 				}
 				p.done = append(p.done, m)
@@ -246,14 +245,17 @@ func (p *httpParser) close() *httpMsg {
 	return nil
 }
 
+// methodConnect is HTTP's CONNECT (decode does not import net/http).
+const methodConnect = "CONNECT"
+
 // tunnels says whether m opens a CONNECT tunnel: the CONNECT request
 // (what follows waits for the answer), or a 2xx answer to it (what follows
 // is the tunnel's, both ways).
 func (p *httpParser) tunnels(m *httpMsg) bool {
 	if !m.response {
-		return m.method == http.MethodConnect
+		return m.method == methodConnect
 	}
-	return m.status/100 == 2 && len(*p.methods) > 0 && (*p.methods)[0] == http.MethodConnect
+	return m.status/100 == 2 && len(*p.methods) > 0 && (*p.methods)[0] == methodConnect
 }
 
 func switchesProtocol(m *httpMsg) bool {
@@ -349,7 +351,7 @@ func (cs *connState) httpMessage(dir tcpstream.Dir, t time.Time, m *httpMsg) {
 		d.send(0, cs, e)
 		return
 	}
-	connect := len(cs.methods) > 0 && cs.methods[0] == http.MethodConnect
+	connect := len(cs.methods) > 0 && cs.methods[0] == methodConnect
 	if len(cs.methods) > 0 {
 		cs.methods = cs.methods[1:]
 	}
