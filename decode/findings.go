@@ -2,8 +2,10 @@ package decode
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -413,10 +415,21 @@ func (d *Diagnoser) errorStreams() []Finding {
 		case strings.Contains(low, "connection refused"):
 			f.Name, f.Hop = "refused", d.legName(leg.L4, "the runtime's dial to localhost inside the pod")
 			f.Text = "the app refused the runtime's connection inside the pod"
+			// A session that saw what listened in the pod (trace's agent)
+			// sharpened the event's diagnosis: the app on the pod's IP
+			// only, or nothing on that port.
+			for _, x := range es {
+				if x.Diagnosis != "" && x.Diagnosis != expl {
+					f.Explanation = x.Diagnosis
+					if strings.Contains(x.Diagnosis, "the pod's IP only") {
+						f.Text = "the app listens on the pod's IP only: the runtime's dial to localhost inside the pod was refused"
+					}
+				}
+			}
 			// The refusal itself, when L4 was captured: SYN answered by RST.
 			for _, cl := range d.closed {
 				for _, c := range cl {
-					if c.LegID == leg.L4 && c.Reason == "RST" {
+					if c.LegID == leg.L4 && (c.Reason == "RST" || c.Reason == "refused") {
 						f.Evidence = append(f.Evidence, evidence(c)...)
 					}
 				}
@@ -705,4 +718,40 @@ func (d *Diagnoser) legName(id leg.ID, otherwise string) string {
 		return n
 	}
 	return otherwise
+}
+
+// RefineRefused sharpens the diagnosis of a refused connection inside the
+// pod with what listened there (the agent's view, or the lab's): the app bound to the
+// pod's IP only, or nothing on that port at all.
+func RefineRefused(why string, e *Event, listeners []string) string {
+	if e.Error == nil || !strings.Contains(*e.Error, "connection refused") || e.Port == 0 {
+		return why
+	}
+	port := strconv.Itoa(e.Port)
+	var elsewhere, ports []string
+	seen := map[string]bool{}
+	for _, l := range listeners {
+		ap, err := netip.ParseAddrPort(l)
+		if err != nil {
+			continue
+		}
+		p := strconv.Itoa(int(ap.Port()))
+		if !seen[p] {
+			seen[p] = true
+			ports = append(ports, p)
+		}
+		if p != port {
+			continue
+		}
+		a := ap.Addr()
+		if a.IsLoopback() || a.IsUnspecified() {
+			return why + fmt.Sprintf(" (%s was seen listening: the app had not started yet, or restarted)", l)
+		}
+		elsewhere = append(elsewhere, l)
+	}
+	if len(elsewhere) > 0 {
+		return fmt.Sprintf("the app listens on %s: the pod's IP only, not localhost; port-forward dials localhost:%s inside the pod, "+
+			"so it is refused. Bind the app to 0.0.0.0 (or also to 127.0.0.1)", strings.Join(elsewhere, ", "), port)
+	}
+	return fmt.Sprintf("nothing listens on port %s in the pod (it listens on: %s): check the port, or whether the app runs", port, strings.Join(ports, ", "))
 }

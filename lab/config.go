@@ -92,6 +92,9 @@ type Config struct {
 	// App is AppBuiltin (default), AppNginx, or a shell command that must
 	// listen on localhost:AppPort inside the pod.
 	App string
+	// AppOnPodIP makes the built-in app listen on the pod's IP only, not
+	// on localhost, where port-forward dials it.
+	AppOnPodIP bool
 	// AppPort is the port the app listens on in the pod. Default 80.
 	AppPort int
 	// Namespace and Pod name the lab's pod. Default: "default", "nginx".
@@ -192,6 +195,9 @@ func (c *Config) defaults() error {
 	case "", MiddleboxStripUpgrades, MiddleboxIdleDrop, MiddleboxHTTPSProxy:
 	default:
 		return fmt.Errorf("unknown middlebox %q", c.Middlebox)
+	}
+	if c.AppOnPodIP && (c.App != AppBuiltin || c.Runtime == RuntimeContainerd) {
+		return errors.New("the app bound to the pod's IP needs the built-in app in the lab's own pod (not containerd's)")
 	}
 	if c.RuntimeHTTPS && c.Runtime != RuntimeCRIStreaming {
 		return fmt.Errorf("a mis-schemed streaming URL needs the %s runtime (the lab's own streaming server), not %s", RuntimeCRIStreaming, c.Runtime)

@@ -320,7 +320,11 @@ func (l *Lab) startApp(ctx context.Context) error {
 	cfg := l.cfg
 	switch cfg.App {
 	case AppBuiltin:
-		ln, err := listenIn(l.PodNetns, "127.0.0.1:"+strconv.Itoa(cfg.AppPort))
+		bind := "127.0.0.1"
+		if cfg.AppOnPodIP {
+			bind = l.addr.pod.String() // as an app bound to its pod's IP
+		}
+		ln, err := listenIn(l.PodNetns, net.JoinHostPort(bind, strconv.Itoa(cfg.AppPort)))
 		if err != nil {
 			return fmt.Errorf("app listener in the pod: %w", err)
 		}

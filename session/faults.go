@@ -22,6 +22,7 @@ const (
 	FaultClientReset    = "client-reset"
 	FaultSchemeMismatch = "scheme-mismatch"
 	FaultHTTPSProxy     = "https-proxy"
+	FaultAppOnPodIP     = "app-on-pod-ip"
 )
 
 // Fault is one failure the lab can produce.
@@ -34,6 +35,7 @@ type Fault struct {
 // Faults lists them, for --help and the tests.
 var Faults = []Fault{
 	{FaultRefused, "forward to a port nothing listens on in the pod: the runtime's dial to localhost is refused", "refused"},
+	{FaultAppOnPodIP, "the built-in app listens on the pod's IP only: the runtime's dial to localhost is refused, though the app runs", "refused"},
 	{FaultSandboxGone, "remove the pod's sandbox under the running forward (with containerd: StopPodSandbox and RemovePodSandbox, for real)", "sandbox-gone"},
 	{FaultRBAC, "a user RBAC lets get pods/portforward but not create it (1.35+: the WebSocket GET needs both)", "forbidden"},
 	{FaultSkew, "a 1.36 apiserver, a 1.35 kubelet and a Node status that still declares ExtendWebSocketsToKubelet: the kubelet refuses the WebSocket (400), clients fall back to SPDY", "websocket-fallback"},
@@ -68,6 +70,11 @@ func applyFault(name string, cfg *lab.Config) error {
 	switch name {
 	case "", FaultRefused, FaultSandboxGone:
 	case FaultClientReset:
+	case FaultAppOnPodIP:
+		if cfg.Runtime == lab.RuntimeContainerd || cfg.App != "" && cfg.App != lab.AppBuiltin {
+			return fmt.Errorf("--fault %s needs the built-in app in the lab's own pod: leave out --app, and --runtime containerd", name)
+		}
+		cfg.AppOnPodIP = true
 	case FaultRuntimeDies, FaultRuntimeHangs, FaultStreamEOF:
 		if !lab.StreamsThroughRuntime(cfg.Runtime) && cfg.Runtime != "" {
 			return fmt.Errorf("--fault %s needs a runtime with a streaming server (cri-streaming or containerd), not %s", name, cfg.Runtime)

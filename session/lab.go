@@ -13,6 +13,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"k8s.io/klog/v2"
 
+	"github.com/pftap/pftap/agent"
 	"github.com/pftap/pftap/capture"
 	"github.com/pftap/pftap/decode"
 	"github.com/pftap/pftap/internal/kubectl"
@@ -343,7 +344,27 @@ func (s *Lab) Decodes() bool { return s.pipe.Decodes() }
 // Events hands every decoded event to emit, in time order, as the session
 // goes; it returns once Run has ended, with what the decoding found. Call
 // it once, beside Run. A session that only counts its frames has none.
-func (s *Lab) Events(emit func(*decode.Event)) Decoded { return s.pipe.Events(emit) }
+func (s *Lab) Events(emit func(*decode.Event)) Decoded {
+	var listening []string
+	var once sync.Once
+	return s.pipe.Events(func(e *decode.Event) {
+		if e.Kind == decode.KindStreamError && e.Diagnosis != "" {
+			// What listens in the pod tells a refused dial apart (the
+			// app on the pod's IP only), as trace's agent does.
+			once.Do(func() {
+				if ls, err := agent.Listeners(s.lab.PodNetns); err == nil {
+					for _, l := range ls {
+						listening = append(listening, l.String())
+					}
+				}
+			})
+			if listening != nil {
+				e.Diagnosis = decode.RefineRefused(e.Diagnosis, e, listening)
+			}
+		}
+		emit(e)
+	})
+}
 
 // drainFailed lets the connections of a client that failed to start
 // close on every leg before the taps stop: the refusals and closes that

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -334,7 +332,7 @@ func (s *Session) event(e *decode.Event) {
 		// The agent saw what listened in the pod: a refused connection
 		// can be told apart.
 		if e.Kind == decode.KindStreamError && s.podListeners != nil {
-			e.Diagnosis = RefineRefused(e.Diagnosis, e, s.podListeners)
+			e.Diagnosis = decode.RefineRefused(e.Diagnosis, e, s.podListeners)
 		}
 		s.mu.Lock()
 		s.last = e.Diagnosis
@@ -343,40 +341,4 @@ func (s *Session) event(e *decode.Event) {
 	if s.opts.Event != nil {
 		s.opts.Event(e)
 	}
-}
-
-// RefineRefused sharpens the diagnosis of a refused connection inside the
-// pod with what listened there (the agent's view): the app bound to the
-// pod's IP only, or nothing on that port at all.
-func RefineRefused(why string, e *decode.Event, listeners []string) string {
-	if e.Error == nil || !strings.Contains(*e.Error, "connection refused") || e.Port == 0 {
-		return why
-	}
-	port := strconv.Itoa(e.Port)
-	var elsewhere, ports []string
-	seen := map[string]bool{}
-	for _, l := range listeners {
-		ap, err := netip.ParseAddrPort(l)
-		if err != nil {
-			continue
-		}
-		p := strconv.Itoa(int(ap.Port()))
-		if !seen[p] {
-			seen[p] = true
-			ports = append(ports, p)
-		}
-		if p != port {
-			continue
-		}
-		a := ap.Addr()
-		if a.IsLoopback() || a.IsUnspecified() {
-			return why + fmt.Sprintf(" (the agent saw %s listening: the app had not started yet, or restarted)", l)
-		}
-		elsewhere = append(elsewhere, l)
-	}
-	if len(elsewhere) > 0 {
-		return fmt.Sprintf("the app listens on %s: the pod's IP only, not localhost; port-forward dials localhost:%s inside the pod, "+
-			"so it is refused. Bind the app to 0.0.0.0 (or also to 127.0.0.1)", strings.Join(elsewhere, ", "), port)
-	}
-	return fmt.Sprintf("nothing listens on port %s in the pod (it listens on: %s): check the port, or whether the app runs", port, strings.Join(ports, ", "))
 }

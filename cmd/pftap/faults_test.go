@@ -86,6 +86,9 @@ func TestLabFaults(t *testing.T) {
 					t.Errorf("lab --json: diagnoses %v, want [%s]\n%s", got, f.Finding, lastLines(out, 30))
 				}
 				text, _ := run(false, "")
+				if f.Name == session.FaultAppOnPodIP && !strings.Contains(text, "diagnosis: the app listens on the pod's IP only") {
+					t.Errorf("lab's diagnosis does not name the app on the pod's IP:\n%s", lastLines(text, 30))
+				}
 				if strings.Count(text, "\ndiagnosis: ") != 1 {
 					t.Errorf("lab's text has %d diagnosis lines, want 1:\n%s", strings.Count(text, "\ndiagnosis: "), lastLines(text, 30))
 				}
@@ -120,6 +123,8 @@ func TestTraceFaults(t *testing.T) {
 	}{
 		{session.FaultRefused, lab.Config{}, "0:81", func(t *testing.T, l *lab.Lab, local int) { httpGet(local, "/") }, "refused"},
 		{session.FaultSandboxGone, lab.Config{}, "0:80", func(t *testing.T, l *lab.Lab, local int) { l.RemoveSandbox(); httpGet(local, "/") }, "sandbox-gone"},
+		// The agent's view of the pod's sockets (row 4).
+		{session.FaultAppOnPodIP, lab.Config{AppOnPodIP: true}, "0:80", func(t *testing.T, l *lab.Lab, local int) { httpGet(local, "/") }, "refused"},
 		{session.FaultSkew, lab.Config{Kubernetes: lab.Version{Minor: 36}, Kubelet: lab.Version{Minor: 35}, StaleDeclaredFeatures: true}, "0:80",
 			func(t *testing.T, l *lab.Lab, local int) { httpGet(local, "/") }, "websocket-fallback"},
 		{session.FaultRuntimeDies, lab.Config{}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
@@ -158,6 +163,9 @@ func TestTraceFaults(t *testing.T) {
 			})
 			if got := diagnosisNames(t, []byte(out)); len(got) != 1 || got[0] != tc.want {
 				t.Errorf("trace's diagnoses %v, want [%s]\n%s\n%s", got, tc.want, errOut, lastLines(out, 20))
+			}
+			if tc.fault == session.FaultAppOnPodIP && !strings.Contains(out, "the app listens on the pod's IP only") {
+				t.Errorf("trace's diagnosis does not name the app on the pod's IP:\n%s", lastLines(out, 20))
 			}
 		})
 	}
