@@ -343,7 +343,7 @@ func (d *Diagnoser) schemeMismatch() []Finding {
 		}
 	}
 	if answer == nil {
-		return nil
+		return d.schemeMismatchReported()
 	}
 	f := Finding{Name: "scheme-mismatch", Hop: answer.Leg,
 		Text:        fmt.Sprintf("TLS sent to a plain-HTTP server on %s: the URL says https, the server speaks HTTP", answer.Leg),
@@ -352,7 +352,7 @@ func (d *Diagnoser) schemeMismatch() []Finding {
 	for _, e := range d.status {
 		low := strings.ToLower(e.Text + " " + e.Body)
 		if e == answer || d.tlsFrom[connKey{e.Leg, e.Conn}] != nil && e.Status == answer.Status ||
-			strings.Contains(low, "does not look like a tls handshake") || strings.Contains(low, "http response to https client") {
+			slices.ContainsFunc(tlsToPlainWords, func(w string) bool { return strings.Contains(low, w) }) {
 			because = append(because, e)
 			continue
 		}
@@ -361,6 +361,38 @@ func (d *Diagnoser) schemeMismatch() []Finding {
 	d.status = kept
 	f.Evidence = evidence(append([]*Event{hello}, because...)...)
 	return []Finding{f}
+}
+
+// tlsToPlainWords are how Go's TLS and HTTP clients report a plain-HTTP
+// answer to their TLS.
+var tlsToPlainWords = []string{"does not look like a tls handshake", "http response to https client"}
+
+// schemeMismatchReported: the same failure told by the hops above the one
+// where it happened (their 500s carry the dialer's words), when that hop
+// was not captured.
+func (d *Diagnoser) schemeMismatchReported() []Finding {
+	var same, kept []*Event
+	for _, e := range d.status {
+		low := strings.ToLower(e.Text + " " + e.Body)
+		if slices.ContainsFunc(tlsToPlainWords, func(w string) bool { return strings.Contains(low, w) }) {
+			same = append(same, e)
+			continue
+		}
+		kept = append(kept, e)
+	}
+	if len(same) == 0 {
+		return nil
+	}
+	d.status = kept
+	dp := deepest(same)
+	hop := "the apiserver's dial to the kubelet, or the kubelet's to the runtime (seen on " + dp.Leg + ")"
+	if dp.LegID == leg.L2 {
+		hop = "the kubelet's dial to the runtime's streaming server (seen on " + dp.Leg + ")"
+	}
+	return []Finding{{Name: "scheme-mismatch", Hop: hop,
+		Text:        "a hop opened TLS to a server that answered in plain HTTP: a URL says https for a plain-HTTP server",
+		Explanation: "the 500 carries the dialer's own words (\"tls: first record does not look like a TLS handshake\" or \"http: server gave HTTP response to HTTPS client\"): the hop below was given an https URL for a server that speaks plain HTTP; on a node it is the runtime's streaming URL (the CRI PortForward answer) with the wrong scheme, or the runtime's TLS turned off",
+		Evidence:    evidence(same...)}}
 }
 
 // deepest returns the event of es on the leg furthest along the chain.

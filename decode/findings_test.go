@@ -211,6 +211,9 @@ func TestFindings(t *testing.T) {
 				return e
 			}(),
 		}, "proxy-refused", "the client's proxy, seen on eth0", 2, "credentials"},
+		{"https to a plain-HTTP runtime, told by L1 only", []*Event{
+			status(ev(2, leg.L1, 2, KindHTTPResponse, "500 Internal Server Error"), 500, "error dialing backend: tls: first record does not look like a TLS handshake"),
+		}, "scheme-mismatch", "the apiserver's dial to the kubelet, or the kubelet's to the runtime (seen on L1 client→apiserver)", 1, "wrong scheme"},
 		{"idle drop", []*Event{
 			ev(0, leg.L1, 2, KindData, "request 0 data"),
 			func() *Event {

@@ -182,7 +182,9 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 	fwd, err := pfclient.Start(ctx, pfOpts)
 	if err != nil {
 		if s.agent != nil && ctx.Err() == nil {
-			// The node's side of the refusal is still on its way.
+			// The node's side of the refusal is still on its way: the
+			// agent's frames come late, then their connections close.
+			time.Sleep(agentLateness)
 			s.pipe.Drain(session.ConnsClosed, session.DrainConns)
 		}
 		s.closeAgent()
