@@ -14,6 +14,10 @@ import (
 // 1448-byte segments (about 280,000 packets) from a file, and reports
 // packets/s, MB/s of capture and the peak heap. scripts/bench-decode.sh runs
 // the same on a larger file beside tshark.
+// benchVerbosity is BenchmarkDecodeBulk's -v level (1: an event per SPDY
+// frame, as `pftap decode -v`).
+var benchVerbosity = 1
+
 func BenchmarkDecodeBulk(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "bulk.pcap")
 	f, err := os.Create(path)
@@ -32,7 +36,7 @@ func BenchmarkDecodeBulk(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		f, _ := os.Open(path)
 		var n int
-		sum, err := DecodeCapture(f, Options{}, func(*Event) { n++ })
+		sum, err := DecodeCapture(f, Options{Verbosity: benchVerbosity}, func(*Event) { n++ })
 		f.Close()
 		if err != nil || sum.BytesFromPod < 256<<20 {
 			b.Fatalf("decode: %v, %+v", err, sum)

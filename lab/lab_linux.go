@@ -3,6 +3,7 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -616,13 +617,41 @@ func (l *Lab) KillRuntime() error {
 func (l *Lab) FreezeRuntime() error {
 	if c := l.containerd; c != nil && c.cmd != nil && c.cmd.Process != nil {
 		c.frozen = true
-		return c.cmd.Process.Signal(syscall.SIGSTOP)
+		if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			return err
+		}
+		// The stop reaches each thread as it next runs: wait until every
+		// one is stopped, so that nothing sent from now on is answered.
+		waitStopped(c.cmd.Process.Pid, time.Second)
+		return nil
 	}
 	if l.runtimeConns == nil {
 		return fmt.Errorf("the %s runtime has no streaming server", l.cfg.Runtime)
 	}
 	l.runtimeConns.frozen.Store(true)
 	return nil
+}
+
+// waitStopped waits, for at most d, until every thread of pid is in the
+// stopped state.
+func waitStopped(pid int, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		stopped := len(tasks) > 0
+		for _, t := range tasks {
+			b, err := os.ReadFile(t)
+			// The state follows the command's closing parenthesis.
+			if i := bytes.LastIndexByte(b, ')'); err != nil || i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+				stopped = false
+				break
+			}
+		}
+		if stopped {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // connSet keeps a listener's connections; frozen, they read nothing.

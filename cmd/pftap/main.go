@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -12,5 +14,29 @@ func main() {
 	signal.Ignore(syscall.SIGPIPE)
 	ios := systemIO()
 	ios.plugin = asPlugin(os.Args[0])
-	os.Exit(run(os.Args[1:], ios))
+	stop := profile(os.Getenv("PFTAP_CPUPROFILE"))
+	code := run(os.Args[1:], ios)
+	stop()
+	os.Exit(code)
+}
+
+// profile writes a CPU profile of the whole run to path, when set (for
+// the benchmarks: PFTAP_CPUPROFILE=cpu.prof pftap trace ...; go tool
+// pprof cpu.prof).
+func profile(path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pftap: PFTAP_CPUPROFILE: %v\n", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }

@@ -25,7 +25,7 @@ import (
 )
 
 // buildPftap builds the pftap binary into a directory of the test's.
-func buildPftap(t *testing.T) string {
+func buildPftap(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "pftap")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {

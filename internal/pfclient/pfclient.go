@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
+	spdystream "k8s.io/apimachinery/pkg/util/httpstream/spdy"
 	streamhttp "k8s.io/streaming/pkg/httpstream"
 )
 
@@ -43,8 +44,9 @@ type Options struct {
 	WrapProxy func(net.Conn) net.Conn
 	// Config, when set, is used instead of Server, CA and Token: any
 	// client-go configuration (from a kubeconfig: client certificates,
-	// exec plugins, tokens). Its TLS is made by pftap's relay, so that
-	// the plaintext can be tapped; client-go adds its credentials.
+	// exec plugins, tokens). Its TLS is made by the forwarder under
+	// client-go's plain HTTP, so that the plaintext can be tapped;
+	// client-go adds its credentials.
 	Config *rest.Config
 	// Namespace and Pod name the target.
 	Namespace, Pod string
@@ -57,7 +59,7 @@ type Options struct {
 	// SPDY skips the WebSocket tunnel.
 	SPDY bool
 	// Wrap, when set, is given each TLS connection to the apiserver (the
-	// plaintext side), and the relay uses what it returns: for a tap.
+	// plaintext side), and client-go uses what it returns: for a tap.
 	Wrap func(net.Conn) net.Conn
 }
 
@@ -71,11 +73,9 @@ type Forwarder struct {
 	finished chan struct{}
 	err      error
 	relayErr error
-	relay    net.Listener
-	dial     func() (net.Conn, error)
-	wg       sync.WaitGroup
+	wg       sync.WaitGroup // the apiserver connections not closed yet
 	mu       sync.Mutex
-	conns    []net.Conn
+	conns    []*serverConn
 	out      lockedBuilder
 }
 
@@ -93,7 +93,7 @@ func (f *Forwarder) Err() error {
 	return f.err
 }
 
-// RelayErr is the last error of the relay's connections to the apiserver
+// RelayErr is the last error of the forwarder's connections to the apiserver
 // (a TLS handshake that failed, say): client-go sees only a closed
 // connection.
 func (f *Forwarder) RelayErr() error {
@@ -136,15 +136,14 @@ func Start(ctx context.Context, o Options) (*Forwarder, error) {
 	// (HTTPS_PROXY, NO_PROXY). The lab's own client goes direct.
 	proxyFn := proxyFunc(o)
 	f := &Forwarder{stop: make(chan struct{}), finished: make(chan struct{})}
-	relay, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
+	// client-go speaks plain HTTP over connections this dialer makes: TLS
+	// (and the proxy) are the forwarder's, so that the tap sits below TLS
+	// in the same connection, with no relay in between.
+	cfg.Dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return f.dialServer(ctx, server, tlsCfg, proxyFn, o)
 	}
-	f.relay = relay
-	f.dial = func() (net.Conn, error) { return dialVia(proxyFn, server, tlsCfg, o.WrapProxy) }
-	go f.serveRelay(server, tlsCfg, o.Wrap)
-
-	base := &url.URL{Scheme: "http", Host: relay.Addr().String()}
+	cfg.Proxy = func(*http.Request) (*url.URL, error) { return nil, nil }
+	base := &url.URL{Scheme: "http", Host: server}
 	cfg.Host = base.String()
 	// As kubectl does: the pod must exist and run.
 	if err := checkPod(ctx, cfg, o.Namespace, o.Pod); err != nil {
@@ -153,18 +152,20 @@ func Start(ctx context.Context, o Options) (*Forwarder, error) {
 	}
 	pfURL := *base
 	pfURL.Path = fmt.Sprintf("/api/v1/namespaces/%s/pods/%s/portforward", o.Namespace, o.Pod)
-	transport, upgrader, err := spdy.RoundTripperFor(cfg)
+	upgrader, err := spdystream.NewRoundTripperWithConfig(spdystream.RoundTripperConfig{PingPeriod: 5 * time.Second,
+		UpgradeTransport: &http.Transport{DialContext: cfg.Dial}})
+	if err != nil {
+		f.close()
+		return nil, err
+	}
+	transport, err := rest.HTTPWrappersForConfig(cfg, upgrader)
 	if err != nil {
 		f.close()
 		return nil, err
 	}
 	var dialer httpstream.Dialer = spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, &pfURL)
 	if !o.SPDY {
-		ws, err := portforward.NewSPDYOverWebsocketDialer(&pfURL, cfg)
-		if err != nil {
-			f.close()
-			return nil, err
-		}
+		ws := &tunnelDialer{url: &pfURL, cfg: cfg}
 		// As kubectl: an apiserver that cannot tunnel (before 1.31)
 		// refuses the upgrade, and the SPDY upgrade is tried instead.
 		dialer = portforward.NewFallbackDialer(ws, dialer, func(err error) bool {
@@ -218,9 +219,6 @@ func Start(ctx context.Context, o Options) (*Forwarder, error) {
 	return f, nil
 }
 
-// relayConfig returns where the relay connects (host:port), the TLS it
-// speaks there, and client-go's configuration for talking plain HTTP to
-// the relay (credentials kept, TLS settings dropped).
 // whyNoListen finds which local port could not be listened on, for a
 // port-forward that could listen on none (client-go's error lists them as
 // Go values).
@@ -243,7 +241,7 @@ func whyNoListen(addr string, ports []string) error {
 	return nil
 }
 
-// proxyFunc is how the relay finds its proxy: Options.Proxy, else the
+// proxyFunc is how the forwarder finds its proxy: Options.Proxy, else the
 // kubeconfig's proxy-url, else the environment (with a Config, as
 // client-go does).
 func proxyFunc(o Options) func(*http.Request) (*url.URL, error) {
@@ -272,6 +270,9 @@ func ProxyFor(o Options) (*url.URL, error) {
 	return proxyFunc(o)(&http.Request{Method: http.MethodGet, URL: &url.URL{Scheme: scheme, Host: server}, Header: http.Header{}})
 }
 
+// relayConfig returns where the forwarder connects (host:port), the TLS
+// it speaks there, and client-go's configuration for talking plain HTTP
+// over those connections (credentials kept, TLS settings dropped).
 func relayConfig(o Options) (string, *tls.Config, *rest.Config, error) {
 	if o.Config == nil {
 		if o.Server == nil || o.Server.Scheme != "https" {
@@ -341,74 +342,26 @@ func checkPod(ctx context.Context, cfg *rest.Config, ns, pod string) error {
 	return nil
 }
 
-// serveRelay accepts client-go's plain connections and carries each over a
-// new, tapped TLS connection to the apiserver.
-func (f *Forwarder) serveRelay(server string, cfg *tls.Config, wrap func(net.Conn) net.Conn) {
-	for {
-		c, err := f.relay.Accept()
-		if err != nil {
-			return
-		}
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			defer c.Close()
-			raw, err := f.dial()
-			if err != nil {
-				f.setRelayErr(err)
-				return
-			}
-			var up net.Conn = raw
-			if cfg != nil {
-				tc := tls.Client(raw, cfg)
-				if err := tc.Handshake(); err != nil {
-					f.setRelayErr(fmt.Errorf("TLS with %s: %w", server, err))
-					raw.Close()
-					return
-				}
-				up = tc
-			}
-			if wrap != nil {
-				up = wrap(up)
-			}
-			f.track(up, c)
-			done := make(chan struct{})
-			go func() {
-				io.Copy(up, c)
-				if cw, ok := up.(interface{ CloseWrite() error }); ok {
-					cw.CloseWrite()
-				}
-				close(done)
-			}()
-			io.Copy(c, up)
-			if cw, ok := c.(*net.TCPConn); ok {
-				cw.CloseWrite()
-			}
-			<-done
-			up.Close()
-		}()
-	}
-}
-
-func (f *Forwarder) track(cs ...net.Conn) {
+func (f *Forwarder) track(c *serverConn) {
 	f.mu.Lock()
-	f.conns = append(f.conns, cs...)
+	f.conns = append(f.conns, c)
 	f.mu.Unlock()
 }
 
+// close closes every connection to the apiserver at once.
 func (f *Forwarder) close() {
-	f.relay.Close()
 	f.mu.Lock()
-	for _, c := range f.conns {
-		c.Close()
-	}
+	conns := f.conns
 	f.mu.Unlock()
+	for _, c := range conns {
+		c.shut()
+	}
 	f.wg.Wait()
 }
 
 // Stop ends the port-forward: client-go closes its streams and says GOAWAY,
-// the relay carries that to the apiserver and both sides close; only what
-// is still open after a grace period is closed by force.
+// each connection says close_notify and waits for the apiserver's end;
+// only what is still open after a grace period is closed by force.
 func (f *Forwarder) Stop() {
 	select {
 	case <-f.stop:
@@ -419,7 +372,7 @@ func (f *Forwarder) Stop() {
 	case <-f.finished:
 	case <-time.After(5 * time.Second):
 	}
-	f.relay.Close()
+	// The connections client-go closed linger for the apiserver's end.
 	idle := make(chan struct{})
 	go func() { f.wg.Wait(); close(idle) }()
 	select {

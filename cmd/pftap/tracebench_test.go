@@ -1,0 +1,183 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pftap/pftap/internal/kubectl"
+	"github.com/pftap/pftap/internal/testenv"
+	"github.com/pftap/pftap/lab"
+	"github.com/pftap/pftap/session"
+)
+
+var (
+	traceBenchPairs   = flag.Int("tracebench.pairs", 4, "BenchmarkTraceVsKubectl: kubectl/trace pairs")
+	traceBenchMiB     = flag.Int("tracebench.mib", 1024, "BenchmarkTraceVsKubectl: MiB of the bulk transfer")
+	traceBenchGets    = flag.Int("tracebench.gets", 1000, "BenchmarkTraceVsKubectl: small GETs per client and pair")
+	traceBenchKubectl = flag.String("tracebench.kubectl", "today", `BenchmarkTraceVsKubectl: "today" (kubectl built from k8s.io/kubectl, the client-go pftap has) or "machine" (/usr/bin/kubectl)`)
+)
+
+// BenchmarkTraceVsKubectl runs `pftap trace --agent none` (as users run it:
+// L1 tapped below TLS, every frame decoded, the timeline written) and
+// `kubectl port-forward` through one lab, alternated in pairs (each pair's
+// order swapped), both WebSocket: a bulk GET of -tracebench.mib MiB, then
+// -tracebench.gets small GETs one after another, each on its own
+// connection (a port-forward request each), timing each to its response
+// header. It prints every run, the medians and trace's ratios to kubectl.
+//
+//	sudo go test -run '^$' -bench TraceVsKubectl -benchtime 1x ./cmd/pftap [-args -tracebench.pairs 4]
+func BenchmarkTraceVsKubectl(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	kc := kubectl.Path
+	if *traceBenchKubectl == "today" {
+		kc = testenv.TodaysKubectl(b)
+	}
+	bin := buildPftap(b)
+	session.QuietUpstream()
+	l, err := lab.Start(context.Background(), lab.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	clients := map[string]func(local int) []string{
+		"kubectl": func(local int) []string {
+			return []string{kc, "--kubeconfig", l.Kubeconfig, "port-forward", "pod/nginx", fmt.Sprintf("%d:80", local)}
+		},
+		"trace": func(local int) []string {
+			return []string{bin, "trace", "--agent", "none", "--no-color", "--kubeconfig", l.Kubeconfig, "pod/nginx", fmt.Sprintf("%d:80", local)}
+		},
+	}
+	type run struct{ mibps, p50, p90, p99 float64 }
+	runs := map[string][]run{}
+	var ratios, p50s, p99s []float64
+	for i := 0; i < b.N; i++ {
+		for p := 0; p < *traceBenchPairs; p++ {
+			order := []string{"kubectl", "trace"}
+			if p%2 == 1 {
+				order = []string{"trace", "kubectl"}
+			}
+			got := map[string]run{}
+			for _, name := range order {
+				r, err := traceBenchRun(clients[name], int64(*traceBenchMiB)<<20, *traceBenchGets)
+				if err != nil {
+					b.Fatalf("%s: %v", name, err)
+				}
+				got[name] = r
+				runs[name] = append(runs[name], r)
+				fmt.Printf("pair %d %-7s  bulk %7.1f MiB/s   first byte of a small GET p50 %6.0f µs  p90 %6.0f µs  p99 %6.0f µs\n",
+					p+1, name, r.mibps, r.p50, r.p90, r.p99)
+			}
+			ratios = append(ratios, got["trace"].mibps/got["kubectl"].mibps)
+			p50s = append(p50s, got["trace"].p50/got["kubectl"].p50)
+			p99s = append(p99s, got["trace"].p99/got["kubectl"].p99)
+		}
+	}
+	for _, name := range []string{"kubectl", "trace"} {
+		var m, a, c []float64
+		for _, r := range runs[name] {
+			m, a, c = append(m, r.mibps), append(a, r.p50), append(c, r.p99)
+		}
+		fmt.Printf("median %-7s bulk %7.1f MiB/s   first byte p50 %6.0f µs  p99 %6.0f µs\n", name, median(m), median(a), median(c))
+	}
+	fmt.Printf("trace / kubectl (median of pairs): throughput %.2f×, first-byte p50 %.2f×, p99 %.2f× (below 1: trace's first byte comes sooner)\n",
+		median(ratios), median(p50s), median(p99s))
+	b.ReportMetric(median(ratios), "throughput-ratio")
+	b.ReportMetric(median(p50s), "p50-ratio")
+}
+
+// traceBenchRun starts one client, waits for it to forward, and measures
+// the bulk transfer and the small GETs through it.
+func traceBenchRun(argv func(local int) []string, bulk int64, gets int) (r struct{ mibps, p50, p90, p99 float64 }, err error) {
+	local, err := kubectl.FreePort()
+	if err != nil {
+		return r, err
+	}
+	args := argv(local)
+	cmd := exec.Command(args[0], args[1:]...)
+	if p := os.Getenv("TRACEBENCH_CPUPROFILE"); p != "" && strings.HasSuffix(args[0], "pftap") {
+		// A profile of trace's side: PFTAP_CPUPROFILE for the binary.
+		cmd.Env = append(os.Environ(), "PFTAP_CPUPROFILE="+p)
+	}
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		return r, err
+	}
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}()
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(nil, 1<<20)
+		once := false
+		for sc.Scan() {
+			if !once && strings.HasPrefix(sc.Text(), "Forwarding from") {
+				once = true
+				close(ready)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		return r, fmt.Errorf("%s did not forward in 30 s", args[0])
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", local)
+	get := func(path string) (time.Duration, int64, error) {
+		tr := &http.Transport{DisableKeepAlives: true, DisableCompression: true}
+		defer tr.CloseIdleConnections()
+		t0 := time.Now()
+		resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Minute}).Get(base + path)
+		if err != nil {
+			return 0, 0, err
+		}
+		first := time.Since(t0)
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return first, n, err
+	}
+	// One GET first: the client's connection to the apiserver is made.
+	if _, _, err := get("/"); err != nil {
+		return r, err
+	}
+	t0 := time.Now()
+	if _, n, err := get(fmt.Sprintf("/bytes?n=%d", bulk)); err != nil || n != bulk {
+		return r, fmt.Errorf("bulk GET: %d of %d bytes: %v", n, bulk, err)
+	}
+	r.mibps = float64(bulk) / (1 << 20) / time.Since(t0).Seconds()
+	var firsts []float64
+	for i := 0; i < gets; i++ {
+		first, _, err := get("/")
+		if err != nil {
+			return r, fmt.Errorf("small GET %d: %v", i, err)
+		}
+		firsts = append(firsts, float64(first.Microseconds()))
+	}
+	sort.Float64s(firsts)
+	pct := func(p float64) float64 { return firsts[min(len(firsts)-1, int(p*float64(len(firsts))))] }
+	r.p50, r.p90, r.p99 = pct(0.50), pct(0.90), pct(0.99)
+	return r, nil
+}
