@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -61,9 +62,9 @@ func BenchmarkTraceVsKubectl(b *testing.B) {
 			return []string{bin, "trace", "--agent", "none", "--no-color", "--kubeconfig", l.Kubeconfig, "pod/nginx", fmt.Sprintf("%d:80", local)}
 		},
 	}
-	type run struct{ mibps, p50, p90, p99 float64 }
+	type run struct{ mibps, p50, p90, p99, cpu float64 }
 	runs := map[string][]run{}
-	var ratios, p50s, p99s []float64
+	var ratios, p50s, p99s, cpus []float64
 	for i := 0; i < b.N; i++ {
 		for p := 0; p < *traceBenchPairs; p++ {
 			order := []string{"kubectl", "trace"}
@@ -78,30 +79,31 @@ func BenchmarkTraceVsKubectl(b *testing.B) {
 				}
 				got[name] = r
 				runs[name] = append(runs[name], r)
-				fmt.Printf("pair %d %-7s  bulk %7.1f MiB/s   first byte of a small GET p50 %6.0f µs  p90 %6.0f µs  p99 %6.0f µs\n",
-					p+1, name, r.mibps, r.p50, r.p90, r.p99)
+				fmt.Printf("pair %d %-7s  bulk %7.1f MiB/s   first byte of a small GET p50 %6.0f µs  p90 %6.0f µs  p99 %6.0f µs   client CPU %5.2f s\n",
+					p+1, name, r.mibps, r.p50, r.p90, r.p99, r.cpu)
 			}
 			ratios = append(ratios, got["trace"].mibps/got["kubectl"].mibps)
 			p50s = append(p50s, got["trace"].p50/got["kubectl"].p50)
 			p99s = append(p99s, got["trace"].p99/got["kubectl"].p99)
+			cpus = append(cpus, got["trace"].cpu/got["kubectl"].cpu)
 		}
 	}
 	for _, name := range []string{"kubectl", "trace"} {
-		var m, a, c []float64
+		var m, a, c, u []float64
 		for _, r := range runs[name] {
-			m, a, c = append(m, r.mibps), append(a, r.p50), append(c, r.p99)
+			m, a, c, u = append(m, r.mibps), append(a, r.p50), append(c, r.p99), append(u, r.cpu)
 		}
-		fmt.Printf("median %-7s bulk %7.1f MiB/s   first byte p50 %6.0f µs  p99 %6.0f µs\n", name, median(m), median(a), median(c))
+		fmt.Printf("median %-7s bulk %7.1f MiB/s   first byte p50 %6.0f µs  p99 %6.0f µs   client CPU %5.2f s\n", name, median(m), median(a), median(c), median(u))
 	}
-	fmt.Printf("trace / kubectl (median of pairs): throughput %.2f×, first-byte p50 %.2f×, p99 %.2f× (below 1: trace's first byte comes sooner)\n",
-		median(ratios), median(p50s), median(p99s))
+	fmt.Printf("trace / kubectl (median of pairs): throughput %.2f×, first-byte p50 %.2f×, p99 %.2f× (below 1: trace's first byte comes sooner), client CPU %.2f×\n",
+		median(ratios), median(p50s), median(p99s), median(cpus))
 	b.ReportMetric(median(ratios), "throughput-ratio")
 	b.ReportMetric(median(p50s), "p50-ratio")
 }
 
 // traceBenchRun starts one client, waits for it to forward, and measures
 // the bulk transfer and the small GETs through it.
-func traceBenchRun(argv func(local int) []string, bulk int64, gets int) (r struct{ mibps, p50, p90, p99 float64 }, err error) {
+func traceBenchRun(argv func(local int) []string, bulk int64, gets int) (r struct{ mibps, p50, p90, p99, cpu float64 }, err error) {
 	local, err := kubectl.FreePort()
 	if err != nil {
 		return r, err
@@ -126,6 +128,10 @@ func traceBenchRun(argv func(local int) []string, bulk int64, gets int) (r struc
 		case <-time.After(10 * time.Second):
 			cmd.Process.Kill()
 			<-done
+		}
+		// The client's own CPU time for the whole run.
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 		}
 	}()
 	ready := make(chan struct{})
