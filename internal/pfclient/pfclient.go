@@ -21,10 +21,10 @@ import (
 	"golang.org/x/net/proxy"
 
 	"k8s.io/apimachinery/pkg/util/httpstream"
+	spdystream "k8s.io/apimachinery/pkg/util/httpstream/spdy"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
-	spdystream "k8s.io/apimachinery/pkg/util/httpstream/spdy"
 	streamhttp "k8s.io/streaming/pkg/httpstream"
 )
 
