@@ -54,7 +54,8 @@ type Diagnoser struct {
 	status   []*Event // failed upgrades (HTTP responses ≥ 300)
 	upgraded []*Event // 101s
 	pending  map[streamKey]*Event
-	closed   map[connKey][]*Event // closes of connections
+	byReq    map[reqKey][]streamKey // the pending streams of each request
+	closed   map[connKey][]*Event   // closes of connections
 	last     map[connKey]time.Time
 	pings    map[connKey]int
 	replies  map[streamKey]bool
@@ -78,9 +79,14 @@ type streamKey struct {
 	stream uint32
 }
 
+type reqKey struct {
+	connKey
+	id string
+}
+
 // NewDiagnoser returns an empty Diagnoser.
 func NewDiagnoser() *Diagnoser {
-	return &Diagnoser{legs: map[leg.ID]string{}, pending: map[streamKey]*Event{}, closed: map[connKey][]*Event{},
+	return &Diagnoser{legs: map[leg.ID]string{}, pending: map[streamKey]*Event{}, byReq: map[reqKey][]streamKey{}, closed: map[connKey][]*Event{},
 		last: map[connKey]time.Time{}, pings: map[connKey]int{}, replies: map[streamKey]bool{}, tlsFrom: map[connKey]*Event{}}
 }
 
@@ -150,6 +156,10 @@ func (d *Diagnoser) Note(e *Event) {
 		case "SYN_STREAM":
 			if !d.replies[sk] {
 				d.pending[sk] = e
+				if e.RequestID != nil {
+					rk := reqKey{ck, *e.RequestID}
+					d.byReq[rk] = append(d.byReq[rk], sk)
+				}
 			}
 		case "SYN_REPLY":
 			d.replies[sk] = true
@@ -171,11 +181,11 @@ func (d *Diagnoser) Note(e *Event) {
 		// Its streams were accepted (SYN_REPLY seen) when it has a setup
 		// time: no frame events needed for that.
 		if e.SetupNS != nil && e.RequestID != nil {
-			for sk, p := range d.pending {
-				if sk.connKey == ck && p.RequestID != nil && *p.RequestID == *e.RequestID {
-					delete(d.pending, sk)
-				}
+			rk := reqKey{ck, *e.RequestID}
+			for _, sk := range d.byReq[rk] {
+				delete(d.pending, sk)
 			}
+			delete(d.byReq, rk)
 		}
 		if e.Error != nil || strings.Contains(e.Text, "unfinished") || strings.Contains(e.Text, "FAILED") {
 			d.reqs = append(d.reqs, e)

@@ -18,6 +18,10 @@ import (
 // the last SPDY leg, the last-byte time. With requests in flight at once
 // this can pick a neighbour's record: the content cannot tell. shift puts
 // the records on the hops' clock (subtracted, as ShiftLegs does).
+// sizeLookahead is how many untaken records in a request's window are
+// searched for the size of its first DATA frame.
+const sizeLookahead = 64
+
 func AddTLSLegs(hs []Hops, recs []decode.TLSRecord, shift time.Duration, bounds func(leg string) bool) []Hops {
 	type key struct {
 		leg  string
@@ -47,7 +51,27 @@ func AddTLSLegs(hs []Hops, recs []decode.TLSRecord, shift time.Duration, bounds 
 		}
 		return keys[i].conn < keys[j].conn
 	})
-	claimed := map[key]map[int]bool{} // records taken by a request
+	// Records taken by a request, as the next record not taken from each
+	// index (path-compressed): a busy connection's taken records are
+	// skipped in amortised constant time.
+	next := map[key][]int{}
+	for k, rs := range byConn {
+		n := make([]int, len(rs)+1)
+		for i := range n {
+			n[i] = i
+		}
+		next[k] = n
+	}
+	untaken := func(n []int, i int) int {
+		r := i
+		for n[r] != r {
+			r = n[r]
+		}
+		for n[i] != r {
+			n[i], i = r, n[i]
+		}
+		return r
+	}
 	order := make([]int, len(hs))
 	for i := range order {
 		order[i] = i
@@ -100,19 +124,14 @@ func AddTLSLegs(hs []Hops, recs []decode.TLSRecord, shift time.Duration, bounds 
 				if k.dir != dir || seen[k.leg] {
 					continue
 				}
-				rs := byConn[k]
-				taken := claimed[k]
-				if taken == nil {
-					taken = map[int]bool{}
-					claimed[k] = taken
-				}
+				rs, nx := byConn[k], next[k]
 				// The first record in the window no request took, or
-				// better the first one of the first DATA frame's size.
+				// better the first one of the first DATA frame's size
+				// among the next few not taken (many requests at once put
+				// many in the window: looking further would be quadratic).
 				j := -1
-				for m := sort.Search(len(rs), func(i int) bool { return !rs[i].t.Before(lo) }); m < len(rs) && !rs[m].t.After(hi); m++ {
-					if taken[m] {
-						continue
-					}
+				m := untaken(nx, sort.Search(len(rs), func(i int) bool { return !rs[i].t.Before(lo) }))
+				for tries := 0; m < len(rs) && !rs[m].t.After(hi) && tries < sizeLookahead; tries++ {
 					if j < 0 {
 						j = m
 					}
@@ -120,15 +139,13 @@ func AddTLSLegs(hs []Hops, recs []decode.TLSRecord, shift time.Duration, bounds 
 						j = m
 						break
 					}
+					m = untaken(nx, m+1)
 				}
 				if j < 0 {
 					continue
 				}
-				end := j
-				for end+1 < len(rs) && !rs[end+1].t.After(last) {
-					end++
-				}
-				taken[j] = true
+				end := max(j, sort.Search(len(rs), func(i int) bool { return rs[i].t.After(last) })-1)
+				nx[j] = j + 1 // taken
 				seen[k.leg] = true
 				legs = append(legs, LegTimes{Leg: k.leg, Conn: k.conn, First: rs[j].t, Last: rs[end].t, FirstChunk: rs[j].len, TLS: true})
 			}

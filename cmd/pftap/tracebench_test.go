@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -186,4 +187,162 @@ func traceBenchRun(argv func(local int) []string, bulk int64, gets int) (r struc
 	pct := func(p float64) float64 { return firsts[min(len(firsts)-1, int(p*float64(len(firsts))))] }
 	r.p50, r.p90, r.p99 = pct(0.50), pct(0.90), pct(0.99)
 	return r, nil
+}
+
+var scaleSizes = flag.String("scale.requests", "100,1000,3000", "BenchmarkScale: the request counts, all sent at once")
+
+// BenchmarkScale sends N requests at once through one `pftap lab` (as
+// users run it, every leg tapped and decoded) and through one `pftap trace
+// --agent none` on a lab that is up, for each N of -scale.requests, and
+// prints the wall time, the CPU time and the peak RSS of the pftap process,
+// each per request, how many requests were correlated end to end, and what
+// each request more costs from one N to the next: that marginal cost
+// should stay flat as N grows (nothing quadratic), and every request be
+// correlated.
+//
+//	sudo go test -run '^$' -bench Scale -benchtime 1x ./cmd/pftap [-args -scale.requests 100,1000,3000]
+func BenchmarkScale(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	bin := buildPftap(b)
+	session.QuietUpstream()
+	l, err := lab.Start(context.Background(), lab.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	fmt.Printf("%-6s %6s %9s %10s %12s %10s %12s %11s\n", "run", "N", "wall s", "ms/req", "CPU ms/req", "max RSS", "KiB/req", "correlated")
+	prev := map[string]scaleStats{}
+	prevN := map[string]int{}
+	var growth []string
+	marginal := func(name string, n int, st scaleStats) {
+		if p, ok := prev[name]; ok {
+			d := float64(n - prevN[name])
+			growth = append(growth, fmt.Sprintf("%-6s %5d → %5d requests: each more one costs %.2f ms of wall time, %.2f ms of CPU, %.1f KiB of peak RSS",
+				name, prevN[name], n, float64((st.wall-p.wall).Microseconds())/1000/d, float64((st.cpu-p.cpu).Microseconds())/1000/d, float64(st.rssKiB-p.rssKiB)/d))
+		}
+		prev[name], prevN[name] = st, n
+	}
+	defer func() {
+		for _, g := range growth {
+			fmt.Println(g)
+		}
+	}()
+	for i := 0; i < b.N; i++ {
+		for _, f := range strings.Split(*scaleSizes, ",") {
+			var n int
+			fmt.Sscan(f, &n)
+			// pftap lab: its own lab, N requests at once.
+			st, err := scaleRun(exec.Command(bin, "lab", "--json", "--repeat", fmt.Sprint(n), "--concurrency", fmt.Sprint(n)), nil)
+			if err != nil {
+				b.Fatalf("lab, %d requests: %v", n, err)
+			}
+			st.print("lab", n)
+			marginal("lab", n, st)
+			// pftap trace on the lab that is up, N requests at once.
+			local, err := kubectl.FreePort()
+			if err != nil {
+				b.Fatal(err)
+			}
+			cmd := exec.Command(bin, "trace", "--agent", "none", "--json", "--kubeconfig", l.Kubeconfig, "pod/nginx", fmt.Sprintf("%d:80", local))
+			st, err = scaleRun(cmd, func() error { return concurrentGets(local, n) })
+			if err != nil {
+				b.Fatalf("trace, %d requests: %v", n, err)
+			}
+			st.print("trace", n)
+			marginal("trace", n, st)
+		}
+	}
+}
+
+type scaleStats struct {
+	wall, cpu  time.Duration
+	rssKiB     int64
+	correlated int
+}
+
+func (s scaleStats) print(name string, n int) {
+	fmt.Printf("%-6s %6d %9.2f %10.2f %12.2f %7.0f MiB %12.1f %6d of %d\n", name, n, s.wall.Seconds(),
+		float64(s.wall.Milliseconds())/float64(n), float64(s.cpu.Microseconds())/1000/float64(n),
+		float64(s.rssKiB)/1024, float64(s.rssKiB)/float64(n), s.correlated, n)
+}
+
+// scaleRun runs cmd (pftap with --json); with use, once it forwards, use
+// runs and then cmd is interrupted. It counts the requests whose hops were
+// correlated (a "hops" object with a request ID).
+func scaleRun(cmd *exec.Cmd, use func() error) (st scaleStats, err error) {
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = io.Discard
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return st, err
+	}
+	ready := make(chan struct{})
+	counted := make(chan int)
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(nil, 16<<20)
+		n, once := 0, false
+		for sc.Scan() {
+			line := sc.Text()
+			if !once && (strings.Contains(line, `"kind":"path"`) || strings.Contains(line, "Forwarding from")) {
+				once = true
+				close(ready)
+			}
+			if strings.HasPrefix(line, `{"kind":"hops"`) && strings.Contains(line, `"request_id"`) {
+				n++
+			}
+		}
+		counted <- n
+	}()
+	if use != nil {
+		select {
+		case <-ready:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			return st, errors.New("did not forward in 30 s")
+		}
+		// trace prints its path before it listens: wait for the port.
+		time.Sleep(500 * time.Millisecond)
+		if err := use(); err != nil {
+			cmd.Process.Kill()
+			return st, err
+		}
+		time.Sleep(time.Second) // the last frames' decoding
+		cmd.Process.Signal(os.Interrupt)
+	}
+	st.correlated = <-counted
+	cmd.Wait()
+	st.wall = time.Since(t0)
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		st.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		st.rssKiB = ru.Maxrss
+	}
+	return st, nil
+}
+
+// concurrentGets sends n GETs at once to a local port, each on its own
+// connection.
+func concurrentGets(port, n int) error {
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			tr := &http.Transport{DisableKeepAlives: true}
+			defer tr.CloseIdleConnections()
+			resp, err := (&http.Client{Transport: tr, Timeout: time.Minute}).Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
