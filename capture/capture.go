@@ -2,6 +2,7 @@ package capture
 
 import (
 	"errors"
+	"time"
 
 	"github.com/pftap/pftap/internal/nsenter"
 
@@ -48,18 +49,29 @@ type packetReader interface {
 }
 
 // Drain reads packets from src and hands each to fn until stop is closed
-// or the source fails; quiet periods (ErrTimeout) are waited out. data is
-// only valid during the call. It returns the error that ended it, or nil
-// when stopped.
+// or the source fails; quiet periods (ErrTimeout) are waited out. Once
+// stop is closed, what the capture already holds is still read, until the
+// source is quiet (its poll timeout) or for at most DrainAfterStop: the
+// last packets of a session are not lost to a stop that came before the
+// reader got to them. data is only valid during the call. It returns the
+// error that ended it, or nil when stopped.
 func Drain(src packetReader, stop <-chan struct{}, fn func(data []byte, ci gopacket.CaptureInfo)) error {
+	var until time.Time
 	for {
-		select {
-		case <-stop:
+		if until.IsZero() {
+			select {
+			case <-stop:
+				until = time.Now().Add(DrainAfterStop)
+			default:
+			}
+		} else if time.Now().After(until) {
 			return nil
-		default:
 		}
 		data, ci, err := src.ReadPacket()
 		if errors.Is(err, ErrTimeout) {
+			if !until.IsZero() {
+				return nil // stopped, and nothing more is held
+			}
 			continue
 		}
 		if err != nil {
@@ -68,3 +80,6 @@ func Drain(src packetReader, stop <-chan struct{}, fn func(data []byte, ci gopac
 		fn(data, ci)
 	}
 }
+
+// DrainAfterStop bounds how long Drain goes on reading once stopped.
+const DrainAfterStop = 500 * time.Millisecond
