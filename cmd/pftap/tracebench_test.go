@@ -41,20 +41,11 @@ var (
 //
 //	sudo go test -run '^$' -bench TraceVsKubectl -benchtime 1x ./cmd/pftap [-args -tracebench.pairs 4]
 func BenchmarkTraceVsKubectl(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root")
-	}
+	bin, l := benchLab(b)
 	kc := kubectl.Path
 	if *traceBenchKubectl == "today" {
 		kc = testenv.TodaysKubectl(b)
 	}
-	bin := buildPftap(b)
-	session.QuietUpstream()
-	l, err := lab.Start(context.Background(), lab.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
 	clients := map[string]func(local int) []string{
 		"kubectl": func(local int) []string {
 			return []string{kc, "--kubeconfig", l.Kubeconfig, "port-forward", "pod/nginx", fmt.Sprintf("%d:80", local)}
@@ -100,6 +91,23 @@ func BenchmarkTraceVsKubectl(b *testing.B) {
 		median(ratios), median(p50s), median(p99s), median(cpus))
 	b.ReportMetric(median(ratios), "throughput-ratio")
 	b.ReportMetric(median(p50s), "p50-ratio")
+}
+
+// benchLab needs root, builds pftap and starts a default lab that the
+// benchmark's end removes.
+func benchLab(b *testing.B) (bin string, l *lab.Lab) {
+	b.Helper()
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	bin = buildPftap(b)
+	session.QuietUpstream()
+	l, err := lab.Start(context.Background(), lab.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	return bin, l
 }
 
 // traceBenchRun starts one client, waits for it to forward, and measures
@@ -202,16 +210,7 @@ var scaleSizes = flag.String("scale.requests", "100,1000,3000", "BenchmarkScale:
 //
 //	sudo go test -run '^$' -bench Scale -benchtime 1x ./cmd/pftap [-args -scale.requests 100,1000,3000]
 func BenchmarkScale(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root")
-	}
-	bin := buildPftap(b)
-	session.QuietUpstream()
-	l, err := lab.Start(context.Background(), lab.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
+	bin, l := benchLab(b)
 	fmt.Printf("%-6s %6s %9s %10s %12s %10s %12s %11s\n", "run", "N", "wall s", "ms/req", "CPU ms/req", "max RSS", "KiB/req", "correlated")
 	prev := map[string]scaleStats{}
 	prevN := map[string]int{}
