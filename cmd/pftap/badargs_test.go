@@ -41,6 +41,8 @@ func TestBadArgumentsFailFast(t *testing.T) {
 		{"fault", []string{"lab", "--fault", "bogus"}, exitUsage, `--fault "bogus": want one of refused,`},
 		{"fault and runtime", []string{"lab", "--fault", "runtime-dies", "--runtime", "socat"}, exitUsage, "--fault runtime-dies needs a runtime with a streaming server"},
 		{"fault and era", []string{"lab", "--fault", "websocket-skew", "--kubernetes", "1.35"}, exitUsage, "--fault websocket-skew sets the versions itself"},
+		{"fault and app", []string{"lab", "--fault", "app-on-pod-ip", "--app", "nginx"}, exitUsage, "--fault app-on-pod-ip needs the built-in app"},
+		{"fault and containerd", []string{"lab", "--fault", "scheme-mismatch", "--runtime", "containerd"}, exitUsage, "--fault scheme-mismatch needs the lab's own streaming server"},
 		{"apiserver missing", []string{"lab", "--apiserver", missing}, exitUsage, "--apiserver " + missing + ": fork/exec"},
 		{"apiserver not one", []string{"lab", "--apiserver", "/bin/true"}, exitUsage, `--apiserver /bin/true: not a kube-apiserver (its --version said "true (GNU coreutils)`},
 		{"containerd with a command", []string{"lab", "--runtime", "containerd", "--app", "sleep 9"}, exitUsage, "with --runtime containerd the pod runs the built-in app or nginx"},

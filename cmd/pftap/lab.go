@@ -112,7 +112,7 @@ func validateLabRun(opts *LabRunOptions) error {
 	if err := opts.era.check(opts.Runtime, opts.NoWebSocket); err != nil {
 		return err
 	}
-	if err := session.CheckFault(opts.Fault, lab.Config{Runtime: opts.Runtime, Kubernetes: opts.era.apiserver, Kubelet: opts.era.node}); err != nil {
+	if err := session.CheckFault(opts.Fault, lab.Config{Runtime: opts.Runtime, App: opts.App, Kubernetes: opts.era.apiserver, Kubelet: opts.era.node}); err != nil {
 		return usageError{err}
 	}
 	if opts.Fault == session.FaultRuntimeDies && len(opts.Requests) == 0 {
