@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -593,8 +594,17 @@ func TestTraceAgentContainerd(t *testing.T) {
 	perLeg := func(out string) map[string]string {
 		got := map[string]string{}
 		re := regexp.MustCompile(`(L1 client→apiserver|L2 apiserver→kubelet|L3 kubelet→runtime)\s+(request \d port 80: \d+ B → pod, [0-9.]+ (?:B|KiB) ← pod), .*, ok`)
+		// A request's summary line comes when its streams end, and
+		// containerd ends a data stream a second after the client's: a
+		// request's line can follow the next one's. Compare as sets.
+		var lines []string
 		for _, m := range re.FindAllStringSubmatch(out, -1) {
-			got[m[1]] += m[2] + "; "
+			lines = append(lines, m[1]+"\x00"+m[2])
+		}
+		sort.Strings(lines)
+		for _, l := range lines {
+			leg, sum, _ := strings.Cut(l, "\x00")
+			got[leg] += sum + "; "
 		}
 		for _, m := range regexp.MustCompile(`L4 runtime→app\s+→  (GET \S+)`).FindAllStringSubmatch(out, -1) {
 			got["L4"] += m[1] + "; "
