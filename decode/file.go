@@ -15,6 +15,7 @@ func DecodeCapture(r io.Reader, opts Options, emit func(*Event)) (Summary, error
 	if err != nil {
 		return Summary{}, err
 	}
+	defer rd.Close()
 	d := NewDecoder(opts, emit)
 	d.SetInterfaces(rd.Interfaces())
 	var p packet.Packet

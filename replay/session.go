@@ -172,6 +172,7 @@ func Read(r io.Reader) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer rd.Close()
 	s := &Session{Comment: rd.SectionComment()}
 	b := newBuilder(s)
 	d := decode.NewDecoder(decode.Options{MaxBody: maxBody, Frames: b.frame}, b.event)

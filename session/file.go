@@ -54,8 +54,11 @@ func OpenFile(path string) (*File, error) {
 	return r, nil
 }
 
-// Close closes the file.
-func (r *File) Close() error { return r.f.Close() }
+// Close stops reading the file and closes it.
+func (r *File) Close() error {
+	r.rd.Close()
+	return r.f.Close()
+}
 
 // Decode decodes every packet with one Decoder, correlating as it goes,
 // and hands each event to emit in the file's order. An unreadable or cut

@@ -1,7 +1,6 @@
 package packet
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -48,7 +47,9 @@ var ErrBadCapture = errors.New("bad capture file")
 
 // A Reader reads TCP packets from a pcap or pcapng stream.
 type Reader struct {
-	pcap   *pcapgo.Reader
+	src    *readAhead
+	stops  []func()
+	pcap   *pcapFormat
 	ng     *pcapgo.NgReader
 	link   LinkType
 	ifaces []Interface
@@ -61,10 +62,23 @@ type Reader struct {
 
 // NewReader detects the format from the first bytes of r (pcap in either byte
 // order and resolution, or pcapng; either one compressed with zstd or gzip,
-// as `pftap lab -w FILE.pcapng.zst` writes) and returns a Reader.
+// as `pftap lab -w FILE.pcapng.zst` writes) and returns a Reader. The
+// Reader reads r ahead of its caller on a goroutine of its own (and
+// decompresses on another), so the file's reading overlaps the decoding of
+// what was read; Close stops them.
 func NewReader(r io.Reader) (rd *Reader, err error) {
-	br := bufio.NewReaderSize(r, 1<<20)
-	magic, err := br.Peek(4)
+	rd = &Reader{}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: unreadable header (%v)", ErrBadCapture, p)
+		}
+		if err != nil {
+			rd.Close()
+			rd = nil
+		}
+	}()
+	src := rd.readAhead(r)
+	magic, err := src.Peek(4)
 	if err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return nil, fmt.Errorf("%w: file is empty or shorter than a header", ErrBadCapture)
@@ -74,15 +88,17 @@ func NewReader(r io.Reader) (rd *Reader, err error) {
 	var dec io.Reader
 	switch {
 	case magic[0] == 0x1f && magic[1] == 0x8b:
-		g, err := gzip.NewReader(br)
+		g, err := gzip.NewReader(src)
 		if err != nil {
 			return nil, fmt.Errorf("%w: gzip: %v", ErrBadCapture, err)
 		}
 		dec = g
 	case binary.LittleEndian.Uint32(magic) == 0xfd2fb528:
 		// A hostile frame may ask for a huge window: bounded (pftap writes
-		// zstd's fastest level, whose window is a few MiB).
-		z, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		// zstd's fastest level, whose window is a few MiB). With one
+		// decoder goroutine the decoder decodes in its Read (on the
+		// read-ahead's goroutine) and holds no goroutine of its own.
+		z, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
 			zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(maxZstdMemory))
 		if err != nil {
 			return nil, fmt.Errorf("%w: zstd: %v", ErrBadCapture, err)
@@ -90,36 +106,111 @@ func NewReader(r io.Reader) (rd *Reader, err error) {
 		dec = z.IOReadCloser()
 	}
 	if dec != nil {
-		br = bufio.NewReaderSize(dec, 1<<20)
-		if magic, err = br.Peek(4); err != nil {
+		src = rd.readAhead(dec)
+		if magic, err = src.Peek(4); err != nil {
 			return nil, fmt.Errorf("%w: a compressed file holding no capture (%v)", ErrBadCapture, err)
 		}
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			rd, err = nil, fmt.Errorf("%w: unreadable header (%v)", ErrBadCapture, p)
-		}
-	}()
-	rd = &Reader{}
+	rd.src = src
 	switch binary.BigEndian.Uint32(magic) {
 	case 0x0a0d0d0a:
-		rd.ng, err = pcapgo.NewNgReader(&blockGuard{r: br}, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
+		rd.ng, err = pcapgo.NewNgReader(&blockGuard{r: src}, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
 		if err != nil {
 			return nil, fmt.Errorf("%w: pcapng: %v", ErrBadCapture, err)
 		}
 		rd.section = rd.ng.SectionInfo()
 		rd.syncInterfaces()
 	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1:
-		rd.pcap, err = pcapgo.NewReader(br)
-		if err != nil {
+		if err := rd.readPcapHeader(); err != nil {
 			return nil, fmt.Errorf("%w: pcap: %v", ErrBadCapture, err)
 		}
-		rd.link = LinkType(rd.pcap.LinkType())
 		rd.ifaces = []Interface{{Index: 0, LinkType: rd.link}}
 	default:
 		return nil, fmt.Errorf("%w: not a pcap or pcapng file (starts with %x)", ErrBadCapture, magic)
 	}
 	return rd, nil
+}
+
+func (r *Reader) readAhead(src io.Reader) *readAhead {
+	ra := newReadAhead(src)
+	r.stops = append(r.stops, ra.Close)
+	return ra
+}
+
+// Close stops the goroutines reading the source ahead and lets their
+// buffers go; it does not close the source. A Reader read to its end or
+// its error needs no Close; one left before that does.
+func (r *Reader) Close() {
+	if r == nil {
+		return
+	}
+	for _, stop := range r.stops {
+		stop()
+	}
+}
+
+// The pcap format (the classic libpcap file): a 24-byte header, then a
+// 16-byte header before each frame.
+type pcapFormat struct {
+	order   binary.ByteOrder
+	nanos   int64 // nanoseconds per unit of the timestamps' fraction
+	snaplen uint32
+}
+
+// maxRecord bounds one frame of a capture: a damaged or hostile length
+// must not make the reader allocate gigabytes. Real snap lengths are at
+// most 256 KiB (Wireshark's largest); pftap's captures use 256 KiB too.
+const maxRecord = 16 << 20
+
+func (r *Reader) readPcapHeader() error {
+	h, err := r.src.take(24)
+	if err != nil {
+		return err
+	}
+	f := &pcapFormat{order: binary.LittleEndian, nanos: 1000}
+	switch binary.LittleEndian.Uint32(h) {
+	case 0xa1b2c3d4:
+	case 0xa1b23c4d:
+		f.nanos = 1
+	case 0xd4c3b2a1:
+		f.order = binary.BigEndian
+	case 0x4d3cb2a1:
+		f.order, f.nanos = binary.BigEndian, 1
+	}
+	if major, minor := f.order.Uint16(h[4:6]), f.order.Uint16(h[6:8]); major != 2 || minor != 4 {
+		return fmt.Errorf("unknown version %d.%d", major, minor)
+	}
+	f.snaplen = f.order.Uint32(h[16:20])
+	// The link type is the low 16 bits; the upper ones carry FCS flags.
+	r.link = LinkType(f.order.Uint32(h[20:24]) & 0xffff)
+	r.pcap = f
+	return nil
+}
+
+// readPcap returns the next frame of a pcap file: a slice of the
+// read-ahead's buffer wherever it can be.
+func (r *Reader) readPcap() ([]byte, gopacket.CaptureInfo, error) {
+	var ci gopacket.CaptureInfo
+	h, err := r.src.take(16)
+	if err != nil {
+		return nil, ci, err
+	}
+	f := r.pcap
+	sec, frac := f.order.Uint32(h[0:4]), f.order.Uint32(h[4:8])
+	ci.Timestamp = time.Unix(int64(sec), int64(frac)*f.nanos).UTC()
+	caplen, length := f.order.Uint32(h[8:12]), f.order.Uint32(h[12:16])
+	if caplen > maxRecord || caplen > max(f.snaplen, 256<<10) {
+		return nil, ci, fmt.Errorf("capture length exceeds snap length: %d > %d", caplen, f.snaplen)
+	}
+	ci.CaptureLength, ci.Length = int(caplen), int(min(length, 1<<31-1))
+	if ci.CaptureLength > ci.Length {
+		return nil, ci, fmt.Errorf("capture length exceeds original packet length: %d > %d", ci.CaptureLength, ci.Length)
+	}
+	data, err := r.src.take(ci.CaptureLength)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return data, ci, err
 }
 
 // Bounds on what a zstd-compressed capture may make the reader hold.
@@ -294,7 +385,7 @@ func (r *Reader) Next(p *Packet) (err error) {
 				}
 			}
 		} else {
-			data, ci, err = r.pcap.ZeroCopyReadPacketData()
+			data, ci, err = r.readPcap()
 		}
 		if err != nil {
 			if err == io.EOF {
@@ -303,7 +394,7 @@ func (r *Reader) Next(p *Packet) (err error) {
 			if err == io.ErrUnexpectedEOF {
 				return fmt.Errorf("%w: file ends in the middle of a record after frame %d (truncated capture)", ErrBadCapture, r.stats.Frames)
 			}
-			return fmt.Errorf("%w: after frame %d: %v", ErrBadCapture, r.stats.Frames, err)
+			return fmt.Errorf("%w: after frame %d: %w", ErrBadCapture, r.stats.Frames, err)
 		}
 		r.stats.Frames++
 		switch err := Decode(link, data, p); {
