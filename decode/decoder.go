@@ -87,6 +87,15 @@ type Chunk struct {
 	// keep.
 	Prefix []byte
 	Data   []byte
+	// Partial marks a piece of a SPDY DATA frame whose bytes are still
+	// arriving: only Data (the piece) and Offset (where it begins) mean
+	// anything, to be digested in order. The frame's last piece comes in a
+	// Chunk of its own with Partial false, the frame's Time, Offset, Len
+	// and Prefix as for a whole frame, and Data holding that last piece
+	// only. Frames are passed in pieces so that no DATA byte is copied on
+	// its way; a consumer that needs a frame's bytes together keeps the
+	// pieces.
+	Partial bool
 }
 
 // A Decoder turns captured packets into Events. It is not safe for
@@ -230,7 +239,8 @@ type connState struct {
 	tunnelled bool
 	subprot   string // WebSocket subprotocol
 	pf        pfSession
-	closed    int // directions closed
+	pieces    [2]pieces // a DATA frame coming in pieces, per direction
+	closed    int       // directions closed
 	// replaying is set while held bytes are fed again after an upgrade,
 	// so that they are not reported as chunks twice.
 	replaying bool

@@ -92,7 +92,7 @@ func (l *detectLayer) data(cs *connState, dir tcpstream.Dir, off int64, t time.T
 	// A capture that began inside a SPDY session: look for a control
 	// frame header to synchronise on.
 	if i := findSPDYFrame(buf); i >= 0 {
-		sl := &spdyLayer{fr: newFramer(), skipped: int64(i)}
+		sl := &spdyLayer{fr: cs.newFramer(), skipped: int64(i)}
 		cs.dirs[dir] = sl
 		msg := "joined a SPDY session mid-way"
 		if i > 0 {
@@ -212,11 +212,11 @@ func (cs *connState) switchProtocols(t time.Time, rest []byte) {
 			ws := &wsLayer{ws: websocket.NewDecoder()}
 			ws.ws.Borrow = true // every frame is consumed before the next Write
 			if cs.pf.tunnel {
-				ws.tunnel = newFramer()
+				ws.tunnel = cs.newFramer()
 			}
 			cs.dirs[dir] = ws
 		} else {
-			cs.dirs[dir] = &spdyLayer{fr: newFramer()}
+			cs.dirs[dir] = &spdyLayer{fr: cs.newFramer()}
 		}
 	}
 	cs.replaying = true
@@ -408,15 +408,28 @@ func (l *spdyLayer) data(cs *connState, dir tcpstream.Dir, _ int64, t time.Time,
 // drainSPDY reports every frame fr holds, while owner is still the
 // direction's layer.
 func (cs *connState) drainSPDY(dir tcpstream.Dir, owner layer, fr *spdy.Framer, skipped int64, t time.Time) {
+	// The framer may hold the caller's bytes (DataPieces): it copies what
+	// it has not returned before they go.
+	defer fr.Keep()
 	for cs.dirs[dir] == owner {
 		f, off, err := fr.Next()
 		off += skipped
+		var pc *pieced
+		if df, ok := f.(*spdy.DataFrame); ok && (df.More || df.Start > 0) {
+			whole := cs.dataPiece(dir, t, off, df)
+			if whole == nil {
+				continue
+			}
+			f, pc = whole, &cs.pieces[dir].pc
+		}
 		if f != nil {
 			cs.d.sum.SPDYFrames++
 			if ls := cs.d.sum.Legs[cs.leg]; ls != nil {
 				ls.SPDYFrames++
 			}
+			cs.pf.pieced = pc
 			cs.spdyFrame(dir, t, off, f, err)
+			cs.pf.pieced = nil
 		}
 		if err != nil {
 			if errors.Is(err, spdy.ErrMidStream) {
@@ -464,9 +477,51 @@ func (cs *connState) spdyFrame(dir tcpstream.Dir, t time.Time, off int64, f spdy
 }
 
 // newFramer returns a push-mode framer whose DATA aliases its buffer: every
-// DATA frame is used at once (pfSession.data copies what it keeps).
-func newFramer() *spdy.Framer {
+// DATA frame is used at once (pfSession.data copies what it keeps). Its
+// DATA comes in pieces as the bytes arrive (no byte is copied to make a
+// frame whole), unless Options.Frames wants whole frames.
+func (cs *connState) newFramer() *spdy.Framer {
 	fr := spdy.NewFramer(nil)
 	fr.ReuseData = true
+	fr.DataPieces = cs.d.opts.Frames == nil
 	return fr
+}
+
+// pieceHead is how much of a DATA frame that comes in pieces is kept for
+// what looks at a frame's start (an HTTP start line, previews).
+const pieceHead = 2048
+
+// pieces is what a direction keeps of a DATA frame coming in pieces.
+type pieces struct {
+	head    []byte // its first bytes (all of them, unless chunked)
+	chunked bool   // its pieces go to pfChunk as they come
+	frame   spdy.DataFrame
+	pc      pieced
+}
+
+// dataPiece takes a piece of a DATA frame. It returns nil until the last
+// piece, then the frame as a whole, its Data the first bytes kept (for
+// streams whose chunks are passed on as they come) or all of them.
+func (cs *connState) dataPiece(dir tcpstream.Dir, t time.Time, off int64, f *spdy.DataFrame) *spdy.DataFrame {
+	ps := &cs.pieces[dir]
+	if f.Start == 0 {
+		ps.head = ps.head[:0]
+		ps.chunked = false
+		if f.More {
+			ps.chunked = cs.pf.dataPiece(pfAt{dir, t, off}, f)
+		}
+	} else if ps.chunked && f.More {
+		cs.pf.dataPiece(pfAt{dir, t, off}, f)
+	}
+	if !ps.chunked {
+		ps.head = append(ps.head, f.Data...)
+	} else if room := pieceHead - len(ps.head); room > 0 {
+		ps.head = append(ps.head, f.Data[:min(room, len(f.Data))]...)
+	}
+	if f.More {
+		return nil
+	}
+	ps.frame = spdy.DataFrame{FrameHeader: f.FrameHeader, Data: ps.head}
+	ps.pc = pieced{last: f.Data, chunked: ps.chunked}
+	return &ps.frame
 }

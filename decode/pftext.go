@@ -82,14 +82,17 @@ func (cs *connState) pfOrphan(at pfAt, stream uint32) {
 	cs.d.send(0, cs, e)
 }
 
-func (cs *connState) pfChunk(at pfAt, ref pfRef, offset int64, b []byte) {
+func (cs *connState) pfChunk(at pfAt, ref pfRef, offset int64, b chunkBytes) {
 	f := cs.d.opts.Chunks
 	if f == nil {
 		return
 	}
 	c := &cs.d.chunk
 	*c = Chunk{Time: at.T, Conn: cs.c.ID, Leg: cs.leg, Dir: dirOf(at.Dir), Stream: ref.Stream, SPDY: true,
-		Offset: offset, Len: len(b), Prefix: b[:min(len(b), ChunkPrefix)], Data: b}
+		Offset: offset, Len: b.N, Prefix: b.Head[:min(len(b.Head), ChunkPrefix)], Data: b.Data, Partial: b.Partial}
+	if b.Partial {
+		c.Len, c.Prefix = len(b.Data), nil
+	}
 	if ref.HasID {
 		c.RequestID = ref.RequestID
 	}
@@ -99,12 +102,12 @@ func (cs *connState) pfChunk(at pfAt, ref pfRef, offset int64, b []byte) {
 func (cs *connState) pfData(d pfData) {
 	var txt string
 	if d.Line != "" {
-		txt = fmt.Sprintf("%s %s %s  (%d bytes in frame)", d.label(), arrow(d.Dir), preview.Text(d.Line, 120), len(d.B))
+		txt = fmt.Sprintf("%s %s %s  (%d bytes in frame)", d.label(), arrow(d.Dir), preview.Text(d.Line, 120), d.N)
 	} else {
-		txt = fmt.Sprintf("%s %s %d bytes %s", d.label(), arrow(d.Dir), len(d.B), preview.Bytes(d.B, 32))
+		txt = fmt.Sprintf("%s %s %d bytes %s", d.label(), arrow(d.Dir), d.N, preview.Prefix(d.B, d.N, 32))
 	}
 	e := cs.pfEvent(d.pfAt, KindData, txt)
-	e.Stream, e.Length = ptr(d.Stream), ptr(len(d.B))
+	e.Stream, e.Length = ptr(d.Stream), ptr(d.N)
 	d.fill(e)
 	cs.d.send(0, cs, e)
 }

@@ -32,7 +32,7 @@ type pfSink interface {
 	pfOrphan(at pfAt, stream uint32)
 	// pfChunk: DATA bytes of a data stream, at their offset in the
 	// stream's direction.
-	pfChunk(at pfAt, ref pfRef, offset int64, b []byte)
+	pfChunk(at pfAt, ref pfRef, offset int64, c chunkBytes)
 	// pfData: the first DATA of a direction of a data stream, or one that
 	// starts an HTTP message (Line).
 	pfData(d pfData)
@@ -81,8 +81,26 @@ type pfOpened struct {
 type pfData struct {
 	pfAt
 	pfRef
-	B    []byte
+	B    []byte // the frame's payload, or its first bytes (N is its length)
+	N    int
 	Line string // an HTTP start line at the start of B ("": none)
+}
+
+// chunkBytes are a frame's DATA as pfChunk gets them: a whole frame at
+// once (Data all of it), or a frame that came in pieces (Partial calls
+// with each piece but the last, then one with the last piece as Data, the
+// frame's first bytes as Head and its length as N).
+type chunkBytes struct {
+	Head, Data []byte
+	N          int
+	Partial    bool
+}
+
+// pieced is a DATA frame whose payload came in pieces (spdy.Framer's
+// DataPieces): Data holds its first bytes only.
+type pieced struct {
+	last    []byte // its last piece
+	chunked bool   // its earlier pieces went to pfChunk as they came
 }
 
 type pfReset struct {
@@ -170,6 +188,8 @@ type pfSession struct {
 	pings     map[uint32]time.Time
 	chanPort  map[byte]int
 	chanSeen  [2]map[byte]bool
+	// pieced is set while frame is given a DATA frame that came in pieces.
+	pieced *pieced
 }
 
 func (pf *pfSession) setWSProtocol(p string) {
@@ -220,7 +240,14 @@ func (pf *pfSession) frame(dir tcpstream.Dir, t time.Time, off int64, f spdy.Fra
 			s.typ = "data"
 			pf.sink.pfOrphan(at, f.StreamID)
 		}
-		pf.data(at, s, f.Data)
+		c := chunkBytes{Head: f.Data, Data: f.Data, N: len(f.Data)}
+		if pc := pf.pieced; pc != nil {
+			c = chunkBytes{Head: f.Data, Data: pc.last, N: int(f.Length)}
+			if !pc.chunked {
+				c.Data = f.Data // every byte was kept
+			}
+		}
+		pf.data(at, s, c)
 		if f.Flags.Has(spdy.FlagFin) {
 			s.fin[dir] = true
 			pf.check(s.req, t)
@@ -324,34 +351,47 @@ func (pf *pfSession) open(at pfAt, f *spdy.SynStreamFrame) {
 	pf.sink.pfOpened(pfOpened{pfAt: at, pfRef: s.ref(), Reused: reused, Headers: f.Headers, HalfClosed: half})
 }
 
-func (pf *pfSession) data(at pfAt, s *pfStream, b []byte) {
+func (pf *pfSession) data(at pfAt, s *pfStream, c chunkBytes) {
 	dir := at.Dir
-	if s.typ == "data" && len(b) > 0 {
-		pf.sink.pfChunk(at, s.ref(), s.bytes[dir], b)
+	if s.typ == "data" && c.N > 0 {
+		pf.sink.pfChunk(at, s.ref(), s.bytes[dir], c)
 	}
-	s.bytes[dir] += int64(len(b))
-	if len(b) == 0 {
+	s.bytes[dir] += int64(c.N)
+	if c.N == 0 {
 		return
 	}
+	b := c.Head
 	r := s.req
 	if s.typ == "error" {
 		if dir == tcpstream.ServerToClient {
 			if room := maxErrorText - len(r.errText); room > 0 {
 				r.errText = append(r.errText, b[:min(room, len(b))]...)
 			}
-			pf.sink.pfErrorText(pfData{pfAt: at, pfRef: s.ref(), B: b})
+			pf.sink.pfErrorText(pfData{pfAt: at, pfRef: s.ref(), B: b, N: c.N})
 		}
 		return
 	}
 	if line, ok := httpStartLine(b); ok {
-		pf.sink.pfData(pfData{pfAt: at, pfRef: s.ref(), B: b, Line: line})
+		pf.sink.pfData(pfData{pfAt: at, pfRef: s.ref(), B: b, N: c.N, Line: line})
 		s.shown[dir] = true
 		return
 	}
 	if !s.shown[dir] {
 		s.shown[dir] = true
-		pf.sink.pfData(pfData{pfAt: at, pfRef: s.ref(), B: b})
+		pf.sink.pfData(pfData{pfAt: at, pfRef: s.ref(), B: b, N: c.N})
 	}
+}
+
+// dataPiece passes a piece of a data stream's DATA frame (not its last)
+// to pfChunk as it comes. It reports whether it did; the frame's bytes
+// are kept whole otherwise (other streams, or one not seen opening).
+func (pf *pfSession) dataPiece(at pfAt, f *spdy.DataFrame) bool {
+	s := pf.stream(f.StreamID)
+	if s == nil || s.typ != "data" {
+		return false
+	}
+	pf.sink.pfChunk(at, s.ref(), s.bytes[at.Dir]+int64(f.Start), chunkBytes{Data: f.Data, Partial: true})
+	return true
 }
 
 // httpStartLine recognises an HTTP/1.x request or status line at the start

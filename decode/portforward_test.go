@@ -21,8 +21,8 @@ func (l *factLog) pfOpened(o pfOpened) {
 	l.add("opened %d %s port=%d req=%s reused=%v half=%v", o.Stream, o.Type, o.Port, o.RequestID, o.Reused, o.HalfClosed)
 }
 func (l *factLog) pfOrphan(at pfAt, stream uint32) { l.add("orphan %d", stream) }
-func (l *factLog) pfChunk(at pfAt, ref pfRef, offset int64, b []byte) {
-	l.add("chunk %d %s @%d %q", ref.Stream, at.Dir, offset, b)
+func (l *factLog) pfChunk(at pfAt, ref pfRef, offset int64, b chunkBytes) {
+	l.add("chunk %d %s @%d %q", ref.Stream, at.Dir, offset, b.Data)
 }
 func (l *factLog) pfData(d pfData)      { l.add("data %d %s line=%q", d.Stream, d.Dir, d.Line) }
 func (l *factLog) pfErrorText(d pfData) { l.add("error %d %q", d.Stream, d.B) }

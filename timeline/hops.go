@@ -72,6 +72,21 @@ type Correlator struct {
 	spdy    map[streamKey]*flow
 	tcp     map[connKey]*flow
 	spdyLeg map[string]bool
+	// pending digests the pieces of SPDY DATA frames still arriving
+	// (decode.Chunk.Partial), by stream and direction.
+	pending map[pendingKey]pendingCRC
+}
+
+type pendingKey struct {
+	streamKey
+	dir int
+}
+
+// pendingCRC is a flow's digest with a frame's first pieces in it, and
+// the offset its next piece must have to continue it.
+type pendingCRC struct {
+	crc  uint32
+	next int64
 }
 
 type streamKey struct {
@@ -110,7 +125,7 @@ func (f *flow) digest(d int) (uint32, bool) { return f.crc[d], f.digested[d] }
 
 // NewCorrelator returns an empty Correlator.
 func NewCorrelator() *Correlator {
-	return &Correlator{spdy: map[streamKey]*flow{}, tcp: map[connKey]*flow{}, spdyLeg: map[string]bool{}}
+	return &Correlator{spdy: map[streamKey]*flow{}, tcp: map[connKey]*flow{}, spdyLeg: map[string]bool{}, pending: map[pendingKey]pendingCRC{}}
 }
 
 func dirIndex(d decode.Dir) int {
@@ -127,8 +142,12 @@ func (c *Correlator) Chunk(ch *decode.Chunk) {
 		if ch.RequestID == "" {
 			return
 		}
-		c.spdyLeg[ch.Leg] = true
 		k := streamKey{ch.Leg, ch.Conn, ch.RequestID}
+		if ch.Partial {
+			c.partial(k, ch)
+			return
+		}
+		c.spdyLeg[ch.Leg] = true
 		if f = c.spdy[k]; f == nil {
 			f = &flow{leg: ch.Leg, conn: ch.Conn, req: ch.RequestID}
 			c.spdy[k] = f
@@ -148,12 +167,44 @@ func (c *Correlator) Chunk(ch *decode.Chunk) {
 	f.last[d] = ch.Time
 	f.bytes[d] += int64(ch.Len)
 	if c.Digests {
-		f.crc[d] = crc32.Update(f.crc[d], crc32.IEEETable, ch.Data)
+		base := f.crc[d]
+		if ch.SPDY && len(c.pending) > 0 {
+			// A frame that came in pieces: its earlier pieces are in the
+			// pending digest when they continue the flow up to this one.
+			pk := pendingKey{streamKey{ch.Leg, ch.Conn, ch.RequestID}, d}
+			if p, ok := c.pending[pk]; ok {
+				if p.next == ch.Offset+int64(ch.Len-len(ch.Data)) {
+					base = p.crc
+				}
+				delete(c.pending, pk)
+			}
+		}
+		f.crc[d] = crc32.Update(base, crc32.IEEETable, ch.Data)
 		f.digested[d] = true
 	}
 	if len(f.prefix[d]) < decode.ChunkPrefix {
 		f.prefix[d] = append(f.prefix[d], ch.Prefix[:min(len(ch.Prefix), decode.ChunkPrefix-len(f.prefix[d]))]...)
 	}
+}
+
+// partial digests a piece of a SPDY DATA frame that is still arriving;
+// the frame's last piece (a whole Chunk) counts it.
+func (c *Correlator) partial(k streamKey, ch *decode.Chunk) {
+	if !c.Digests {
+		return
+	}
+	pk := pendingKey{k, dirIndex(ch.Dir)}
+	p, ok := c.pending[pk]
+	if !ok || p.next != ch.Offset {
+		// A frame's first piece: on top of what the flow has so far.
+		p = pendingCRC{}
+		if f := c.spdy[k]; f != nil {
+			p.crc = f.crc[pk.dir]
+		}
+	}
+	p.crc = crc32.Update(p.crc, crc32.IEEETable, ch.Data)
+	p.next = ch.Offset + int64(len(ch.Data))
+	c.pending[pk] = p
 }
 
 // Merge adds what other gathered to c, numbering other's connections with

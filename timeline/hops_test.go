@@ -1,11 +1,17 @@
 package timeline
 
 import (
-	"github.com/pftap/pftap/leg"
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/pftap/pftap/internal/synth"
+	"github.com/pftap/pftap/leg"
 
 	"github.com/pftap/pftap/decode"
 	"github.com/pftap/pftap/decode/packet"
@@ -153,4 +159,78 @@ func TestMergedLegCorrelators(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDataPiecesChangeNothing: the decoder passes a DATA frame that spans
+// packets on in pieces (no byte copied to make it whole), unless a caller
+// asks for whole frames (Options.Frames). Both ways give the same events,
+// at every verbosity, and the same correlation, digests included, on every
+// recording and on a synthetic bulk transfer.
+func TestDataPiecesChangeNothing(t *testing.T) {
+	names, err := filepath.Glob("../testdata/recordings/*.pcapng")
+	if err != nil || len(names) == 0 {
+		t.Fatal(names, err)
+	}
+	var bulk bytes.Buffer
+	if _, err := synth.Write(&bulk, synth.Config{Bytes: 3 << 20, Requests: 3}); err != nil {
+		t.Fatal(err)
+	}
+	inputs := map[string][]byte{"synthetic bulk": bulk.Bytes()}
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs[filepath.Base(n)] = b
+	}
+	run := func(data []byte, verbosity int, whole bool) (string, []Hops) {
+		c := NewCorrelator()
+		c.Digests = true
+		opts := decode.Options{Verbosity: verbosity, Chunks: c.Chunk}
+		if whole {
+			opts.Frames = func(*decode.FrameInfo) {}
+		}
+		var events strings.Builder
+		enc := json.NewEncoder(&events)
+		if _, err := decode.DecodeCapture(bytes.NewReader(data), opts, func(e *decode.Event) { enc.Encode(e) }); err != nil {
+			t.Fatal(err)
+		}
+		return events.String(), c.Result()
+	}
+	for name, data := range inputs {
+		for _, v := range []int{0, 1, 2} {
+			pe, ph := run(data, v, false)
+			we, wh := run(data, v, true)
+			if pe != we {
+				t.Errorf("%s -v=%d: events differ with DATA in pieces:\n%s", name, v, firstDiff(pe, we))
+			}
+			if !reflect.DeepEqual(ph, wh) {
+				t.Errorf("%s -v=%d: correlation differs with DATA in pieces:\n%+v\n%+v", name, v, ph, wh)
+			}
+			if v == 0 && !digested(ph) {
+				t.Errorf("%s: no request correlated with a digest: %+v", name, ph)
+			}
+		}
+	}
+}
+
+func digested(hops []Hops) bool {
+	for _, h := range hops {
+		for _, l := range append(h.ToPod.Legs, h.FromPod.Legs...) {
+			if l.Digest != "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func firstDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := range min(len(al), len(bl)) {
+		if al[i] != bl[i] {
+			return "pieces: " + al[i] + "\nwhole:  " + bl[i]
+		}
+	}
+	return fmt.Sprintf("%d lines against %d", len(al), len(bl))
 }

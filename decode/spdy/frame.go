@@ -166,6 +166,11 @@ type DataFrame struct {
 	FrameHeader
 	// Data is the payload. See Framer for who owns it.
 	Data []byte
+	// Start and More describe a piece of a frame (Framer.DataPieces):
+	// Data begins at Start in the frame's payload, and More is set on
+	// every piece but the last. A whole frame has neither.
+	Start int
+	More  bool
 }
 
 // SynStreamFrame opens a stream.

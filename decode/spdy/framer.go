@@ -35,6 +35,11 @@ type Framer struct {
 	// Write or Next. It saves an allocation per frame for callers that use
 	// the bytes at once.
 	ReuseData bool
+	// DataPieces makes Next return the payload of a DATA frame in pieces
+	// as its bytes are pushed, instead of copying them until the frame is
+	// complete (push mode only; see Next). The pieces alias the pushed
+	// bytes, as with ReuseData.
+	DataPieces bool
 
 	r        io.Reader
 	inflater headerInflater
@@ -43,8 +48,10 @@ type Framer struct {
 	// push mode
 	buf    []byte
 	off    int
-	offset int64 // stream offset of buf[off]
-	err    error // sticky connection-fatal error in push mode
+	ext    []byte // bytes of the last Write, not copied (DataPieces)
+	offset int64  // stream offset of the next byte Next reads
+	err    error  // sticky connection-fatal error in push mode
+	piece  dataPiece
 }
 
 // NewFramer returns a Framer that reads frames from r. r may be nil when
@@ -95,11 +102,15 @@ func readN(r io.Reader, n int) ([]byte, error) {
 }
 
 // Write appends bytes of the direction to the framer's buffer (push mode).
-// It never fails.
+// It never fails. With DataPieces, bytes that continue a DATA frame (or
+// begin one, with nothing buffered before them) are not copied: Write
+// keeps p, and Next returns it or copies what it cannot return yet, so p
+// must stay unchanged until Next has returned nil or an error.
 func (fr *Framer) Write(p []byte) (int, error) {
 	if fr.err != nil {
 		return len(p), nil
 	}
+	fr.keep() // in case Next was not drained
 	if fr.off > 0 && fr.off == len(fr.buf) {
 		fr.buf = fr.buf[:0]
 		fr.off = 0
@@ -108,26 +119,77 @@ func (fr *Framer) Write(p []byte) (int, error) {
 		fr.buf = fr.buf[:n]
 		fr.off = 0
 	}
+	if fr.DataPieces && len(fr.buf) == fr.off {
+		fr.ext = p
+		return len(p), nil
+	}
 	fr.buf = append(fr.buf, p...)
 	return len(p), nil
 }
 
-// Buffered returns the number of pushed bytes not yet returned as frames.
-func (fr *Framer) Buffered() int { return len(fr.buf) - fr.off }
+// Buffered returns the number of pushed bytes not yet returned as frames
+// (with DataPieces, a DATA frame's header and pieces count until its last
+// piece).
+func (fr *Framer) Buffered() int {
+	n := len(fr.buf) - fr.off + len(fr.ext)
+	if fr.piece.left > 0 {
+		n += FrameHeaderLen + fr.piece.start
+	}
+	return n
+}
 
 // Offset returns the stream offset of the next frame Next will return.
 func (fr *Framer) Offset() int64 { return fr.offset }
 
+// src is where Next reads: the buffer, or the bytes Write kept.
+func (fr *Framer) src() []byte {
+	if fr.off < len(fr.buf) {
+		return fr.buf[fr.off:]
+	}
+	return fr.ext
+}
+
+func (fr *Framer) consume(n int) {
+	if fr.off < len(fr.buf) {
+		fr.off += n
+	} else {
+		fr.ext = fr.ext[n:]
+	}
+}
+
+// Keep copies the bytes Write kept without copying (DataPieces) and Next
+// has not returned into the framer's own buffer, so that the caller may
+// reuse them. Next does it by itself when it needs more bytes; Keep is
+// for a caller that stops calling Next before that.
+func (fr *Framer) Keep() { fr.keep() }
+
+// keep copies what Write kept and Next cannot return yet into the buffer.
+func (fr *Framer) keep() {
+	if len(fr.ext) > 0 {
+		fr.buf = append(fr.buf[:0], fr.ext...)
+		fr.off, fr.ext = 0, nil
+	}
+}
+
 // Next returns the next complete frame from the pushed bytes and the stream
 // offset at which it began. It returns (nil, off, nil) when more bytes are
 // needed. Errors are as for ReadFrame; ErrFrameTooLarge is sticky.
+//
+// With DataPieces, a DATA frame whose payload is not all there yet comes
+// as pieces: *DataFrame values with the frame's header (its whole
+// Length), the offset of the frame, Data the piece's bytes, Start where
+// they begin in the payload and More set on every piece but the last.
 func (fr *Framer) Next() (Frame, int64, error) {
+	if fr.piece.left > 0 {
+		return fr.nextPiece()
+	}
 	off := fr.offset
 	if fr.err != nil {
 		return nil, off, fr.err
 	}
-	avail := fr.buf[fr.off:]
+	avail := fr.src()
 	if len(avail) < FrameHeaderLen {
+		fr.keep()
 		return nil, off, nil
 	}
 	h, _ := ParseFrameHeader(avail)
@@ -137,19 +199,51 @@ func (fr *Framer) Next() (Frame, int64, error) {
 	}
 	total := FrameHeaderLen + int(h.Length)
 	if len(avail) < total {
+		if fr.DataPieces && !h.Control {
+			fr.consume(FrameHeaderLen)
+			fr.offset += FrameHeaderLen
+			fr.piece = dataPiece{h: h, left: int(h.Length), off: off}
+			return fr.nextPiece()
+		}
+		fr.keep()
 		return nil, off, nil
 	}
 	var payload []byte
-	if fr.ReuseData && !h.Control {
+	if (fr.ReuseData || fr.DataPieces) && !h.Control {
 		payload = avail[FrameHeaderLen:total:total]
 	} else {
 		payload = make([]byte, h.Length)
 		copy(payload, avail[FrameHeaderLen:total])
 	}
-	fr.off += total
+	fr.consume(total)
 	fr.offset += int64(total)
 	f, err := fr.Parse(h, payload)
 	return f, off, err
+}
+
+// dataPiece is the DATA frame Next is returning in pieces.
+type dataPiece struct {
+	h     FrameHeader
+	left  int   // payload bytes still to come
+	start int   // payload bytes returned
+	off   int64 // the frame's offset
+}
+
+func (fr *Framer) nextPiece() (Frame, int64, error) {
+	p := &fr.piece
+	avail := fr.src()
+	n := min(p.left, len(avail))
+	if n == 0 {
+		fr.keep()
+		return nil, p.off, nil
+	}
+	f := &DataFrame{FrameHeader: p.h, Data: avail[:n:n], Start: p.start}
+	fr.consume(n)
+	fr.offset += int64(n)
+	p.left -= n
+	p.start += n
+	f.More = p.left > 0
+	return f, p.off, nil
 }
 
 // Parse decodes a frame from its header and complete payload. Header blocks

@@ -29,10 +29,13 @@ func Summarize(f Frame) string {
 	}
 	switch f := f.(type) {
 	case *DataFrame:
-		fmt.Fprintf(&b, " len=%d", len(f.Data))
-		if len(f.Data) > 0 {
+		// A frame that came in pieces holds only its first bytes: its
+		// length is the header's.
+		n := max(len(f.Data), int(f.Length))
+		fmt.Fprintf(&b, " len=%d", n)
+		if n > 0 {
 			b.WriteByte(' ')
-			b.WriteString(preview.Bytes(f.Data, PreviewBytes))
+			b.WriteString(preview.Prefix(f.Data, n, PreviewBytes))
 		}
 	case *SynStreamFrame:
 		if f.AssociatedTo != 0 {

@@ -10,8 +10,11 @@ import (
 // text as is, control characters and invalid UTF-8 escaped, so no payload can
 // move the cursor or change a terminal's colours. When b is longer, the
 // result ends with "…(+N bytes)".
-func Bytes(b []byte, max int) string {
-	n := len(b)
+func Bytes(b []byte, max int) string { return Prefix(b, len(b), max) }
+
+// Prefix is Bytes for a payload of n bytes of which b holds the first
+// (at least max of them when n is more than max).
+func Prefix(b []byte, n, max int) string {
 	cut := b
 	if len(cut) > max {
 		cut = cut[:max]
