@@ -493,8 +493,9 @@ const pieceHead = 2048
 
 // pieces is what a direction keeps of a DATA frame coming in pieces.
 type pieces struct {
-	head    []byte // its first bytes (all of them, unless chunked)
-	chunked bool   // its pieces go to pfChunk as they come
+	head    []byte    // its first bytes (all of them, unless chunked)
+	chunked bool      // its pieces go to pfChunk as they come
+	stream  *pfStream // the data stream they belong to (chunked)
 	frame   spdy.DataFrame
 	pc      pieced
 }
@@ -506,12 +507,11 @@ func (cs *connState) dataPiece(dir tcpstream.Dir, t time.Time, off int64, f *spd
 	ps := &cs.pieces[dir]
 	if f.Start == 0 {
 		ps.head = ps.head[:0]
-		ps.chunked = false
-		if f.More {
-			ps.chunked = cs.pf.dataPiece(pfAt{dir, t, off}, f)
-		}
-	} else if ps.chunked && f.More {
-		cs.pf.dataPiece(pfAt{dir, t, off}, f)
+		ps.stream = cs.pf.dataStream(f.StreamID)
+		ps.chunked = ps.stream != nil
+	}
+	if ps.chunked && f.More {
+		cs.pf.dataPiece(pfAt{dir, t, off}, ps.stream, f)
 	}
 	if !ps.chunked {
 		ps.head = append(ps.head, f.Data...)

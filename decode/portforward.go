@@ -382,16 +382,21 @@ func (pf *pfSession) data(at pfAt, s *pfStream, c chunkBytes) {
 	}
 }
 
-// dataPiece passes a piece of a data stream's DATA frame (not its last)
-// to pfChunk as it comes. It reports whether it did; the frame's bytes
-// are kept whole otherwise (other streams, or one not seen opening).
-func (pf *pfSession) dataPiece(at pfAt, f *spdy.DataFrame) bool {
-	s := pf.stream(f.StreamID)
-	if s == nil || s.typ != "data" {
-		return false
+// dataStream returns the data stream a DATA frame coming in pieces
+// belongs to, whose pieces go to pfChunk as they come (dataPiece), or nil:
+// the frame's bytes are kept whole then (other streams, or one not seen
+// opening).
+func (pf *pfSession) dataStream(id uint32) *pfStream {
+	if s := pf.stream(id); s != nil && s.typ == "data" {
+		return s
 	}
+	return nil
+}
+
+// dataPiece passes a piece of a data stream's DATA frame (not its last)
+// to pfChunk.
+func (pf *pfSession) dataPiece(at pfAt, s *pfStream, f *spdy.DataFrame) {
 	pf.sink.pfChunk(at, s.ref(), s.bytes[at.Dir]+int64(f.Start), chunkBytes{Data: f.Data, Partial: true})
-	return true
 }
 
 // httpStartLine recognises an HTTP/1.x request or status line at the start

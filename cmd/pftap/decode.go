@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,8 @@ type DecodeOptions struct {
 	HTML string
 	// PerRequest lists every request's hops (timeline.TextWriter).
 	PerRequest bool
+	// Stop, when set (tests), stands for a stop signal.
+	Stop <-chan struct{}
 }
 
 func newDecodeCmd(ios *IOStreams, runF func(*DecodeOptions) error) *cobra.Command {
@@ -83,7 +86,10 @@ type eventSink interface {
 
 func decodeRun(opts *DecodeOptions) error {
 	var in io.Reader
+	out := opts.IO.Out
 	if opts.File == "-" {
+		// A live stream: each event is written as it comes, and a signal
+		// ends pftap as it would any filter.
 		in = opts.IO.In
 	} else {
 		f, err := os.Open(opts.File)
@@ -91,13 +97,21 @@ func decodeRun(opts *DecodeOptions) error {
 			return err
 		}
 		defer f.Close()
-		in = f
+		// A file: the output is buffered (a write per event cost more than
+		// decoding it), and a stop signal ends the reading, so that what
+		// was decoded is still printed and summed up.
+		stop, release := stopOrSignal(opts.Stop)
+		defer release()
+		in = stopReader{f, stop, f}
+		bw := bufio.NewWriterSize(out, 64<<10)
+		defer bw.Flush()
+		out = bw
 	}
 	var sink eventSink
 	if opts.JSON {
-		sink = timeline.NewJSONWriter(opts.IO.Out)
+		sink = timeline.NewJSONWriter(out)
 	} else {
-		tw := timeline.NewTextWriter(opts.IO.Out, opts.IO.OutTTY && !opts.NoColor)
+		tw := timeline.NewTextWriter(out, opts.IO.OutTTY && !opts.NoColor)
 		tw.MaskTimes = opts.MaskTimes
 		tw.PerRequest = opts.PerRequest
 		tw.LegWidth = 0
@@ -129,8 +143,16 @@ func decodeRun(opts *DecodeOptions) error {
 			}
 		}
 	}
+	if bw, ok := out.(*bufio.Writer); ok {
+		if ferr := bw.Flush(); ferr != nil && sink.Err() == nil && err == nil {
+			return fmt.Errorf("writing output: %w", ferr)
+		}
+	}
 	if werr := sink.Err(); werr != nil && err == nil {
 		return fmt.Errorf("writing output: %w", werr)
+	}
+	if errors.Is(err, errInterrupted) {
+		return fmt.Errorf("%s: interrupted after %d packets (what they held is above)", opts.File, sum.Packets)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", opts.File, err)
@@ -166,4 +188,37 @@ func writeHTMLFile(path string, page timeline.HTMLPage, events []*decode.Event, 
 		return err
 	}
 	return f.Close()
+}
+
+// errInterrupted ends the reading of a file at a stop signal.
+var errInterrupted = errors.New("interrupted")
+
+// stopReader reads r until stop is closed.
+type stopReader struct {
+	r    io.Reader
+	stop <-chan struct{}
+	f    *os.File
+}
+
+// Len is what is left of the file, as a bytes.Reader says it: the
+// capture reader sizes its buffers by it.
+func (s stopReader) Len() int {
+	st, err := s.f.Stat()
+	if err != nil {
+		return 1 << 30
+	}
+	pos, err := s.f.Seek(0, io.SeekCurrent)
+	if err != nil || !st.Mode().IsRegular() {
+		return 1 << 30
+	}
+	return int(max(st.Size()-pos, 0))
+}
+
+func (s stopReader) Read(p []byte) (int, error) {
+	select {
+	case <-s.stop:
+		return 0, errInterrupted
+	default:
+	}
+	return s.r.Read(p)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pftap/pftap/internal/synth"
 	"github.com/pftap/pftap/internal/testenv"
 )
 
@@ -320,4 +322,53 @@ func tsharkFrames(t *testing.T, file string) map[int][]string {
 		}
 	}
 	return res
+}
+
+// closeOnWrite is an output that stands for a stop signal once the
+// decoder's first buffered output reaches it.
+type closeOnWrite struct {
+	bytes.Buffer
+	stop chan struct{}
+	once bool
+}
+
+func (w *closeOnWrite) Write(p []byte) (int, error) {
+	if !w.once {
+		w.once = true
+		close(w.stop)
+	}
+	return w.Buffer.Write(p)
+}
+
+// TestDecodeInterrupted: a stop signal in the middle of a big file ends
+// its reading; what was decoded is printed, with the summary of it, and
+// the command says it was interrupted (a non-zero exit).
+func TestDecodeInterrupted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bulk.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total, err := synth.Write(f, synth.Config{Bytes: 64 << 20})
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &closeOnWrite{stop: make(chan struct{})}
+	ios := &IOStreams{In: strings.NewReader(""), Out: out, ErrOut: io.Discard}
+	err = decodeRun(&DecodeOptions{IO: ios, File: path, Verbosity: 1, JSON: true, Stop: out.stop})
+	if err == nil || !strings.Contains(err.Error(), "interrupted after") {
+		t.Fatalf("err %v, want an interruption", err)
+	}
+	var sum struct {
+		Kind    string
+		Packets int
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if jerr := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); jerr != nil || sum.Kind != "summary" {
+		t.Fatalf("last line %q is not the summary (%v)", lines[len(lines)-1], jerr)
+	}
+	if sum.Packets == 0 || sum.Packets >= total || !strings.Contains(err.Error(), fmt.Sprintf("after %d packets", sum.Packets)) {
+		t.Fatalf("summary of %d packets of %d; error %v", sum.Packets, total, err)
+	}
 }

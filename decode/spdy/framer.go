@@ -46,12 +46,13 @@ type Framer struct {
 	hdr      [FrameHeaderLen]byte
 
 	// push mode
-	buf    []byte
-	off    int
-	ext    []byte // bytes of the last Write, not copied (DataPieces)
-	offset int64  // stream offset of the next byte Next reads
-	err    error  // sticky connection-fatal error in push mode
-	piece  dataPiece
+	buf        []byte
+	off        int
+	ext        []byte // bytes of the last Write, not copied (DataPieces)
+	offset     int64  // stream offset of the next byte Next reads
+	err        error  // sticky connection-fatal error in push mode
+	piece      dataPiece
+	pieceFrame DataFrame
 }
 
 // NewFramer returns a Framer that reads frames from r. r may be nil when
@@ -178,7 +179,8 @@ func (fr *Framer) keep() {
 // With DataPieces, a DATA frame whose payload is not all there yet comes
 // as pieces: *DataFrame values with the frame's header (its whole
 // Length), the offset of the frame, Data the piece's bytes, Start where
-// they begin in the payload and More set on every piece but the last.
+// they begin in the payload and More set on every piece but the last. A
+// piece, value and bytes, is valid until the next call of Next or Write.
 func (fr *Framer) Next() (Frame, int64, error) {
 	if fr.piece.left > 0 {
 		return fr.nextPiece()
@@ -237,7 +239,10 @@ func (fr *Framer) nextPiece() (Frame, int64, error) {
 		fr.keep()
 		return nil, p.off, nil
 	}
-	f := &DataFrame{FrameHeader: p.h, Data: avail[:n:n], Start: p.start}
+	// One frame value serves every piece: valid until the next call,
+	// as the piece's bytes are.
+	f := &fr.pieceFrame
+	*f = DataFrame{FrameHeader: p.h, Data: avail[:n:n], Start: p.start}
 	fr.consume(n)
 	fr.offset += int64(n)
 	p.left -= n
