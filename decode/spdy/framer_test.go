@@ -3,6 +3,7 @@ package spdy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"reflect"
@@ -238,5 +239,100 @@ func TestReuseData(t *testing.T) {
 	f2, _, _ := fr.Next()
 	if string(f2.(*DataFrame).Data) != "c" {
 		t.Fatalf("second frame %q", f2.(*DataFrame).Data)
+	}
+}
+
+// TestDataPiecesAnyChunking: with DataPieces, whatever the chunking, the
+// control frames are as without it, a DATA frame's pieces put together
+// are its payload with its offset and header, and the bytes of a Write
+// may be reused once Next has returned nil.
+func TestDataPiecesAnyChunking(t *testing.T) {
+	b, _ := oracleFrames(t)
+	// Two big DATA frames between the oracle's frames.
+	var big bytes.Buffer
+	w, err := ms.NewFramer(&big, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := func(n, seed int) []byte {
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = byte(i*7 + seed)
+		}
+		return p
+	}
+	p1, p2 := payload(5000, 1), payload(70, 2)
+	w.WriteFrame(&ms.DataFrame{StreamId: 3, Data: p1})
+	w.WriteFrame(&ms.DataFrame{StreamId: 5, Flags: ms.DataFlagFin, Data: p2})
+	wire := append(append(append([]byte(nil), b[:20]...), big.Bytes()...), b[20:]...)
+
+	whole := func() []string {
+		fr := NewFramer(nil)
+		fr.Write(wire)
+		var out []string
+		for {
+			f, off, err := fr.Next()
+			if err != nil || f == nil {
+				return out
+			}
+			out = append(out, fmt.Sprintf("@%d %s", off, sortedSummary(f)))
+		}
+	}()
+	for _, chunk := range []int{1, 3, 7, 64, 1448, len(wire)} {
+		fr := NewFramer(nil)
+		fr.DataPieces = true
+		var got []string
+		var acc []byte // the pieces of the current DATA frame
+		for i := 0; i < len(wire); i += chunk {
+			in := append([]byte(nil), wire[i:min(i+chunk, len(wire))]...)
+			fr.Write(in)
+			for {
+				f, off, err := fr.Next()
+				if err != nil {
+					t.Fatalf("chunk %d: %v", chunk, err)
+				}
+				if f == nil {
+					break
+				}
+				d, ok := f.(*DataFrame)
+				if ok && (d.More || d.Start > 0) {
+					if d.Start != len(acc) {
+						t.Fatalf("chunk %d: piece at %d after %d bytes", chunk, d.Start, len(acc))
+					}
+					acc = append(acc, d.Data...)
+					if d.More {
+						continue
+					}
+					f = &DataFrame{FrameHeader: d.FrameHeader, Data: acc}
+					acc = nil
+				}
+				got = append(got, fmt.Sprintf("@%d %s", off, sortedSummary(f)))
+			}
+			// What Write kept is copied before Next asks for more.
+			for j := range in {
+				in[j] = 0xee
+			}
+		}
+		if !reflect.DeepEqual(got, whole) {
+			t.Errorf("chunk %d: got\n%s\nwant\n%s", chunk, strings.Join(got, "\n"), strings.Join(whole, "\n"))
+		}
+		if fr.Buffered() != 0 || fr.Offset() != int64(len(wire)) {
+			t.Errorf("chunk %d: %d bytes left, offset %d", chunk, fr.Buffered(), fr.Offset())
+		}
+	}
+	// A direction that ends inside a DATA frame counts its header and
+	// the pieces given as buffered, as without DataPieces.
+	for _, dp := range []bool{false, true} {
+		fr := NewFramer(nil)
+		fr.DataPieces = dp
+		fr.Write(big.Bytes()[:3000])
+		for {
+			if f, _, _ := fr.Next(); f == nil {
+				break
+			}
+		}
+		if fr.Buffered() != 3000 {
+			t.Errorf("DataPieces %v: %d bytes buffered inside a frame, want 3000", dp, fr.Buffered())
+		}
 	}
 }
