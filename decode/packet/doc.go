@@ -8,4 +8,10 @@
 // the file itself (a block cut short, a wrong length) ends reading with an
 // error wrapping ErrBadCapture. The reader keeps memory constant: packet
 // bytes are reused from one call of Next to the next.
+//
+// A Reader reads its source ahead on a goroutine of its own, a few 1 MiB
+// buffers ahead of the parsing (and decompresses zstd or gzip on another),
+// so a file's reading runs beside its decoding. pcap records are parsed by
+// this package and returned as slices of those buffers; pcapng goes
+// through gopacket's reader.
 package packet

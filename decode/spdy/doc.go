@@ -6,7 +6,11 @@
 // then Next until it returns no frame), which is how captures arrive. Each
 // frame is read whole after its 8-byte header is checked against
 // MaxFrameSize, then parsed from memory; unknown control types become
-// *UnknownFrame, not errors.
+// *UnknownFrame, not errors. With DataPieces, a pushed DATA frame that
+// spans chunks is returned in pieces as its bytes arrive instead, and the
+// bytes of a chunk are not copied at all unless a frame's header or a
+// control frame is cut by the chunk's end: a bulk transfer's payload is
+// never copied by the framer.
 //
 // # Header compression
 //
