@@ -3,7 +3,7 @@ package packet
 import (
 	"errors"
 	"io"
-	"os"
+	"io/fs"
 	"sync"
 )
 
@@ -182,13 +182,16 @@ func (ra *readAhead) Close() {
 }
 
 // sizeHint says how many bytes r holds, where it can tell: a regular
-// file's size from where it is, or a reader's Len (bytes.Reader,
-// strings.Reader).
+// file's size from where it is (an *os.File, seen through the methods it
+// has), or a reader's Len (bytes.Reader, strings.Reader).
 func sizeHint(r io.Reader) (int64, bool) {
 	switch v := r.(type) {
 	case interface{ Len() int }:
 		return int64(v.Len()), true
-	case *os.File:
+	case interface {
+		Stat() (fs.FileInfo, error)
+		io.Seeker
+	}:
 		st, err := v.Stat()
 		if err != nil || !st.Mode().IsRegular() {
 			return 0, false
