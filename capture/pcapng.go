@@ -82,9 +82,9 @@ func CreateFile(path string) (*os.File, error) {
 
 // NewFileWriter returns a Writer on an open file, which Close closes. A
 // file named *.zst or *.gz is compressed as it is written (zstd at its
-// fastest level, gzip at its fastest; Wireshark opens both, 4.2 and later
-// zstd), and what a killed run leaves is still read up to its last whole
-// block (pftap decode, replay).
+// fastest level, gzip at its fastest; Wireshark and tshark open both,
+// Debian 12's tshark 4.0 included), and what a killed run leaves is still
+// read up to its last whole block (pftap decode, replay).
 func NewFileWriter(f *os.File, comment string) *Writer {
 	switch {
 	case strings.HasSuffix(f.Name(), ".zst"):

@@ -50,14 +50,10 @@ func TestReplayRendersAsLab(t *testing.T) {
 			if regexp.MustCompile(`Authorization: Bearer [^x\r]`).Match(raw) {
 				t.Error("a bearer token is in the recording")
 			}
+			// tshark opens the file as written, compressed or not (Debian
+			// 12's tshark 4.0 reads zstd too).
 			tshark := testenv.NeedTool(t, "tshark", "tshark")
-			forTshark := pcap
-			if tc.ext == ".pcapng.zst" {
-				// Wireshark reads zstd from 4.2; Debian 12's is 4.0.
-				forTshark = filepath.Join(t.TempDir(), "plain.pcapng")
-				os.WriteFile(forTshark, raw, 0o600)
-			}
-			comments, err := exec.Command(tshark, "-r", forTshark, "-T", "fields", "-e", "frame.comment").Output()
+			comments, err := exec.Command(tshark, "-r", pcap, "-T", "fields", "-e", "frame.comment").Output()
 			if err != nil {
 				t.Fatalf("tshark: %v", err)
 			}
