@@ -87,19 +87,26 @@ type eventSink interface {
 func decodeRun(opts *DecodeOptions) error {
 	var in io.Reader
 	out := opts.IO.Out
-	if opts.File == "-" {
-		// A live stream: each event is written as it comes, and a signal
-		// ends pftap as it would any filter.
-		in = opts.IO.In
-	} else {
-		f, err := os.Open(opts.File)
-		if err != nil {
+	var f *os.File
+	if opts.File != "-" {
+		var err error
+		if f, err = os.Open(opts.File); err != nil {
 			return err
 		}
 		defer f.Close()
-		// A file: the output is buffered (a write per event cost more than
-		// decoding it), and a stop signal ends the reading, so that what
-		// was decoded is still printed and summed up.
+	}
+	if st, err := f.Stat(); f == nil || err != nil || !st.Mode().IsRegular() {
+		// A live stream (standard input, a pipe, a device): each event is
+		// written as it comes, and a signal ends pftap as it would any
+		// filter, even while it waits for bytes.
+		in = opts.IO.In
+		if f != nil {
+			in = f
+		}
+	} else {
+		// A regular file: the output is buffered (a write per event cost
+		// more than decoding it), and a stop signal ends the reading, so
+		// that what was decoded is still printed and summed up.
 		stop, release := stopOrSignal(opts.Stop)
 		defer release()
 		in = stopReader{f, stop, f}
