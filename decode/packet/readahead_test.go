@@ -2,17 +2,22 @@ package packet
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
 
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/pftap/pftap/internal/synth"
 )
@@ -220,5 +225,48 @@ func TestReadAheadPassesErrors(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Fatalf("%d goroutines left after Close (%d before)", n, before)
+	}
+}
+
+// TestCompressedCutAtABlock: a zstd or gzip recording cut short where its
+// writer had flushed (between two pcapng blocks, as a killed run leaves
+// it) gives every packet before the cut, then an error: not a clean end.
+func TestCompressedCutAtABlock(t *testing.T) {
+	type flusher interface {
+		io.WriteCloser
+		Flush() error
+	}
+	for name, mk := range map[string]func(io.Writer) flusher{
+		"zstd": func(w io.Writer) flusher {
+			z, _ := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
+			return z
+		},
+		"gzip": func(w io.Writer) flusher { return gzip.NewWriter(w) },
+	} {
+		var out bytes.Buffer
+		enc := mk(&out)
+		ng, err := pcapgo.NewNgWriter(enc, layers.LinkTypeRaw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cuts []int // compressed length after each packet's flush
+		for i := range 20 {
+			d := ipv4TCP(strings.Repeat("x", 100+i))
+			ci := gopacket.CaptureInfo{Timestamp: time.Unix(1, int64(i)), CaptureLength: len(d), Length: len(d)}
+			if err := ng.WritePacket(ci, d); err != nil {
+				t.Fatal(err)
+			}
+			ng.Flush()
+			enc.Flush()
+			cuts = append(cuts, out.Len())
+		}
+		enc.Close()
+		if got, err := readFrames(t, bytes.NewReader(out.Bytes())); len(got) != 20 || err != nil {
+			t.Fatalf("%s, whole: %d packets, %v", name, len(got), err)
+		}
+		got, err := readFrames(t, bytes.NewReader(out.Bytes()[:cuts[9]]))
+		if len(got) != 10 || !errors.Is(err, ErrCompressedCut) || !errors.Is(err, ErrBadCapture) {
+			t.Errorf("%s, cut after packet 10: %d packets, %v; want 10, then the stream cut short", name, len(got), err)
+		}
 	}
 }

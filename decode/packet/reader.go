@@ -106,7 +106,7 @@ func NewReader(r io.Reader) (rd *Reader, err error) {
 		dec = z.IOReadCloser()
 	}
 	if dec != nil {
-		src = rd.readAhead(dec)
+		src = rd.readAhead(cutShort{dec})
 		if magic, err = src.Peek(4); err != nil {
 			return nil, fmt.Errorf("%w: a compressed file holding no capture (%v)", ErrBadCapture, err)
 		}
@@ -211,6 +211,25 @@ func (r *Reader) readPcap() ([]byte, gopacket.CaptureInfo, error) {
 		err = io.ErrUnexpectedEOF
 	}
 	return data, ci, err
+}
+
+// ErrCompressedCut is the error of a compressed capture whose compressed
+// stream ends before its end (a copy cut short, a run killed while it
+// wrote): what was read before it is whole.
+var ErrCompressedCut = errors.New("the compressed stream ends before its end (truncated capture)")
+
+// cutShort tells a compressed stream cut short from its end: the
+// decompressors say io.ErrUnexpectedEOF, which the pcapng reader takes
+// for a clean end when it falls between two blocks, as it does when a
+// writer flushed them.
+type cutShort struct{ r io.Reader }
+
+func (c cutShort) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err == io.ErrUnexpectedEOF {
+		err = ErrCompressedCut
+	}
+	return n, err
 }
 
 // Bounds on what a zstd-compressed capture may make the reader hold.
