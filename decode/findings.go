@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pftap/pftap/internal/preview"
 	"github.com/pftap/pftap/leg"
 )
 
@@ -65,6 +66,7 @@ type Diagnoser struct {
 	connects []*Event           // CONNECT requests
 	tunnels  []*Event           // the answers to them
 	upgrades []*Event           // port-forward upgrade requests on L1
+	local    []Evidence         // the client's own errors on its local connections
 	firstT   time.Time
 	lastT    time.Time
 }
@@ -88,6 +90,21 @@ type reqKey struct {
 func NewDiagnoser() *Diagnoser {
 	return &Diagnoser{legs: map[leg.ID]string{}, pending: map[streamKey]*Event{}, byReq: map[reqKey][]streamKey{}, closed: map[connKey][]*Event{},
 		last: map[connKey]time.Time{}, pings: map[connKey]int{}, replies: map[streamKey]bool{}, tlsFrom: map[connKey]*Event{}}
+}
+
+// NoteClient takes one error line the port-forward client reported at t
+// (client names it: "kubectl", "pftap"), as client-go words them. What
+// it says of its local connections (a reset, a broken pipe) is evidence
+// no tapped leg may hold: the local leg is not tapped by trace.
+func (d *Diagnoser) NoteClient(t time.Time, client, line string) {
+	l := strings.ToLower(line)
+	if !strings.Contains(l, "copying from local connection to remote stream") && !strings.Contains(l, "copying from remote stream to local connection") {
+		return
+	}
+	if !strings.Contains(l, "connection reset by peer") && !strings.Contains(l, "broken pipe") {
+		return
+	}
+	d.local = append(d.local, Evidence{Time: t, Leg: "client-go (" + client + ")", Text: "says " + preview.Text(line, 200)})
 }
 
 // Note takes one event.
@@ -654,9 +671,12 @@ func (d *Diagnoser) runtimeDied() []Finding {
 				first = c
 			}
 		}
-		// An RST ends both directions at once (whoever sent it); a
-		// kubelet that is done says GOAWAY and closes with a FIN first.
-		if first == nil || first.Kind != KindClose || first.Reason == "capture ended" || (first.Dir != FromServer && first.Reason != "RST") {
+		// An RST ends both directions at once; a kubelet that is done
+		// says GOAWAY and closes with a FIN first. An RST the kubelet
+		// sent is its own teardown (it closed with bytes unread, as when
+		// the hops above went away), not the runtime's death.
+		if first == nil || first.Kind != KindClose || first.Reason == "capture ended" || (first.Dir != FromServer && first.Reason != "RST") ||
+			first.Reason == "RST" && first.ResetBy == ToServer {
 			continue
 		}
 		conns++
@@ -709,13 +729,52 @@ func (d *Diagnoser) clientReset() []Finding {
 		}
 	}
 	if first == nil {
-		return nil
+		return d.clientResetReported()
 	}
 	// A reset once the stream was done: no RST_STREAM is needed.
 	return []Finding{{Name: "client-reset", Hop: first.Leg,
 		Text:        "the local client reset its connection instead of closing it",
 		Explanation: "kubectl logs \"error copying from local connection to remote stream ... connection reset by peer\"; the stream had already ended, so nothing was cut: the local program aborts its connections (SO_LINGER 0, or killed), not the cluster's doing",
 		Evidence:    evidence(first)}}
+}
+
+// clientResetReported: no local leg was tapped, but the client said its
+// local connection was reset (or its writes to it found a broken pipe).
+func (d *Diagnoser) clientResetReported() []Finding {
+	if len(d.local) == 0 {
+		return nil
+	}
+	first := d.local[0]
+	ev := []Evidence{first}
+	text := "the local client reset its connection (the port-forward client says so)"
+	why := "the program using the forwarded local port aborted its connection (a cancelled download, a killed program, SO_LINGER 0): the failure is the local program's, not the cluster's; the local leg is not tapped, so this is the client's own word for it (its read or write on the local connection failed)"
+	reset, reqID := false, ""
+	for _, r := range d.resets {
+		if r.Kind == KindStream && !r.Time.Before(first.Time.Add(-time.Second)) {
+			ev = append(ev, evidence(r)...)
+			text += "; the forward reset the stream after it"
+			reset = true
+			break
+		}
+	}
+	if !reset {
+		// client-go half-closes the data stream when its local copy
+		// ends, and its reset after that sends nothing: the pod's
+		// answer keeps coming, to be thrown away.
+		for _, r := range d.reqs {
+			if r.LegID == leg.L1 && r.Time.After(first.Time) && r.BytesFromPod != nil {
+				ev = append(ev, evidence(r)...)
+				why += fmt.Sprintf("; no RST_STREAM followed (client-go half-closed the data stream first, and a reset after that sends nothing), so the pod's answer kept coming through every hop, to be thrown away: %d bytes of it reached the client on L1", *r.BytesFromPod)
+				if r.RequestID != nil {
+					reqID = *r.RequestID
+				}
+				break
+			}
+		}
+	}
+	sort.SliceStable(ev, func(i, j int) bool { return ev[i].Time.Before(ev[j].Time) })
+	return []Finding{{Name: "client-reset", Hop: "the local connection",
+		Text: text, Explanation: why, RequestID: reqID, Evidence: ev}}
 }
 
 // idle: a connection closed after carrying nothing for a long time.

@@ -280,3 +280,51 @@ func TestRefineRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestFindingsFromClientLog: with no local leg tapped (trace), the
+// client's own report of a local reset names the failure, and says whether
+// the forward reset the stream or let the pod's answer run on; a reset
+// the kubelet sent on L3 in its teardown is no runtime death.
+func TestFindingsFromClientLog(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	reset := "Error copying from local connection to remote stream: writeto tcp4 127.0.0.1:1->127.0.0.1:2: read tcp4 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer"
+	unfinished := &Event{Time: at(400), Kind: KindRequest, Leg: "L1 client→apiserver", LegID: leg.L1, Conn: 2, RequestID: ptr("0"),
+		BytesFromPod: ptr(int64(54072830)), Text: "request 0 port 80: 93 B → pod, 51.6 MiB ← pod, unfinished: connection closed"}
+	rst := &Event{Time: at(12), Kind: KindStream, Leg: "L1 client→apiserver", LegID: leg.L1, Conn: 2, Type: "RST_STREAM", Stream: ptr(uint32(3)), RequestID: ptr("0"), Text: "RST_STREAM data stream 3 by client: CANCEL"}
+	kubeletRST := &Event{Time: at(401), Kind: KindClose, Leg: "L3 kubelet→runtime", LegID: leg.L3, Conn: 4, Dir: ToServer, Reason: "RST", ResetBy: ToServer, Text: "client→server closed (RST from the client)"}
+	for _, tc := range []struct {
+		name   string
+		client []string
+		events []*Event
+		want   string
+		proof  int
+		extra  string
+	}{
+		{"reset, the answer runs on", []string{reset}, []*Event{unfinished, kubeletRST}, "client-reset", 2, "no RST_STREAM followed"},
+		{"reset, the stream reset", []string{reset}, []*Event{rst, unfinished}, "client-reset", 2, "client's own word"},
+		{"another client error", []string{"Error creating forwarding stream: Timeout occurred"}, []*Event{kubeletRST}, "", 0, ""},
+		{"the kubelet's teardown reset", nil, []*Event{kubeletRST}, "", 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := NewDiagnoser()
+			for _, e := range tc.events {
+				d.Note(e)
+			}
+			for _, l := range tc.client {
+				d.NoteClient(at(10), "pftap", l)
+			}
+			fs := d.Findings()
+			if tc.want == "" {
+				if len(fs) != 0 {
+					t.Fatalf("findings: %+v", fs)
+				}
+				return
+			}
+			if len(fs) != 1 || fs[0].Name != tc.want || len(fs[0].Evidence) != tc.proof || !strings.Contains(fs[0].Explanation, tc.extra) ||
+				fs[0].Hop != "the local connection" || fs[0].Evidence[0].Leg != "client-go (pftap)" {
+				t.Fatalf("findings %+v, want one %s with %d evidence and %q", fs, tc.want, tc.proof, tc.extra)
+			}
+		})
+	}
+}

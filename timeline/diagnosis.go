@@ -28,11 +28,7 @@ func (tw *TextWriter) Diagnoses(fs []decode.Finding) {
 			fmt.Fprintf(&b, "  ↳ %s\n", f.Explanation)
 		}
 		for _, ev := range f.Evidence {
-			when := "+T"
-			if !tw.MaskTimes && !tw.start.IsZero() {
-				when = fmt.Sprintf("%+.6f", ev.Time.Sub(tw.start).Seconds())
-			}
-			fmt.Fprintf(&b, "    %11s  %-22s %s\n", when, ev.Leg, ev.Text)
+			fmt.Fprintf(&b, "    %11s  %-22s %s\n", tw.Since(ev.Time), ev.Leg, ev.Text)
 		}
 	}
 	_, tw.err = io.WriteString(tw.w, b.String())

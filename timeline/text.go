@@ -49,6 +49,15 @@ func NewTextWriter(w io.Writer, color bool) *TextWriter {
 // Err returns the first write error.
 func (tw *TextWriter) Err() error { return tw.err }
 
+// Since is t on the timeline's clock, as its rows print it: seconds since
+// the first event, or "+T" with MaskTimes (or before any event).
+func (tw *TextWriter) Since(t time.Time) string {
+	if tw.MaskTimes || tw.start.IsZero() {
+		return "+T"
+	}
+	return fmt.Sprintf("%+.6f", t.Sub(tw.start).Seconds())
+}
+
 func (tw *TextWriter) paint(c, s string) string {
 	if !tw.color || c == "" {
 		return s

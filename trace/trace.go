@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -67,6 +68,16 @@ type Result struct {
 	// Lost explains why the port-forward ended on its own (nil when it
 	// was stopped).
 	Lost error
+	// ClientLog is what pftap's client (client-go's port-forwarder)
+	// reported while it forwarded, in order: kubectl's "Unhandled Error"
+	// lines, such as a local connection reset.
+	ClientLog []ClientLine
+}
+
+// ClientLine is one error the port-forward client reported, when it did.
+type ClientLine struct {
+	Time time.Time
+	Line string
 }
 
 // Session is a running trace: pftap's own port-forward, tapped.
@@ -92,6 +103,7 @@ type Session struct {
 	agentErr  error
 	// podListeners are what listened in the pod when the agent began.
 	podListeners []string
+	clientLog    []ClientLine // under mu
 }
 
 // agentLateness is how far behind the taps the events of a trace with an
@@ -171,6 +183,11 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 		ports = append(ports, fmt.Sprintf("%d:%d", p.Local, p.Remote))
 	}
 	pfOpts.Ports = ports
+	pfOpts.OnError = func(e pfclient.ClientError) {
+		s.mu.Lock()
+		s.clientLog = append(s.clientLog, ClientLine{e.Time, e.Line})
+		s.mu.Unlock()
+	}
 	pfOpts.Wrap = func(c net.Conn) net.Conn {
 		return capture.NewTapParts(c, func(_ time.Time, head, payload []byte) { s.pipe.Tapped(0, head, payload) }, capture.BelowTLS)
 	}
@@ -259,7 +276,10 @@ func (s *Session) Stop() Result {
 	if err := s.writeErr(); err != nil && lost == nil {
 		lost = err
 	}
-	r := Result{Summary: s.dec.Summary, Hops: s.dec.Correlator.Result(), Legs: s.legs, Lost: lost, Wrote: s.wrote}
+	s.mu.Lock()
+	clientLog := slices.Clone(s.clientLog)
+	s.mu.Unlock()
+	r := Result{Summary: s.dec.Summary, Hops: s.dec.Correlator.Result(), Legs: s.legs, Lost: lost, Wrote: s.wrote, ClientLog: clientLog}
 	if s.agent != nil {
 		remote := func(l string) bool { return s.remote[l] }
 		if est, ok := timeline.EstimateOffset(r.Hops, remote); ok {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -154,18 +155,51 @@ func TestTraceFaults(t *testing.T) {
 		{session.FaultSchemeMismatch, lab.Config{RuntimeHTTPS: true}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
 			httpGetWithin(local, "/", 2*time.Second)
 		}, "scheme-mismatch"},
+		// The user's leg is trace's own listener: the local client's RST
+		// is seen there, then the RST_STREAM on every leg (row 5).
+		{session.FaultClientReset, lab.Config{}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
+			r, _ := session.ParseRequest("GET /bytes?n=67108864")
+			res := session.Send(context.Background(), local, []session.Request{r}, session.SendOptions{Reset: true, ResetAfter: session.ClientResetAfter})
+			if res[0].Err != nil {
+				t.Errorf("the resetting client's request: %v", res[0].Err)
+			}
+		}, "client-reset"},
+		// trace's own client meets the same 403 kubectl does (row 8).
+		{session.FaultRBAC, lab.Config{DenyPortForward: true}, "0:80", nil, "forbidden"},
+		// The kubeconfig names the gateway; trace taps its connection to
+		// it below the gateway's TLS (row 9).
+		{session.FaultStripUpgrades, lab.Config{Middlebox: lab.MiddleboxStripUpgrades}, "0:80", nil, "upgrade-stripped"},
 	} {
 		t.Run(tc.fault, func(t *testing.T) {
-			l, agentArgs := labWithAgent(t, tc.cfg)
-			_, out, errOut := runTrace(t, append(agentArgs, "--json", "pod/nginx", tc.port), func(ports []trace.PortPair) {
-				tc.use(t, l, ports[0].Local)
-				time.Sleep(400 * time.Millisecond)
-			})
-			if got := diagnosisNames(t, []byte(out)); len(got) != 1 || got[0] != tc.want {
-				t.Errorf("trace's diagnoses %v, want [%s]\n%s\n%s", got, tc.want, errOut, lastLines(out, 20))
+			// Each run fails a lab of its own, as the fault leaves it.
+			trace := func(extra ...string) (string, string) {
+				l, agentArgs := labWithAgent(t, tc.cfg)
+				_, out, errOut := runTrace(t, append(append(agentArgs, extra...), "pod/nginx", tc.port), func(ports []trace.PortPair) {
+					if tc.use != nil {
+						tc.use(t, l, ports[0].Local)
+					}
+					time.Sleep(400 * time.Millisecond)
+				})
+				return out, errOut
 			}
-			if tc.fault == session.FaultAppOnPodIP && !strings.Contains(out, "the app listens on the pod's IP only") {
-				t.Errorf("trace's diagnosis does not name the app on the pod's IP:\n%s", lastLines(out, 20))
+			out, errOut := trace("--json")
+			if got := diagnosisNames(t, []byte(out)); len(got) != 1 || got[0] != tc.want {
+				t.Errorf("trace --json's diagnoses %v, want [%s]\n%s\n%s", got, tc.want, errOut, lastLines(out, 20))
+			}
+			// The same failure again, for the text: one diagnosis line
+			// and its explanation.
+			text, errText := trace("--no-color")
+			if n := strings.Count("\n"+text, "\ndiagnosis: "); n != 1 || !strings.Contains(text, "\n  ↳ ") {
+				t.Errorf("trace's text has %d diagnosis lines, want 1 with its ↳ explanation:\n%s\n%s", n, errText, lastLines(text, 30))
+			}
+			// No local leg in trace: client-go's own report of the
+			// reset is printed, and is the evidence.
+			if tc.fault == session.FaultClientReset && (!strings.Contains(text, "pftap's port-forward client (client-go) reported:") ||
+				!strings.Contains(out, `"kind":"client_log","line":"Error copying from `)) {
+				t.Errorf("trace does not print client-go's report of the local reset:\n%s", lastLines(text, 20))
+			}
+			if tc.fault == session.FaultAppOnPodIP && !strings.Contains(text, "diagnosis: the app listens on the pod's IP only") {
+				t.Errorf("trace's diagnosis does not name the app on the pod's IP:\n%s", lastLines(text, 20))
 			}
 		})
 	}

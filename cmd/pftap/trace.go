@@ -17,6 +17,7 @@ import (
 
 	"github.com/pftap/pftap/agent"
 	"github.com/pftap/pftap/decode"
+	"github.com/pftap/pftap/internal/preview"
 	"github.com/pftap/pftap/session"
 	"github.com/pftap/pftap/timeline"
 	"github.com/pftap/pftap/trace"
@@ -299,6 +300,22 @@ func traceRun(opts *TraceOptions) error {
 	}
 	if jw, ok := sink.(*timeline.JSONWriter); ok && r.ClockOK {
 		jw.Object(map[string]any{"kind": "clock", "offset_ns": r.Clock.Offset, "uncertainty_ns": r.Clock.Uncertainty, "samples": r.Clock.Samples})
+	}
+	// What client-go said while it forwarded, as kubectl would have
+	// printed it.
+	for _, l := range r.ClientLog {
+		diag.NoteClient(l.Time, "pftap", l.Line)
+	}
+	if tw != nil && len(r.ClientLog) > 0 {
+		fmt.Fprintf(out, "\npftap's port-forward client (client-go) reported:\n")
+		for _, l := range r.ClientLog {
+			fmt.Fprintf(out, "  %11s  %s\n", tw.Since(l.Time), preview.Text(l.Line, 300))
+		}
+	}
+	if jw, ok := sink.(*timeline.JSONWriter); ok {
+		for _, l := range r.ClientLog {
+			jw.Object(map[string]any{"kind": "client_log", "client": "pftap", "ts": l.Time, "line": l.Line})
+		}
 	}
 	diag.Captured = len(r.Legs)
 	sink.Diagnoses(diag.Findings())

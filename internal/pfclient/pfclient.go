@@ -61,6 +61,9 @@ type Options struct {
 	// Wrap, when set, is given each TLS connection to the apiserver (the
 	// plaintext side), and client-go uses what it returns: for a tap.
 	Wrap func(net.Conn) net.Conn
+	// OnError, when set, is given each error client-go reports while it
+	// forwards (its "Unhandled Error" lines in kubectl), as it does.
+	OnError func(ClientError)
 }
 
 // Forwarder is a running port-forward.
@@ -77,6 +80,7 @@ type Forwarder struct {
 	mu       sync.Mutex
 	conns    []*serverConn
 	out      lockedBuilder
+	unroute  func() // ends OnError's routing
 }
 
 // Output is what client-go's port-forwarder printed ("Handling
@@ -216,6 +220,13 @@ func Start(ctx context.Context, o Options) (*Forwarder, error) {
 	}
 	f.Local = int(fwd[0].Local)
 	f.Ports = fwd
+	if o.OnError != nil {
+		var local []int
+		for _, p := range fwd {
+			local = append(local, int(p.Local))
+		}
+		f.unroute = routeErrorsOf(local, o.OnError)
+	}
 	return f, nil
 }
 
@@ -371,6 +382,9 @@ func (f *Forwarder) Stop() {
 	select {
 	case <-f.finished:
 	case <-time.After(5 * time.Second):
+	}
+	if f.unroute != nil {
+		f.unroute()
 	}
 	// The connections client-go closed linger for the apiserver's end.
 	idle := make(chan struct{})
