@@ -17,10 +17,13 @@ type Description struct {
 	// AppLog is what the built-in app logged: the ground truth of which
 	// connection on the pod's lo asked for what.
 	AppLog []lab.AppRequest
-	// ClientLog is what kubectl printed while it ran, but for its
-	// "Forwarding from" and "Handling connection" lines: its own words for
-	// what failed ("lost connection to pod", "Timeout occurred", ...).
+	// ClientLog is what the client said of what failed while it ran, in
+	// its own words: kubectl's output but for its "Forwarding from" and
+	// "Handling connection" lines ("lost connection to pod", "Timeout
+	// occurred", ...); for pftap's client, client-go's errors as kubectl
+	// prints them. Client is the client's name ("kubectl", "pftap").
 	ClientLog []string
+	Client    Client
 }
 
 func describeLab(l *lab.Lab, client Client, spdy bool) Description {
@@ -46,7 +49,7 @@ func describeLab(l *lab.Lab, client Client, spdy bool) Description {
 	fmt.Fprintf(&b, "pftap lab: %s to pod/%s through a local chain (%s runtime, %s%s), every leg tapped\n", who, c.Pod, c.Runtime, app, control)
 	fmt.Fprintf(&b, "  %s\n\n", c.Era())
 	b.WriteString(ChainDiagram(l, client, spdy))
-	return Description{Header: b.String(), PodNetns: l.PodNetns}
+	return Description{Header: b.String(), PodNetns: l.PodNetns, Client: client}
 }
 
 // ChainDiagram draws a lab's chain top to bottom: each process with its

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -421,8 +422,20 @@ func (s *Lab) Run() (LabResult, error) {
 		stopClient = kf.Stop
 		clientLog = func() []string { return kubectlLog(kf.Output()) }
 	default:
+		var mu sync.Mutex
+		var said []string
+		clientLog = func() []string {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(said)
+		}
 		pf, err := pfclient.Start(ctx, pfclient.Options{Server: l.APIServer, CA: l.CA, Token: l.Config().Token, Proxy: l.Proxy,
 			Namespace: l.Config().Namespace, Pod: l.Config().Pod, Local: local, Remote: s.remote, SPDY: o.SPDY,
+			OnError: func(e pfclient.ClientError) {
+				mu.Lock()
+				said = append(said, e.Line)
+				mu.Unlock()
+			},
 			Wrap: func(c net.Conn) net.Conn {
 				if !inprocTaps {
 					return c

@@ -25,8 +25,9 @@ type Meta struct {
 	// Drops are the kernel's drops per leg, in interface order.
 	Drops  []uint64     `json:"drops,omitempty"`
 	AppLog []AppRequest `json:"app_log,omitempty"`
-	// ClientLog is Description.ClientLog.
+	// ClientLog and Client are Description's.
 	ClientLog []string `json:"client_log,omitempty"`
+	Client    Client   `json:"client,omitempty"`
 }
 
 // Result is what one request through the port-forward got.
@@ -74,7 +75,7 @@ func DecodeMeta(comment string) (Meta, bool) {
 // endMeta is what a recording can say only at the end: the requests'
 // results, the app's log, each leg's drops.
 func endMeta(r LabResult) Meta {
-	m := Meta{Drops: r.Drops, ClientLog: r.Description.ClientLog}
+	m := Meta{Drops: r.Drops, ClientLog: r.Description.ClientLog, Client: r.Description.Client}
 	for _, a := range r.Description.AppLog {
 		m.AppLog = append(m.AppLog, AppRequest(a))
 	}
@@ -104,7 +105,7 @@ func (m Meta) RequestResults() []RequestResult {
 // Description is the session's description as m holds it (its start:
 // the header and the pod's namespace; its end: the app's log).
 func (m Meta) Description() Description {
-	d := Description{Header: m.Header, PodNetns: m.PodNetns, ClientLog: m.ClientLog}
+	d := Description{Header: m.Header, PodNetns: m.PodNetns, ClientLog: m.ClientLog, Client: m.Client}
 	for _, a := range m.AppLog {
 		d.AppLog = append(d.AppLog, lab.AppRequest(a))
 	}

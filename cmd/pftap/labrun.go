@@ -333,8 +333,16 @@ func renderSession(opts renderOptions, v *sessionView) error {
 			fmt.Fprintf(opts.IO.Out, "  from %-21s %s %s, %d bytes\n", a.Remote, a.Method, a.Path, a.Bytes)
 		}
 	}
+	client := info.Client
+	if client == "" {
+		client = session.Kubectl // recordings from before Client
+	}
 	if tw != nil && len(info.ClientLog) > 0 {
-		fmt.Fprintf(opts.IO.Out, "\nkubectl printed:\n")
+		if client == session.Kubectl {
+			fmt.Fprintf(opts.IO.Out, "\nkubectl printed:\n")
+		} else {
+			fmt.Fprintf(opts.IO.Out, "\npftap's port-forward client (client-go) reported:\n")
+		}
 		for _, line := range info.ClientLog {
 			fmt.Fprintf(opts.IO.Out, "  %s\n", line)
 		}
@@ -344,7 +352,7 @@ func renderSession(opts renderOptions, v *sessionView) error {
 			jw.Object(map[string]any{"kind": "app", "ts": a.Time, "remote": a.Remote, "method": a.Method, "path": a.Path, "bytes": a.Bytes})
 		}
 		for _, line := range info.ClientLog {
-			jw.Object(map[string]any{"kind": "client_log", "client": "kubectl", "line": line})
+			jw.Object(map[string]any{"kind": "client_log", "client": client, "line": line})
 		}
 	}
 	diag.Captured = len(v.legs)

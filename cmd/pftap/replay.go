@@ -109,7 +109,7 @@ func replayRender(opts *ReplayOptions) error {
 	// the end in its legs' statistics, read with the last packet.
 	v.after = func() {
 		if end, ok := f.End(); ok {
-			v.results, v.info.AppLog, v.info.ClientLog, v.drops = end.RequestResults(), end.Description().AppLog, end.Description().ClientLog, end.Drops
+			v.results, v.info.AppLog, v.info.ClientLog, v.info.Client, v.drops = end.RequestResults(), end.Description().AppLog, end.Description().ClientLog, end.Description().Client, end.Drops
 		}
 	}
 	v.decode = func(emit func(*decode.Event)) (session.Decoded, error) { return f.Decode(opts.Verbosity, emit) }
