@@ -72,6 +72,8 @@ type Result struct {
 	// reported while it forwarded, in order: kubectl's "Unhandled Error"
 	// lines, such as a local connection reset.
 	ClientLog []ClientLine
+	// ClientLogMore is how many lines came after the first MaxClientLog.
+	ClientLogMore int
 }
 
 // ClientLine is one error the port-forward client reported, when it did.
@@ -102,9 +104,15 @@ type Session struct {
 	agentDone chan struct{}
 	agentErr  error
 	// podListeners are what listened in the pod when the agent began.
-	podListeners []string
-	clientLog    []ClientLine // under mu
+	podListeners  []string
+	clientLog     []ClientLine // under mu, the first MaxClientLog
+	clientLogMore int          // and how many more came
 }
+
+// MaxClientLog is how many of the client's error lines a trace keeps (a
+// long trace may see thousands of local connections aborted); the rest
+// are counted in Result.ClientLogMore.
+const MaxClientLog = 200
 
 // agentLateness is how far behind the taps the events of a trace with an
 // agent are released: the node's frames cross the network first.
@@ -185,7 +193,11 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 	pfOpts.Ports = ports
 	pfOpts.OnError = func(e pfclient.ClientError) {
 		s.mu.Lock()
-		s.clientLog = append(s.clientLog, ClientLine{e.Time, e.Line})
+		if len(s.clientLog) < MaxClientLog {
+			s.clientLog = append(s.clientLog, ClientLine{e.Time, e.Line})
+		} else {
+			s.clientLogMore++
+		}
 		s.mu.Unlock()
 	}
 	pfOpts.Wrap = func(c net.Conn) net.Conn {
@@ -277,9 +289,9 @@ func (s *Session) Stop() Result {
 		lost = err
 	}
 	s.mu.Lock()
-	clientLog := slices.Clone(s.clientLog)
+	clientLog, more := slices.Clone(s.clientLog), s.clientLogMore
 	s.mu.Unlock()
-	r := Result{Summary: s.dec.Summary, Hops: s.dec.Correlator.Result(), Legs: s.legs, Lost: lost, Wrote: s.wrote, ClientLog: clientLog}
+	r := Result{Summary: s.dec.Summary, Hops: s.dec.Correlator.Result(), Legs: s.legs, Lost: lost, Wrote: s.wrote, ClientLog: clientLog, ClientLogMore: more}
 	if s.agent != nil {
 		remote := func(l string) bool { return s.remote[l] }
 		if est, ok := timeline.EstimateOffset(r.Hops, remote); ok {

@@ -311,6 +311,9 @@ func traceRun(opts *TraceOptions) error {
 		for _, l := range r.ClientLog {
 			fmt.Fprintf(out, "  %11s  %s\n", tw.Since(l.Time), preview.Text(l.Line, 300))
 		}
+		if r.ClientLogMore > 0 {
+			fmt.Fprintf(out, "  … and %d more (not kept)\n", r.ClientLogMore)
+		}
 	}
 	if jw, ok := sink.(*timeline.JSONWriter); ok {
 		for _, l := range r.ClientLog {
