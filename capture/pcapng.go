@@ -82,13 +82,14 @@ func CreateFile(path string) (*os.File, error) {
 
 // NewFileWriter returns a Writer on an open file, which Close closes. A
 // file named *.zst or *.gz is compressed as it is written (zstd at its
-// fastest level, gzip at its fastest; Wireshark and tshark open both,
+// fastest level, a block compressed and written on a goroutine of its own
+// while the next is filled; gzip at its fastest; Wireshark and tshark open both,
 // Debian 12's tshark 4.0 included), and what a killed run leaves is still
 // read up to its last whole block (pftap decode, replay).
 func NewFileWriter(f *os.File, comment string) *Writer {
 	switch {
 	case strings.HasSuffix(f.Name(), ".zst"):
-		enc, _ := zstd.NewWriter(f, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+		enc, _ := zstd.NewWriter(f, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(2), zstd.WithEncoderCRC(false))
 		w := NewWriter(enc, comment)
 		w.closer, w.sync = compressedFile{enc, f}, enc.Flush
 		return w

@@ -19,6 +19,17 @@ var credentialHeaders, keepScheme = func() ([][]byte, []bool) {
 	return hs, ks
 }()
 
+// credentialFirst marks the bytes a credential header's name can start
+// with, in either case: most newlines in a payload are followed by none
+// of them.
+var credentialFirst = func() (t [256]bool) {
+	for _, h := range secret.Headers {
+		t[h[0]] = true
+		t[h[0]-'a'+'A'] = true
+	}
+	return t
+}()
+
 // wsTokenPrefix carries a bearer token in a WebSocket subprotocol.
 var wsTokenPrefix = []byte(secret.WebSocketTokenPrefix)
 
@@ -50,6 +61,9 @@ func RedactFrame(frame []byte) bool {
 			break
 		}
 		nl += i
+		if nl+1 >= len(payload) || !credentialFirst[payload[nl+1]] {
+			continue
+		}
 		for hi, h := range credentialHeaders {
 			if !hasPrefixFold(payload[nl:], h) {
 				continue

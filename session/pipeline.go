@@ -17,12 +17,11 @@ import (
 // every frame to the Recorder, which writes the file as the session goes.
 // `pftap lab` and `pftap trace` both run their taps into one.
 type Pipeline struct {
-	mu     sync.Mutex // guards legs and stats
-	legs   []capture.Leg
-	inproc map[int]bool
-	stats  map[int]capture.Stats
-	live   *Live     // nil: the frames are only counted
-	rec    *Recorder // nil: nothing recorded
+	mu    sync.Mutex // guards legs and stats
+	legs  []capture.Leg
+	stats map[int]capture.Stats
+	live  *Live     // nil: the frames are only counted
+	rec   *Recorder // nil: nothing recorded
 	// counted are the bytes of the frames a pipeline without a decoder
 	// took (to measure what the taps cost apart from decoding).
 	counted atomic.Int64
@@ -52,7 +51,7 @@ type PipelineOptions struct {
 
 // NewPipeline returns a Pipeline with no legs.
 func NewPipeline(o PipelineOptions) (*Pipeline, error) {
-	p := &Pipeline{inproc: map[int]bool{}, stats: map[int]capture.Stats{}}
+	p := &Pipeline{stats: map[int]capture.Stats{}}
 	if o.CountOnly {
 		return p, nil
 	}
@@ -75,12 +74,11 @@ func (p *Pipeline) AddLeg(l capture.Leg, inproc bool) int {
 	defer p.mu.Unlock()
 	p.legs = append(p.legs, l)
 	i := len(p.legs) - 1
-	p.inproc[i] = inproc
 	if p.live != nil {
 		p.live.AddLeg(leg.Leg{ID: l.ID, Name: l.Name, Description: l.Description})
 	}
 	if p.rec != nil {
-		p.rec.AddLeg()
+		p.rec.AddLeg(inproc)
 	}
 	return i
 }
@@ -172,10 +170,10 @@ func (p *Pipeline) StartRecording(comment string) error {
 		return nil
 	}
 	p.mu.Lock()
-	legs, inproc := append([]capture.Leg(nil), p.legs...), p.inproc
+	legs := append([]capture.Leg(nil), p.legs...)
 	p.started = true
 	p.mu.Unlock()
-	return p.rec.Start(comment, legs, inproc)
+	return p.rec.Start(comment, legs)
 }
 
 // Events hands every decoded event to emit, in time order, until End;

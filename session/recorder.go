@@ -40,7 +40,6 @@ type Recorder struct {
 	path    string
 	w       *capture.Writer // nil until start
 	legs    []capture.Leg
-	inproc  map[int]bool
 	dec     *decode.Decoder
 	texts   []string
 	p       packet.Packet
@@ -50,19 +49,34 @@ type Recorder struct {
 	count   []uint64
 	stop    chan struct{}
 	done    chan struct{}
-	running bool // Start succeeded: run writes the frames
+	running bool     // Start succeeded: run writes the frames
+	free    []*arena // arenas to reuse
+	arenas  int      // arenas allocated
 }
 
 type legQueue struct {
 	frames []recFrame
 	head   int
-	arena  []byte
+	arena  *arena // the frames' bytes are copied here
+	// inproc: an in-process tap records this leg, leaving its TCP
+	// checksums to the Recorder.
+	inproc bool
 }
 
 type recFrame struct {
-	ts   time.Time
-	data []byte
-	orig int
+	ts    time.Time
+	data  []byte
+	orig  int
+	arena *arena
+}
+
+// An arena holds the bytes of a leg's queued frames. Once full and every
+// frame in it written, it is used again (a transfer would otherwise
+// allocate, and clear, as many bytes as it records).
+type arena struct {
+	buf     []byte
+	users   int  // frames in it not yet written
+	retired bool // full: no frame is added any more
 }
 
 const (
@@ -72,6 +86,8 @@ const (
 	writeLateness = 100 * time.Millisecond
 	writeBudget   = 160 << 20
 	arenaSize     = 1 << 20
+	// maxFreeArenas bounds the arenas kept for reuse.
+	maxFreeArenas = 16
 )
 
 // NewRecorder takes the file the recording goes to (opened before the
@@ -83,45 +99,93 @@ func NewRecorder(f *os.File) *Recorder {
 	return sw
 }
 
-// AddLeg adds a queue for the next leg.
-func (sw *Recorder) AddLeg() {
+// AddLeg adds a queue for the next leg; inproc says an in-process tap
+// records it (its TCP checksums are left to the Recorder).
+func (sw *Recorder) AddLeg(inproc bool) {
 	sw.mu.Lock()
-	sw.q = append(sw.q, legQueue{})
+	sw.q = append(sw.q, legQueue{inproc: inproc})
 	sw.mu.Unlock()
 }
 
 // Add queues a frame of leg, given as its headers and payload (copied),
-// with its length on the wire. It waits while the queues are full.
+// with its length on the wire. It waits while the queues are full. The
+// frame is made ready to write here, on the tap's goroutine while its
+// bytes are in the cache, and outside the Recorder's lock: its TCP
+// checksum filled in for an in-process tap, its credentials hidden (as
+// pftap hides them everywhere: the in-process taps record plaintext below
+// TLS). The one goroutine that writes the file is then left with the
+// merge, the comments and the writing. Frames of one leg are added by
+// one goroutine at a time (each tap is).
 func (sw *Recorder) Add(leg int, ts time.Time, head, payload []byte, orig int) {
 	n := len(head) + len(payload)
 	sw.mu.Lock()
-	defer sw.mu.Unlock()
 	for sw.bytes > writeBudget && !sw.closed {
 		sw.cond.Wait()
 	}
 	if sw.closed || leg >= len(sw.q) {
+		sw.mu.Unlock()
 		return
 	}
 	q := &sw.q[leg]
-	if cap(q.arena)-len(q.arena) < n {
-		q.arena = make([]byte, 0, max(arenaSize, n))
+	a := q.arena
+	if a == nil || cap(a.buf)-len(a.buf) < n {
+		if a != nil {
+			a.retired = true
+			sw.release(a)
+		}
+		a = sw.newArena(n)
+		q.arena = a
 	}
-	start := len(q.arena)
-	q.arena = append(append(q.arena, head...), payload...)
+	start := len(a.buf)
+	a.buf = a.buf[:start+n]
+	data := a.buf[start : start+n : start+n]
+	a.users++
+	inproc := q.inproc
+	sw.bytes += n
+	sw.mu.Unlock()
+
+	copy(data[copy(data, head):], payload)
+	if inproc {
+		tcpframe.FixChecksum(data)
+	}
+	capture.RedactFrame(data)
 	if orig < n {
 		orig = n
 	}
-	q.frames = append(q.frames, recFrame{ts: ts, data: q.arena[start:len(q.arena):len(q.arena)], orig: orig})
-	sw.bytes += n
+
+	sw.mu.Lock()
+	q = &sw.q[leg]
+	q.frames = append(q.frames, recFrame{ts: ts, data: data, orig: orig, arena: a})
+	sw.mu.Unlock()
+}
+
+// newArena returns an arena for frames of n bytes or more, one kept for
+// reuse when there is one. sw.mu is held.
+func (sw *Recorder) newArena(n int) *arena {
+	if k := len(sw.free); k > 0 && n <= arenaSize {
+		a := sw.free[k-1]
+		sw.free = sw.free[:k-1]
+		return a
+	}
+	sw.arenas++
+	return &arena{buf: make([]byte, 0, max(arenaSize, n))}
+}
+
+// release keeps a retired arena whose frames are all written for reuse.
+// sw.mu is held.
+func (sw *Recorder) release(a *arena) {
+	if !a.retired || a.users > 0 || cap(a.buf) != arenaSize || len(sw.free) >= maxFreeArenas {
+		return
+	}
+	a.buf, a.retired = a.buf[:0], false
+	sw.free = append(sw.free, a)
 }
 
 // Start writes the section header (comment) and one interface per leg,
-// and starts writing the frames. inproc marks the legs recorded by
-// in-process taps, whose TCP checksums the Recorder fills in.
-func (sw *Recorder) Start(comment string, legs []capture.Leg, inproc map[int]bool) error {
+// and starts writing the frames.
+func (sw *Recorder) Start(comment string, legs []capture.Leg) error {
 	sw.w = capture.NewFileWriter(sw.f, comment)
 	sw.legs = legs
-	sw.inproc = inproc
 	var ifs []packet.Interface
 	for i, l := range legs {
 		if _, err := sw.w.AddLeg(l); err != nil {
@@ -218,6 +282,10 @@ func (sw *Recorder) writeUpTo(before time.Time, all bool) {
 			}
 		}
 		sw.mu.Lock()
+		for _, b := range batch {
+			b.f.arena.users--
+			sw.release(b.f.arena)
+		}
 		sw.bytes -= freed
 		sw.cond.Broadcast()
 		sw.mu.Unlock()
@@ -226,13 +294,6 @@ func (sw *Recorder) writeUpTo(before time.Time, all bool) {
 
 func (sw *Recorder) write(leg int, f recFrame) error {
 	sw.texts = sw.texts[:0]
-	// The in-process taps leave TCP checksums to the writer.
-	if sw.inproc[leg] {
-		tcpframe.FixChecksum(f.data)
-	}
-	// Credentials are hidden in the file, as pftap hides them everywhere
-	// (the in-process taps record plaintext below TLS).
-	capture.RedactFrame(f.data)
 	if packet.Decode(packet.LinkEthernet, f.data, &sw.p) == nil {
 		sw.p.Time, sw.p.Interface = f.ts, leg
 		sw.dec.Add(&sw.p)

@@ -20,6 +20,7 @@ var (
 	tapCostTaps   = flag.String("tapcost.taps", "", `BenchmarkLabTapCost: the taps of the taps-on runs: "" (all, decoded as pftap lab does), "nostore" (all, frames counted and dropped), "kernel" (only the packet captures, frames counted: what the kernel's copies into their rings cost), "inprocess" or "live" (one kind, decoded)`)
 	tapCostClient = flag.String("tapcost.client", "kubectl", "BenchmarkLabTapCost: the port-forward client, kubectl or pftap")
 	tapCostWrite  = flag.Bool("tapcost.write", false, "BenchmarkLabTapCost: taps-on runs also write the session to a pcapng (-w) as it goes")
+	tapCostZstd   = flag.Bool("tapcost.zst", false, "BenchmarkLabTapCost: with -tapcost.write, the recording is compressed as written (-w FILE.pcapng.zst)")
 	tapCostOnly   = flag.String("tapcost.only", "", `BenchmarkLabTapCost: "on" or "off" runs only that side of each pair (to profile it)`)
 )
 
@@ -89,6 +90,9 @@ func tapCostTransfer(n int64, taps string) (float64, float64, uint64, error) {
 		}
 		defer os.RemoveAll(dir)
 		opts.Write = filepath.Join(dir, "session.pcapng")
+		if *tapCostZstd {
+			opts.Write += ".zst"
+		}
 	}
 	cpu0 := testenv.CPUTime()
 	sess, err := runLab(opts)
