@@ -185,6 +185,10 @@ func (sw *Recorder) release(a *arena) {
 // and starts writing the frames.
 func (sw *Recorder) Start(comment string, legs []capture.Leg) error {
 	sw.w = capture.NewFileWriter(sw.f, comment)
+	// The run loop syncs every writeEvery: a killed run leaves the file
+	// as of then, and the file gets a few large writes instead of one a
+	// packet.
+	sw.w.Gather()
 	sw.legs = legs
 	var ifs []packet.Interface
 	for i, l := range legs {
@@ -192,6 +196,11 @@ func (sw *Recorder) Start(comment string, legs []capture.Leg) error {
 			return fmt.Errorf("%s: %w", sw.path, err)
 		}
 		ifs = append(ifs, packet.Interface{Index: i, Name: l.Name})
+	}
+	// The header and the legs go to the file now: a file that cannot be
+	// written fails here, not at the first sync.
+	if err := sw.w.Sync(); err != nil {
+		return fmt.Errorf("%s: %w", sw.path, err)
 	}
 	sw.first, sw.last, sw.count = make([]time.Time, len(legs)), make([]time.Time, len(legs)), make([]uint64, len(legs))
 	// Decode as the packets are written: the events a packet completes
@@ -221,8 +230,8 @@ func (sw *Recorder) run() {
 			return
 		case <-t.C:
 			sw.writeUpTo(time.Now().Add(-writeLateness), false)
-			// A compressed recording: what was written is readable
-			// even if the run is killed now.
+			// What was written is in the file, readable even if the
+			// run is killed now.
 			if err := sw.w.Sync(); err != nil {
 				sw.mu.Lock()
 				if sw.err == nil {
