@@ -232,3 +232,45 @@ func gzipped(t *testing.T, b []byte) []byte {
 	w.Close()
 	return buf.Bytes()
 }
+
+// TestDamagedTimestamps: a packet stamped before 1970 or after 9999 (a
+// damaged timestamp) is kept, at the epoch; others keep their time, up to
+// the end of 9999.
+func TestDamagedTimestamps(t *testing.T) {
+	epoch := time.Unix(0, 0)
+	stamps := []struct{ ts, want time.Time }{
+		{time.Date(2023, 11, 14, 0, 0, 0, 0, time.UTC), time.Date(2023, 11, 14, 0, 0, 0, 0, time.UTC)},
+		{time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)},
+		{time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), epoch},
+		{time.Date(12000, 6, 1, 0, 0, 0, 0, time.UTC), epoch},
+	}
+	// pcapgo's writer stamps in nanoseconds, which end in 2554: the file is
+	// built here, its interface without an if_tsresol option, so in
+	// microseconds (pcapng's default).
+	le := binary.LittleEndian
+	block := func(b []byte, typ uint32, body []byte) []byte {
+		n := uint32(12 + len(body))
+		b = le.AppendUint32(le.AppendUint32(b, typ), n)
+		return le.AppendUint32(append(b, body...), n)
+	}
+	b := block(nil, 0x0A0D0D0A, []byte{0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	b = block(b, 1, le.AppendUint32(le.AppendUint16(le.AppendUint16(nil, uint16(layers.LinkTypeRaw)), 0), 65535))
+	frame := ipv4TCP("hi") // 42 bytes, padded to 44
+	for _, s := range stamps {
+		us := uint64(s.ts.Unix()) * 1e6
+		body := le.AppendUint32(le.AppendUint32(le.AppendUint32(nil, 0), uint32(us>>32)), uint32(us))
+		body = le.AppendUint32(le.AppendUint32(body, uint32(len(frame))), uint32(len(frame)))
+		body = append(append(body, frame...), make([]byte, (4-len(frame)%4)%4)...)
+		b = block(b, 6, body)
+	}
+	r, err := NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range stamps {
+		var p Packet
+		if err := r.Next(&p); err != nil || !p.Time.Equal(s.want) {
+			t.Errorf("packet %d stamped %v: %v, read as %v; want %v", i, s.ts, err, p.Time, s.want)
+		}
+	}
+}

@@ -187,6 +187,11 @@ func (r *Reader) readPcapHeader() error {
 	return nil
 }
 
+// year10000 is 10000-01-01 in Unix seconds: timestamps from there on, like
+// those before 1970, are damaged (comparing seconds costs less than a
+// calendar's year for every packet).
+const year10000 = 253402300800
+
 // readPcap returns the next frame of a pcap file: a slice of the
 // read-ahead's buffer wherever it can be.
 func (r *Reader) readPcap() ([]byte, gopacket.CaptureInfo, error) {
@@ -431,7 +436,7 @@ func (r *Reader) Next(p *Packet) (err error) {
 			continue
 		}
 		p.Time = ci.Timestamp
-		if y := p.Time.Year(); y < 1970 || y > 9999 {
+		if s := p.Time.Unix(); s < 0 || s >= year10000 {
 			// A damaged or zero timestamp: keep the packet, at the epoch.
 			p.Time = time.Unix(0, 0).UTC()
 		}

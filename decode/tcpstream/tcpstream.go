@@ -147,6 +147,10 @@ type Assembler struct {
 	h     Handler
 	conns map[connKey]*Conn
 	next  int
+	// last is the connection of the previous packet, the map's entry for
+	// its key: a transfer's packets come one connection at a time, and
+	// matching them to it costs less than hashing their key.
+	last *Conn
 }
 
 type connKey struct {
@@ -171,15 +175,20 @@ func seqDiff(a, b uint32) int64 { return int64(int32(a - b)) }
 
 // Add processes one packet. Packets must come in capture order.
 func (as *Assembler) Add(p *packet.Packet) {
-	k := keyOf(p)
-	c := as.conns[k]
+	c := as.last
+	if c == nil || c.Interface != p.Interface ||
+		!(p.Src == c.Client && p.Dst == c.Server || p.Src == c.Server && p.Dst == c.Client) {
+		c = as.conns[keyOf(p)]
+	}
 	if c != nil && c.closed {
+		k := keyOf(p)
 		if !p.Flags.Has(packet.SYN) || p.Flags.Has(packet.ACK) {
 			return // the last ACKs of a closed connection
 		}
 		delete(as.conns, k) // the 4-tuple is reused by a new connection
 		c = nil
 	}
+	as.last = c
 	if c == nil {
 		if p.Flags.Has(packet.RST) && len(p.Payload) == 0 {
 			return // a stray reset of a connection we never saw
@@ -197,7 +206,8 @@ func (as *Assembler) Add(p *packet.Packet) {
 			c.Client, c.Server = p.Dst, p.Src
 		}
 		c.SawSYN = p.Flags.Has(packet.SYN)
-		as.conns[k] = c
+		as.conns[keyOf(p)] = c
+		as.last = c
 		as.h.Open(c, p.Time)
 	}
 	d := ClientToServer
@@ -384,6 +394,7 @@ func (as *Assembler) Flush(t time.Time) {
 		as.FlushConn(c, t)
 	}
 	clear(as.conns)
+	as.last = nil
 }
 
 // FlushConn ends the input of one connection, as Flush does for all: its
