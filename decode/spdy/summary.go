@@ -2,6 +2,7 @@ package spdy
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/pftap/pftap/internal/preview"
@@ -19,9 +20,14 @@ const PreviewBytes = 40
 func Summarize(f Frame) string {
 	h := f.Header()
 	var b strings.Builder
+	if h.Type == TypeData {
+		// The line in one allocation: the preview's bytes at most 4 each.
+		b.Grow(64 + 4*PreviewBytes)
+	}
 	b.WriteString(h.Type.String())
 	if h.Type == TypeData || h.StreamID != 0 {
-		fmt.Fprintf(&b, " stream=%d", h.StreamID)
+		b.WriteString(" stream=")
+		b.WriteString(strconv.FormatUint(uint64(h.StreamID), 10))
 	}
 	if fl := h.Flags.Describe(h.Type); fl != "" {
 		b.WriteString(" flags=")
@@ -32,10 +38,11 @@ func Summarize(f Frame) string {
 		// A frame that came in pieces holds only its first bytes: its
 		// length is the header's.
 		n := max(len(f.Data), int(f.Length))
-		fmt.Fprintf(&b, " len=%d", n)
+		b.WriteString(" len=")
+		b.WriteString(strconv.Itoa(n))
 		if n > 0 {
 			b.WriteByte(' ')
-			b.WriteString(preview.Prefix(f.Data, n, PreviewBytes))
+			preview.WritePrefix(&b, f.Data, n, PreviewBytes)
 		}
 	case *SynStreamFrame:
 		if f.AssociatedTo != 0 {

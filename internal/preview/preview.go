@@ -15,6 +15,13 @@ func Bytes(b []byte, max int) string { return Prefix(b, len(b), max) }
 // Prefix is Bytes for a payload of n bytes of which b holds the first
 // (at least max of them when n is more than max).
 func Prefix(b []byte, n, max int) string {
+	var sb strings.Builder
+	WritePrefix(&sb, b, n, max)
+	return sb.String()
+}
+
+// WritePrefix writes Prefix(b, n, max) to sb, growing it once.
+func WritePrefix(sb *strings.Builder, b []byte, n, max int) {
 	cut := b
 	if len(cut) > max {
 		cut = cut[:max]
@@ -28,14 +35,85 @@ func Prefix(b []byte, n, max int) string {
 			}
 		}
 	}
-	var sb strings.Builder
-	sb.WriteString(strconv.QuoteToASCII(string(cut)))
+	// Every byte becomes at most 4 (\xNN), the quotes 2, the count of the
+	// rest at most 30.
+	sb.Grow(4*len(cut) + 32)
+	quoteASCII(sb, cut)
 	if rest := n - len(cut); rest > 0 {
 		sb.WriteString("…(+")
 		sb.WriteString(strconv.Itoa(rest))
 		sb.WriteString(" bytes)")
 	}
-	return sb.String()
+}
+
+const hexDigits = "0123456789abcdef"
+
+// quoteASCII writes b as strconv.QuoteToASCII(string(b)) would, without
+// making b a string first (a preview of every frame of a transfer was
+// three allocations and strconv's loop over runes):
+// TestQuoteASCIIIsStrconvs checks it byte for byte.
+func quoteASCII(sb *strings.Builder, b []byte) {
+	sb.WriteByte('"')
+	for i := 0; i < len(b); {
+		c := b[i]
+		if plainASCII(c) {
+			j := i + 1
+			for j < len(b) && plainASCII(b[j]) {
+				j++
+			}
+			sb.Write(b[i:j])
+			i = j
+			continue
+		}
+		if c < utf8.RuneSelf {
+			i++
+			switch c {
+			case '"', '\\':
+				sb.WriteByte('\\')
+				sb.WriteByte(c)
+			case '\a':
+				sb.WriteString(`\a`)
+			case '\b':
+				sb.WriteString(`\b`)
+			case '\f':
+				sb.WriteString(`\f`)
+			case '\n':
+				sb.WriteString(`\n`)
+			case '\r':
+				sb.WriteString(`\r`)
+			case '\t':
+				sb.WriteString(`\t`)
+			case '\v':
+				sb.WriteString(`\v`)
+			default:
+				hexEscape(sb, 'x', uint32(c), 2)
+			}
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		i += size
+		switch {
+		case r == utf8.RuneError && size == 1:
+			hexEscape(sb, 'x', uint32(c), 2)
+		case r < 0x10000:
+			hexEscape(sb, 'u', uint32(r), 4)
+		default:
+			hexEscape(sb, 'U', uint32(r), 8)
+		}
+	}
+	sb.WriteByte('"')
+}
+
+// plainASCII is a byte QuoteToASCII leaves as it is.
+func plainASCII(c byte) bool { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\' }
+
+// hexEscape writes \ kind and v in digits lower-case hex digits.
+func hexEscape(sb *strings.Builder, kind byte, v uint32, digits int) {
+	sb.WriteByte('\\')
+	sb.WriteByte(kind)
+	for s := 4 * (digits - 1); s >= 0; s -= 4 {
+		sb.WriteByte(hexDigits[v>>uint(s)&0xf])
+	}
 }
 
 // Text is like Bytes for a string.

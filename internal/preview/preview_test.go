@@ -1,6 +1,12 @@
 package preview
 
-import "testing"
+import (
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
 
 func TestBytes(t *testing.T) {
 	for _, tc := range []struct {
@@ -20,4 +26,45 @@ func TestBytes(t *testing.T) {
 	if Token("data", 10) != "data" || Token("a b", 10) != `"a b"` {
 		t.Error("Token")
 	}
+}
+
+// TestQuoteASCIIIsStrconvs: quoteASCII writes what strconv.QuoteToASCII
+// does, for every input of one and two bytes, every rune's encoding and
+// random bytes.
+func TestQuoteASCIIIsStrconvs(t *testing.T) {
+	check := func(b []byte) {
+		t.Helper()
+		var sb strings.Builder
+		quoteASCII(&sb, b)
+		if want := strconv.QuoteToASCII(string(b)); sb.String() != want {
+			t.Fatalf("% x: %s, want %s", b, sb.String(), want)
+		}
+	}
+	for i := range 1 << 16 {
+		check([]byte{byte(i)})
+		check([]byte{byte(i >> 8), byte(i)})
+	}
+	for r := rune(0); r <= utf8.MaxRune+1; r++ {
+		check(utf8.AppendRune([]byte("a"), r))
+	}
+	check([]byte{0xed, 0xa0, 0x80, 'x'}) // a surrogate: invalid UTF-8
+	rng := rand.New(rand.NewPCG(1, 2))
+	b := make([]byte, 64)
+	for range 20000 {
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		check(b[:rng.IntN(len(b))])
+	}
+}
+
+func FuzzQuoteASCII(f *testing.F) {
+	f.Add([]byte("GET / HTTP/1.1\r\n\x00\xff\u00e9\U0001F600"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var sb strings.Builder
+		quoteASCII(&sb, b)
+		if want := strconv.QuoteToASCII(string(b)); sb.String() != want {
+			t.Fatalf("% x: %s, want %s", b, sb.String(), want)
+		}
+	})
 }
