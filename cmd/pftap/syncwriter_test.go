@@ -31,7 +31,9 @@ func (l *lockedBuffer) String() string {
 
 type failingWriter struct{}
 
-func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("write /dev/stdout: broken pipe") }
+func (failingWriter) Write([]byte) (int, error) {
+	return 0, errors.New("write /dev/stdout: broken pipe")
+}
 
 // TestSyncWriterGathers: trace's output is written in one write for many
 // lines, no later than outputEvery after the first; through and Flush
