@@ -404,21 +404,21 @@ func (s *Lab) Run() (LabResult, error) {
 	defer s.lab.Close()
 	defer s.stopCaptures()
 	ctx, o, l := s.ctx, s.o, s.lab
-	local, err := kubectl.FreePort()
-	if err != nil {
-		return LabResult{}, err
-	}
+	// The local port: the client's own pick (kubectl's retried when
+	// another process takes it first).
+	var local int
 	inprocTaps := o.Taps&NoInProcess == 0
 	var stopClient func()
 	var clientLog func() []string
 	switch o.Client {
 	case Kubectl:
 		kf, err := kubectl.PortForward(ctx, kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/" + l.Config().Pod,
-			Remote: s.remote, Local: local})
+			Remote: s.remote})
 		if err != nil {
 			s.drainFailed()
 			return LabResult{}, err
 		}
+		local = kf.Local
 		stopClient = kf.Stop
 		clientLog = func() []string { return kubectlLog(kf.Output()) }
 	default:
@@ -430,7 +430,7 @@ func (s *Lab) Run() (LabResult, error) {
 			return slices.Clone(said)
 		}
 		pf, err := pfclient.Start(ctx, pfclient.Options{Server: l.APIServer, CA: l.CA, Token: l.Config().Token, Proxy: l.Proxy,
-			Namespace: l.Config().Namespace, Pod: l.Config().Pod, Local: local, Remote: s.remote, SPDY: o.SPDY,
+			Namespace: l.Config().Namespace, Pod: l.Config().Pod, Remote: s.remote, SPDY: o.SPDY,
 			OnError: func(e pfclient.ClientError) {
 				mu.Lock()
 				said = append(said, e.Line)
@@ -446,6 +446,7 @@ func (s *Lab) Run() (LabResult, error) {
 			s.drainFailed()
 			return LabResult{}, err
 		}
+		local = pf.Local
 		stopClient = pf.Stop
 	}
 	send := SendOptions{Concurrency: o.Concurrency, HeaderTimeout: o.HeaderTimeout}

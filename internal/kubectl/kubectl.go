@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,7 +54,21 @@ type Options struct {
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// It is picked below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range) where it can be, so that no outgoing
+// connection's source port (curl's, a parallel test's) takes it between
+// this check and the bind of whoever asked for it.
 func FreePort() (int, error) {
+	if lo := ephemeralLow(); lo > 10000+1000 {
+		for range 50 {
+			p := 10000 + rand.IntN(lo-10000)
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err == nil {
+				l.Close()
+				return p, nil
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -61,15 +77,49 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// PortForward starts kubectl and waits until it forwards.
+// ephemeralLow is the lowest port of the kernel's ephemeral range, or 0.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0
+	}
+	return lo
+}
+
+// bindTries is how often PortForward picks another local port when
+// kubectl finds the one it was given taken.
+const bindTries = 5
+
+// PortForward starts kubectl and waits until it forwards. With Local 0
+// it picks a free port, and another when kubectl finds it taken.
 func PortForward(ctx context.Context, o Options) (*Forward, error) {
-	local := o.Local
-	if local == 0 {
-		var err error
-		if local, err = FreePort(); err != nil {
+	if o.Local != 0 {
+		return portForward(ctx, o, o.Local)
+	}
+	for try := 1; ; try++ {
+		local, err := FreePort()
+		if err != nil {
 			return nil, err
 		}
+		f, err := portForward(ctx, o, local)
+		if err == nil || try == bindTries || !errors.Is(err, errPortTaken) {
+			return f, err
+		}
 	}
+}
+
+// errPortTaken is kubectl exiting because its local port was taken.
+var errPortTaken = errors.New("the local port was taken")
+
+func portForward(ctx context.Context, o Options, local int) (*Forward, error) {
 	f := &Forward{Local: local, done: make(chan struct{})}
 	bin := o.Kubectl
 	if bin == "" {
@@ -114,6 +164,9 @@ func PortForward(ctx context.Context, o Options) (*Forward, error) {
 	case <-ready:
 		return f, nil
 	case <-f.done:
+		if out := f.Output(); strings.Contains(out, "address already in use") {
+			return nil, fmt.Errorf("kubectl port-forward exited: %v: %s: %w", f.err, out, errPortTaken)
+		}
 		return nil, fmt.Errorf("kubectl port-forward exited: %v: %s", f.err, f.Output())
 	case <-time.After(wait):
 	case <-ctx.Done():
