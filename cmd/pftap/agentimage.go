@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -80,6 +81,11 @@ func agentImageRun(opts *AgentImageOptions) error {
 	}
 	ver, rev := buildVersion()
 	if opts.Binary != "" {
+		// Refused before it is run to ask its version: a binary the
+		// image cannot take is not run at all.
+		if err := agentimage.CheckBinary(bin); err != nil {
+			return err
+		}
 		ver, rev = binaryVersion(bin)
 	}
 	img, err := agentimage.Build(agentimage.Options{Binary: bin, OS: runtime.GOOS, Arch: runtime.GOARCH,
@@ -112,6 +118,9 @@ func agentImageRun(opts *AgentImageOptions) error {
 	return nil
 }
 
+// versionTimeout bounds binaryVersion's run of the binary.
+var versionTimeout = 10 * time.Second
+
 // binaryVersion is the version and revision of another pftap binary (of
 // this platform, as the image's must be): what its `version` says, else
 // its build info's module version.
@@ -127,9 +136,15 @@ func binaryVersion(path string) (ver, rev string) {
 			}
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), versionTimeout)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, path, "version").Output(); err == nil {
+	// In a process group of its own, killed whole when it overstays: what
+	// it started does not outlive it, nor hold its output open.
+	cmd := exec.CommandContext(ctx, path, "version")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	if out, err := cmd.Output(); err == nil {
 		// "pftap VERSION [(REVISION)] OS/ARCH GO"
 		if f := strings.Fields(string(out)); len(f) >= 2 && f[0] == "pftap" {
 			ver = f[1]

@@ -5,13 +5,22 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
 // TestMain makes the test binary the pftap command too, for the scripts.
+//
+// Run with a command for its first argument (`pftap.test version`, as
+// anything that runs a binary to ask its version would), it is pftap as
+// well: not a second run of the whole suite, labs and all, that would
+// outlive the test that started it.
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && !strings.HasPrefix(os.Args[1], "-") {
+		os.Exit(run(os.Args[1:], systemIO()))
+	}
 	testscript.Main(m, map[string]func(){
 		"pftap": func() { os.Exit(run(os.Args[1:], systemIO())) },
 	})

@@ -51,7 +51,7 @@ func Build(o Options) (v1.Image, error) {
 	if o.OS != "linux" {
 		return nil, fmt.Errorf("the agent runs on Linux nodes, and this pftap is built for %s: build pftap for linux (GOOS=linux CGO_ENABLED=0 go build ./cmd/pftap) and run its agent image", o.OS)
 	}
-	if err := checkStatic(bin); err != nil {
+	if err := checkStatic(bytes.NewReader(bin)); err != nil {
 		return nil, err
 	}
 	layer, err := binaryLayer(bin)
@@ -92,10 +92,23 @@ func Build(o Options) (v1.Image, error) {
 	return mutate.ConfigFile(img, cf)
 }
 
+// CheckBinary says why the binary at path cannot be the agent image's
+// (not an ELF executable, or linked dynamically), reading only its
+// headers; nil when Build would take it. Check a binary with it before
+// running it to ask its version.
+func CheckBinary(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return checkStatic(f)
+}
+
 // checkStatic refuses a dynamically linked binary: FROM scratch has no
 // libc to load it with.
-func checkStatic(bin []byte) error {
-	f, err := elf.NewFile(bytes.NewReader(bin))
+func checkStatic(bin io.ReaderAt) error {
+	f, err := elf.NewFile(bin)
 	if err != nil {
 		return fmt.Errorf("the pftap binary is not an ELF executable: %v", err)
 	}
