@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -138,11 +137,9 @@ func binaryVersion(path string) (ver, rev string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), versionTimeout)
 	defer cancel()
-	// In a process group of its own, killed whole when it overstays: what
-	// it started does not outlive it, nor hold its output open.
+	// Killed whole when it overstays.
 	cmd := exec.CommandContext(ctx, path, "version")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	ownGroup(cmd)
 	cmd.WaitDelay = time.Second
 	if out, err := cmd.Output(); err == nil {
 		// "pftap VERSION [(REVISION)] OS/ARCH GO"
