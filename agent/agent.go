@@ -19,8 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gopacket/gopacket"
-
 	"github.com/pftap/pftap/capture"
 	"github.com/pftap/pftap/internal/nsenter"
 	"github.com/pftap/pftap/internal/pki"
@@ -28,16 +26,28 @@ import (
 
 // Request is what trace asks for.
 type Request struct {
-	Token string `json:"token,omitempty"`
+	// Version is the protocol trace speaks (ProtocolVersion).
+	Version int    `json:"version,omitempty"`
+	Token   string `json:"token,omitempty"`
 	// Probed acknowledges a probe of that many bytes, read in full.
 	Probed int `json:"probed,omitempty"`
 	// PodIP is the pod's IP: the agent finds its network namespace.
 	PodIP string `json:"pod_ip"`
+	// Frames asks for the frames of trace's session too (trace -w).
+	Frames bool `json:"frames,omitempty"`
+	// NodeWide asks for every connection of the node's legs, not only
+	// trace's session's (refused by an agent not started allowing it).
+	NodeWide bool `json:"node_wide,omitempty"`
+	// Verbosity is the decoder's (as pftap decode -v).
+	Verbosity int `json:"verbosity,omitempty"`
 }
 
-// Hello is the agent's answer, before the pcapng stream.
+// Hello is the agent's answer, before the messages.
 type Hello struct {
-	Node string `json:"node,omitempty"`
+	// Version is the protocol the agent speaks (ProtocolVersion); an
+	// agent of protocol 1 sends none.
+	Version int    `json:"version,omitempty"`
+	Node    string `json:"node,omitempty"`
 	// Legs are the names of the legs the stream's interfaces carry, and
 	// LegIDs their places in the chain.
 	Legs   []string `json:"legs,omitempty"`
@@ -57,6 +67,25 @@ type Hello struct {
 	// Probe, when set, says that this many bytes follow, to be read and
 	// acknowledged (Request.Probed); the real Hello comes later.
 	Probe int `json:"probe,omitempty"`
+	// NodeWide: the agent sends every connection of its legs.
+	NodeWide bool `json:"node_wide,omitempty"`
+}
+
+// VersionMismatch is the one line either side says when the other speaks
+// another protocol version: mine is the speaker's, theirs the peer's (0:
+// a peer from before versions, protocol 1), peer "trace" or "agent".
+func VersionMismatch(mine, theirs int, peer string) string {
+	if theirs == 0 {
+		theirs = 1
+	}
+	newer := "a newer"
+	if theirs < mine {
+		newer = "an older"
+	}
+	if peer == "trace" {
+		return fmt.Sprintf("this agent speaks protocol %d and the trace that connected speaks %d (%s pftap): run trace from the pftap this agent came from, or deploy an agent made by that trace's pftap (pftap agent image)", mine, theirs, newer)
+	}
+	return fmt.Sprintf("the agent speaks protocol %d and this trace speaks %d (the agent is %s pftap's): deploy an agent from this pftap (pftap agent image -o FILE, or --push REF, then --agent-image), or use the pftap the agent came with", theirs, mine, newer)
 }
 
 // MinTokenLen is the shortest token an agent accepts: a token opens every
@@ -114,6 +143,14 @@ type Options struct {
 	// NoProbe skips the probe that finds the agent's own connections
 	// (for an agent that is not reached through the legs it taps).
 	NoProbe bool
+	// AllowNodeWide lets a trace ask for every connection on the node's
+	// legs (Request.NodeWide), other sessions' included; off, the agent
+	// sends each trace its own session only.
+	AllowNodeWide bool
+	// MaxSendRate bounds what the agent sends a trace, in bytes a second
+	// (0: none): frames beyond it lose their payloads (trace -w keeps
+	// their headers), the decoded session is always sent.
+	MaxSendRate int64
 }
 
 // Environment variables a deployed agent reads: its token, and its
@@ -265,7 +302,7 @@ func (a *Agent) session(c net.Conn) {
 	defer a.end()
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReaderSize(c, 4096)
+	br := bufio.NewReaderSize(c, 64<<10)
 	line, err := br.ReadSlice('\n')
 	if err != nil {
 		a.logf("%s: no request: %v", c.RemoteAddr(), err)
@@ -276,9 +313,20 @@ func (a *Agent) session(c net.Conn) {
 		return
 	}
 	enc := json.NewEncoder(c)
+	refuse := func(msg string) {
+		a.logf("%s: %s", c.RemoteAddr(), msg)
+		enc.Encode(Hello{Version: ProtocolVersion, Error: msg})
+	}
 	if subtle.ConstantTimeCompare([]byte(req.Token), []byte(a.opts.Token)) != 1 {
-		a.logf("%s: wrong token", c.RemoteAddr())
-		enc.Encode(Hello{Error: "wrong token"})
+		refuse("wrong token")
+		return
+	}
+	if req.Version != ProtocolVersion {
+		refuse(VersionMismatch(ProtocolVersion, req.Version, "trace"))
+		return
+	}
+	if req.NodeWide && !a.opts.AllowNodeWide {
+		refuse("this agent sends only trace's own session: it was not started with --allow-node-wide")
 		return
 	}
 	if a.opts.Once {
@@ -287,22 +335,19 @@ func (a *Agent) session(c net.Conn) {
 		a.used = true
 		a.mu.Unlock()
 		if used {
-			a.logf("%s: the token was used already", c.RemoteAddr())
-			enc.Encode(Hello{Error: "this agent's token was used already: it serves one trace"})
+			refuse("this agent's token was used already: it serves one trace")
 			return
 		}
 		defer close(a.onceDone)
 	}
 	own, err := a.probe(c, br)
 	if err != nil {
-		a.logf("%s: probe: %v", c.RemoteAddr(), err)
-		enc.Encode(Hello{Error: "finding the agent's own connections: " + err.Error()})
+		refuse("finding the agent's own connections: " + err.Error())
 		return
 	}
 	srcs, legs, podNetns, err := a.open(req, own)
 	if err != nil {
-		a.logf("%s: %v", c.RemoteAddr(), err)
-		enc.Encode(Hello{Error: err.Error()})
+		refuse(err.Error())
 		return
 	}
 	defer func() {
@@ -327,54 +372,21 @@ func (a *Agent) session(c net.Conn) {
 	for _, t := range own {
 		excluded = append(excluded, t.String())
 	}
-	if err := enc.Encode(Hello{Node: host, Legs: names, LegIDs: ids, LegsAbout: about, PodListeners: listening, Excluded: excluded}); err != nil {
+	if err := enc.Encode(Hello{Version: ProtocolVersion, Node: host, Legs: names, LegIDs: ids, LegsAbout: about, PodListeners: listening, Excluded: excluded, NodeWide: req.NodeWide}); err != nil {
 		return
 	}
 	c.SetDeadline(time.Time{})
-	a.logf("%s: tapping pod %s: %s", c.RemoteAddr(), req.PodIP, strings.Join(names, ", "))
+	view := "only its own session"
+	if req.NodeWide {
+		view = "everything on the node's legs (node-wide)"
+	}
+	a.logf("%s: tapping pod %s for trace, %s: %s", c.RemoteAddr(), req.PodIP, view, strings.Join(names, ", "))
 	if len(excluded) > 0 {
 		a.logf("%s: left out of every leg, as they carry this session: %s", c.RemoteAddr(), strings.Join(excluded, ", "))
 	}
-	w := capture.NewWriter(c, "pftap agent on "+host)
-	for _, l := range legs {
-		if _, err := w.AddLeg(l); err != nil {
-			return
-		}
-	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var once sync.Once
-	end := func() { once.Do(func() { close(stop) }) }
-	for i, s := range srcs {
-		wg.Add(1)
-		go func(i int, s *capture.Source) {
-			defer wg.Done()
-			capture.Drain(s, stop, func(data []byte, ci gopacket.CaptureInfo) {
-				if err := w.WritePacket(i, ci.Timestamp.Add(a.opts.ClockOffset), data, ci.Length, ""); err != nil {
-					end()
-				}
-			})
-		}(i, s)
-	}
-	// trace ends the session by closing its side; a trace that went
-	// silent (killed, or cut off without a FIN) ends it too.
-	go func() {
-		defer end()
-		buf := make([]byte, 512)
-		for {
-			c.SetReadDeadline(time.Now().Add(Silence))
-			if _, err := br.Read(buf); err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					a.logf("%s: nothing heard from trace for %s: ending the session", c.RemoteAddr(), Silence)
-				}
-				return
-			}
-		}
-	}()
-	<-stop
-	wg.Wait()
-	a.logf("%s: session ended", c.RemoteAddr())
+	s := newSession(a, c, br, req)
+	s.run(srcs, legs)
+	a.logf("%s: session ended (%d bytes sent)", c.RemoteAddr(), s.out.sent.Load())
 }
 
 // probe finds the connections that carry this session (see self.go).

@@ -2,6 +2,7 @@ package decode
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -37,6 +38,31 @@ type Options struct {
 	// that carries TLS (sizes and times: the content is encrypted). The
 	// TLSRecord is only valid during the call.
 	Records func(*TLSRecord)
+	// SPDYBytes, when set, is called with every byte of every SPDY
+	// session's two directions, in order, as they are handed to the SPDY
+	// framer: after a SPDY/3.1 upgrade, the connection's bytes; inside a
+	// WebSocket tunnel, its binary messages joined. The same session
+	// crosses every SPDY leg byte for byte, so these bytes tell one leg's
+	// session from another's (an agent finds trace's own session on the
+	// node's legs by them). The SPDYBytes is only valid during the call.
+	SPDYBytes func(*SPDYBytes)
+}
+
+// SPDYBytes is a piece of one direction of a SPDY session's byte stream,
+// given to Options.SPDYBytes.
+type SPDYBytes struct {
+	Time time.Time
+	Conn int
+	Leg  string
+	Dir  Dir
+	// Client and Server are the connection's endpoints.
+	Client, Server netip.AddrPort
+	// Offset of Data in the direction's SPDY byte stream (0: the first
+	// byte after the upgrade). Midstream marks a session joined after its
+	// start: the offsets then count from the first frame found.
+	Offset    int64
+	Midstream bool
+	Data      []byte
 }
 
 // TLSRecord is one TLS record seen on a leg.
@@ -112,6 +138,7 @@ type Decoder struct {
 	failed bool
 	chunk  Chunk     // reused for every Options.Chunks call
 	record TLSRecord // reused for every Options.Records call
+	sb     SPDYBytes // reused for every Options.SPDYBytes call
 }
 
 // NewDecoder returns a Decoder that calls emit for every event, in capture
@@ -137,7 +164,10 @@ func (d *Decoder) SetInterfaces(ifs []packet.Interface) {
 
 // Add decodes one packet.
 func (d *Decoder) Add(p *packet.Packet) {
-	if d.sum.Packets == 0 {
+	// The earliest packet, whichever came first: a caller that holds a
+	// connection's packets back (an agent deciding whose it is) may add
+	// them after a later connection's.
+	if d.sum.Packets == 0 || p.Time.Before(d.sum.Start) {
 		d.sum.Start = p.Time
 	}
 	d.sum.Packets++
@@ -155,6 +185,24 @@ func (d *Decoder) Add(p *packet.Packet) {
 		d.sum.End = p.Time
 	}
 	d.asm.Add(p)
+}
+
+// Forget stops decoding the connection between a and b seen on interface
+// iface, with no event: its state is freed, it counts as closed, and a
+// later packet of its 4-tuple begins a new connection. (An agent that
+// decodes a connection to learn whose it is forgets it once it knows.)
+func (d *Decoder) Forget(iface int, a, b netip.AddrPort) {
+	c := d.asm.Forget(iface, a, b)
+	if c == nil {
+		return
+	}
+	if cs, ok := c.User.(*connState); ok {
+		cs.dirs = [2]layer{stopped, stopped}
+		cs.pf = pfSession{sink: cs}
+		cs.pieces = [2]pieces{}
+		cs.upgrade, cs.methods = nil, nil
+		cs.closed = 2
+	}
 }
 
 // Pending counts what a live capture still waits to see: connections not

@@ -92,7 +92,7 @@ func (l *detectLayer) data(cs *connState, dir tcpstream.Dir, off int64, t time.T
 	// A capture that began inside a SPDY session: look for a control
 	// frame header to synchronise on.
 	if i := findSPDYFrame(buf); i >= 0 {
-		sl := &spdyLayer{fr: cs.newFramer(), skipped: int64(i)}
+		sl := &spdyLayer{fr: cs.newFramer(), skipped: int64(i), mid: true}
 		cs.dirs[dir] = sl
 		msg := "joined a SPDY session mid-way"
 		if i > 0 {
@@ -324,6 +324,7 @@ func (l *tlsLayer) record(cs *connState, dir tcpstream.Dir, t time.Time) {
 type wsLayer struct {
 	ws     *websocket.Decoder
 	tunnel *spdy.Framer
+	pos    int64 // the tunnel's bytes handed to its framer so far
 }
 
 func (l *wsLayer) gap() (layer, bool) { return stopped, true }
@@ -377,6 +378,8 @@ func (l *wsLayer) frame(cs *connState, dir tcpstream.Dir, t time.Time, off int64
 			cs.decodeError(dir, t, ptr(off), errors.New("text message inside a SPDY tunnel (binary expected)"))
 			return
 		}
+		cs.spdyBytes(dir, t, l.pos, cs.c.Midstream(dir), f.Payload)
+		l.pos += int64(len(f.Payload))
 		l.tunnel.Write(f.Payload)
 		cs.drainSPDY(dir, l, l.tunnel, 0, t)
 	case cs.pf.channels:
@@ -389,6 +392,8 @@ func (l *wsLayer) frame(cs *connState, dir tcpstream.Dir, t time.Time, off int64
 type spdyLayer struct {
 	fr      *spdy.Framer
 	skipped int64
+	pos     int64 // the bytes handed to fr so far
+	mid     bool  // found by synchronising on a frame: joined mid-way
 }
 
 func (l *spdyLayer) gap() (layer, bool) { return stopped, true }
@@ -401,8 +406,20 @@ func (l *spdyLayer) end(cs *connState, dir tcpstream.Dir, t time.Time) {
 }
 
 func (l *spdyLayer) data(cs *connState, dir tcpstream.Dir, _ int64, t time.Time, b []byte) {
+	cs.spdyBytes(dir, t, l.pos, l.mid || cs.c.Midstream(dir), b)
+	l.pos += int64(len(b))
 	l.fr.Write(b)
 	cs.drainSPDY(dir, l, l.fr, l.skipped, t)
+}
+
+// spdyBytes hands a SPDY session's bytes to Options.SPDYBytes.
+func (cs *connState) spdyBytes(dir tcpstream.Dir, t time.Time, off int64, mid bool, b []byte) {
+	f := cs.d.opts.SPDYBytes
+	if f == nil || len(b) == 0 {
+		return
+	}
+	cs.d.sb = SPDYBytes{Time: t, Conn: cs.c.ID, Leg: cs.leg, Dir: dirOf(dir), Client: cs.c.Client, Server: cs.c.Server, Offset: off, Midstream: mid, Data: b}
+	f(&cs.d.sb)
 }
 
 // drainSPDY reports every frame fr holds, while owner is still the

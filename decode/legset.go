@@ -39,15 +39,37 @@ type LegSet struct {
 
 type connRef struct{ leg, local int }
 
-// A LegDecoder is one leg of a LegSet.
+// A LegDecoder is one leg of a LegSet: decoded here (Add), or decoded
+// elsewhere and handed over as events (a remote leg: Push).
 type LegDecoder struct {
-	set  *LegSet
-	idx  int
-	d    *Decoder
-	cur  time.Time // the time of the packet being decoded
-	mu   sync.Mutex
-	q    []legItem // events not yet released, in the order emitted
-	head int
+	set     *LegSet
+	idx     int
+	d       *Decoder // nil for a remote leg
+	lg      leg.Leg
+	observe func(*Event)
+	cur     time.Time // the time of the packet being decoded
+	mu      sync.Mutex
+	q       []legItem // events not yet released, in the order emitted (a remote leg's in time order)
+	head    int
+	// A remote leg's totals and what it still waits for, as its
+	// decoder reported them.
+	rsum     Summary
+	rpending [2]int
+}
+
+// LegHooks are what a leg of a LegSet reports beside its events, on the
+// goroutine that calls its Add. The Conn each carries is the leg's own
+// number for the connection, which LegSet.Conn turns into the set's.
+type LegHooks struct {
+	// Chunks, Records and SPDYBytes are the leg's Options.Chunks,
+	// Options.Records and Options.SPDYBytes.
+	Chunks    func(*Chunk)
+	Records   func(*TLSRecord)
+	SPDYBytes func(*SPDYBytes)
+	// Observe sees each of the leg's events as it is decoded, before it
+	// waits for Release (its Conn still the leg's own number). It must
+	// not keep the Event.
+	Observe func(*Event)
 }
 
 type legItem struct {
@@ -69,20 +91,92 @@ func NewLegSet(opts Options, emit func(*Event)) *LegSet {
 // its Add; the Conn they carry is the leg's own number for the connection,
 // which Conn turns into the set's.
 func (s *LegSet) AddLeg(lg leg.Leg, chunks func(*Chunk), records func(*TLSRecord)) *LegDecoder {
+	return s.AddLegHooks(lg, LegHooks{Chunks: chunks, Records: records})
+}
+
+// AddLegHooks adds a leg, as AddLeg does, with every hook a leg has.
+func (s *LegSet) AddLegHooks(lg leg.Leg, h LegHooks) *LegDecoder {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := &LegDecoder{set: s, idx: len(s.legs)}
+	l := &LegDecoder{set: s, idx: len(s.legs), lg: lg, observe: h.Observe}
 	o := s.opts
-	o.Chunks, o.Records = chunks, records
+	o.Chunks, o.Records, o.SPDYBytes = h.Chunks, h.Records, h.SPDYBytes
 	l.d = NewDecoder(o, l.event)
 	l.d.SetInterfaces([]packet.Interface{{Index: l.idx, Name: lg.Name, Leg: lg.ID}})
 	s.legs = append(s.legs, l)
 	return l
 }
 
-// Pending is Decoder.Pending for this leg; it must not run beside the
-// leg's Add.
-func (l *LegDecoder) Pending() (conns, requests int) { return l.d.Pending() }
+// AddRemoteLeg adds a leg decoded elsewhere (by pftap agent, on the node
+// that sees it): its events come decoded, through Push, and its totals
+// through SetRemote. It takes its place in the merged order as any leg.
+func (s *LegSet) AddRemoteLeg(lg leg.Leg) *LegDecoder {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := &LegDecoder{set: s, idx: len(s.legs), lg: lg}
+	s.legs = append(s.legs, l)
+	return l
+}
+
+// Name is the leg's name.
+func (l *LegDecoder) Name() string { return l.lg.Name }
+
+// Remote says whether the leg is decoded elsewhere.
+func (l *LegDecoder) Remote() bool { return l.d == nil }
+
+// Push takes one event of a remote leg, decoded where the leg was
+// captured: t is the time of the packet that completed it, and its Conn
+// the connection's number on that leg (as a Decoder of that leg alone
+// numbers them). Events may come out of time order (a connection whose
+// packets were held back); each takes its place by t. The Event is kept.
+func (l *LegDecoder) Push(t time.Time, e *Event) {
+	e.Leg, e.LegID = l.lg.Name, l.lg.ID
+	if l.set.finish {
+		l.set.out(l.idx, e)
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := len(l.q)
+	for i > l.head && t.Before(l.q[i-1].t) {
+		i--
+	}
+	l.q = append(l.q, legItem{})
+	copy(l.q[i+1:], l.q[i:])
+	l.q[i] = legItem{t, e}
+}
+
+// SetRemote sets a remote leg's totals (its Decoder's Finish, the legs
+// named in it this leg's) and what it still waits for, as last reported.
+func (l *LegDecoder) SetRemote(sum *Summary, conns, requests int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if sum != nil {
+		l.rsum = *sum
+	}
+	l.rpending = [2]int{conns, requests}
+}
+
+// Pending is Decoder.Pending for this leg (a remote leg's as last
+// reported); it must not run beside the leg's Add.
+func (l *LegDecoder) Pending() (conns, requests int) {
+	if l.d == nil {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.rpending[0], l.rpending[1]
+	}
+	return l.d.Pending()
+}
+
+// summary is the leg's totals so far.
+func (l *LegDecoder) summary() Summary {
+	if l.d == nil {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.rsum
+	}
+	return l.d.sum
+}
 
 // Index is the leg's place in the set: packets given to Add carry it as
 // their Interface.
@@ -97,6 +191,9 @@ func (l *LegDecoder) Add(p *packet.Packet) {
 }
 
 func (l *LegDecoder) event(e *Event) {
+	if l.observe != nil {
+		l.observe(e)
+	}
 	if l.set.finish {
 		l.set.out(l.idx, e)
 		return
@@ -197,8 +294,10 @@ func (s *LegSet) Finish() Summary {
 	legs := s.legs
 	s.mu.Unlock()
 	var sum Summary
-	for _, l := range legs {
-		ls := l.d.sum
+	sums := make([]Summary, len(legs))
+	for i, l := range legs {
+		sums[i] = l.summary()
+		ls := sums[i]
 		if ls.Packets == 0 {
 			continue
 		}
@@ -213,16 +312,22 @@ func (s *LegSet) Finish() Summary {
 	s.finish = true
 	// Every connection made its KindConn event at its first packet, so
 	// every one has a number by now.
+	// A remote leg was finished where it was decoded.
 	for _, ref := range s.refs {
-		l := legs[ref.leg]
-		l.d.asm.FlushConn(l.d.conns[ref.local-1].c, sum.End)
+		if l := legs[ref.leg]; l.d != nil {
+			l.d.asm.FlushConn(l.d.conns[ref.local-1].c, sum.End)
+		}
 	}
 	for _, ref := range s.refs {
-		l := legs[ref.leg]
-		l.d.conns[ref.local-1].finishRequests(sum.End, "capture ended")
+		if l := legs[ref.leg]; l.d != nil {
+			l.d.conns[ref.local-1].finishRequests(sum.End, "capture ended")
+		}
 	}
-	for _, l := range legs {
-		ls := l.d.sum
+	for i, l := range legs {
+		ls := sums[i]
+		if l.d != nil {
+			ls = l.d.sum
+		}
 		sum.Connections += ls.Connections
 		sum.Upgrades += ls.Upgrades
 		sum.FailedUpgrade += ls.FailedUpgrade

@@ -30,6 +30,8 @@ type apiserver struct {
 	version  Version
 	refuseWS bool
 	pod      *corev1.Pod
+	// other is the second pod (Config.OtherPod), or nil.
+	other *corev1.Pod
 	// node is the pod's Node, with the features its kubelet declares.
 	node *corev1.Node
 	// location returns where to proxy a port-forward (the kubelet), and
@@ -79,6 +81,9 @@ func (a *apiserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if parts[3] == a.pod.Namespace && sel.Matches(labels.Set(a.pod.Labels)) {
 			list.Items = []corev1.Pod{*a.pod}
 		}
+		if o := a.other; o != nil && parts[3] == o.Namespace && sel.Matches(labels.Set(o.Labels)) {
+			list.Items = append(list.Items, *o)
+		}
 		list.Items = append(list.Items, a.hosts.list(parts[3], sel)...)
 		if fakeapi.WantsTable(r) {
 			a.json(w, fakeapi.PodTable(list.Items))
@@ -95,6 +100,16 @@ func (a *apiserver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			a.portForward(w, r)
 		default:
 			a.status(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "the lab serves GET, DELETE and pods/portforward of the pods it runs")
+		}
+	case len(parts) >= 6 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "namespaces" && parts[4] == "pods" && a.other != nil &&
+		parts[3] == a.other.Namespace && parts[5] == a.other.Name:
+		switch {
+		case len(parts) == 6 && r.Method == http.MethodGet:
+			a.json(w, a.other)
+		case len(parts) == 7 && parts[6] == "portforward":
+			a.portForward(w, r)
+		default:
+			a.status(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "the lab serves GET pod and pods/portforward only")
 		}
 	case len(parts) >= 6 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "namespaces" && parts[4] == "pods":
 		if parts[3] != a.pod.Namespace || parts[5] != a.pod.Name {

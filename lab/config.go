@@ -99,6 +99,12 @@ type Config struct {
 	AppPort int
 	// Namespace and Pod name the lab's pod. Default: "default", "nginx".
 	Namespace, Pod string
+	// OtherPod, when set, names a second pod in the same namespace, on the
+	// same node, with a network namespace (NAME-pod2), an address and a
+	// built-in app of its own: someone else's pod, for port-forwards that
+	// are not the one being traced. The default runtime and pftap's own
+	// apiserver only.
+	OtherPod string
 	// Kubernetes is the release the apiserver behaves as (default:
 	// CurrentVersion; 1.23 with the socat runtime; 1.30 with
 	// NoWebSocket), Kubelet the node's (default: the same): together they
@@ -220,6 +226,9 @@ func (c *Config) defaults() error {
 	if c.Pod == "" {
 		c.Pod = "nginx"
 	}
+	if c.OtherPod != "" && (c.OtherPod == c.Pod || c.Runtime != RuntimeCRIStreaming || c.APIServerBinary != "") {
+		return fmt.Errorf("a second pod %q needs another name than the first and the %s runtime with pftap's own apiserver", c.OtherPod, RuntimeCRIStreaming)
+	}
 	if c.Plain {
 		c.Token = ""
 	} else if c.Token == "" {
@@ -258,8 +267,9 @@ type Leg struct {
 // Lab is a running chain.
 type Lab struct {
 	cfg Config
-	// CPNetns, NodeNetns and PodNetns name the namespaces (/run/netns).
-	CPNetns, NodeNetns, PodNetns string
+	// CPNetns, NodeNetns and PodNetns name the namespaces (/run/netns);
+	// OtherPodNetns the second pod's (Config.OtherPod), or "".
+	CPNetns, NodeNetns, PodNetns, OtherPodNetns string
 	// APIServer is the apiserver's URL, reachable from the host (the
 	// middlebox's, when there is one; Direct is then the apiserver's).
 	APIServer, Direct *url.URL
@@ -293,6 +303,7 @@ type Lab struct {
 	hostLinkIndex int
 	ownDir        bool
 	dir           string
+	otherApp      *App
 	pids          []int
 	closers       []func() error
 }
@@ -311,6 +322,7 @@ type addressing struct {
 	subnet                   netip.Prefix
 	host, cp, cpToNode, node netip.Addr
 	nodeToPod, pod           netip.Addr
+	nodeToPod2, pod2         netip.Addr // the second pod's (Config.OtherPod)
 	hostLink                 string
 }
 
@@ -318,5 +330,5 @@ func plan(subnet netip.Prefix) addressing {
 	b := subnet.Masked().Addr().As4()
 	at := func(n byte) netip.Addr { c := b; c[3] = n; return netip.AddrFrom4(c) }
 	return addressing{subnet: subnet, host: at(1), cp: at(2), cpToNode: at(5), node: at(6), nodeToPod: at(9), pod: at(10),
-		hostLink: fmt.Sprintf("pftap%dh", b[2])}
+		nodeToPod2: at(13), pod2: at(14), hostLink: fmt.Sprintf("pftap%dh", b[2])}
 }

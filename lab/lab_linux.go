@@ -45,6 +45,9 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 		return nil, errors.New("the lab needs root (CAP_SYS_ADMIN to make network namespaces, CAP_NET_ADMIN for veths)")
 	}
 	made := &Lab{cfg: cfg, CPNetns: cfg.Name + "-cp", NodeNetns: cfg.Name + "-node", PodNetns: cfg.Name + "-pod"}
+	if cfg.OtherPod != "" {
+		made.OtherPodNetns = cfg.Name + "-pod2"
+	}
 	l = made
 	defer func() {
 		if err != nil {
@@ -93,6 +96,9 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	if cfg.Runtime == RuntimeContainerd {
 		own, l.PodNetns = own[:2], ""
 	}
+	if l.OtherPodNetns != "" {
+		own = append(own, l.OtherPodNetns)
+	}
 	for _, ns := range own {
 		if err := nsenter.Create(ns); err != nil {
 			return nil, err
@@ -114,6 +120,12 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	if lk, err := hostLinkIndex(a.hostLink); err == nil {
 		l.hostLinkIndex = lk
 	}
+	if l.OtherPodNetns != "" {
+		if err := wireOtherPod(a, l.NodeNetns, l.OtherPodNetns); err != nil {
+			deleteHostLink(a.hostLink)
+			return nil, err
+		}
+	}
 	unlock()
 	locked = false
 	ca, err := pki.New(cfg.Name)
@@ -134,6 +146,15 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	} else if err := l.startApp(ctx); err != nil {
 		return nil, err
 	}
+	if l.OtherPodNetns != "" {
+		ln, err := listenIn(l.OtherPodNetns, net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.AppPort)))
+		if err != nil {
+			return nil, fmt.Errorf("app listener in the second pod: %w", err)
+		}
+		l.otherApp = NewApp()
+		go l.otherApp.Serve(ln)
+		l.closers = append(l.closers, l.otherApp.Close)
+	}
 
 	// The node: the runtime's streaming server and the kubelet.
 	k := &kubelet{runtime: cfg.Runtime, namespace: cfg.Namespace, pod: cfg.Pod, uid: podUID, sandbox: sandbox, podNetns: l.PodNetns,
@@ -146,6 +167,9 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 		rt = &runtime{netns: map[string]string{}}
 		if cfg.Runtime == RuntimeCRIStreaming {
 			rt.netns[sandbox] = l.PodNetns
+			if l.OtherPodNetns != "" {
+				rt.netns["sandbox-"+cfg.OtherPod] = l.OtherPodNetns
+			}
 		}
 		sl, err := listenIn(l.NodeNetns, "127.0.0.1:0")
 		if err != nil {
@@ -211,6 +235,9 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	l.hosts = newHostPods("pftap-lab-node", a.node.String(), func(p *corev1.Pod, ended func(error)) (func(), error) { return l.runAgentPod(p, rt, ended) })
 	l.closers = append(l.closers, func() error { l.hosts.stopAll(); return nil })
 	k.hostPod = func(ns, name string) (string, string, bool) {
+		if ns == cfg.Namespace && name == cfg.OtherPod && cfg.OtherPod != "" {
+			return "sandbox-" + name, l.OtherPodNetns, true
+		}
 		if l.hosts.get(ns, name) == nil {
 			return "", "", false
 		}
@@ -234,7 +261,11 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	if cfg.declaresWebSockets() {
 		declared = []string{FeatureExtendWebSocketsToKubelet}
 	}
-	api := &apiserver{token: cfg.Token, version: cfg.Kubernetes, refuseWS: cfg.RefuseWebSocket,
+	var other *corev1.Pod
+	if cfg.OtherPod != "" {
+		other = fakeapi.Pod(cfg.Namespace, cfg.OtherPod, a.pod2.String(), time.Now())
+	}
+	api := &apiserver{token: cfg.Token, version: cfg.Kubernetes, refuseWS: cfg.RefuseWebSocket, other: other,
 		pod:       fakeapi.Pod(cfg.Namespace, cfg.Pod, a.pod.String(), time.Now()),
 		node:      fakeapi.Node("pftap-lab-node", a.node.String(), cfg.Kubelet.GitVersion(), declared, time.Now()),
 		transport: toKubelet, hosts: l.hosts, deny: cfg.DenyPortForward, location: func(r *http.Request) (*url.URL, error) {
@@ -439,6 +470,14 @@ func (l *Lab) Close() error {
 	l.removeState()
 	l.Gone = time.Since(t0)
 	return errors.Join(errs...)
+}
+
+// OtherAppLog is what the second pod's app logged (Config.OtherPod).
+func (l *Lab) OtherAppLog() []AppRequest {
+	if l.otherApp == nil {
+		return nil
+	}
+	return l.otherApp.Log()
 }
 
 // AppLog is what the built-in app logged: the requests it served.

@@ -160,6 +160,58 @@ func wire(a addressing, cpNS, nodeNS, podNS string) error {
 	return nil
 }
 
+// wireOtherPod links the second pod's namespace to the node (node eth2,
+// pod eth0), with its addresses and default route.
+func wireOtherPod(a addressing, nodeNS, podNS string) error {
+	nodeNs, err := netns.GetFromName(nodeNS)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", nodeNS, err)
+	}
+	defer nodeNs.Close()
+	podNs, err := netns.GetFromName(podNS)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", podNS, err)
+	}
+	defer podNs.Close()
+	nodeH, err := netlink.NewHandleAt(nodeNs)
+	if err != nil {
+		return err
+	}
+	defer nodeH.Close()
+	podH, err := netlink.NewHandleAt(podNs)
+	if err != nil {
+		return err
+	}
+	defer podH.Close()
+	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth2"}, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(podNs))}
+	if err := nodeH.LinkAdd(v); err != nil {
+		return fmt.Errorf("veth eth2/eth0 to the second pod: %w", err)
+	}
+	for _, e := range []struct {
+		h    *netlink.Handle
+		name string
+		addr netip.Addr
+	}{{nodeH, "eth2", a.nodeToPod2}, {podH, "eth0", a.pod2}} {
+		l, err := e.h.LinkByName(e.name)
+		if err != nil {
+			return err
+		}
+		if err := e.h.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: e.addr.AsSlice(), Mask: net.CIDRMask(30, 32)}}); err != nil {
+			return fmt.Errorf("address %s on %s: %w", e.addr, e.name, err)
+		}
+		if err := e.h.LinkSetUp(l); err != nil {
+			return err
+		}
+		if lo, err := e.h.LinkByName("lo"); err == nil {
+			e.h.LinkSetUp(lo)
+		}
+	}
+	if err := podH.RouteAdd(&netlink.Route{Gw: a.nodeToPod2.AsSlice()}); err != nil {
+		return fmt.Errorf("second pod's default route: %w", err)
+	}
+	return nil
+}
+
 // deleteHostLink removes the host end of a lab's veth (gone anyway with
 // the control-plane namespace; this covers a half-built lab).
 func deleteHostLink(name string) {

@@ -50,7 +50,7 @@ type State struct {
 
 func (l *Lab) state() State {
 	st := State{Name: l.cfg.Name, PID: os.Getpid(), Started: time.Now(), Runtime: l.cfg.Runtime, App: l.cfg.App,
-		Subnet: l.cfg.Subnet.String(), Namespaces: []string{l.CPNetns, l.NodeNetns, l.PodNetns}, HostLink: l.addr.hostLink, HostLinkIndex: l.hostLinkIndex,
+		Subnet: l.cfg.Subnet.String(), Namespaces: nonEmpty(l.CPNetns, l.NodeNetns, l.PodNetns, l.OtherPodNetns), HostLink: l.addr.hostLink, HostLinkIndex: l.hostLinkIndex,
 		Dir: l.dir, OwnDir: l.ownDir, Kubeconfig: l.Kubeconfig, Pod: l.cfg.Namespace + "/" + l.cfg.Pod, PIDs: l.pids}
 	if l.APIServer != nil {
 		st.APIServer = l.APIServer.String()
@@ -271,4 +271,14 @@ func procComm(pid int) string {
 		return ""
 	}
 	return " (" + strings.TrimSpace(string(b)) + ")"
+}
+
+func nonEmpty(ss ...string) []string {
+	var out []string
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

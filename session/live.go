@@ -39,6 +39,7 @@ type liveLeg struct {
 	p       packet.Packet
 	last    time.Time // the latest in-process stamp
 	stopped bool      // the session ended: frames are dropped
+	remote  bool      // decoded elsewhere: its events come decoded
 }
 
 // DefaultLateness is how far behind the taps Run takes events in a lab,
@@ -82,6 +83,77 @@ func (ld *Live) AddLeg(lg leg.Leg) int {
 	return len(ld.legs) - 1
 }
 
+// AddLegHooks adds the next leg as AddLeg does, its decoder also
+// reporting through hooks (decode.LegHooks: Chunks and Records are the
+// Live's own and are ignored), and returns its index.
+func (ld *Live) AddLegHooks(lg leg.Leg, h decode.LegHooks) int {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	l := &liveLeg{corr: timeline.NewCorrelator()}
+	l.corr.Digests = true
+	h.Chunks = l.corr.Chunk
+	h.Records = func(r *decode.TLSRecord) { l.records = append(l.records, *r) }
+	l.dec = ld.set.AddLegHooks(lg, h)
+	ld.legs = append(ld.legs, l)
+	return len(ld.legs) - 1
+}
+
+// AddRemoteLeg adds the next leg, decoded elsewhere (by pftap agent, on
+// the node): its events, TLS records and totals come through Remote*.
+func (ld *Live) AddRemoteLeg(lg leg.Leg) int {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	l := &liveLeg{corr: timeline.NewCorrelator(), remote: true}
+	l.corr.Digests = true
+	l.dec = ld.set.AddRemoteLeg(lg)
+	ld.legs = append(ld.legs, l)
+	return len(ld.legs) - 1
+}
+
+// RemoteEvent takes an event of remote leg i, completed by a packet of
+// time t, its Conn the leg's own number for the connection.
+func (ld *Live) RemoteEvent(i int, t time.Time, e *decode.Event) {
+	l := ld.leg(i)
+	if l == nil || !l.remote {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.stopped {
+		l.dec.Push(t, e)
+	}
+}
+
+// RemoteRecords takes TLS records of remote leg i (their Conn the leg's
+// own numbers).
+func (ld *Live) RemoteRecords(i int, rs []decode.TLSRecord) {
+	l := ld.leg(i)
+	if l == nil || !l.remote {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range rs {
+		r.Leg = l.dec.Name()
+		l.records = append(l.records, r)
+	}
+}
+
+// RemoteState sets what remote leg i still waits for, and, at its end,
+// its totals (sum) and its correlator's flows.
+func (ld *Live) RemoteState(i int, conns, requests int, sum *decode.Summary, flows []timeline.Flow) {
+	l := ld.leg(i)
+	if l == nil || !l.remote {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dec.SetRemote(sum, conns, requests)
+	if flows != nil {
+		l.corr.AddFlows(flows)
+	}
+}
+
 // leg is leg i, or nil for a leg there is not (an agent's stream names
 // its interfaces).
 func (ld *Live) leg(i int) *liveLeg {
@@ -102,7 +174,7 @@ func (ld *Live) Frame(i int, ts time.Time, data []byte) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.stopped || packet.Decode(packet.LinkEthernet, data, &l.p) != nil {
+	if l.stopped || l.remote || packet.Decode(packet.LinkEthernet, data, &l.p) != nil {
 		return
 	}
 	l.p.Time, l.p.Interface = ts, l.dec.Index()
@@ -128,7 +200,7 @@ func (ld *Live) Parts(i int, head, payload []byte, keep func(ts time.Time)) {
 	ts := time.Now().Round(0)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.stopped {
+	if l.stopped || l.remote {
 		return
 	}
 	// A leg's frames stay in time order whichever taps make them: a frame
@@ -159,6 +231,7 @@ func (ld *Live) Pending() (conns, requests int) {
 		l.mu.Lock()
 		c, r := l.dec.Pending()
 		l.mu.Unlock()
+
 		conns, requests = conns+c, requests+r
 	}
 	return conns, requests

@@ -83,6 +83,84 @@ func (p *Pipeline) AddLeg(l capture.Leg, inproc bool) int {
 	return i
 }
 
+// AddLegHooks adds the next leg as AddLeg does, its decoding also
+// reporting through hooks (decode.LegHooks), and returns its index.
+func (p *Pipeline) AddLegHooks(l capture.Leg, inproc bool, h decode.LegHooks) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.legs = append(p.legs, l)
+	i := len(p.legs) - 1
+	if p.live != nil {
+		p.live.AddLegHooks(leg.Leg{ID: l.ID, Name: l.Name, Description: l.Description}, h)
+	}
+	if p.rec != nil {
+		p.rec.AddLeg(inproc)
+	}
+	return i
+}
+
+// AddRemoteLeg adds the next leg, decoded elsewhere (by pftap agent, on
+// the node that sees it), and returns its index: its events come through
+// RemoteEvent, its state and totals through RemoteStatus and RemoteFinal,
+// its frames (recorded only) through RemoteFrame.
+func (p *Pipeline) AddRemoteLeg(l capture.Leg) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.legs = append(p.legs, l)
+	i := len(p.legs) - 1
+	if p.live != nil {
+		p.live.AddRemoteLeg(leg.Leg{ID: l.ID, Name: l.Name, Description: l.Description})
+	}
+	if p.rec != nil {
+		p.rec.AddLeg(false)
+	}
+	return i
+}
+
+// RemoteEvent takes an event of a remote leg, completed by a packet of
+// time t, its Conn the leg's own number for the connection.
+func (p *Pipeline) RemoteEvent(leg int, t time.Time, e *decode.Event) {
+	if p.live != nil {
+		p.live.RemoteEvent(leg, t, e)
+	}
+}
+
+// RemoteRecords takes TLS records of a remote leg.
+func (p *Pipeline) RemoteRecords(leg int, rs []decode.TLSRecord) {
+	if p.live != nil {
+		p.live.RemoteRecords(leg, rs)
+	}
+}
+
+// RemoteStatus takes a remote leg's counters so far: the bytes its
+// capture took, its kernel drops, and the connections and requests its
+// decoding still waits for.
+func (p *Pipeline) RemoteStatus(leg int, moved int64, drops uint64, conns, requests int) {
+	if leg >= 0 && leg < maxLegs {
+		p.moved[leg].Store(moved)
+	}
+	p.SetStats(leg, capture.Stats{Drops: drops})
+	if p.live != nil {
+		p.live.RemoteState(leg, conns, requests, nil, nil)
+	}
+}
+
+// RemoteFinal takes a remote leg's totals and its correlator's flows, once
+// its decoding finished.
+func (p *Pipeline) RemoteFinal(leg int, sum decode.Summary, flows []timeline.Flow) {
+	if p.live != nil {
+		p.live.RemoteState(leg, 0, 0, &sum, flows)
+	}
+}
+
+// RemoteFrame records a frame of a remote leg (for the recording only:
+// its events come decoded); note, when set, joins its comment.
+func (p *Pipeline) RemoteFrame(leg int, ts time.Time, data []byte, orig int, note string) {
+	if p.rec != nil {
+		p.rec.AddNoted(leg, ts, data, nil, orig, note)
+	}
+}
+
 // Legs are the legs added so far, in order.
 func (p *Pipeline) Legs() []capture.Leg {
 	p.mu.Lock()

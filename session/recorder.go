@@ -68,6 +68,7 @@ type recFrame struct {
 	data  []byte
 	orig  int
 	arena *arena
+	note  string // joins the packet's comment
 }
 
 // An arena holds the bytes of a leg's queued frames. Once full and every
@@ -117,6 +118,12 @@ func (sw *Recorder) AddLeg(inproc bool) {
 // merge, the comments and the writing. Frames of one leg are added by
 // one goroutine at a time (each tap is).
 func (sw *Recorder) Add(leg int, ts time.Time, head, payload []byte, orig int) {
+	sw.AddNoted(leg, ts, head, payload, orig, "")
+}
+
+// AddNoted is Add with a note that joins the packet's comment (an agent's
+// frame sent without its payload says so).
+func (sw *Recorder) AddNoted(leg int, ts time.Time, head, payload []byte, orig int, note string) {
 	n := len(head) + len(payload)
 	sw.mu.Lock()
 	for sw.bytes > writeBudget && !sw.closed {
@@ -155,7 +162,7 @@ func (sw *Recorder) Add(leg int, ts time.Time, head, payload []byte, orig int) {
 
 	sw.mu.Lock()
 	q = &sw.q[leg]
-	q.frames = append(q.frames, recFrame{ts: ts, data: data, orig: orig, arena: a})
+	q.frames = append(q.frames, recFrame{ts: ts, data: data, orig: orig, arena: a, note: note})
 	sw.mu.Unlock()
 }
 
@@ -313,6 +320,9 @@ func (sw *Recorder) write(leg int, f recFrame) error {
 	sw.last[leg] = f.ts
 	sw.count[leg]++
 	sw.packets++
+	if f.note != "" {
+		sw.texts = append(sw.texts, f.note)
+	}
 	if err := sw.w.WritePacket(leg, f.ts, f.data, f.orig, strings.Join(sw.texts, "; ")); err != nil {
 		return fmt.Errorf("%s: %w", sw.path, err)
 	}

@@ -227,6 +227,74 @@ func (c *Correlator) Merge(other *Correlator, conn func(leg string, local int) i
 	c.Digests = c.Digests || other.Digests
 }
 
+// Flow is what one direction pair of a data stream (SPDY) or of a TCP
+// connection carried on one leg, as a Correlator keeps it: the form in
+// which a Correlator fed elsewhere (an agent, on the node's legs) is sent
+// to be merged (Flows, AddFlows). Index 0 is towards the pod.
+type Flow struct {
+	Leg       string       `json:"leg"`
+	Conn      int          `json:"conn"`
+	RequestID string       `json:"request_id,omitempty"`
+	SPDY      bool         `json:"spdy,omitempty"`
+	First     [2]time.Time `json:"first"`
+	Last      [2]time.Time `json:"last"`
+	Bytes     [2]int64     `json:"bytes"`
+	Prefix    [2][]byte    `json:"prefix"`
+	CRC       [2]uint32    `json:"crc"`
+	Digested  [2]bool      `json:"digested"`
+	FirstLen  [2]int       `json:"first_len"`
+}
+
+// Flows returns every flow c holds, SPDY data streams first, each group
+// by leg, connection and request (a stable order).
+func (c *Correlator) Flows() []Flow {
+	out := make([]Flow, 0, len(c.spdy)+len(c.tcp))
+	put := func(f *flow, spdy bool) {
+		out = append(out, Flow{Leg: f.leg, Conn: f.conn, RequestID: f.req, SPDY: spdy, First: f.first, Last: f.last, Bytes: f.bytes,
+			Prefix: [2][]byte{bytes.Clone(f.prefix[0]), bytes.Clone(f.prefix[1])}, CRC: f.crc, Digested: f.digested, FirstLen: f.firstLen})
+	}
+	for _, f := range c.spdy {
+		put(f, true)
+	}
+	for _, f := range c.tcp {
+		put(f, false)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		switch {
+		case a.SPDY != b.SPDY:
+			return a.SPDY
+		case a.Leg != b.Leg:
+			return a.Leg < b.Leg
+		case a.Conn != b.Conn:
+			return a.Conn < b.Conn
+		}
+		return a.RequestID < b.RequestID
+	})
+	return out
+}
+
+// AddFlows adds flows another Correlator gave (Flows), as if c had been
+// fed their chunks: a flow of the same leg, connection and request
+// replaces c's.
+func (c *Correlator) AddFlows(fs []Flow) {
+	for _, x := range fs {
+		f := &flow{leg: x.Leg, conn: x.Conn, req: x.RequestID, first: x.First, last: x.Last, bytes: x.Bytes, crc: x.CRC, digested: x.Digested, firstLen: x.FirstLen}
+		for d := range f.prefix {
+			f.prefix[d] = bytes.Clone(x.Prefix[d][:min(len(x.Prefix[d]), decode.ChunkPrefix)])
+			if f.digested[d] {
+				c.Digests = true
+			}
+		}
+		if x.SPDY {
+			c.spdyLeg[x.Leg] = true
+			c.spdy[streamKey{x.Leg, x.Conn, x.RequestID}] = f
+		} else {
+			c.tcp[connKey{x.Leg, x.Conn}] = f
+		}
+	}
+}
+
 // SPDYLeg reports whether leg carried SPDY port-forward streams (and not
 // only TCP payload or TLS records).
 func (c *Correlator) SPDYLeg(leg string) bool { return c.spdyLeg[leg] }

@@ -85,7 +85,7 @@ func TestDialAgentSendsNothingUnauthenticated(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			_, _, err := dialAgent(context.Background(), Options{Agent: im.addr, AgentToken: "super-secret-token-0123", AgentFingerprint: tc.pin, KnownAgents: known}, "10.0.0.1")
+			_, err := dialAgent(context.Background(), Options{Agent: im.addr, AgentToken: "super-secret-token-0123", AgentFingerprint: tc.pin, KnownAgents: known}, "10.0.0.1")
 			if !errors.Is(err, ErrAgentNotPinned) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "nothing") {
 				t.Errorf("error %v, want ErrAgentNotPinned saying %q", err, tc.want)
 			}
@@ -104,7 +104,7 @@ func TestDialAgentRemembers(t *testing.T) {
 	// The agent answers (here: the pod is not on this machine), which is
 	// enough: it was authenticated and the token accepted.
 	o := Options{Agent: l.Addr().String(), AgentToken: "a-token-long-enough", AgentFingerprint: strings.ToUpper(a.Fingerprint), KnownAgents: known}
-	if _, _, err := dialAgent(context.Background(), o, "192.0.2.1"); err == nil || !strings.Contains(err.Error(), "not on this node") {
+	if _, err := dialAgent(context.Background(), o, "192.0.2.1"); err == nil || !strings.Contains(err.Error(), "not on this node") {
 		t.Fatalf("pinned dial: %v", err)
 	}
 	// A session that failed is not remembered: nothing was tapped.
@@ -115,7 +115,7 @@ func TestDialAgentRemembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.AgentFingerprint = ""
-	if _, _, err := dialAgent(context.Background(), o, "192.0.2.1"); errors.Is(err, ErrAgentNotPinned) {
+	if _, err := dialAgent(context.Background(), o, "192.0.2.1"); errors.Is(err, ErrAgentNotPinned) {
 		t.Errorf("remembered agent refused: %v", err)
 	}
 	fi, err := os.Stat(known)
@@ -135,7 +135,7 @@ func TestDialAgentOnce(t *testing.T) {
 	a, l, served := serveAgent(t, agent.Options{Once: true})
 	o := Options{Agent: l.Addr().String(), AgentToken: "a-token-long-enough", AgentFingerprint: a.Fingerprint}
 	// The first session is served (and ends: the pod is not here).
-	if _, _, err := dialAgent(context.Background(), o, "192.0.2.1"); err == nil || !strings.Contains(err.Error(), "not on this node") {
+	if _, err := dialAgent(context.Background(), o, "192.0.2.1"); err == nil || !strings.Contains(err.Error(), "not on this node") {
 		t.Fatalf("first session: %v", err)
 	}
 	select {

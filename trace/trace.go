@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pftap/pftap/agent"
 	"github.com/pftap/pftap/leg"
 	"github.com/pftap/pftap/session"
 
@@ -48,6 +49,9 @@ type Options struct {
 	Agent, AgentToken, AgentFingerprint string
 	// KnownAgents is the file of remembered agents ("": none).
 	KnownAgents string
+	// NodeWide asks the agent for every connection on the node's legs,
+	// not only this session's (an agent must be started allowing it).
+	NodeWide bool
 	// Log receives progress lines (a remembered agent).
 	Log io.Writer
 }
@@ -74,6 +78,14 @@ type Result struct {
 	ClientLog []ClientLine
 	// ClientLogMore is how many lines came after the first MaxClientLog.
 	ClientLogMore int
+	// Drops are the kernel's drops per leg (Legs' order): the agent's
+	// captures'.
+	Drops []uint64
+	// AgentLegs are the agent's counters per leg (its legs' order: Legs
+	// from the second on), what it left out among them; AgentSent the
+	// bytes it sent trace. Zero without an agent.
+	AgentLegs []agent.LegStatus
+	AgentSent int64
 }
 
 // ClientLine is one error the port-forward client reported, when it did.
@@ -100,9 +112,12 @@ type Session struct {
 	tapped []capture.Leg
 	// remote are the agent's legs; agent its connection.
 	remote    map[string]bool
-	agent     net.Conn
+	agent     *agentLink
 	agentDone chan struct{}
 	agentErr  error
+	// The agent's counters, as last reported, and its legs' finals.
+	agentStatus agent.Status
+	agentFinal  map[int]agent.LegStatus
 	// podListeners are what listened in the pod when the agent began.
 	podListeners  []string
 	clientLog     []ClientLine // under mu, the first MaxClientLog
@@ -125,11 +140,13 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 	legs := []capture.Leg{{ID: leg.L1, Name: L1, Description: "plaintext below TLS, recorded inside pftap's port-forward client"}}
 	lateness := session.DefaultLateness
 	if o.Agent != "" {
-		conn, hello, err := dialAgent(ctx, o, o.Target.Pod.Status.PodIP)
+		link, err := dialAgent(ctx, o, o.Target.Pod.Status.PodIP)
 		if err != nil {
 			return nil, err
 		}
-		s.agent = conn
+		s.agent = link
+		s.agentFinal = map[int]agent.LegStatus{}
+		hello := &link.hello
 		s.podListeners = hello.PodListeners
 		if len(hello.Excluded) > 0 && o.Log != nil {
 			fmt.Fprintf(o.Log, "pftap trace: the agent left out of every leg the connections that carry its stream to trace: %s\n", strings.Join(hello.Excluded, ", "))
@@ -170,7 +187,15 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 	s.pipe = pipe
 	s.tapped = legs
 	for i, l := range legs {
-		pipe.AddLeg(l, i == 0)
+		switch {
+		case i == 0 && s.agent != nil:
+			// trace's own leg tells the agent what to look for.
+			pipe.AddLegHooks(l, true, decode.LegHooks{SPDYBytes: s.agent.spdyBytes, Observe: s.agent.observe})
+		case s.remote[l.Name]:
+			pipe.AddRemoteLeg(l)
+		default:
+			pipe.AddLeg(l, i == 0)
+		}
 	}
 	comment := fmt.Sprintf("pftap trace session, %s, pod %s/%s", time.Now().UTC().Format(time.RFC3339), o.Target.Namespace, o.Target.Pod.Name)
 	if err := pipe.StartRecording(comment); err != nil {
@@ -185,6 +210,25 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 	if s.agent != nil {
 		s.agentDone = make(chan struct{})
 		go s.readAgent()
+		// The agent's clock first: trace tells it of its upgrades on it.
+		for range 3 {
+			s.agent.ping()
+		}
+		select {
+		case <-s.agent.clockReady:
+		case <-s.agentDone:
+		case <-time.After(10 * time.Second):
+		case <-ctx.Done():
+		}
+		if !s.agent.clockSet() {
+			err := fmt.Errorf("pftap agent at %s: it did not answer trace's clock probe", o.Agent)
+			if s.agentErr != nil {
+				err = s.agentErr
+			}
+			s.finishAgent()
+			s.finish()
+			return nil, err
+		}
 	}
 	var ports []string
 	for _, p := range o.Target.Ports {
@@ -212,14 +256,11 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 	if err != nil {
 		if s.agent != nil && ctx.Err() == nil {
 			// The node's side of the refusal is still on its way: the
-			// agent's frames come late, then their connections close.
+			// agent's events come late, then their connections close.
 			time.Sleep(agentLateness)
 			s.pipe.Drain(session.ConnsClosed, session.DrainConns)
 		}
-		s.closeAgent()
-		if s.agentDone != nil {
-			<-s.agentDone
-		}
+		s.finishAgent()
 		s.finish()
 		// The upgrade's refusal was decoded on L1: say what it means.
 		s.mu.Lock()
@@ -275,8 +316,7 @@ func (s *Session) Stop() Result {
 		// teardown) are still on their way.
 		s.pipe.Drain(session.RequestsEnded, session.DrainRequests)
 		s.pipe.Drain(session.ConnsClosed, session.DrainConns)
-		s.closeAgent()
-		<-s.agentDone
+		s.finishAgent()
 	}
 	s.finish()
 	// The cause is known once every frame is decoded: the error stream's
@@ -291,8 +331,18 @@ func (s *Session) Stop() Result {
 	s.mu.Lock()
 	clientLog, more := slices.Clone(s.clientLog), s.clientLogMore
 	s.mu.Unlock()
-	r := Result{Summary: s.dec.Summary, Hops: s.dec.Correlator.Result(), Legs: s.legs, Lost: lost, Wrote: s.wrote, ClientLog: clientLog, ClientLogMore: more}
+	r := Result{Summary: s.dec.Summary, Hops: s.dec.Correlator.Result(), Legs: s.legs, Lost: lost, Wrote: s.wrote, ClientLog: clientLog, ClientLogMore: more,
+		Drops: s.pipe.Drops()}
 	if s.agent != nil {
+		s.mu.Lock()
+		st := s.agentStatus
+		for i := range st.Legs {
+			if f, ok := s.agentFinal[i]; ok {
+				st.Legs[i] = f
+			}
+		}
+		s.mu.Unlock()
+		r.AgentLegs, r.AgentSent = st.Legs, st.Sent
 		remote := func(l string) bool { return s.remote[l] }
 		if est, ok := timeline.EstimateOffset(r.Hops, remote); ok {
 			r.Clock, r.ClockOK = est, true
@@ -311,6 +361,30 @@ func (s *Session) closeAgent() {
 	if s.agent != nil {
 		s.agent.Close()
 	}
+}
+
+// agentFinish bounds the wait for the agent's finals once trace is done.
+const agentFinish = 10 * time.Second
+
+// finishAgent tells the agent trace is done, waits for its finals (what
+// it decoded last, each leg's totals), and closes the connection.
+func (s *Session) finishAgent() {
+	if s.agent == nil {
+		return
+	}
+	s.agent.end()
+	select {
+	case <-s.agent.done:
+	case <-s.agentDone:
+	case <-time.After(agentFinish):
+		s.mu.Lock()
+		if s.agentErr == nil {
+			s.agentErr = fmt.Errorf("pftap agent at %s: its last results did not come within %s", s.agent.addr, agentFinish)
+		}
+		s.mu.Unlock()
+	}
+	s.closeAgent()
+	<-s.agentDone
 }
 
 // lostConnection explains why the port-forward ended by itself: what

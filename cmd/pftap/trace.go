@@ -43,7 +43,11 @@ type TraceOptions struct {
 	KnownAgents string
 	// AgentImage and AgentNamespace are for --agent deploy.
 	AgentImage, AgentNamespace string
+	// NodeWide asks the agent for every connection on the node's legs.
+	NodeWide bool
 	Write                      string
+	// HTML is a sequence diagram of the legs to write at the end.
+	HTML                       string
 	JSON                       bool
 	PerRequest                 bool
 	Verbosity                  int
@@ -96,6 +100,9 @@ node itself (privileged, host network and PID, listening on the node's
 			if err := checkWritable("-w", opts.Write); err != nil {
 				return err
 			}
+			if err := checkWritable("--html", opts.HTML); err != nil {
+				return err
+			}
 			switch opts.Agent {
 			case "none":
 			case "deploy":
@@ -141,7 +148,9 @@ node itself (privileged, host network and PID, listening on the node's
 	f.StringVar(&opts.AgentFingerprint, "agent-fingerprint", "", "the SHA-256 the agent printed for its certificate: trace sends nothing to an agent that does not present it (remembered for the address afterwards)")
 	f.StringVar(&opts.AgentImage, "agent-image", "", "with --agent deploy: the image holding the pftap binary at /pftap (make one with pftap agent image)")
 	f.StringVar(&opts.AgentNamespace, "agent-namespace", "", "with --agent deploy: the namespace of the agent pod (default: the target's)")
+	f.BoolVar(&opts.NodeWide, "agent-node-wide", false, "ask the agent for every connection on the node's legs, other users' sessions included (an agent started with --allow-node-wide only; by default it sends this session's alone)")
 	f.StringVarP(&opts.Write, "write", "w", "", "also record the tapped legs to this pcapng file")
+	f.StringVar(&opts.HTML, "html", "", "also write a sequence diagram of the legs to this HTML file")
 	f.BoolVar(&opts.PerRequest, "per-request", false, "list every request's per-hop latency (from 10 requests on they are summed up: p50, p90, p99, max)")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per line")
 	f.CountVarP(&opts.Verbosity, "verbose", "v", "-v adds every SPDY frame, -vv WebSocket frames and TCP segments")
@@ -215,6 +224,11 @@ func traceRun(opts *TraceOptions) error {
 			fmt.Fprintf(out, " through %s, L1 tapped below TLS (no agent: the node-side legs are not tapped)\n", cfg.Host)
 		} else {
 			fmt.Fprintf(out, " through %s, L1 tapped below TLS, the node's legs by pftap agent at %s (their rows on the node's clock)\n", cfg.Host, opts.Agent)
+			if opts.NodeWide {
+				fmt.Fprintf(out, "  the agent sends everything on the node's legs (node-wide): other users' sessions show too\n")
+			} else {
+				fmt.Fprintf(out, "  the agent decodes on the node and sends this session's connections only: what it leaves out is counted at the end, never shown\n")
+			}
 		}
 		fmt.Fprintf(out, "  %s\n\n", path.Says)
 	}
@@ -225,11 +239,19 @@ func traceRun(opts *TraceOptions) error {
 	// Who made each 101, once the agent's legs tell.
 	var upgrades timeline.Upgrades
 	diag := decode.NewDiagnoser()
+	var kept []*decode.Event // for --html
 	ctx, stop := context.WithCancel(sigCtx)
 	defer stop()
 	s, err := trace.Start(ctx, trace.Options{Config: cfg, Target: target, Address: opts.Address, SPDY: opts.SPDY,
-		Verbosity: opts.Verbosity, Write: opts.Write, Event: func(e *decode.Event) { upgrades.Note(e); diag.Note(e); sink.Event(e) },
-		Agent: agentAddr(opts.Agent), AgentToken: opts.AgentToken, AgentFingerprint: opts.AgentFingerprint, KnownAgents: opts.KnownAgents, Log: opts.IO.ErrOut})
+		Verbosity: opts.Verbosity, Write: opts.Write, Event: func(e *decode.Event) {
+			upgrades.Note(e)
+			diag.Note(e)
+			if opts.HTML != "" {
+				kept = append(kept, e)
+			}
+			sink.Event(e)
+		},
+		Agent: agentAddr(opts.Agent), AgentToken: opts.AgentToken, AgentFingerprint: opts.AgentFingerprint, KnownAgents: opts.KnownAgents, NodeWide: opts.NodeWide, Log: opts.IO.ErrOut})
 	if err != nil {
 		// What the legs saw of the refusal names it.
 		if fs := diag.Findings(); len(fs) > 0 {
@@ -291,13 +313,17 @@ func traceRun(opts *TraceOptions) error {
 			fmt.Fprintf(out, "\nthe agent's clock offset is unknown: no request was seen both here and on the node in both directions\n")
 		}
 		fmt.Fprintln(out, "\nlegs:")
-		for _, name := range r.Legs {
+		for i, name := range r.Legs {
 			ls := r.Summary.Legs[name]
 			if ls == nil {
 				ls = &decode.LegSummary{}
 			}
-			fmt.Fprintf(out, "  %-28s %6d packets %10d bytes %5d SPDY frames%s\n", name, ls.Packets, ls.Bytes, ls.SPDYFrames, retransmitNote(*ls))
+			fmt.Fprintf(out, "  %-28s %6d packets %10d bytes %5d SPDY frames %4d drops%s\n", name, ls.Packets, ls.Bytes, ls.SPDYFrames, legDrops(r, i), retransmitNote(*ls))
 		}
+		writeAgentCounts(out, r)
+	}
+	if jw, ok := sink.(*timeline.JSONWriter); ok {
+		jw.Object(traceLegsJSON(r))
 	}
 	if jw, ok := sink.(*timeline.JSONWriter); ok && r.ClockOK {
 		jw.Object(map[string]any{"kind": "clock", "offset_ns": r.Clock.Offset, "uncertainty_ns": r.Clock.Uncertainty, "samples": r.Clock.Samples})
@@ -324,12 +350,24 @@ func traceRun(opts *TraceOptions) error {
 	diag.Captured = len(r.Legs)
 	sink.Diagnoses(diag.Findings())
 	sink.Summary(r.Summary)
+	var htmlErr error
+	if opts.HTML != "" {
+		title := fmt.Sprintf("pftap trace %s/%s", target.Namespace, target.Pod.Name)
+		if err := writeHTMLFile(opts.HTML, timeline.HTMLPage{Title: title, Scenario: path.Says}, kept, r.Hops); err != nil {
+			htmlErr = fmt.Errorf("--html %s: %w", opts.HTML, err)
+		} else {
+			fmt.Fprintf(opts.IO.ErrOut, "pftap trace: wrote %s\n", opts.HTML)
+		}
+	}
 	// A failed write shows in both: the writer's own error, once.
 	if err := out.Flush(); err != nil {
 		return err
 	}
 	if err := sink.Err(); err != nil {
 		return err
+	}
+	if r.Lost == nil {
+		return htmlErr
 	}
 	return r.Lost
 }
@@ -412,4 +450,80 @@ func (s *syncWriter) through(w io.Writer) {
 		s.via = w
 	}
 	s.mu.Unlock()
+}
+
+func legDrops(r trace.Result, i int) uint64 {
+	if i < len(r.Drops) {
+		return r.Drops[i]
+	}
+	return 0
+}
+
+// writeAgentCounts says what the agent left out of the node's legs
+// (counts, never contents), what it shortened, and what it sent.
+func writeAgentCounts(w io.Writer, r trace.Result) {
+	var left []string
+	var short []string
+	var drops uint64
+	for i, st := range r.AgentLegs {
+		name := ""
+		if i+1 < len(r.Legs) {
+			name = r.Legs[i+1]
+		}
+		drops += st.Drops
+		if st.LeftOutConns > 0 {
+			l := fmt.Sprintf("%s %s (%s)", name, plural(st.LeftOutConns, "connection"), plural(int(st.LeftOutPackets), "packet"))
+			if st.Ambiguous > 0 {
+				l += fmt.Sprintf(", %d of them not to be told apart from this session's", st.Ambiguous)
+			}
+			left = append(left, l)
+		}
+		if st.Shortened > 0 {
+			short = append(short, fmt.Sprintf("%s %s", name, plural(int(st.Shortened), "frame")))
+		}
+	}
+	if len(left) > 0 {
+		fmt.Fprintf(w, "\nthe agent left out what was not this session's (counts, not contents):\n")
+		for _, l := range left {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
+	if len(short) > 0 {
+		fmt.Fprintf(w, "\nthe recording has these frames without their payloads (headers kept), the link from the agent being too slow for them: %s\n", strings.Join(short, ", "))
+	}
+	if drops > 0 {
+		fmt.Fprintf(w, "\nWARNING: the agent's captures dropped %d packets (the kernel's rings were full); the legs that lost packets have gaps\n", drops)
+	}
+	if r.AgentSent > 0 {
+		fmt.Fprintf(w, "the agent sent trace %s\n", formatSize(r.AgentSent))
+	}
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// traceLegsJSON is the legs table as JSON: {"kind":"legs"}.
+func traceLegsJSON(r trace.Result) map[string]any {
+	var legs []map[string]any
+	for i, name := range r.Legs {
+		ls := r.Summary.Legs[name]
+		if ls == nil {
+			ls = &decode.LegSummary{}
+		}
+		m := map[string]any{"leg": name, "packets": ls.Packets, "bytes": ls.Bytes, "spdy_frames": ls.SPDYFrames, "gaps": ls.Gaps, "drops": legDrops(r, i)}
+		if i >= 1 && i-1 < len(r.AgentLegs) {
+			st := r.AgentLegs[i-1]
+			m["left_out_connections"], m["left_out_packets"], m["ambiguous"], m["shortened"] = st.LeftOutConns, st.LeftOutPackets, st.Ambiguous, st.Shortened
+		}
+		legs = append(legs, m)
+	}
+	out := map[string]any{"kind": "legs", "legs": legs}
+	if r.AgentSent > 0 {
+		out["agent_sent"] = r.AgentSent
+	}
+	return out
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"context"
 	"fmt"
 	"io"
@@ -377,42 +378,6 @@ func TestTraceAgent(t *testing.T) {
 			}
 		})
 	}
-	// kubectl port-forwards through the same lab at the same time: the
-	// node's legs carry both sessions (both number their requests from 0);
-	// trace's hops keep them apart.
-	t.Run("beside kubectl", func(t *testing.T) {
-		addr, fp, _ := strings.Cut(startAgent(0), " ")
-		var kubectlBody string
-		code, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--no-color", "--agent", addr, "--agent-token-file", tokenFile(t, labAgentToken), "--agent-fingerprint", fp, "pod/nginx", "0:80"},
-			func(ports []trace.PortPair) {
-				f, err := kubectl.PortForward(context.Background(), kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/nginx", Remote: 80})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				defer f.Stop()
-				kubectlBody = get(t, f.Local, "/bytes?n=1234")
-				get(t, ports[0].Local, "/")
-				time.Sleep(200 * time.Millisecond)
-			})
-		if code != exitOK || len(kubectlBody) != 1234 {
-			t.Fatalf("exit %d, kubectl got %d bytes: %s\n%s", code, len(kubectlBody), errOut, out)
-		}
-		// Per-hop lines: "request 0  → pod 96 B: L1 client→apiserver ─…".
-		var withL1, without []string
-		for _, m := range regexp.MustCompile(`(?m)← pod ([0-9.]+ (?:B|KiB)): (.*)$`).FindAllStringSubmatch(out, -1) {
-			if strings.Contains(m[2], "L1 client→apiserver") {
-				withL1 = append(withL1, m[1])
-			} else {
-				without = append(without, m[1])
-			}
-		}
-		// trace's request: the welcome page with every leg; kubectl's:
-		// 1234 bytes and headers, on the node's legs only.
-		if len(withL1) != 1 || len(without) != 1 || withL1[0] == without[0] || !strings.HasPrefix(without[0], "13") {
-			t.Errorf("sessions mixed: with L1 %v, without %v\n%s", withL1, without, out)
-		}
-	})
 	t.Run("wrong token", func(t *testing.T) {
 		addr, fp, _ := strings.Cut(startAgent(0), " ")
 		code, _, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--agent", addr, "--agent-token-file", tokenFile(t, "not-the-agent-token"), "--agent-fingerprint", fp, "pod/nginx", "0:80"}, nil)
@@ -420,6 +385,141 @@ func TestTraceAgent(t *testing.T) {
 			t.Errorf("exit %d: %q", code, errOut)
 		}
 	})
+}
+
+// TestTraceAgentOnlyItsSession: while trace runs, another user
+// port-forwards to the same pod (started before trace, so its connections
+// are up already) and to another pod on the node (started during the
+// trace), with a marker in every URL. The agent sends trace nothing of
+// theirs: the marker is nowhere in trace's text, JSON, HTML or recording,
+// the left-out connections are counted, and trace's own request shows on
+// every leg. An agent started with --allow-node-wide, asked for it, sends
+// everything: the marker then shows (the filter is what hid it).
+func TestTraceAgentOnlyItsSession(t *testing.T) {
+	needRootCmd(t)
+	l, err := lab.Start(context.Background(), lab.Config{OtherPod: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const marker = "not-yours-5f3a9c"
+	start := func(allow bool) []string {
+		a, err := agent.New(agent.Options{Token: labAgentToken, Netns: l.NodeNetns, AllowNodeWide: allow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go a.Serve(ln)
+		return []string{"--kubeconfig", l.Kubeconfig, "--agent", ln.Addr().String(), "--agent-token-file", tokenFile(t, labAgentToken), "--agent-fingerprint", a.Fingerprint}
+	}
+	// The other user's port-forward to the same pod, up before trace.
+	before, err := kubectl.PortForward(context.Background(), kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/nginx", Remote: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer before.Stop()
+	theirs := func(port int) {
+		for _, p := range []string{"/bytes?n=3000&m=" + marker, "/bytes?n=12&m=" + marker} {
+			get(t, port, p)
+		}
+	}
+	use := func(ports []trace.PortPair) {
+		theirs(before.Local)
+		during, err := kubectl.PortForward(context.Background(), kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/other", Remote: 80})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer during.Stop()
+		theirs(during.Local)
+		if page := get(t, ports[0].Local, "/"); page != lab.WelcomePage {
+			t.Errorf("trace's own GET: %d bytes", len(page))
+		}
+		theirs(during.Local)
+		theirs(before.Local)
+		time.Sleep(300 * time.Millisecond)
+	}
+	dir := t.TempDir()
+	rec, html := filepath.Join(dir, "trace.pcapng"), filepath.Join(dir, "trace.html")
+	code, jsonOut, errOut := runTrace(t, append(start(false), "--json", "-w", rec, "--html", html, "pod/nginx", "0:80"), use)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	code, text, errText := runTrace(t, append(start(false), "--no-color", "pod/nginx", "0:80"), use)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errText)
+	}
+	// The other user's requests happened: both apps served them.
+	for name, log := range map[string][]lab.AppRequest{"nginx": l.AppLog(), "other": l.OtherAppLog()} {
+		n := 0
+		for _, r := range log {
+			if strings.Contains(r.Path, marker) {
+				n++
+			}
+		}
+		if n < 4 {
+			t.Errorf("pod %s served %d of the other user's requests, want 4 or more", name, n)
+		}
+	}
+	recBytes, err := os.ReadFile(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	htmlBytes, err := os.ReadFile(html)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, got := range map[string]string{"text": text + errText, "JSON": jsonOut + errOut, "HTML": string(htmlBytes), "recording": string(recBytes)} {
+		if strings.Contains(got, marker) {
+			t.Errorf("the other user's marker is in trace's %s", what)
+		}
+	}
+	// What was left out is counted, per leg.
+	for _, want := range []string{`the agent left out what was not this session's \(counts, not contents\):`,
+		`L2 on the wire \(TLS\) [2-9] connections`, `L3 kubelet→runtime [2-9] connections`, `L4 runtime→app [1-9]\d* connections?`,
+		// trace's own request on every leg.
+		`L3 kubelet→runtime\s+request 0 port 80: \d+ B → pod, \d+ B ← pod, .*, ok`, `L4 runtime→app\s+→  GET /\s`,
+		`→ pod \d+ B: L1 client→apiserver ─\S+→ L2 on the wire \(TLS\) ─\S+→ L3 kubelet→runtime ─\S+→ L4 runtime→app`} {
+		if !regexp.MustCompile(want).MatchString(text) {
+			t.Errorf("trace's text lacks %q:\n%s", want, text)
+		}
+	}
+	if n := strings.Count(text, "request 0 port 80:"); n != 2 {
+		t.Errorf("%d request summaries, want 2 (L1 and L3, trace's own request only):\n%s", n, text)
+	}
+	var legsObj struct {
+		Legs []struct {
+			Leg     string `json:"leg"`
+			LeftOut int    `json:"left_out_connections"`
+			Drops   uint64 `json:"drops"`
+		} `json:"legs"`
+	}
+	for _, line := range strings.Split(jsonOut, "\n") {
+		if strings.Contains(line, `"kind":"legs"`) {
+			json.Unmarshal([]byte(line), &legsObj)
+		}
+	}
+	left := map[string]int{}
+	for _, lg := range legsObj.Legs {
+		left[lg.Leg] = lg.LeftOut
+	}
+	if left["L3 kubelet→runtime"] < 2 || left["L2 on the wire (TLS)"] < 2 {
+		t.Errorf("JSON legs: %+v", legsObj)
+	}
+	// Node-wide, from an agent that allows it: the marker shows.
+	_, wide, _ := runTrace(t, append(start(true), "--no-color", "--agent-node-wide", "pod/nginx", "0:80"), use)
+	if !strings.Contains(wide, marker) || strings.Contains(wide, "left out") {
+		t.Errorf("node-wide: the other user's requests do not show:\n%s", wide)
+	}
+	// An agent that does not allow it refuses, in one line.
+	code, _, errRefused := runTrace(t, append(start(false), "--agent-node-wide", "pod/nginx", "0:80"), nil)
+	if code != exitError || !strings.Contains(errRefused, "not started with --allow-node-wide") || strings.Count(strings.TrimSpace(errRefused), "\n") != 0 {
+		t.Errorf("node-wide from an agent that does not allow it: exit %d, %q", code, errRefused)
+	}
 }
 
 // TestTraceAgentDeploy: --agent deploy creates the agent pod through the

@@ -63,6 +63,40 @@ func (h Headers) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// UnmarshalJSON reads MarshalJSON's form back, in its order (a value
+// joined from several stays one field).
+func (h *Headers) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok == nil {
+		*h = nil
+		return nil
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return fmt.Errorf("spdy: headers: want a JSON object, not %v", tok)
+	}
+	var out Headers
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		var v string
+		if err := dec.Decode(&v); err != nil {
+			return err
+		}
+		out = append(out, HeaderField{Name: k.(string), Value: v})
+	}
+	if _, err := dec.Token(); err != nil {
+		return err
+	}
+	*h = out
+	return nil
+}
+
 // String renders the headers as "name=value name2=value2".
 func (h Headers) String() string {
 	var b strings.Builder

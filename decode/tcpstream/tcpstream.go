@@ -381,6 +381,28 @@ func (as *Assembler) closeDir(c *Conn, d Dir, t time.Time, how CloseKind) {
 	}
 }
 
+// Forget drops the connection between a and b on interface iface,
+// without a callback: what is held of it is freed, and a later packet of
+// its 4-tuple begins a new connection. It returns the connection, or nil
+// when there was none.
+func (as *Assembler) Forget(iface int, a, b netip.AddrPort) *Conn {
+	if a.Compare(b) > 0 {
+		a, b = b, a
+	}
+	k := connKey{iface, a, b}
+	c := as.conns[k]
+	if c == nil {
+		return nil
+	}
+	delete(as.conns, k)
+	if as.last == c {
+		as.last = nil
+	}
+	c.dirs = [2]dirState{}
+	c.closed = true
+	return c
+}
+
 // Flush ends the input: every hole still open becomes a gap and every
 // connection still open is closed with ClosedEnd, in the order the
 // connections were first seen.
