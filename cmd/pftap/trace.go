@@ -45,13 +45,13 @@ type TraceOptions struct {
 	AgentImage, AgentNamespace string
 	// NodeWide asks the agent for every connection on the node's legs.
 	NodeWide bool
-	Write                      string
+	Write    string
 	// HTML is a sequence diagram of the legs to write at the end.
-	HTML                       string
-	JSON                       bool
-	PerRequest                 bool
-	Verbosity                  int
-	NoColor                    bool
+	HTML       string
+	JSON       bool
+	PerRequest bool
+	Verbosity  int
+	NoColor    bool
 	// Stop, when set, replaces waiting for a signal (tests); Ready
 	// receives the forwarded ports.
 	Stop  <-chan struct{}
