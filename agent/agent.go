@@ -480,7 +480,14 @@ func (a *Agent) open(req Request, own []Tuple) ([]*capture.Source, []capture.Leg
 	var srcs []*capture.Source
 	var legs []capture.Leg
 	for _, w := range ws {
-		s, err := capture.Open(capture.Options{Netns: w.netns, Interface: w.iface, Filter: withExclusions(w.filter, own, a.port)})
+		// The witness carries none of the session: a small ring will do
+		// (the pod's other traffic is counted, not decoded, once it is
+		// known not to be the session's).
+		ring := 0
+		if w.leg.ID == leg.Witness {
+			ring = 8
+		}
+		s, err := capture.Open(capture.Options{Netns: w.netns, Interface: w.iface, Filter: withExclusions(w.filter, own, a.port), BufferMiB: ring})
 		if err != nil {
 			for _, s := range srcs {
 				s.Close()

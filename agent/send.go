@@ -25,6 +25,7 @@ type sender struct {
 	fhead   int
 	ehead   int
 	closing bool
+	last    []byte // the message that goes once everything else has (MsgDone)
 	err     error
 	w       io.Writer
 	rate    int64 // bytes a second (0: as fast as the link goes)
@@ -77,7 +78,7 @@ func (s *sender) frame(leg int, ts time.Time, orig int, data []byte, hdr int) bo
 		return false
 	}
 	flags, keep := byte(0), data
-	if len(s.frames)-s.fhead+len(data)+19 > s.budget {
+	if len(s.frames)-s.fhead+len(data)+19 > s.budget && hdr < len(data) {
 		flags, keep = FrameShortened, data[:hdr]
 	}
 	s.scratch = EncodeFrame(s.scratch[:0], leg, ts, orig, flags, keep)
@@ -85,6 +86,14 @@ func (s *sender) frame(leg int, ts time.Time, orig int, data []byte, hdr int) bo
 	s.ends = append(s.ends, len(s.frames))
 	s.cond.Signal()
 	return flags != 0
+}
+
+// final queues the message that goes last, once every message and frame
+// queued before it and after it has gone (MsgDone).
+func (s *sender) final(typ byte, payload []byte) {
+	s.mu.Lock()
+	s.last = AppendMessage(nil, typ, payload)
+	s.mu.Unlock()
 }
 
 // close writes what is queued and stops; it returns the first write's
@@ -108,6 +117,9 @@ func (s *sender) run() {
 		s.mu.Lock()
 		for len(s.ctrl) == 0 && s.ehead == len(s.ends) && !s.closing && s.err == nil {
 			s.cond.Wait()
+		}
+		if s.err == nil && len(s.ctrl) == 0 && s.ehead == len(s.ends) && s.last != nil {
+			s.ctrl, s.last = s.last, nil
 		}
 		if s.err != nil || len(s.ctrl) == 0 && s.ehead == len(s.ends) {
 			s.mu.Unlock()

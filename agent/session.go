@@ -127,7 +127,7 @@ func (s *session) finish() {
 		}
 	}
 	s.sendStatus()
-	s.out.msg(MsgDone, nil)
+	s.out.final(MsgDone, nil)
 }
 
 // read takes trace's messages until MsgEnd (true) or the connection fails

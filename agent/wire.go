@@ -77,15 +77,22 @@ func ReadMessage(r *bufio.Reader, buf []byte) (typ byte, payload []byte, err err
 	if n > MaxMessage {
 		return 0, nil, fmt.Errorf("%w: %d bytes", ErrMessageTooLarge, n)
 	}
-	if cap(buf) < int(n) {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
+	// Grown as the bytes come, so that a length that lies allocates no
+	// more than what arrived.
+	buf = buf[:0]
+	for len(buf) < int(n) {
+		k := min(int(n)-len(buf), 1<<20)
+		if cap(buf)-len(buf) < k {
+			buf = append(buf[:cap(buf)], make([]byte, k)...)[:len(buf)]
 		}
-		return 0, nil, err
+		m, err := io.ReadFull(r, buf[len(buf):len(buf)+k])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, nil, err
+		}
 	}
 	return h[0], buf, nil
 }

@@ -161,6 +161,10 @@ type Config struct {
 	Dir string
 	// Kubeconfig is where to write the kubeconfig; default: Dir/kubeconfig.
 	Kubeconfig string
+	// AgentBinary is the pftap binary the node runs for a pod of pftap
+	// agent created through the API (trace --agent deploy): default, this
+	// program. It runs as a process of its own in the node's namespace.
+	AgentBinary string
 	// TapConn, when set, is given every connection the apiserver (leg "L1")
 	// and the kubelet (leg "L2") accept, after TLS, and the server uses what
 	// it returns: a way to record the plaintext below TLS.

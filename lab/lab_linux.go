@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,7 +24,6 @@ import (
 
 	"github.com/pftap/pftap/leg"
 
-	"github.com/pftap/pftap/agent"
 	"github.com/pftap/pftap/internal/fakeapi"
 	"github.com/pftap/pftap/internal/pki"
 
@@ -555,84 +555,132 @@ func (l *Lab) DialNode(ctx context.Context, network, addr string) (net.Conn, err
 	return nsDialer(l.NodeNetns)(ctx, network, addr)
 }
 
-// runAgentPod runs a pftap agent pod as the node would: in the node's
-// network namespace, with the token and certificate its spec gives, on the
-// address its command names. The runtime learns its sandbox, so that
-// port-forward to it works. When the agent ends by itself
-// (--exit-when-idle), ended is called, as the node reports a container that
-// exited.
+// agentPort is where a pftap agent listens when its command names no
+// --listen (agent.Port; the lab does not link the agent in: it runs it).
+const agentPort = 10299
+
+// runAgentPod runs a pftap agent pod as the node would run its container:
+// the pftap binary (Config.AgentBinary, or this program) as a process of
+// its own in the node's network namespace, with the pod's command after
+// "pftap agent" and the pod's environment (its token and certificate), its
+// output in LABDIR/agent-NAME.log. The pod runs once the agent listens.
+// The runtime learns its sandbox, so that port-forward to it works. When
+// the agent ends by itself (--once, --exit-when-idle), ended is called, as
+// the node reports a container that exited.
 func (l *Lab) runAgentPod(p *corev1.Pod, rt *runtime, ended func(error)) (func(), error) {
 	c := p.Spec.Containers[0]
-	env := map[string]string{}
-	for _, e := range c.Env {
-		env[e.Name] = e.Value
-	}
-	listen := fmt.Sprintf("127.0.0.1:%d", agent.Port)
-	var idle time.Duration
-	single := false
-	for i, a := range c.Command {
-		if a == "--once" {
-			single = true
-		}
-		if i+1 >= len(c.Command) {
-			break
-		}
-		switch a {
-		case "--listen":
-			listen = c.Command[i+1]
-		case "--exit-when-idle":
-			d, err := time.ParseDuration(c.Command[i+1])
-			if err != nil {
-				return nil, fmt.Errorf("--exit-when-idle: %w", err)
-			}
-			idle = d
-		}
-	}
-	o := agent.Options{Token: env[agent.EnvToken], Netns: l.NodeNetns, ExitWhenIdle: idle, Once: single}
-	if env[agent.EnvCert] != "" {
-		cert, err := tls.X509KeyPair([]byte(env[agent.EnvCert]), []byte(env[agent.EnvKey]))
+	bin := l.cfg.AgentBinary
+	if bin == "" {
+		exe, err := os.Executable()
 		if err != nil {
-			return nil, fmt.Errorf("agent certificate: %w", err)
+			return nil, fmt.Errorf("the agent pod: this program's path: %w", err)
 		}
-		o.Certificate = &cert
+		bin = exe
 	}
-	ag, err := agent.New(o)
+	port := agentPort
+	for i, a := range c.Command {
+		if a == "--listen" && i+1 < len(c.Command) {
+			if ap, err := netip.ParseAddrPort(c.Command[i+1]); err == nil {
+				port = int(ap.Port())
+			}
+		}
+	}
+	argv := append([]string{"--net=" + nsenter.Path(l.NodeNetns), bin}, c.Command[1:]...)
+	cmd := exec.Command("nsenter", argv...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	for _, e := range c.Env {
+		cmd.Env = append(cmd.Env, e.Name+"="+e.Value)
+	}
+	if prof := os.Getenv("PFTAP_AGENT_CPUPROFILE"); prof != "" {
+		// A CPU profile of the agent (for the benchmarks).
+		cmd.Env = append(cmd.Env, "PFTAP_CPUPROFILE="+prof)
+	}
+	logPath := filepath.Join(l.dir, "agent-"+p.Name+".log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	ln, err := listenIn(l.NodeNetns, listen)
-	if err != nil {
-		return nil, err
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start the agent pod's pftap: %w", err)
 	}
+	logf.Close()
+	pid := cmd.Process.Pid
+	exited := make(chan struct{})
 	stopped := make(chan struct{})
+	var werr error
 	go func() {
-		err := ag.Serve(ln)
+		werr = cmd.Wait()
+		close(exited)
 		select {
 		case <-stopped: // deleted
 			return
 		default:
 		}
-		if errors.Is(err, agent.ErrIdle) || errors.Is(err, agent.ErrSessionEnded) {
-			err = nil
+		if werr != nil {
+			werr = fmt.Errorf("%v%s", werr, lastLines(logPath, "", 1))
 		}
-		ended(err)
+		ended(werr)
 	}()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() { close(stopped) })
+		syscall.Kill(-pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-pid, syscall.SIGKILL)
+			<-exited
+		}
+		if rt != nil {
+			rt.mu.Lock()
+			delete(rt.netns, "sandbox-"+p.Name)
+			rt.mu.Unlock()
+		}
+	}
+	// Running once it listens, as a readiness probe would say.
+	deadline := time.Now().Add(20 * time.Second)
+	for !listening(pid, port) {
+		select {
+		case <-exited:
+			stop()
+			return nil, fmt.Errorf("the agent exited at start: %v%s", werr, lastLines(logPath, "", 2))
+		default:
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, fmt.Errorf("the agent did not listen on :%d within 20s%s", port, lastLines(logPath, "", 2))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	sandbox := "sandbox-" + p.Name
 	if rt != nil {
 		rt.mu.Lock()
 		rt.netns[sandbox] = l.NodeNetns
 		rt.mu.Unlock()
 	}
-	var once sync.Once
-	return func() {
-		once.Do(func() { close(stopped) })
-		ln.Close()
-		if rt != nil {
-			rt.mu.Lock()
-			delete(rt.netns, sandbox)
-			rt.mu.Unlock()
+	return stop, nil
+}
+
+// listening says whether a TCP socket listens on port in the network
+// namespace of process pid (its /proc/PID/net/tcp).
+func listening(pid, port int) bool {
+	want := fmt.Sprintf(":%04X ", port)
+	for _, f := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, f))
+		if err != nil {
+			continue
 		}
-	}, nil
+		for _, line := range strings.Split(string(b), "\n") {
+			fs := strings.Fields(line)
+			if len(fs) > 3 && fs[3] == "0A" && strings.HasSuffix(fs[1]+" ", want) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // KillRuntime makes the runtime's streaming server die under its

@@ -16,6 +16,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pftap/pftap/agent"
@@ -155,7 +156,12 @@ type agentLink struct {
 	// done is closed when the agent said it sent everything (MsgDone).
 	done     chan struct{}
 	doneOnce sync.Once
+	// last is when the agent's last message came (Unix ns).
+	last atomic.Int64
 }
+
+// heard is when the agent's last message came.
+func (l *agentLink) heard() time.Time { return time.Unix(0, l.last.Load()) }
 
 type markState struct {
 	pos int64
@@ -365,6 +371,7 @@ func (s *Session) readAgent() {
 			return
 		}
 		buf = p
+		link.last.Store(time.Now().UnixNano())
 		switch typ {
 		case agent.MsgEvent:
 			var w agent.WireEvent

@@ -182,3 +182,48 @@ func TestAgentExitWhenIdle(t *testing.T) {
 		}
 	}
 }
+
+// TestDialAgentOtherVersion: an agent from before protocol versions (it
+// answers with a Hello that carries none, as pftap before 2026-12 did) is
+// refused in one line that says what to do; a newer one too.
+func TestDialAgentOtherVersion(t *testing.T) {
+	for _, tc := range []struct {
+		hello, want string
+	}{
+		{`{"node":"n1","legs":["L3 kubelet→runtime"]}`, "the agent speaks protocol 1 and this trace speaks 2 (the agent is an older pftap's)"},
+		{`{"version":3,"node":"n1","legs":["L3 kubelet→runtime"]}`, "the agent speaks protocol 3 and this trace speaks 2 (the agent is a newer pftap's)"},
+	} {
+		cert, err := agent.NewCertificate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			bufioReadLine(c)
+			io.WriteString(c, tc.hello+"\n")
+			time.Sleep(time.Second)
+		}()
+		_, err = dialAgent(context.Background(), Options{Agent: l.Addr().String(), AgentToken: "a-token-long-enough", AgentFingerprint: pki.Fingerprint(cert)}, "10.0.0.1")
+		if !errors.Is(err, ErrAgentVersion) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "pftap agent image") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("error %v, want ErrAgentVersion saying %q and what to do", err, tc.want)
+		}
+	}
+}
+
+func bufioReadLine(c net.Conn) {
+	b := make([]byte, 1)
+	for {
+		if _, err := c.Read(b); err != nil || b[0] == '\n' {
+			return
+		}
+	}
+}

@@ -15,12 +15,18 @@
 // # The node's legs
 //
 // With a pftap agent on the pod's node (package agent), the session also
-// receives L2 on the wire, L3 and L4 and the pod's eth0 as pcapng over TLS.
-// Trace sends nothing to an agent before it presents the pinned
+// has L2 on the wire, L3, L4 and the pod's eth0, decoded on the node: their
+// events come over TLS into the pipeline's remote legs
+// (session.Pipeline.AddRemoteLeg), merged in time order with trace's own,
+// their totals and digests at the end. Trace tells the agent what to look
+// for as its own port-forward happens (its upgrades on the agent's clock,
+// the bytes of its SPDY session: the agent sends nothing of any other
+// session). Trace sends nothing to an agent before it presents the pinned
 // certificate (Options.AgentFingerprint, or the one remembered for its
-// address in Options.KnownAgents), keeps the session alive with a keepalive,
-// puts the node's clock on this machine's (timeline.EstimateOffset) and
-// places the TLS leg on each request's path. DeployAgent runs the agent as
+// address in Options.KnownAgents), refuses an agent of another protocol
+// version in one line (ErrAgentVersion), keeps the session alive with a
+// keepalive, puts the node's clock on this machine's
+// (timeline.EstimateOffset) and places the TLS leg on each request's path. DeployAgent runs the agent as
 // a pod on the target's node and reaches it through the API's
 // port-forward; its token serves one session.
 //

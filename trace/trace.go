@@ -363,7 +363,9 @@ func (s *Session) closeAgent() {
 	}
 }
 
-// agentFinish bounds the wait for the agent's finals once trace is done.
+// agentFinish bounds the wait for the agent's finals once trace is done:
+// so long without a message from it (what it still sends, frames for -w
+// over a slow link, keeps it waiting).
 const agentFinish = 10 * time.Second
 
 // finishAgent tells the agent trace is done, waits for its finals (what
@@ -373,15 +375,25 @@ func (s *Session) finishAgent() {
 		return
 	}
 	s.agent.end()
-	select {
-	case <-s.agent.done:
-	case <-s.agentDone:
-	case <-time.After(agentFinish):
-		s.mu.Lock()
-		if s.agentErr == nil {
-			s.agentErr = fmt.Errorf("pftap agent at %s: its last results did not come within %s", s.agent.addr, agentFinish)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-s.agent.done:
+			break wait
+		case <-s.agentDone:
+			break wait
+		case <-tick.C:
+			if time.Since(s.agent.heard()) > agentFinish {
+				s.mu.Lock()
+				if s.agentErr == nil {
+					s.agentErr = fmt.Errorf("pftap agent at %s: its last results did not come (nothing heard from it for %s)", s.agent.addr, agentFinish)
+				}
+				s.mu.Unlock()
+				break wait
+			}
 		}
-		s.mu.Unlock()
 	}
 	s.closeAgent()
 	<-s.agentDone

@@ -29,6 +29,11 @@ type AgentOptions struct {
 	Netns          string
 	KubeletPort    int
 	StreamingPorts []int
+	// AllowNodeWide lets a trace ask for every connection of the node's
+	// legs (trace --agent-node-wide).
+	AllowNodeWide bool
+	// MaxSendRate bounds what the agent sends a trace, bytes a second.
+	MaxSendRate int64
 	// Stop, when set, replaces waiting for a signal (tests); Ready gets
 	// the listening address and the agent.
 	Stop  <-chan struct{}
@@ -46,9 +51,12 @@ to it: the apiserver's TLS connection to the kubelet (record sizes and
 timing), the kubelet's plaintext SPDY to the runtime's streaming server on the
 node's lo (its port found from the sockets listening on 127.0.0.1), the pod's
 lo in the namespace found from the pod's IP, and the pod's eth0 as the
-witness. It streams them to trace as pcapng over TLS. trace sends nothing
-before the agent presents the certificate whose fingerprint it prints, then
-presents the token (PFTAP_AGENT_TOKEN or --token-file, at least 16
+witness. It decodes them on the node, as pftap lab decodes its legs, and
+sends each trace, over TLS, the events of that trace's own port-forward only
+(the other connections of the legs, other users' sessions among them, are
+left out and counted); the frames themselves cross only for trace -w. trace
+sends nothing before the agent presents the certificate whose fingerprint it
+prints, then presents the token (PFTAP_AGENT_TOKEN or --token-file, at least 16
 characters; one is made and printed when neither is given). The agent never
 taps its own traffic: its port, and the connections that carry its stream
 to trace (found when each session starts), are left out of every leg.`,
@@ -66,6 +74,9 @@ to trace (found when each session starts), are left out of every leg.`,
 			}
 			if _, _, err := net.SplitHostPort(opts.Listen); err != nil {
 				return usageError{fmt.Errorf("--listen %q: want HOST:PORT (an IPv6 address in brackets: [::1]:10299)", opts.Listen)}
+			}
+			if opts.MaxSendRate < 0 {
+				return usageError{fmt.Errorf("--max-send-rate %d: want bytes a second, or 0 for no bound", opts.MaxSendRate)}
 			}
 			if opts.ExitWhenIdle < 0 {
 				return usageError{fmt.Errorf("--exit-when-idle %s: want a positive duration, or 0 for never", opts.ExitWhenIdle)}
@@ -85,6 +96,8 @@ to trace (found when each session starts), are left out of every leg.`,
 	f.StringVar(&opts.Netns, "netns", "", "the node's network namespace (default: the agent's own)")
 	f.IntVar(&opts.KubeletPort, "kubelet-port", 10250, "the kubelet's port")
 	f.IntSliceVar(&opts.StreamingPorts, "streaming-port", nil, "the runtime streaming server's port on the node's lo (default: found)")
+	f.BoolVar(&opts.AllowNodeWide, "allow-node-wide", false, "let a trace ask for every connection on the node's legs, other users' port-forwards included (trace --agent-node-wide); without it each trace gets its own session only")
+	f.Int64Var(&opts.MaxSendRate, "max-send-rate", 0, "bound what the agent sends a trace, in bytes a second (0: none); frames recorded with trace -w then lose their payloads first, the decoded session always goes")
 	cmd.AddCommand(newAgentImageCmd(ios))
 	return cmd
 }
@@ -100,7 +113,8 @@ func agentRun(opts *AgentOptions) error {
 		rand.Read(b)
 		token, made = hex.EncodeToString(b), true
 	}
-	ao := agent.Options{Token: token, Netns: opts.Netns, KubeletPort: opts.KubeletPort, StreamingPorts: opts.StreamingPorts, Log: opts.IO.ErrOut, ExitWhenIdle: opts.ExitWhenIdle, Once: opts.Once}
+	ao := agent.Options{Token: token, Netns: opts.Netns, KubeletPort: opts.KubeletPort, StreamingPorts: opts.StreamingPorts, Log: opts.IO.ErrOut, ExitWhenIdle: opts.ExitWhenIdle, Once: opts.Once,
+		AllowNodeWide: opts.AllowNodeWide, MaxSendRate: opts.MaxSendRate}
 	// A deployed agent gets its certificate from trace, which pins it.
 	if c, k := os.Getenv(agent.EnvCert), os.Getenv(agent.EnvKey); c != "" && k != "" {
 		cert, err := tls.X509KeyPair([]byte(c), []byte(k))

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket/pcapgo"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -773,4 +775,168 @@ func labWithAgent(t *testing.T, cfg lab.Config) (*lab.Lab, []string) {
 	t.Cleanup(func() { ln.Close() })
 	go a.Serve(ln)
 	return l, []string{"--kubeconfig", l.Kubeconfig, "--agent", ln.Addr().String(), "--agent-token-file", tokenFile(t, labAgentToken), "--agent-fingerprint", a.Fingerprint}
+}
+
+// traceLegs reads trace's {"kind":"legs"} object.
+func traceLegs(t *testing.T, jsonOut string) (legs []benchLeg, sent int64) {
+	t.Helper()
+	for _, line := range strings.Split(jsonOut, "\n") {
+		if strings.Contains(line, `"kind":"legs"`) {
+			var v struct {
+				Legs      []benchLeg `json:"legs"`
+				AgentSent int64      `json:"agent_sent"`
+			}
+			if err := json.Unmarshal([]byte(line), &v); err != nil {
+				t.Fatal(err)
+			}
+			return v.Legs, v.AgentSent
+		}
+	}
+	t.Fatalf("no legs object:\n%s", lastLines(jsonOut, 10))
+	return nil, 0
+}
+
+// TestTraceAgentGiB: a 1 GiB GET through trace with a deployed agent (a
+// process of its own on the lab's node, reached through the apiserver as
+// on a cluster): no gap and no drop on any leg, every byte on each, and
+// what the agent sent trace is a sliver of it.
+func TestTraceAgentGiB(t *testing.T) {
+	needRootCmd(t)
+	l, err := lab.Start(context.Background(), lab.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const n = 1 << 30
+	link0 := linkBytes(l.HostLink())
+	code, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--json", "--agent", "deploy", "--agent-image", "example.org/pftap:test", "pod/nginx", "0:80"},
+		func(ports []trace.PortPair) {
+			c := exec.Command("curl", "-sS", "-o", "/dev/null", "-w", "%{size_download}", fmt.Sprintf("http://127.0.0.1:%d/bytes?n=%d", ports[0].Local, n))
+			b, err := c.Output()
+			if err != nil || string(b) != strconv.Itoa(n) {
+				t.Errorf("curl: %v, %s bytes", err, b)
+			}
+			time.Sleep(300 * time.Millisecond)
+		})
+	link := linkBytes(l.HostLink()) - link0
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	legs, sent := traceLegs(t, out)
+	if len(legs) != 5 {
+		t.Fatalf("legs %+v", legs)
+	}
+	for _, lg := range legs {
+		if lg.Gaps != 0 || lg.Drops != 0 {
+			t.Errorf("%s: %d gaps, %d drops", lg.Leg, lg.Gaps, lg.Drops)
+		}
+	}
+	var sum struct {
+		Legs map[string]struct {
+			Bytes int64 `json:"bytes"`
+		} `json:"legs"`
+		Gaps int `json:"gaps"`
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, `{"kind":"summary"`) {
+			json.Unmarshal([]byte(line), &sum)
+		}
+	}
+	for _, name := range []string{"L1 client→apiserver", "L2 on the wire (TLS)", "L3 kubelet→runtime", "L4 runtime→app"} {
+		if b := sum.Legs[name].Bytes; b < n || b > n+n/50 {
+			t.Errorf("%s carried %d bytes of the 1 GiB GET", name, b)
+		}
+	}
+	t.Logf("host↔apiserver link %d bytes (%.4f× the GET), the agent sent %d", link, float64(link)/n, sent)
+	if sent <= 0 || sent > n/200 {
+		t.Errorf("the agent sent trace %d bytes for a 1 GiB GET: want a fraction of a percent", sent)
+	}
+	if float64(link) > 1.02*n {
+		t.Errorf("the host↔apiserver link carried %d bytes: over 1.02× the GET", link)
+	}
+}
+
+// TestTraceAgentThrottledRecording: with -w through an agent whose link to
+// trace carries 2 MB/s, a 40 MB GET is recorded without losing a packet:
+// the frames the link could not carry are there with their headers (caplen
+// below the wire length, a comment saying why), trace's decoding shows no
+// gap, and trace counts the shortened frames.
+func TestTraceAgentThrottledRecording(t *testing.T) {
+	needRootCmd(t)
+	l, err := lab.Start(context.Background(), lab.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	a, err := agent.New(agent.Options{Token: labAgentToken, Netns: l.NodeNetns, MaxSendRate: 2 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go a.Serve(ln)
+	rec := filepath.Join(t.TempDir(), "throttled.pcapng")
+	code, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--json", "-w", rec, "--agent", ln.Addr().String(), "--agent-token-file", tokenFile(t, labAgentToken),
+		"--agent-fingerprint", a.Fingerprint, "pod/nginx", "0:80"}, func(ports []trace.PortPair) {
+		if b := get(t, ports[0].Local, "/bytes?n=40000000"); len(b) != 40000000 {
+			t.Errorf("GET: %d bytes", len(b))
+		}
+		time.Sleep(300 * time.Millisecond)
+	})
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	legs, _ := traceLegs(t, out)
+	var shortened uint64
+	want := map[string]int64{}
+	for _, lg := range legs {
+		if lg.Gaps != 0 || lg.Drops != 0 {
+			t.Errorf("%s: %d gaps, %d drops", lg.Leg, lg.Gaps, lg.Drops)
+		}
+		shortened += lg.Shortened
+		want[lg.Leg] = lg.Packets
+	}
+	if shortened == 0 {
+		t.Fatalf("no frame shortened at 2 MB/s: %+v", legs)
+	}
+	// The file: every packet of every leg, the shortened ones marked.
+	f, err := os.Open(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewNgReader(f, pcapgo.NgReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	var cut uint64
+	for {
+		data, ci, err := r.ReadPacketData()
+		if err != nil {
+			break
+		}
+		ifc, _ := r.Interface(ci.InterfaceIndex)
+		got[ifc.Name]++
+		if ci.CaptureLength < ci.Length {
+			cut++
+			if len(data) > 120 {
+				t.Errorf("a shortened frame kept %d bytes", len(data))
+			}
+		}
+	}
+	for leg, n := range want {
+		if got[leg] != n {
+			t.Errorf("%s: %d packets recorded, %d on the leg", leg, got[leg], n)
+		}
+	}
+	if cut != shortened {
+		t.Errorf("%d frames cut in the file, trace counted %d", cut, shortened)
+	}
+	if b, _ := os.ReadFile(rec); !strings.Contains(string(b), "payload not sent by pftap agent") {
+		t.Error("no shortened frame says why in its comment")
+	}
 }
