@@ -71,7 +71,9 @@ type TLSRecord struct {
 	Time time.Time
 	Conn int
 	Leg  string
-	Dir  Dir
+	// LegID is the leg's place in the chain.
+	LegID leg.ID
+	Dir   Dir
 	// Type is the record's content type (23: application data).
 	Type   byte
 	Length int
@@ -98,6 +100,8 @@ type Chunk struct {
 	Time time.Time
 	Conn int
 	Leg  string
+	// LegID is the leg's place in the chain.
+	LegID leg.ID
 	// Dir is ToServer for bytes towards the pod.
 	Dir Dir
 	// Stream and RequestID are set for a port-forward data stream.

@@ -32,7 +32,7 @@ type layer interface {
 // data routes in-order bytes to the direction's layer.
 func (cs *connState) data(dir tcpstream.Dir, off int64, t time.Time, b []byte) {
 	if cs.d.opts.Chunks != nil && !cs.replaying {
-		cs.d.chunk = Chunk{Time: t, Conn: cs.c.ID, Leg: cs.leg, Dir: dirOf(dir), Offset: off, Len: len(b), Prefix: b[:min(len(b), ChunkPrefix)], Data: b}
+		cs.d.chunk = Chunk{Time: t, Conn: cs.c.ID, Leg: cs.leg, LegID: cs.legID, Dir: dirOf(dir), Offset: off, Len: len(b), Prefix: b[:min(len(b), ChunkPrefix)], Data: b}
 		cs.d.opts.Chunks(&cs.d.chunk)
 	}
 	cs.dirs[dir].data(cs, dir, off, t, b)
@@ -312,7 +312,7 @@ func (l *tlsLayer) record(cs *connState, dir tcpstream.Dir, t time.Time) {
 			Text: fmt.Sprintf("TLS %s record len=%d (encrypted)", tlsTypes[typ], n)})
 	}
 	if cs.d.opts.Records != nil {
-		cs.d.record = TLSRecord{Time: l.t, Conn: cs.c.ID, Leg: cs.leg, Dir: dirOf(dir), Type: typ, Length: n}
+		cs.d.record = TLSRecord{Time: l.t, Conn: cs.c.ID, Leg: cs.leg, LegID: cs.legID, Dir: dirOf(dir), Type: typ, Length: n}
 		cs.d.opts.Records(&cs.d.record)
 	}
 	l.off += int64(5 + n)

@@ -121,6 +121,9 @@ func (s *LegSet) AddRemoteLeg(lg leg.Leg) *LegDecoder {
 // Name is the leg's name.
 func (l *LegDecoder) Name() string { return l.lg.Name }
 
+// LegID is the leg's place in the chain.
+func (l *LegDecoder) LegID() leg.ID { return l.lg.ID }
+
 // Remote says whether the leg is decoded elsewhere.
 func (l *LegDecoder) Remote() bool { return l.d == nil }
 

@@ -45,6 +45,19 @@ func (id ID) Order() int {
 	return -1
 }
 
+// Hop is the leg's place on the way of the bytes to the pod: Order, but
+// for the two taps of the apiserver's connection to the kubelet (L2 below
+// TLS, L2Wire on the wire), which are one hop: their bytes cross them
+// microseconds apart, in an order that depends on where L2 was tapped.
+// -1 for Unknown.
+func (id ID) Hop() int {
+	o := id.Order()
+	if id == L2Wire || o > L2Wire.Order() {
+		o--
+	}
+	return o
+}
+
 // Leg is one leg of a session: its ID, its display name, and what it
 // connects and where it was tapped.
 type Leg struct {

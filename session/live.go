@@ -134,7 +134,7 @@ func (ld *Live) RemoteRecords(i int, rs []decode.TLSRecord) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, r := range rs {
-		r.Leg = l.dec.Name()
+		r.Leg, r.LegID = l.dec.Name(), l.dec.LegID()
 		l.records = append(l.records, r)
 	}
 }

@@ -72,14 +72,14 @@ func pair(legs []LegTimes, remote func(string) bool, toPod bool) (local, rem tim
 func ShiftLegs(hs []Hops, remote func(leg string) bool, offset time.Duration) []Hops {
 	out := make([]Hops, len(hs))
 	for i, h := range hs {
-		h.ToPod = shiftDir(h.ToPod, remote, offset)
-		h.FromPod = shiftDir(h.FromPod, remote, offset)
+		h.ToPod = shiftDir(h.ToPod, remote, offset, true)
+		h.FromPod = shiftDir(h.FromPod, remote, offset, false)
 		out[i] = h
 	}
 	return out
 }
 
-func shiftDir(d DirHops, remote func(string) bool, offset time.Duration) DirHops {
+func shiftDir(d DirHops, remote func(string) bool, offset time.Duration, toPod bool) DirHops {
 	legs := append([]LegTimes(nil), d.Legs...)
 	for i := range legs {
 		if remote(legs[i].Leg) {
@@ -87,7 +87,7 @@ func shiftDir(d DirHops, remote func(string) bool, offset time.Duration) DirHops
 			legs[i].Last = legs[i].Last.Add(-offset)
 		}
 	}
-	nd := orderLegs(legs)
+	nd := orderLegs(legs, toPod)
 	nd.Bytes = d.Bytes
 	return nd
 }

@@ -23,13 +23,13 @@ func TestEstimateOffset(t *testing.T) {
 			{Leg: "L1", First: base, Last: base, Bytes: 10},
 			{Leg: "L3", First: base.Add(hop + extra + offset), Last: base.Add(hop + extra + offset), Bytes: 10},
 			{Leg: "L4", First: base.Add(2*hop + extra + offset), Last: base.Add(2*hop + extra + offset), Bytes: 10},
-		})
+		}, true)
 		back := base.Add(5 * time.Millisecond)
 		from := orderLegs([]LegTimes{
 			{Leg: "L4", First: back.Add(offset), Last: back.Add(offset), Bytes: 20},
 			{Leg: "L3", First: back.Add(hop + offset), Last: back.Add(hop + offset), Bytes: 20},
 			{Leg: "L1", First: back.Add(2*hop + extra), Last: back.Add(2*hop + extra), Bytes: 20},
-		})
+		}, false)
 		hs = append(hs, Hops{RequestID: "x", ToPod: to, FromPod: from})
 	}
 	est, ok := EstimateOffset(hs, remote)

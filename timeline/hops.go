@@ -9,11 +9,14 @@ import (
 	"time"
 
 	"github.com/pftap/pftap/decode"
+	"github.com/pftap/pftap/leg"
 )
 
 // LegTimes is when a direction of one request crossed one leg.
 type LegTimes struct {
 	Leg string `json:"leg"`
+	// LegID is the leg's place in the chain.
+	LegID leg.ID `json:"leg_id,omitempty"`
 	// Conn is the connection on that leg.
 	Conn int `json:"conn"`
 	// First and Last are when the first and the last byte appeared there.
@@ -103,6 +106,7 @@ type connKey struct {
 // flow is what one direction pair of a stream or connection carried.
 type flow struct {
 	leg    string
+	legID  leg.ID
 	conn   int
 	req    string
 	first  [2]time.Time
@@ -149,13 +153,13 @@ func (c *Correlator) Chunk(ch *decode.Chunk) {
 		}
 		c.spdyLeg[ch.Leg] = true
 		if f = c.spdy[k]; f == nil {
-			f = &flow{leg: ch.Leg, conn: ch.Conn, req: ch.RequestID}
+			f = &flow{leg: ch.Leg, legID: ch.LegID, conn: ch.Conn, req: ch.RequestID}
 			c.spdy[k] = f
 		}
 	} else {
 		k := connKey{ch.Leg, ch.Conn}
 		if f = c.tcp[k]; f == nil {
-			f = &flow{leg: ch.Leg, conn: ch.Conn}
+			f = &flow{leg: ch.Leg, legID: ch.LegID, conn: ch.Conn}
 			c.tcp[k] = f
 		}
 	}
@@ -233,6 +237,7 @@ func (c *Correlator) Merge(other *Correlator, conn func(leg string, local int) i
 // to be merged (Flows, AddFlows). Index 0 is towards the pod.
 type Flow struct {
 	Leg       string       `json:"leg"`
+	LegID     leg.ID       `json:"leg_id,omitempty"`
 	Conn      int          `json:"conn"`
 	RequestID string       `json:"request_id,omitempty"`
 	SPDY      bool         `json:"spdy,omitempty"`
@@ -250,7 +255,7 @@ type Flow struct {
 func (c *Correlator) Flows() []Flow {
 	out := make([]Flow, 0, len(c.spdy)+len(c.tcp))
 	put := func(f *flow, spdy bool) {
-		out = append(out, Flow{Leg: f.leg, Conn: f.conn, RequestID: f.req, SPDY: spdy, First: f.first, Last: f.last, Bytes: f.bytes,
+		out = append(out, Flow{Leg: f.leg, LegID: f.legID, Conn: f.conn, RequestID: f.req, SPDY: spdy, First: f.first, Last: f.last, Bytes: f.bytes,
 			Prefix: [2][]byte{bytes.Clone(f.prefix[0]), bytes.Clone(f.prefix[1])}, CRC: f.crc, Digested: f.digested, FirstLen: f.firstLen})
 	}
 	for _, f := range c.spdy {
@@ -279,7 +284,7 @@ func (c *Correlator) Flows() []Flow {
 // replaces c's.
 func (c *Correlator) AddFlows(fs []Flow) {
 	for _, x := range fs {
-		f := &flow{leg: x.Leg, conn: x.Conn, req: x.RequestID, first: x.First, last: x.Last, bytes: x.Bytes, crc: x.CRC, digested: x.Digested, firstLen: x.FirstLen}
+		f := &flow{leg: x.Leg, legID: x.LegID, conn: x.Conn, req: x.RequestID, first: x.First, last: x.Last, bytes: x.Bytes, crc: x.CRC, digested: x.Digested, firstLen: x.FirstLen}
 		for d := range f.prefix {
 			f.prefix[d] = bytes.Clone(x.Prefix[d][:min(len(x.Prefix[d]), decode.ChunkPrefix)])
 			if f.digested[d] {
@@ -340,58 +345,21 @@ func (c *Correlator) Result() []Hops {
 
 	// TCP connections on legs without SPDY (the user's connection to the
 	// local port before the chain, the pod's lo after it) are matched to
-	// requests that carried the same bytes towards the pod (see sameBytes),
-	// in order among equals: the
-	// k-th such connection on a leg to the k-th such request, by time. A
-	// leg whose first connection starts before any SPDY data is before the
-	// chain; otherwise after it.
-	var spdyStart time.Time
-	for _, id := range ids {
-		for _, f := range reqs[id] {
-			if spdyStart.IsZero() || f.first[0].Before(spdyStart) {
-				spdyStart = f.first[0]
-			}
-		}
-	}
+	// requests (see matchTCP).
 	byLeg := map[string][]*flow{}
 	for _, f := range c.tcp {
 		if !c.spdyLeg[f.leg] && f.bytes[0] > 0 {
 			byLeg[f.leg] = append(byLeg[f.leg], f)
 		}
 	}
-	for _, conns := range byLeg {
-		sort.Slice(conns, func(i, j int) bool { return conns[i].first[0].Before(conns[j].first[0]) })
-		before := !conns[0].first[0].After(spdyStart)
-		// Requests in the order their bytes reached this end of the chain.
-		order := append([]string(nil), ids...)
-		edge := func(id string) time.Time {
-			var t time.Time
-			for _, f := range reqs[id] {
-				if t.IsZero() || (before && f.first[0].Before(t)) || (!before && f.first[0].After(t)) {
-					t = f.first[0]
-				}
-			}
-			return t
-		}
-		sort.SliceStable(order, func(i, j int) bool { return edge(order[i]).Before(edge(order[j])) })
-		taken := map[string]bool{}
-		for _, t := range conns {
-			for _, id := range order {
-				if taken[id] {
-					continue
-				}
-				if !sameBytes(c.Digests, reqs[id][0], t) {
-					continue
-				}
-				// Causality: before the chain means earlier than the
-				// request's first SPDY bytes; after it, later.
-				if before && t.first[0].After(edge(id)) || !before && t.first[0].Before(edge(id)) {
-					continue
-				}
-				taken[id] = true
-				reqs[id] = append(reqs[id], t)
-				break
-			}
+	legs := make([]string, 0, len(byLeg))
+	for l := range byLeg {
+		legs = append(legs, l)
+	}
+	sort.Strings(legs)
+	for _, l := range legs {
+		for id, t := range matchTCP(c.Digests, byLeg[l], ids, reqs) {
+			reqs[id] = append(reqs[id], t)
 		}
 	}
 
@@ -407,6 +375,166 @@ func (c *Correlator) Result() []Hops {
 		out = append(out, h)
 	}
 	return out
+}
+
+// matchTCP matches the connections of one leg without SPDY to requests.
+// A connection carries one request (a port-forward stream is one TCP
+// connection at each end), so each request takes at most one connection
+// of the leg. What identifies it there is its bytes (sameBytes) and
+// causality: a leg before the chain (the user's connection to the local
+// port) carries the bytes towards the pod before the first SPDY leg does
+// and the answer after the last one does; a leg after the chain (the pod's
+// lo), towards the pod after the last SPDY leg, back before the first. For
+// each direction that holds of the first byte and of the last. When
+// payloads repeat (the same request many times at once), several
+// connections carry the same bytes: only a matching in which every pair is
+// possible both ways is taken, found greedily in time order, each request
+// given the possible connection nearest to it in time; a request no
+// possible connection is left for shows without that leg, never with
+// another request's. Which side of the chain a leg is on comes from its
+// ID; for a leg without one (a capture pftap did not make), from whether
+// its first connection began before any SPDY data.
+func matchTCP(digests bool, conns []*flow, ids []string, reqs map[string][]*flow) map[string]*flow {
+	if len(conns) == 0 || len(ids) == 0 {
+		return nil
+	}
+	// The SPDY legs at the two ends of the chain, for each request: the
+	// lowest in chain order and the highest (by time when legs have no
+	// IDs).
+	type ends struct{ first, last *flow }
+	edge := map[string]ends{}
+	var spdyStart time.Time
+	for _, id := range ids {
+		var e ends
+		for _, f := range reqs[id] {
+			if spdyStart.IsZero() || f.first[0].Before(spdyStart) && !f.first[0].IsZero() {
+				spdyStart = f.first[0]
+			}
+			if e.first == nil || chainBefore(f, e.first) {
+				e.first = f
+			}
+			if e.last == nil || chainBefore(e.last, f) {
+				e.last = f
+			}
+		}
+		edge[id] = e
+	}
+	sort.Slice(conns, func(i, j int) bool { return conns[i].first[0].Before(conns[j].first[0]) })
+	before := !conns[0].first[0].After(spdyStart)
+	if o := conns[0].legID.Order(); o >= 0 {
+		before = o < leg.L1.Order()
+	}
+	// possible says whether connection t can carry request id, its taps'
+	// stamps allowed to be off by tol.
+	possible := func(id string, t *flow, tol time.Duration) bool {
+		e := edge[id]
+		// later says whether a is later than b by more than tol.
+		later := func(a, b time.Time) bool { return a.Sub(b) > tol }
+		if before {
+			if !sameBytes(digests, e.first, t) {
+				return false
+			}
+			// Towards the pod: here first, then the first SPDY leg.
+			if later(t.first[0], e.first.first[0]) || later(t.last[0], e.first.last[0]) {
+				return false
+			}
+			// Back: the first SPDY leg first, then here.
+			if t.bytes[1] > 0 && e.first.bytes[1] > 0 && (later(e.first.first[1], t.first[1]) || later(e.first.last[1], t.last[1])) {
+				return false
+			}
+			return true
+		}
+		if !sameBytes(digests, e.last, t) {
+			return false
+		}
+		if later(e.last.first[0], t.first[0]) || later(e.last.last[0], t.last[0]) {
+			return false
+		}
+		if t.bytes[1] > 0 && e.last.bytes[1] > 0 && (later(t.first[1], e.last.first[1]) || later(t.last[1], e.last.last[1])) {
+			return false
+		}
+		return true
+	}
+	// Requests in the order their bytes reached this end of the chain;
+	// each takes, among the possible connections not taken, the one
+	// nearest in time to its SPDY leg towards the pod (before the chain:
+	// the latest that began before it; after it: the earliest after it),
+	// and of those the one whose answer fits tightest.
+	at := func(id string) time.Time {
+		if before {
+			return edge[id].first.first[0]
+		}
+		return edge[id].last.first[0]
+	}
+	order := append([]string(nil), ids...)
+	sort.SliceStable(order, func(i, j int) bool { return at(order[i]).Before(at(order[j])) })
+	if !before {
+		// After the chain, a request's candidates began after it: taken
+		// from the latest request back, each takes the earliest.
+		for i, j := 0, len(order)-1; i < j; i, j = i+1, j-1 {
+			order[i], order[j] = order[j], order[i]
+		}
+	}
+	taken := make([]bool, len(conns))
+	out := map[string]*flow{}
+	// Strictly first; then, for the requests left, with the taps' stamps
+	// allowed to be off by stampSlack (an in-process tap's frame stamped
+	// late because it waited behind another connection's).
+	for _, tol := range []time.Duration{0, stampSlack} {
+		for _, id := range order {
+			if out[id] != nil {
+				continue
+			}
+			best := -1
+			for k, t := range conns {
+				if taken[k] || !possible(id, t, tol) {
+					continue
+				}
+				if best < 0 || tighter(conns[best], t, before) {
+					best = k
+				}
+			}
+			if best >= 0 {
+				taken[best] = true
+				out[id] = conns[best]
+			}
+		}
+	}
+	return out
+}
+
+// stampSlack is how far two taps' stamps of one byte may disagree.
+const stampSlack = 2 * time.Millisecond
+
+// tighter says whether connection b fits its request more tightly than
+// a: before the chain, the answer reaching it sooner, then having begun
+// later; after the chain, the answer leaving it later, then having begun
+// sooner.
+func tighter(a, b *flow, before bool) bool {
+	if a.first[1] != b.first[1] {
+		if a.first[1].IsZero() || b.first[1].IsZero() {
+			return a.first[1].IsZero()
+		}
+		if before {
+			return b.first[1].Before(a.first[1])
+		}
+		return b.first[1].After(a.first[1])
+	}
+	if before {
+		return b.first[0].After(a.first[0])
+	}
+	return b.first[0].Before(a.first[0])
+}
+
+// chainBefore says whether flow a's leg comes before b's in the chain (by
+// their IDs, or, without them, by when each carried its first byte towards
+// the pod).
+func chainBefore(a, b *flow) bool {
+	oa, ob := a.legID.Order(), b.legID.Order()
+	if oa >= 0 && ob >= 0 && oa != ob {
+		return oa < ob
+	}
+	return a.first[0].Before(b.first[0])
 }
 
 // sameBytes reports whether a request's data stream and a TCP connection
@@ -427,20 +555,40 @@ func direction(fs []*flow, d int) DirHops {
 	var legs []LegTimes
 	for _, f := range fs {
 		if f.bytes[d] > 0 {
-			lt := LegTimes{Leg: f.leg, Conn: f.conn, First: f.first[d], Last: f.last[d], Bytes: f.bytes[d], FirstChunk: f.firstLen[d]}
+			lt := LegTimes{Leg: f.leg, LegID: f.legID, Conn: f.conn, First: f.first[d], Last: f.last[d], Bytes: f.bytes[d], FirstChunk: f.firstLen[d]}
 			if dg, ok := f.digest(d); ok {
 				lt.Digest = fmt.Sprintf("%08x", dg)
 			}
 			legs = append(legs, lt)
 		}
 	}
-	return orderLegs(legs)
+	return orderLegs(legs, d == 0)
 }
 
-// orderLegs sorts a direction's legs by when its first byte crossed them
-// and computes the hops between them.
-func orderLegs(legs []LegTimes) DirHops {
-	sort.SliceStable(legs, func(i, j int) bool { return legs[i].First.Before(legs[j].First) })
+// orderLegs puts a direction's legs in the order its bytes crossed them
+// and computes the hops between them. When every leg is placed in the
+// chain (its ID), that is the chain's order (towards the pod, or back up
+// it), and the time orders the taps of one hop: a tap stamped a little
+// late (an in-process tap that waited behind another connection's frame, a
+// clock estimate off by its uncertainty) then shows as a hop of negative
+// latency, never as bytes that crossed the chain backwards. Otherwise (a
+// capture pftap did not make) it is the order of their first bytes.
+func orderLegs(legs []LegTimes, toPod bool) DirHops {
+	placed := true
+	for _, l := range legs {
+		if l.LegID.Hop() < 0 {
+			placed = false
+		}
+	}
+	sort.SliceStable(legs, func(i, j int) bool {
+		if placed {
+			hi, hj := legs[i].LegID.Hop(), legs[j].LegID.Hop()
+			if hi != hj {
+				return hi < hj == toPod
+			}
+		}
+		return legs[i].First.Before(legs[j].First)
+	})
 	dh := DirHops{Legs: legs, FirstByte: []time.Duration{}, LastByte: []time.Duration{}}
 	if dh.Legs == nil {
 		dh.Legs = []LegTimes{}

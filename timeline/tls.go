@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pftap/pftap/decode"
+	"github.com/pftap/pftap/leg"
 )
 
 // AddTLSLegs places legs seen only as TLS records (a connection tapped on
@@ -24,9 +25,10 @@ const sizeLookahead = 64
 
 func AddTLSLegs(hs []Hops, recs []decode.TLSRecord, shift time.Duration, bounds func(leg string) bool) []Hops {
 	type key struct {
-		leg  string
-		conn int
-		dir  decode.Dir
+		leg   string
+		legID leg.ID
+		conn  int
+		dir   decode.Dir
 	}
 	type rec struct {
 		t   time.Time
@@ -37,7 +39,7 @@ func AddTLSLegs(hs []Hops, recs []decode.TLSRecord, shift time.Duration, bounds 
 		if r.Type != 23 { // application data
 			continue
 		}
-		k := key{r.Leg, r.Conn, r.Dir}
+		k := key{r.Leg, r.LegID, r.Conn, r.Dir}
 		byConn[k] = append(byConn[k], rec{r.Time.Add(-shift), r.Length})
 	}
 	keys := make([]key, 0, len(byConn))
@@ -147,9 +149,9 @@ func AddTLSLegs(hs []Hops, recs []decode.TLSRecord, shift time.Duration, bounds 
 				end := max(j, sort.Search(len(rs), func(i int) bool { return rs[i].t.After(last) })-1)
 				nx[j] = j + 1 // taken
 				seen[k.leg] = true
-				legs = append(legs, LegTimes{Leg: k.leg, Conn: k.conn, First: rs[j].t, Last: rs[end].t, FirstChunk: rs[j].len, TLS: true})
+				legs = append(legs, LegTimes{Leg: k.leg, LegID: k.legID, Conn: k.conn, First: rs[j].t, Last: rs[end].t, FirstChunk: rs[j].len, TLS: true})
 			}
-			nd := orderLegs(legs)
+			nd := orderLegs(legs, toPod)
 			nd.Bytes = d.Bytes
 			*d = nd
 		}

@@ -16,9 +16,9 @@ func TestAddTLSLegs(t *testing.T) {
 	ms := time.Millisecond
 	mk := func(base time.Time) Hops {
 		return Hops{Time: base,
-			ToPod: orderLegs([]LegTimes{{Leg: "L1", First: base, Last: base, Bytes: 10, FirstChunk: 10}, {Leg: "L3", First: base.Add(2 * ms), Last: base.Add(2 * ms), Bytes: 10, FirstChunk: 10}}),
+			ToPod: orderLegs([]LegTimes{{Leg: "L1", First: base, Last: base, Bytes: 10, FirstChunk: 10}, {Leg: "L3", First: base.Add(2 * ms), Last: base.Add(2 * ms), Bytes: 10, FirstChunk: 10}}, true),
 			FromPod: orderLegs([]LegTimes{{Leg: "L3", First: base.Add(5 * ms), Last: base.Add(6 * ms), Bytes: 100},
-				{Leg: "L1", First: base.Add(7 * ms), Last: base.Add(8 * ms), Bytes: 100}})}
+				{Leg: "L1", First: base.Add(7 * ms), Last: base.Add(8 * ms), Bytes: 100}}, false)}
 	}
 	hs := []Hops{mk(t0), mk(t0.Add(time.Second))}
 	skew := time.Second

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -138,5 +139,106 @@ func TestLabAggregate(t *testing.T) {
 	i, j := strings.Index(text, "per-hop latency over 40 requests"), strings.Index(text, "\nslowest: request ")
 	if i < 0 || j < 0 || strings.Count(text[i:j], "\n") > 20 || strings.Contains(text, "  request 0  → pod") {
 		t.Errorf("the aggregate text:\n%s", text[max(i, 0):])
+	}
+}
+
+// hopRank is a leg's place on the way to the pod, for checking that an
+// order is one bytes can cross: the wire and the kubelet's side of L2 are
+// one hop (tapped microseconds apart).
+func hopRank(id string) int {
+	switch id {
+	case "user":
+		return 0
+	case "proxy":
+		return 1
+	case "L1":
+		return 2
+	case "L2", "L2-wire":
+		return 3
+	case "L3":
+		return 4
+	case "L4":
+		return 5
+	case "witness":
+		return 6
+	}
+	return -1
+}
+
+// TestLabConcurrentHopsPossible: 80 identical GETs, 20 at a time, with
+// both clients: every request's legs, each direction, are in an order the
+// bytes can cross (towards the pod down the chain, back up it), every
+// request is followed over every leg (the user's and the pod's lo
+// included), and no connection of the user's leg or the pod's lo is given
+// to two requests. Identical payloads cannot tell the requests apart;
+// causality both ways must.
+func TestLabConcurrentHopsPossible(t *testing.T) {
+	needRootCmd(t)
+	for _, client := range []string{"pftap", "kubectl"} {
+		t.Run(client, func(t *testing.T) {
+			ios, out, errOut := testIO()
+			reqs := make([]string, 80)
+			for i := range reqs {
+				reqs[i] = "GET /"
+			}
+			if err := labRun(&LabRunOptions{IO: ios, Runtime: "cri-streaming", App: "builtin", Client: client, Requests: reqs, Concurrency: 20, JSON: true}); err != nil {
+				t.Fatalf("%v\n%s", err, errOut)
+			}
+			type legTimes struct {
+				Leg   string
+				LegID string `json:"leg_id"`
+				Conn  int
+			}
+			type dirHops struct{ Legs []legTimes }
+			n, bad := 0, 0
+			used := map[string]string{}
+			sc := bufio.NewScanner(bytes.NewReader(out.Bytes()))
+			sc.Buffer(nil, 1<<20)
+			for sc.Scan() {
+				if !strings.Contains(sc.Text(), `"kind":"hops"`) {
+					continue
+				}
+				var h struct {
+					RequestID string  `json:"request_id"`
+					ToPod     dirHops `json:"to_pod"`
+					FromPod   dirHops `json:"from_pod"`
+				}
+				if err := json.Unmarshal(sc.Bytes(), &h); err != nil {
+					t.Fatal(err)
+				}
+				n++
+				for d, dh := range []dirHops{h.ToPod, h.FromPod} {
+					var names []string
+					prev := -1
+					for i, l := range dh.Legs {
+						names = append(names, l.LegID)
+						r := hopRank(l.LegID)
+						if r < 0 {
+							t.Errorf("request %s: leg %q has no ID", h.RequestID, l.Leg)
+						}
+						if i > 0 && (d == 0 && r < prev || d == 1 && r > prev) {
+							bad++
+							t.Errorf("request %s %s: legs %v: an order bytes cannot cross", h.RequestID, []string{"→ pod", "← pod"}[d], names)
+							break
+						}
+						prev = r
+						if (l.LegID == "user" || l.LegID == "L4") && d == 0 {
+							k := l.LegID + fmt.Sprint(l.Conn)
+							if other, ok := used[k]; ok && other != h.RequestID {
+								t.Errorf("%s conn %d given to requests %s and %s", l.Leg, l.Conn, other, h.RequestID)
+							}
+							used[k] = h.RequestID
+						}
+					}
+					if want := 6; len(dh.Legs) < want-1 {
+						t.Errorf("request %s %s: %d legs %v, want every leg", h.RequestID, []string{"→ pod", "← pod"}[d], len(dh.Legs), names)
+					}
+				}
+			}
+			if n != 80 {
+				t.Errorf("%d requests followed, want 80", n)
+			}
+			t.Logf("%s: %d requests, %d directions in an impossible order", client, n, bad)
+		})
 	}
 }
