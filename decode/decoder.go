@@ -296,6 +296,8 @@ type connState struct {
 	// replaying is set while held bytes are fed again after an upgrade,
 	// so that they are not reported as chunks twice.
 	replaying bool
+	// lastData is when the connection last carried a byte, either way.
+	lastData time.Time
 }
 
 func dirOf(d tcpstream.Dir) Dir {
@@ -375,6 +377,13 @@ func (h handler) Close(c *tcpstream.Conn, dir tcpstream.Dir, t time.Time, how tc
 		}
 	} else {
 		e := &Event{Time: t, Kind: KindClose, Dir: dirOf(dir), Reason: how.String(), Bytes: ptr(st.Bytes + st.GapBytes), Text: txt}
+		quiet := cs.lastData
+		if quiet.IsZero() {
+			quiet = c.Start
+		}
+		if !quiet.IsZero() && !t.Before(quiet) {
+			e.IdleNS = ptr(int64(t.Sub(quiet)))
+		}
 		if how == tcpstream.ClosedRST && c.Reset {
 			e.ResetBy = dirOf(c.ResetBy)
 		}

@@ -101,6 +101,9 @@ type Event struct {
 	// ResetBy, on a close by RST, is the side that sent the RST: "c>s"
 	// the client, "s>c" the server (or a middlebox in its name).
 	ResetBy Dir `json:"reset_by,omitempty"`
+	// IdleNS, on a close, is how long the connection had carried no byte
+	// either way (from its first packet when it carried none).
+	IdleNS *int64 `json:"idle_ns,omitempty"`
 
 	// Gap and segment fields.
 	Bytes *int64 `json:"bytes,omitempty"`

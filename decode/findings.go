@@ -791,11 +791,19 @@ func (d *Diagnoser) idle() []Finding {
 		if c.Kind != KindClose || c.Reason != "RST" || c.LegID == leg.User {
 			continue
 		}
-		if silence := c.Time.Sub(last); silence >= IdleDrop {
+		// The silence is what the connection carried, both ways: its
+		// bytes (a TLS leg has no events for them), or, from a source
+		// that does not say, its events.
+		silence := c.Time.Sub(last)
+		if c.IdleNS != nil {
+			silence = time.Duration(*c.IdleNS)
+		}
+		if silence >= IdleDrop {
+			quiet := silence.Round(100 * time.Millisecond)
 			out = append(out, Finding{Name: "idle-dropped", Hop: ck.leg,
-				Text: fmt.Sprintf("%s was reset after %s of silence", ck.leg, silence.Round(100*time.Millisecond)),
-				Explanation: fmt.Sprintf("nothing crossed the connection for %s (%d pings seen on it; kubectl pings every 5 s on SPDY, 10 s through the WebSocket tunnel), then it closed: an idle timeout in a load balancer or NAT between the hops (60 s on ELB) drops quiet connections",
-					silence.Round(time.Second), d.pings[ck]),
+				Text: fmt.Sprintf("%s was reset after %s of silence", ck.leg, quiet),
+				Explanation: fmt.Sprintf("not a byte crossed the connection, either way, for %s (%d pings seen on it; kubectl pings every 5 s on SPDY, 10 s through the WebSocket tunnel), then it was reset: an idle timeout in a load balancer or NAT between the hops (60 s on ELB) drops quiet connections",
+					quiet, d.pings[ck]),
 				Evidence: evidence(c)})
 		}
 	}

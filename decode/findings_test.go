@@ -222,6 +222,26 @@ func TestFindings(t *testing.T) {
 				return e
 			}(),
 		}, "idle-dropped", "L1 client→apiserver", 1, "60 s on ELB"},
+		// A TLS leg has no events for its bytes: a connection that carried
+		// 100 MiB/s until it was reset (a user's Ctrl-C, one direction
+		// quiet all along) is no idle drop; its close says how long it
+		// had been quiet.
+		{"busy TLS leg reset", []*Event{
+			ev(0, leg.L2Wire, 3, KindConn, "TCP 10.0.0.5:41618 → 10.0.0.6:10250"),
+			func() *Event {
+				e := ev(2700, leg.L2Wire, 3, KindClose, "client→server closed (RST) after 3587 bytes")
+				e.Reason, e.IdleNS = "RST", ptr(int64(2*time.Millisecond))
+				return e
+			}(),
+		}, "", "", 0, ""},
+		{"quiet TLS leg reset", []*Event{
+			ev(0, leg.L2Wire, 3, KindConn, "TCP 10.0.0.5:41618 → 10.0.0.6:10250"),
+			func() *Event {
+				e := ev(2700, leg.L2Wire, 3, KindClose, "client→server closed (RST) after 3587 bytes")
+				e.Reason, e.IdleNS = "RST", ptr(int64(2650*time.Millisecond))
+				return e
+			}(),
+		}, "idle-dropped", "", 1, "for 2.7s ("},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := NewDiagnoser()
@@ -239,6 +259,9 @@ func TestFindings(t *testing.T) {
 				t.Fatalf("%d findings, want 1 %s: %+v", len(fs), tc.want, fs)
 			}
 			f := fs[0]
+			if tc.hop == "" {
+				tc.hop = f.Evidence[0].Leg
+			}
 			if f.Name != tc.want || f.Hop != tc.hop || len(f.Evidence) != tc.proof || !strings.Contains(f.Explanation, tc.extra) {
 				t.Errorf("finding %+v\nwant %s at %q with %d evidence, explanation with %q", f, tc.want, tc.hop, tc.proof, tc.extra)
 			}

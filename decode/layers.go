@@ -31,6 +31,9 @@ type layer interface {
 
 // data routes in-order bytes to the direction's layer.
 func (cs *connState) data(dir tcpstream.Dir, off int64, t time.Time, b []byte) {
+	if !cs.replaying && t.After(cs.lastData) {
+		cs.lastData = t
+	}
 	if cs.d.opts.Chunks != nil && !cs.replaying {
 		cs.d.chunk = Chunk{Time: t, Conn: cs.c.ID, Leg: cs.leg, LegID: cs.legID, Dir: dirOf(dir), Offset: off, Len: len(b), Prefix: b[:min(len(b), ChunkPrefix)], Data: b}
 		cs.d.opts.Chunks(&cs.d.chunk)

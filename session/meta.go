@@ -37,6 +37,9 @@ type Result struct {
 	Bytes  int64  `json:"bytes"`
 	TookNS int64  `json:"took_ns"`
 	Error  string `json:"error,omitempty"`
+	// Interrupted: the session was stopped while the request was under
+	// way (RequestResult.Interrupted).
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // AppRequest is one request the app in the pod logged (lab.AppRequest).
@@ -80,7 +83,7 @@ func endMeta(r LabResult) Meta {
 		m.AppLog = append(m.AppLog, AppRequest(a))
 	}
 	for _, res := range r.Results {
-		mr := Result{What: res.What, Status: res.Status, Bytes: res.Bytes, TookNS: int64(res.Took)}
+		mr := Result{What: res.What, Status: res.Status, Bytes: res.Bytes, TookNS: int64(res.Took), Interrupted: res.Interrupted}
 		if res.Err != nil {
 			mr.Error = res.Err.Error()
 		}
@@ -93,7 +96,7 @@ func endMeta(r LabResult) Meta {
 func (m Meta) RequestResults() []RequestResult {
 	var out []RequestResult
 	for _, r := range m.Results {
-		rr := RequestResult{What: r.What, Status: r.Status, Bytes: r.Bytes, Took: time.Duration(r.TookNS)}
+		rr := RequestResult{What: r.What, Status: r.Status, Bytes: r.Bytes, Took: time.Duration(r.TookNS), Interrupted: r.Interrupted}
 		if r.Error != "" {
 			rr.Err = errors.New(r.Error)
 		}

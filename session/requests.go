@@ -54,6 +54,9 @@ type RequestResult struct {
 	Bytes  int64
 	Took   time.Duration
 	Err    error
+	// Interrupted: the session was stopped (Ctrl-C, a signal) while the
+	// request was under way; Err says how far it had got. No fault.
+	Interrupted bool
 }
 
 // UserAgent is the User-Agent of the requests a lab session sends. With
@@ -156,6 +159,7 @@ func send(ctx context.Context, port int, r Request, headerTimeout time.Duration,
 	}
 	tr.CloseIdleConnections()
 	res.Err, res.Took = err, time.Since(t0)
+	res.Interrupted = err != nil && ctx.Err() != nil
 	return res
 }
 

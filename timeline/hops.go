@@ -312,11 +312,31 @@ func (c *Correlator) Result() []Hops {
 	// client numbers from 0) stay apart when a leg sees several of them,
 	// as a node's legs do. Otherwise, when a leg holds the ID on several
 	// connections, the earliest is taken.
+	// A request ID seen once per leg (one session across the chain, as
+	// pftap lab and trace see it) is one request, whatever its bytes (a
+	// transfer cut short leaves each leg with a different amount). Only
+	// where a leg holds an ID more than once (several sessions) do the
+	// digests keep them apart.
+	perLeg := map[string]map[string]int{}
+	for _, f := range c.spdy {
+		if perLeg[f.req] == nil {
+			perLeg[f.req] = map[string]int{}
+		}
+		perLeg[f.req][f.leg]++
+	}
+	shared := func(req string) bool {
+		for _, n := range perLeg[req] {
+			if n > 1 {
+				return true
+			}
+		}
+		return false
+	}
 	reqs := map[string][]*flow{}
 	reqOf := map[string]string{}
 	for _, f := range c.spdy {
 		key := f.req
-		if c.Digests {
+		if c.Digests && shared(f.req) {
 			key = fmt.Sprintf("%s\x00%08x%08x", f.req, f.crc[0], f.crc[1])
 		}
 		reqs[key] = append(reqs[key], f)
@@ -430,27 +450,32 @@ func matchTCP(digests bool, conns []*flow, ids []string, reqs map[string][]*flow
 		e := edge[id]
 		// later says whether a is later than b by more than tol.
 		later := func(a, b time.Time) bool { return a.Sub(b) > tol }
+		// A direction's last bytes are the same byte only when both
+		// carried as many (a transfer cut short does not).
+		sameLast := func(x, y *flow, d int) bool { return x.bytes[d] == y.bytes[d] }
 		if before {
-			if !sameBytes(digests, e.first, t) {
+			f := e.first
+			if !sameBytes(digests, f, t) {
 				return false
 			}
 			// Towards the pod: here first, then the first SPDY leg.
-			if later(t.first[0], e.first.first[0]) || later(t.last[0], e.first.last[0]) {
+			if later(t.first[0], f.first[0]) || sameLast(t, f, 0) && later(t.last[0], f.last[0]) {
 				return false
 			}
 			// Back: the first SPDY leg first, then here.
-			if t.bytes[1] > 0 && e.first.bytes[1] > 0 && (later(e.first.first[1], t.first[1]) || later(e.first.last[1], t.last[1])) {
+			if t.bytes[1] > 0 && f.bytes[1] > 0 && (later(f.first[1], t.first[1]) || sameLast(t, f, 1) && later(f.last[1], t.last[1])) {
 				return false
 			}
 			return true
 		}
-		if !sameBytes(digests, e.last, t) {
+		f := e.last
+		if !sameBytes(digests, f, t) {
 			return false
 		}
-		if later(e.last.first[0], t.first[0]) || later(e.last.last[0], t.last[0]) {
+		if later(f.first[0], t.first[0]) || sameLast(t, f, 0) && later(f.last[0], t.last[0]) {
 			return false
 		}
-		if t.bytes[1] > 0 && e.last.bytes[1] > 0 && (later(t.first[1], e.last.first[1]) || later(t.last[1], e.last.last[1])) {
+		if t.bytes[1] > 0 && f.bytes[1] > 0 && (later(t.first[1], f.first[1]) || sameLast(t, f, 1) && later(t.last[1], f.last[1])) {
 			return false
 		}
 		return true
@@ -646,12 +671,34 @@ func HopsText(hs []Hops, maskTimes bool) string {
 				fmt.Fprintf(&b, " ─%s→ %s", lat(d.dh.FirstByte[k-1]), d.dh.Legs[k].Leg)
 			}
 			if len(d.dh.Legs) > 1 {
-				fmt.Fprintf(&b, "  (%s end to end; last byte %s)", lat(d.dh.Total), lat(d.dh.TotalLast))
+				if sameCount(d.dh.Legs) {
+					fmt.Fprintf(&b, "  (%s end to end; last byte %s)", lat(d.dh.Total), lat(d.dh.TotalLast))
+				} else {
+					// A transfer cut short: each leg's last byte is a
+					// different byte.
+					fmt.Fprintf(&b, "  (%s end to end; the legs carried different byte counts, so no last byte)", lat(d.dh.Total))
+				}
 			}
 			b.WriteByte('\n')
 		}
 	}
 	return b.String()
+}
+
+// sameCount says whether every leg with bytes of its own (not a TLS leg)
+// carried as many bytes as the others.
+func sameCount(legs []LegTimes) bool {
+	var n int64 = -1
+	for _, l := range legs {
+		if l.TLS {
+			continue
+		}
+		if n >= 0 && l.Bytes != n {
+			return false
+		}
+		n = l.Bytes
+	}
+	return true
 }
 
 func fmtSize(n int64) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -277,13 +278,7 @@ func renderSession(opts renderOptions, v *sessionView) error {
 		if len(v.results) > 0 {
 			fmt.Fprintln(out, "\nrequests sent through the port-forward's local port:")
 		}
-		for _, r := range v.results {
-			if r.Err != nil {
-				fmt.Fprintf(out, "  %-24s FAILED: %v\n", r.What, r.Err)
-				continue
-			}
-			fmt.Fprintf(out, "  %-24s %s, %d bytes, %s\n", r.What, r.Status, r.Bytes, r.Took.Round(time.Microsecond))
-		}
+		writeResults(out, v.results)
 		fmt.Fprintln(out, "\nlegs:")
 		var drops uint64
 		for i, name := range v.legs {
@@ -329,9 +324,7 @@ func renderSession(opts renderOptions, v *sessionView) error {
 			plural = ""
 		}
 		fmt.Fprintf(opts.IO.Out, "\nthe app in the pod served %d request%s (its own log):\n", len(info.AppLog), plural)
-		for _, a := range info.AppLog {
-			fmt.Fprintf(opts.IO.Out, "  from %-21s %s %s, %d bytes\n", a.Remote, a.Method, a.Path, a.Bytes)
-		}
+		writeAppLog(opts.IO.Out, info.AppLog)
 	}
 	client := info.Client
 	if client == "" {
@@ -365,6 +358,20 @@ func renderSession(opts renderOptions, v *sessionView) error {
 		return readErr
 	}
 	if v.failOnResults {
+		// Stopped by the user: said as such, no fault.
+		var cut []string
+		for _, r := range v.results {
+			if r.Interrupted {
+				cut = append(cut, fmt.Sprintf("%s (%d bytes had come)", r.What, r.Bytes))
+			}
+		}
+		if len(cut) > 0 {
+			what := "1 request was"
+			if len(cut) > 1 {
+				what = fmt.Sprintf("%d requests were", len(cut))
+			}
+			return fmt.Errorf("interrupted: stopped while %s under way: %s", what, strings.Join(cut[:min(3, len(cut))], ", "))
+		}
 		for _, r := range v.results {
 			if r.Err != nil {
 				if diagnosis != "" {
@@ -379,6 +386,73 @@ func renderSession(opts renderOptions, v *sessionView) error {
 		return fmt.Errorf("%d decode errors; first: %s", sum.DecodeErrors, sum.FirstError)
 	}
 	return nil
+}
+
+// writeResults lists the requests' results, identical ones folded into
+// one line with their count and the spread of their times.
+func writeResults(out io.Writer, results []session.RequestResult) {
+	type group struct {
+		line  string
+		times []time.Duration
+	}
+	var groups []*group
+	byLine := map[string]*group{}
+	for _, r := range results {
+		var line string
+		switch {
+		case r.Interrupted:
+			line = fmt.Sprintf("  %-24s interrupted (pftap was stopped): %v", r.What, r.Err)
+		case r.Err != nil:
+			line = fmt.Sprintf("  %-24s FAILED: %v", r.What, r.Err)
+		default:
+			line = fmt.Sprintf("  %-24s %s, %d bytes", r.What, r.Status, r.Bytes)
+		}
+		g := byLine[line]
+		if g == nil {
+			g = &group{line: line}
+			byLine[line] = g
+			groups = append(groups, g)
+		}
+		g.times = append(g.times, r.Took)
+	}
+	for _, g := range groups {
+		if len(g.times) == 1 {
+			fmt.Fprintf(out, "%s, %s\n", g.line, g.times[0].Round(time.Microsecond))
+			continue
+		}
+		sp := timeline.NewSpread(g.times)
+		fmt.Fprintf(out, "%s: %d×, %s p50, %s max\n", g.line, len(g.times), sp.P50.Round(time.Microsecond), sp.Max.Round(time.Microsecond))
+	}
+}
+
+// writeAppLog lists the app's log, identical requests folded into one
+// line with their count.
+func writeAppLog(out io.Writer, log []lab.AppRequest) {
+	type group struct {
+		line, from string
+		n          int
+		remotes    map[string]bool
+	}
+	var groups []*group
+	byLine := map[string]*group{}
+	for _, a := range log {
+		line := fmt.Sprintf("%s %s, %d bytes", a.Method, a.Path, a.Bytes)
+		g := byLine[line]
+		if g == nil {
+			g = &group{line: line, from: a.Remote, remotes: map[string]bool{}}
+			byLine[line] = g
+			groups = append(groups, g)
+		}
+		g.n++
+		g.remotes[a.Remote] = true
+	}
+	for _, g := range groups {
+		if g.n == 1 {
+			fmt.Fprintf(out, "  from %-21s %s\n", g.from, g.line)
+			continue
+		}
+		fmt.Fprintf(out, "  %s: %d×, from %s\n", g.line, g.n, plural(len(g.remotes), "connection"))
+	}
 }
 
 // formatSize says a file's size as a person reads it.

@@ -297,3 +297,35 @@ func TestTraceDeploySignals(t *testing.T) {
 		cs.CoreV1().Pods("default").Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
 	})
 }
+
+// TestLabInterruptedIsNoFault: Ctrl-C in the middle of a 1 GiB GET is said
+// as such (the request interrupted, the run stopped), with no diagnosis:
+// the connections it resets were busy to the end. A 300 MB GET that ends
+// by itself gives none either.
+func TestLabInterruptedIsNoFault(t *testing.T) {
+	needRootCmd(t)
+	bin := buildPftap(t)
+	p := startProc(t, bin, nil, "lab", "--no-color", "--request", "GET /bytes?n=1073741824")
+	p.waitFor(t, "  +", 30*time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	p.stop(t, syscall.SIGINT, 30*time.Second)
+	out := p.all.String()
+	for _, want := range []string{"interrupted (pftap was stopped)", "pftap: interrupted: stopped while 1 request was under way: GET /bytes?n=1073741824 ("} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, tail(out))
+		}
+	}
+	if strings.Contains(out, "diagnosis:") || strings.Contains(out, "FAILED") {
+		t.Errorf("an interrupt diagnosed as a fault:\n%s", tail(out))
+	}
+	if p.cmd.ProcessState.ExitCode() == 0 {
+		t.Error("an interrupted run exited 0")
+	}
+	ios, healthy, errOut := testIO()
+	if err := labRun(&LabRunOptions{IO: ios, Runtime: "cri-streaming", App: "builtin", Client: "pftap", Requests: []string{"GET /bytes?n=300000000"}, Concurrency: 1, NoColor: true}); err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	if strings.Contains(healthy.String(), "diagnosis:") {
+		t.Errorf("a healthy 300 MB run diagnosed:\n%s", tail(healthy.String()))
+	}
+}
