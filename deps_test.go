@@ -145,3 +145,33 @@ func checkNoClock(t *testing.T, p pkg) {
 		}
 	}
 }
+
+// TestModTidy: go.mod and go.sum say what the code imports, no more, no
+// less (a module imported directly is not marked indirect).
+func TestModTidy(t *testing.T) {
+	out, err := exec.Command("go", "mod", "tidy", "-diff").CombinedOutput()
+	if err != nil {
+		t.Errorf("go.mod is not tidy (run go mod tidy):\n%s", out)
+	}
+}
+
+// TestNoBinariesCommitted: the repository holds sources, recordings and
+// documents, not programs built from them.
+func TestNoBinariesCommitted(t *testing.T) {
+	out, err := exec.Command("git", "ls-files", "-z").Output()
+	if err != nil {
+		t.Skipf("not a git checkout: %v", err)
+	}
+	for _, f := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		b := make([]byte, 4)
+		fh, err := os.Open(f)
+		if err != nil {
+			continue
+		}
+		n, _ := fh.Read(b)
+		fh.Close()
+		if n == 4 && (string(b) == "\x7fELF" || string(b[:2]) == "MZ" || string(b) == "\xcf\xfa\xed\xfe") {
+			t.Errorf("%s is an executable: build it, do not commit it", f)
+		}
+	}
+}

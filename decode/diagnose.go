@@ -48,8 +48,8 @@ func DiagnoseStreamError(msg string) string {
 		strings.Contains(low, "no such container"), strings.Contains(low, "container not found"):
 		return "the pod's sandbox is gone (the pod was deleted, evicted or restarted since the port-forward began): start port-forward again"
 	case strings.Contains(low, "timed out waiting for streams") || strings.Contains(low, "timeout waiting for"):
-		return "stream-creation timeout: the kubelet got one of the request's two streams (error, data) but not the other in time; " +
-			"a proxy between you and the apiserver may be dropping SPDY streams, or the client stalled"
+		return "stream-creation timeout: the side that wrote this got one of the request's two streams (error, data) but not the other in time; " +
+			"where the other stopped is for the legs to tell (the session's diagnosis)"
 	case strings.Contains(low, "network namespace") || strings.Contains(low, "netns"):
 		return "the runtime could not enter the pod's network namespace: the pod may be terminating"
 	case strings.Contains(low, "i/o timeout") || strings.Contains(low, "no route to host"):

@@ -292,10 +292,22 @@ func (s *Session) Ports() []PortPair {
 	return out
 }
 
-// Progress is how far the trace has got: each leg's name (this machine's
-// first) and the bytes it has taken so far.
-func (s *Session) Progress() (legs []string, bytes []int64) {
-	return s.legs, s.pipe.Moved()
+// Progress is how far the trace has got: each leg's ID (this machine's
+// first), the bytes it has taken so far, and the kernel's drops of the
+// agent's captures (-1 without an agent: nothing is captured by a packet
+// socket).
+func (s *Session) Progress() (legs []string, bytes []int64, drops int64) {
+	for _, l := range s.tapped {
+		legs = append(legs, string(l.ID))
+	}
+	drops = -1
+	if s.agent != nil {
+		drops = 0
+		for _, d := range s.pipe.Drops() {
+			drops += int64(d)
+		}
+	}
+	return legs, s.pipe.Moved(), drops
 }
 
 // Done is closed when the port-forward ends by itself.

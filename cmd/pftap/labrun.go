@@ -124,7 +124,7 @@ func runLab(opts *LabRunOptions) (session.LabResult, error) {
 		var rates legRates
 		status = newStatusLine(opts.IO.ErrOut, opts.IO.Out, opts.IO.OutTTY, progressEvery, func(el time.Duration) string {
 			p := s.Progress()
-			return rates.line(el, names, p.Bytes, p.Drops)
+			return rates.line(el, names, p.Bytes, int64(p.Drops))
 		})
 		streams := *opts.IO
 		streams.Out = status
@@ -349,7 +349,12 @@ func renderSession(opts renderOptions, v *sessionView) error {
 		}
 	}
 	diag.Captured = len(v.legs)
-	sink.Diagnoses(diag.Findings())
+	findings := diag.Findings()
+	if len(findings) > 0 {
+		// The last line restates what the session's diagnosis says.
+		diagnosis = findings[0].Text
+	}
+	sink.Diagnoses(findings)
 	sink.Summary(sum)
 	if err := sink.Err(); err != nil {
 		return err

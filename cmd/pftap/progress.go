@@ -3,9 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // statusLine is one line at the bottom of a terminal that keeps being
@@ -45,8 +48,31 @@ func newStatusLine(term, out io.Writer, same bool, every time.Duration, status f
 func (s *statusLine) draw(text string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	io.WriteString(s.term, "\r\x1b[K"+text)
+	// One row, whatever the terminal's width: a line that wraps leaves
+	// rows behind that \r cannot reach.
+	io.WriteString(s.term, "\r\x1b[K"+fitWidth(text, termWidth(s.term)))
 	s.shown = true
+}
+
+// termWidth is the width of the terminal w writes to (80 when it cannot
+// be told).
+func termWidth(w io.Writer) int {
+	if f, ok := w.(*os.File); ok {
+		if n, _, err := term.GetSize(int(f.Fd())); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 80
+}
+
+// fitWidth cuts text to fewer than width columns (one left for the
+// cursor), with an ellipsis where it was cut.
+func fitWidth(text string, width int) string {
+	r := []rune(text)
+	if len(r) < width {
+		return text
+	}
+	return string(r[:max(width-2, 0)]) + "…"
 }
 
 // Write writes the timeline, clearing the line first when it shares the
@@ -73,28 +99,74 @@ func (s *statusLine) Stop() {
 	s.mu.Unlock()
 }
 
-// legRates says, per leg, how much it moved and how fast since the last
-// call.
+// legRates says how much each leg moved, and how fast the chain moves,
+// since the last call.
 type legRates struct {
 	last  []int64
 	lastT time.Duration
+	moved time.Duration // when a leg last moved
 }
 
-func (r *legRates) line(elapsed time.Duration, names []string, bytes []int64, drops uint64) string {
+// line is the status line: the time, the rate of the busiest leg (or how
+// long nothing has moved), each leg's bytes, and, when drops are counted
+// (drops >= 0), the kernel's drops. It fits 80 columns with six legs.
+func (r *legRates) line(elapsed time.Duration, names []string, bytes []int64, drops int64) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%6.1fs", elapsed.Seconds())
+	fmt.Fprintf(&b, "%.1fs", elapsed.Seconds())
 	dt := (elapsed - r.lastT).Seconds()
+	var top int64
+	for i, n := range bytes {
+		if i < len(r.last) && n-r.last[i] > top {
+			top = n - r.last[i]
+		}
+	}
+	switch {
+	case top > 0 && dt > 0:
+		r.moved = elapsed
+		fmt.Fprintf(&b, " %s/s", rateSize(int64(float64(top)/dt)))
+	case len(r.last) > 0:
+		// Nothing moved: say since when, not a rate of zero.
+		fmt.Fprintf(&b, " quiet %.0fs", (elapsed - r.moved).Seconds())
+	}
+	b.WriteByte(' ')
 	for i, n := range bytes {
 		if i >= len(names) || n == 0 {
 			continue
 		}
-		rate := ""
-		if i < len(r.last) && dt > 0 {
-			rate = fmt.Sprintf(" %s/s", formatSize(int64(float64(n-r.last[i])/dt)))
-		}
-		fmt.Fprintf(&b, "  %s %s%s", names[i], formatSize(n), rate)
+		fmt.Fprintf(&b, " %s %s", names[i], shortSize(n))
 	}
-	fmt.Fprintf(&b, "  drops %d", drops)
+	if drops >= 0 {
+		fmt.Fprintf(&b, "  drops %d", drops)
+	}
 	r.last, r.lastT = append(r.last[:0], bytes...), elapsed
 	return b.String()
+}
+
+// rateSize is a rate's byte count, whole units: 930 MiB, 12 KiB.
+func rateSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// shortSize is a byte count in four or five characters: 512B, 37K, 452M,
+// 1.2G.
+func shortSize(n int64) string {
+	switch {
+	case n >= 10<<30:
+		return fmt.Sprintf("%dG", n>>30)
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%dM", n>>20)
+	case n >= 1<<10:
+		return fmt.Sprintf("%dK", n>>10)
+	}
+	return fmt.Sprintf("%dB", n)
 }

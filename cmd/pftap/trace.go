@@ -282,12 +282,8 @@ func traceRun(opts *TraceOptions) error {
 	if opts.IO.ErrTTY && !opts.JSON {
 		var rates legRates
 		status = newStatusLine(opts.IO.ErrOut, opts.IO.Out, opts.IO.OutTTY, progressEvery, func(el time.Duration) string {
-			names, bytes := s.Progress()
-			var short []string
-			for _, n := range names {
-				short = append(short, strings.Fields(n)[0])
-			}
-			return strings.TrimSuffix(rates.line(el, short, bytes, 0), "  drops 0")
+			names, bytes, drops := s.Progress()
+			return rates.line(el, names, bytes, drops)
 		})
 		out.through(status)
 	}
