@@ -1,7 +1,10 @@
 package session
 
 import (
+	"runtime/debug"
+
 	"fmt"
+	"github.com/pftap/pftap/internal/kubectl"
 	"strings"
 
 	"github.com/pftap/pftap/lab"
@@ -24,9 +27,49 @@ type Description struct {
 	// prints them. Client is the client's name ("kubectl", "pftap").
 	ClientLog []string
 	Client    Client
+	// Facts say what ran, for JSON and recordings.
+	Facts Facts
 }
 
-func describeLab(l *lab.Lab, client Client, spdy bool) Description {
+// Facts are what a lab session ran: the chain's era and versions, the
+// runtime, the app, the client and its version.
+type Facts struct {
+	// Kubernetes is the apiserver's version (its /version gitVersion),
+	// Kubelet the node's; APIServer says which apiserver ran ("pftap's
+	// own", or "kube-apiserver" for the real one).
+	Kubernetes string `json:"kubernetes"`
+	Kubelet    string `json:"kubelet"`
+	APIServer  string `json:"apiserver"`
+	// Era is the sentence that says which hop answers the client's
+	// WebSocket and what L2 carries.
+	Era     string `json:"era"`
+	Runtime string `json:"runtime"`
+	App     string `json:"app"`
+	// Client is "pftap" or "kubectl"; ClientVersion its version
+	// (kubectl's own, or pftap's client-go's); ClientPath kubectl's
+	// binary.
+	Client        Client `json:"client"`
+	ClientVersion string `json:"client_version,omitempty"`
+	ClientPath    string `json:"client_path,omitempty"`
+	// SPDY: the client spoke SPDY/3.1 (kubectl: the lab refused its
+	// WebSocket).
+	SPDY  bool   `json:"spdy,omitempty"`
+	Fault string `json:"fault,omitempty"`
+}
+
+// clientGoVersion is the version of client-go this pftap was built with.
+func clientGoVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "k8s.io/client-go" {
+				return "client-go " + d.Version
+			}
+		}
+	}
+	return "client-go"
+}
+
+func describeLab(l *lab.Lab, client Client, spdy bool, kubectlPath string) Description {
 	c := l.Config()
 	var b strings.Builder
 	app := c.App
@@ -36,9 +79,9 @@ func describeLab(l *lab.Lab, client Client, spdy bool) Description {
 	who := "pftap's own port-forward client (client-go, WebSocket first, SPDY fallback)"
 	switch {
 	case client == Kubectl && spdy:
-		who = "kubectl port-forward (SPDY/3.1 after the lab refused its WebSocket upgrade: kubectl has no other way to choose SPDY since 1.38)"
+		who = "kubectl port-forward (" + kubectlIs(kubectlPath) + "; SPDY/3.1 after the lab refused its WebSocket upgrade: kubectl has no other way to choose SPDY since 1.38)"
 	case client == Kubectl:
-		who = "kubectl port-forward"
+		who = "kubectl port-forward (" + kubectlIs(kubectlPath) + ")"
 	case spdy:
 		who = "pftap's own port-forward client (client-go, SPDY/3.1)"
 	}
@@ -49,7 +92,25 @@ func describeLab(l *lab.Lab, client Client, spdy bool) Description {
 	fmt.Fprintf(&b, "pftap lab: %s to pod/%s through a local chain (%s runtime, %s%s), every leg tapped\n", who, c.Pod, c.Runtime, app, control)
 	fmt.Fprintf(&b, "  %s\n\n", c.Era())
 	b.WriteString(ChainDiagram(l, client, spdy))
-	return Description{Header: b.String(), PodNetns: l.PodNetns, Client: client}
+	f := Facts{Kubernetes: c.Kubernetes.GitVersion(), Kubelet: c.Kubelet.GitVersion(), APIServer: "pftap's own", Era: c.Era(),
+		Runtime: c.Runtime, App: c.App, Client: client, SPDY: spdy}
+	if v := l.APIServerVersion(); v != "" {
+		f.Kubernetes, f.APIServer = v, "kube-apiserver"
+	}
+	if client == Kubectl {
+		f.ClientPath, f.ClientVersion = kubectlPath, kubectl.Version(kubectlPath)
+	} else {
+		f.ClientVersion = clientGoVersion()
+	}
+	return Description{Header: b.String(), PodNetns: l.PodNetns, Client: client, Facts: f}
+}
+
+// kubectlIs names the kubectl that runs: its version and path.
+func kubectlIs(path string) string {
+	if v := kubectl.Version(path); v != "" {
+		return "kubectl " + v + ", " + path
+	}
+	return path
 }
 
 // ChainDiagram draws a lab's chain top to bottom: each process with its

@@ -81,6 +81,9 @@ type LabOptions struct {
 	// Fault makes the lab fail in one of the ways users report (Faults),
 	// with the real mechanism: "" for none.
 	Fault string
+	// Kubectl is the kubectl binary to run for Client Kubectl (default:
+	// kubectl.Path).
+	Kubectl string
 	// APIServer is lab.Config.APIServerBinary: a real kube-apiserver to
 	// run as the control plane. kubectl's L1 is then seen on the wire
 	// only (TLS records): the lab no longer owns the server end.
@@ -198,8 +201,13 @@ func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
 	if s.stopCaptures, s.pollDrops, err = s.openCaptures(liveTaps); err != nil {
 		return nil, err
 	}
-	s.desc = describeLab(s.lab, o.Client, o.SPDY)
-	comment := fmt.Sprintf("pftap lab session, %s\n%s", time.Now().UTC().Format(time.RFC3339), Meta{Header: s.desc.Header, PodNetns: s.desc.PodNetns}.Encode())
+	if o.Kubectl == "" {
+		o.Kubectl = kubectl.Path
+		s.o.Kubectl = o.Kubectl
+	}
+	s.desc = describeLab(s.lab, o.Client, o.SPDY, o.Kubectl)
+	s.desc.Facts.Fault = o.Fault
+	comment := fmt.Sprintf("pftap lab session, %s\n%s", time.Now().UTC().Format(time.RFC3339), Meta{Header: s.desc.Header, PodNetns: s.desc.PodNetns, Facts: &s.desc.Facts}.Encode())
 	if err := pipe.StartRecording(comment); err != nil {
 		s.stopCaptures()
 		return nil, err
@@ -413,7 +421,7 @@ func (s *Lab) Run() (LabResult, error) {
 	switch o.Client {
 	case Kubectl:
 		kf, err := kubectl.PortForward(ctx, kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/" + l.Config().Pod,
-			Remote: s.remote})
+			Remote: s.remote, Kubectl: o.Kubectl})
 		if err != nil {
 			s.drainFailed()
 			return LabResult{}, err

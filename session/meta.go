@@ -28,6 +28,8 @@ type Meta struct {
 	// ClientLog and Client are Description's.
 	ClientLog []string `json:"client_log,omitempty"`
 	Client    Client   `json:"client,omitempty"`
+	// Facts are Description's: what ran.
+	Facts *Facts `json:"facts,omitempty"`
 }
 
 // Result is what one request through the port-forward got.
@@ -109,6 +111,9 @@ func (m Meta) RequestResults() []RequestResult {
 // the header and the pod's namespace; its end: the app's log).
 func (m Meta) Description() Description {
 	d := Description{Header: m.Header, PodNetns: m.PodNetns, ClientLog: m.ClientLog, Client: m.Client}
+	if m.Facts != nil {
+		d.Facts = *m.Facts
+	}
 	for _, a := range m.AppLog {
 		d.AppLog = append(d.AppLog, lab.AppRequest(a))
 	}

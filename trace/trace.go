@@ -67,8 +67,10 @@ type Result struct {
 	// Clock is the estimate of the agent's clock against this machine's.
 	Clock   timeline.ClockOffset
 	ClockOK bool
-	// Legs are the legs' names, this machine's first.
-	Legs []string
+	// Legs are the legs' names, this machine's first, and LegIDs their
+	// places in the chain.
+	Legs   []string
+	LegIDs []leg.ID
 	// Lost explains why the port-forward ended on its own (nil when it
 	// was stopped).
 	Lost error
@@ -345,6 +347,9 @@ func (s *Session) Stop() Result {
 	s.mu.Unlock()
 	r := Result{Summary: s.dec.Summary, Hops: s.dec.Correlator.Result(), Legs: s.legs, Lost: lost, Wrote: s.wrote, ClientLog: clientLog, ClientLogMore: more,
 		Drops: s.pipe.Drops()}
+	for _, l := range s.tapped {
+		r.LegIDs = append(r.LegIDs, l.ID)
+	}
 	if s.agent != nil {
 		s.mu.Lock()
 		st := s.agentStatus

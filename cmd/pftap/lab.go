@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pftap/pftap/internal/kubectl"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -74,6 +75,7 @@ and SIGHUP stop the run within a few hundred ms and remove the lab.`,
 	f.StringVar(&opts.Runtime, "runtime", lab.RuntimeCRIStreaming, runtimeHelp)
 	f.StringVar(&opts.App, "app", lab.AppBuiltin, "the pod's app: builtin, nginx, or a shell command listening on localhost:80")
 	f.StringVar(&opts.Client, "client", "pftap", "the port-forward client: pftap (its own, WebSocket first with SPDY fallback, tapped below TLS) or kubectl (the real one)")
+	f.StringVar(&opts.Kubectl, "kubectl", "", "with --client kubectl: the kubectl binary to run (default: $PFTAP_KUBECTL, else kubectl on PATH, else /usr/bin/kubectl); the header says its version")
 	f.BoolVar(&opts.SPDY, "spdy", false, "use SPDY instead of the WebSocket tunnel (kubectl has no switch for it: the lab refuses its WebSocket upgrade and it falls back)")
 	f.BoolVar(&opts.NoWebSocket, "no-websocket", false, "an apiserver from before 1.31 (--kubernetes 1.30): WebSocket is not tunnelled, clients fall back to SPDY")
 	opts.era.bind(f)
@@ -159,9 +161,15 @@ func validateLabRun(opts *LabRunOptions) error {
 		}
 	}
 	if opts.Client == "kubectl" {
-		if _, err := exec.LookPath("kubectl"); err != nil {
-			return fmt.Errorf("--client kubectl needs kubectl on PATH")
+		if opts.Kubectl == "" {
+			opts.Kubectl = kubectl.Path
 		}
+		// The kubectl that will run is the one checked.
+		if fi, err := os.Stat(opts.Kubectl); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return fmt.Errorf("--client kubectl runs %s, which is not an executable (give --kubectl PATH, or set PFTAP_KUBECTL)", opts.Kubectl)
+		}
+	} else if opts.Kubectl != "" {
+		return usageError{errors.New("--kubectl is the binary of --client kubectl")}
 	}
 	for _, out := range []struct{ flag, path string }{{"-w", opts.Write}, {"--html", opts.HTML}} {
 		if err := checkWritable(out.flag, out.path); err != nil {

@@ -39,6 +39,9 @@ type LabRunOptions struct {
 	PerRequest bool
 	// Fault is --fault: one of session.Faults.
 	Fault string
+	// Kubectl is the kubectl binary --client kubectl runs ("": $PFTAP_KUBECTL,
+	// else kubectl on PATH, else /usr/bin/kubectl).
+	Kubectl string
 	// taps leaves taps out, to measure what they cost (the zero value:
 	// every tap, as users run it).
 	taps session.Taps
@@ -57,7 +60,7 @@ func (opts *LabRunOptions) sessionOptions() (session.LabOptions, error) {
 	o := session.LabOptions{Runtime: opts.Runtime, App: opts.App, Client: session.Client(opts.Client), SPDY: opts.SPDY,
 		NoWebSocket: opts.NoWebSocket, Concurrency: opts.Concurrency, HeaderTimeout: opts.HeaderTimeout,
 		RemotePort: opts.RemotePort, Write: opts.Write, Verbosity: opts.Verbosity, Taps: opts.taps,
-		Kubernetes: opts.era.apiserver, Kubelet: opts.era.node, KubeletGateOff: opts.era.gateOff, StaleDeclaredFeatures: opts.era.stale, APIServer: opts.era.binary, Fault: opts.Fault}
+		Kubernetes: opts.era.apiserver, Kubelet: opts.era.node, KubeletGateOff: opts.era.gateOff, StaleDeclaredFeatures: opts.era.stale, APIServer: opts.era.binary, Fault: opts.Fault, Kubectl: opts.Kubectl}
 	for _, r := range opts.Requests {
 		req, err := session.ParseRequest(r)
 		if err != nil {
@@ -211,7 +214,16 @@ func renderSession(opts renderOptions, v *sessionView) error {
 	var sink eventSink
 	var tw *timeline.TextWriter
 	if opts.JSON {
-		sink = timeline.NewJSONWriter(opts.IO.Out)
+		jw := timeline.NewJSONWriter(opts.IO.Out)
+		// What ran: the era and its versions, the runtime, the app, the
+		// client and its version.
+		if info.Facts.Runtime != "" {
+			jw.Object(struct {
+				Kind string `json:"kind"`
+				session.Facts
+			}{"lab", info.Facts})
+		}
+		sink = jw
 	} else {
 		tw = timeline.NewTextWriter(opts.IO.Out, opts.IO.OutTTY && !opts.NoColor)
 		tw.PerRequest = opts.PerRequest
@@ -341,6 +353,30 @@ func renderSession(opts renderOptions, v *sessionView) error {
 		}
 	}
 	if jw, ok := sink.(*timeline.JSONWriter); ok {
+		for _, r := range v.results {
+			o := map[string]any{"kind": "result", "what": r.What, "status": r.Status, "bytes": r.Bytes, "took_ns": r.Took}
+			if r.Err != nil {
+				o["error"] = r.Err.Error()
+			}
+			if r.Interrupted {
+				o["interrupted"] = true
+			}
+			jw.Object(o)
+		}
+		var legs []map[string]any
+		for i, name := range v.legs {
+			ls := legSum(i)
+			var dr uint64
+			if i < len(v.drops) {
+				dr = v.drops[i]
+			}
+			m := map[string]any{"leg": name, "packets": ls.Packets, "bytes": ls.Bytes, "spdy_frames": ls.SPDYFrames, "gaps": ls.Gaps, "drops": dr}
+			if i < len(v.legIDs) {
+				m["leg_id"] = v.legIDs[i]
+			}
+			legs = append(legs, m)
+		}
+		jw.Object(map[string]any{"kind": "legs", "legs": legs})
 		for _, a := range info.AppLog {
 			jw.Object(map[string]any{"kind": "app", "ts": a.Time, "remote": a.Remote, "method": a.Method, "path": a.Path, "bytes": a.Bytes})
 		}

@@ -511,6 +511,9 @@ func traceLegsJSON(r trace.Result) map[string]any {
 			ls = &decode.LegSummary{}
 		}
 		m := map[string]any{"leg": name, "packets": ls.Packets, "bytes": ls.Bytes, "spdy_frames": ls.SPDYFrames, "gaps": ls.Gaps, "drops": legDrops(r, i)}
+		if i < len(r.LegIDs) {
+			m["leg_id"] = r.LegIDs[i]
+		}
 		if i >= 1 && i-1 < len(r.AgentLegs) {
 			st := r.AgentLegs[i-1]
 			m["left_out_connections"], m["left_out_packets"], m["ambiguous"], m["shortened"] = st.LeftOutConns, st.LeftOutPackets, st.Ambiguous, st.Shortened

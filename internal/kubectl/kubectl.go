@@ -3,6 +3,7 @@ package kubectl
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -18,15 +19,48 @@ import (
 	"time"
 )
 
-// Path is the kubectl binary used: $PFTAP_KUBECTL, or /usr/bin/kubectl.
+// Path is the kubectl binary used by default: $PFTAP_KUBECTL, else the
+// kubectl on PATH, else /usr/bin/kubectl.
 var Path = kubectlPath()
 
 func kubectlPath() string {
 	if p := os.Getenv("PFTAP_KUBECTL"); p != "" {
 		return p
 	}
+	if p, err := exec.LookPath("kubectl"); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs
+		}
+		return p
+	}
 	return "/usr/bin/kubectl"
 }
+
+// Version is what the kubectl at path says its client version is
+// ("v1.32.3"), or "" when it cannot be run.
+func Version(path string) string {
+	versionMu.Lock()
+	defer versionMu.Unlock()
+	if v, ok := versions[path]; ok {
+		return v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, path, "version", "--client", "-o", "json").Output()
+	var v struct {
+		ClientVersion struct {
+			GitVersion string `json:"gitVersion"`
+		} `json:"clientVersion"`
+	}
+	json.Unmarshal(out, &v)
+	versions[path] = v.ClientVersion.GitVersion
+	return v.ClientVersion.GitVersion
+}
+
+var (
+	versionMu sync.Mutex
+	versions  = map[string]string{}
+)
 
 // Forward is a running `kubectl port-forward`.
 type Forward struct {
