@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/pftap/pftap/decode/packet"
+	"github.com/pftap/pftap/internal/kubectl"
 	"github.com/pftap/pftap/internal/testenv"
 )
 
@@ -457,5 +458,55 @@ func TestLabRecordingInWireshark(t *testing.T) {
 				t.Errorf("pftap shows the plaintext leg's addresses other than as IPv4:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestLabSaysWhatRan: lab --json begins with what ran (the versions, the
+// era, the runtime, the app, the client with its version and binary) and
+// ends with each request's result and every leg's drops; the text header
+// names the kubectl that ran and its version; a --kubectl that is not
+// there is refused before anything runs.
+func TestLabSaysWhatRan(t *testing.T) {
+	needRootCmd(t)
+	ios, out, errOut := testIO()
+	if err := labRun(&LabRunOptions{IO: ios, Runtime: "cri-streaming", App: "builtin", Client: "kubectl", Requests: []string{"GET /"}, Concurrency: 1, JSON: true}); err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var first struct {
+		Kind, Kubernetes, Kubelet, Runtime, App, Client, Era string
+		ClientVersion                                        string `json:"client_version"`
+		ClientPath                                           string `json:"client_path"`
+	}
+	json.Unmarshal([]byte(lines[0]), &first)
+	if first.Kind != "lab" || !strings.HasPrefix(first.Kubernetes, "v1.") || first.Runtime != "cri-streaming" || first.App != "builtin" ||
+		first.Client != "kubectl" || !strings.HasPrefix(first.ClientVersion, "v1.") || first.ClientPath != kubectl.Path || first.Era == "" {
+		t.Errorf("first line: %+v", first)
+	}
+	var results, legs int
+	for _, l := range lines {
+		if strings.Contains(l, `"kind":"result"`) && strings.Contains(l, `"status":"200 OK"`) {
+			results++
+		}
+		if strings.Contains(l, `"kind":"legs"`) && strings.Contains(l, `"drops":0`) && strings.Contains(l, `"leg_id":"L4"`) {
+			legs++
+		}
+	}
+	if results != 1 || legs != 1 {
+		t.Errorf("%d result objects, %d legs objects", results, legs)
+	}
+	ios, text, _ := testIO()
+	if err := labRun(&LabRunOptions{IO: ios, Runtime: "cri-streaming", App: "builtin", Client: "kubectl", Requests: []string{"GET /"}, Concurrency: 1, NoColor: true}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "kubectl port-forward (kubectl " + kubectl.Version(kubectl.Path) + ", " + kubectl.Path + ")"; !strings.Contains(text.String(), want) {
+		t.Errorf("the header does not say %q:\n%s", want, text.String()[:min(400, text.Len())])
+	}
+	ios, _, _ = testIO()
+	cmd := newLabCmd(ios)
+	cmd.SetArgs([]string{"--client", "kubectl", "--kubectl", "/nonexistent/kubectl"})
+	cmd.SilenceErrors, cmd.SilenceUsage = true, true
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "/nonexistent/kubectl, which is not an executable") {
+		t.Errorf("a missing --kubectl: %v", err)
 	}
 }
