@@ -13,12 +13,25 @@ import (
 // that differs every time the same server answers the same request.
 var dateLine = regexp.MustCompile(`(?mi)^date:[^\r\n]*`)
 
-// normalize prepares bytes for comparison in the given mode.
+// hostLine matches a request's Host header naming a port-forward's local
+// end (127.0.0.1, localhost, [::1]): its port is whichever the user
+// picked; uaLine its User-Agent: the user's HTTP client, not the session.
+var (
+	hostLine = regexp.MustCompile(`(?mi)^host:[ \t]*(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?[ \t]*\r?$`)
+	uaLine   = regexp.MustCompile(`(?mi)^user-agent:[^\r\n]*`)
+)
+
+// normalize prepares bytes for comparison in the given mode: in semantic
+// mode, what differs every time the same session is played with another
+// local port or HTTP client is masked (the response's Date, the
+// request's Host port on the loopback and its User-Agent).
 func normalize(m Mode, b []byte) []byte {
 	if m == Strict || !bytes.Contains(b, []byte("HTTP/1.")) {
 		return b
 	}
-	return dateLine.ReplaceAll(b, []byte("Date: (masked)"))
+	b = dateLine.ReplaceAll(b, []byte("Date: (masked)"))
+	b = hostLine.ReplaceAll(b, []byte("Host: $1:(port masked)"))
+	return uaLine.ReplaceAll(b, []byte("User-Agent: (masked)"))
 }
 
 // sameBytes compares recorded with received bytes in mode m.
