@@ -106,3 +106,24 @@ func TestStdinAndColour(t *testing.T) {
 		t.Error("colour despite --no-color")
 	}
 }
+
+// TestPluginExamples: as kubectl's plugin every example says `kubectl
+// pftap`, once, wherever pftap is run in it.
+func TestPluginExamples(t *testing.T) {
+	ios, out, _ := testIO()
+	ios.plugin = true
+	for _, args := range [][]string{{"trace", "--help"}, {"lab", "--help"}, {"agent", "--help"}, {"decode", "--help"}} {
+		out.Reset()
+		run(args, ios)
+		ex := out.String()
+		if i := strings.Index(ex, "Examples:"); i >= 0 {
+			ex = ex[i:]
+		}
+		if strings.Contains(ex, "kubectl kubectl") || strings.Contains(ex, "\n  pftap ") || strings.Contains(ex, "sudo pftap") {
+			t.Errorf("%v: examples as a plugin:\n%s", args, ex)
+		}
+		if !strings.Contains(ex, "kubectl pftap") {
+			t.Errorf("%v: no example says kubectl pftap:\n%s", args, ex)
+		}
+	}
+}

@@ -27,16 +27,7 @@ func pluginNames(root *cobra.Command) {
 		if c.Example != "" {
 			lines := strings.Split(c.Example, "\n")
 			for i, l := range lines {
-				trimmed := strings.TrimLeft(l, " ")
-				indent := l[:len(l)-len(trimmed)]
-				for _, p := range []string{"pftap ", "sudo pftap "} {
-					if strings.HasPrefix(trimmed, p) {
-						lines[i] = indent + strings.Replace(trimmed, "pftap ", "kubectl pftap ", 1)
-						break
-					}
-				}
-				// A command after an env assignment or a pipe.
-				lines[i] = strings.ReplaceAll(lines[i], " pftap trace ", " kubectl pftap trace ")
+				lines[i] = asKubectlPlugin(l)
 			}
 			c.Example = strings.Join(lines, "\n")
 		}
@@ -45,4 +36,17 @@ func pluginNames(root *cobra.Command) {
 		}
 	}
 	walk(root)
+}
+
+// asKubectlPlugin rewrites one example line: every pftap that is run as a
+// command (a word of its own: after sudo, an environment assignment or a
+// pipe) becomes `kubectl pftap`, once.
+func asKubectlPlugin(line string) string {
+	words := strings.Split(line, " ")
+	for i, w := range words {
+		if w == "pftap" && (i == 0 || words[i-1] != "kubectl") {
+			words[i] = "kubectl pftap"
+		}
+	}
+	return strings.Join(words, " ")
 }
