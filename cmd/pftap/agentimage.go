@@ -37,14 +37,17 @@ func newAgentImageCmd(ios *IOStreams) *cobra.Command {
 binary's own OS and architecture, without a Docker daemon. pftap trace
 --agent deploy --agent-image REF runs it on the target pod's node.
 
--o writes a tarball for a cluster that cannot pull from you:
+-o writes one tarball that is both an OCI image layout and a docker archive
+(as docker save writes since Docker 25), for a cluster that cannot pull from
+you:
   kind load image-archive agent.tar          (kind)
   ctr -n k8s.io images import agent.tar      (containerd, on each node)
   docker load -i agent.tar                   (a local Docker)
 --push sends it to a registry the cluster pulls from, with your registry
 credentials (~/.docker/config.json and its credential helpers).
 
-The binary must be linux and static: CGO_ENABLED=0 go build ./cmd/pftap.`,
+The binary must be linux and static: CGO_ENABLED=0 go build ./cmd/pftap
+(a go build with cgo on, the default where gcc is installed, is refused).`,
 		Example: `  pftap agent image -o agent.tar && kind load image-archive agent.tar
   pftap agent image --push registry.example.com/tools/pftap:v0.3.0`,
 		Args: cobra.NoArgs,
@@ -63,7 +66,7 @@ The binary must be linux and static: CGO_ENABLED=0 go build ./cmd/pftap.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&opts.Output, "output", "o", "", "write the image to this tarball")
+	f.StringVarP(&opts.Output, "output", "o", "", "write the image to this tarball (an OCI image layout that is also a docker archive)")
 	f.StringVar(&opts.Tag, "tag", "", "the image's name in the tarball (default: pftap-agent:VERSION)")
 	f.StringVar(&opts.Push, "push", "", "push the image to REGISTRY/REPO:TAG")
 	f.StringVar(&opts.Platform, "platform", "", "OS/ARCH of the image: only this binary's own ("+runtime.GOOS+"/"+runtime.GOARCH+")")

@@ -19,8 +19,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/pftap/pftap/lab"
 )
@@ -128,6 +130,36 @@ func TestAgentImage(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "kind load image-archive "+tarPath) {
 		t.Errorf("output:\n%s", out)
+	}
+	// It is an OCI image layout too, as help says (ctr images import, kind
+	// and Docker 25+ read that part): the same image, its name in the
+	// index's annotations.
+	dir := t.TempDir()
+	if b, err := exec.Command("tar", "-xf", tarPath, "-C", dir).CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, b)
+	}
+	lp, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatalf("not an OCI layout: %v", err)
+	}
+	idx, err := lp.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil || len(im.Manifests) != 1 || im.Manifests[0].Annotations["io.containerd.image.name"] != "docker.io/library/pftap-agent:v0.0.0-test" ||
+		im.Manifests[0].Annotations["org.opencontainers.image.ref.name"] != "v0.0.0-test" {
+		t.Fatalf("index: %+v %v", im, err)
+	}
+	fromLayout, err := idx.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := fromLayout.ConfigName(); c != c2 {
+		t.Errorf("the layout's image has config %s, the pushed one %s", c, c2)
+	}
+	if err := validate.Image(fromLayout); err != nil {
+		t.Errorf("the layout's image does not validate: %v", err)
 	}
 
 	// This test binary is linked dynamically (cgo): refused.

@@ -10,6 +10,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"debug/elf"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -138,14 +139,134 @@ func binaryLayer(bin []byte) (v1.Layer, error) {
 		tarball.WithMediaType(types.OCILayer))
 }
 
-// WriteTarball writes img, tagged ref, as a tarball that docker load, kind
-// load image-archive and ctr images import read.
+// WriteTarball writes img, named ref, to path as one tarball that is both
+// an OCI image layout (oci-layout, index.json with the name in its
+// annotations, blobs/sha256/...: what ctr images import, kind load
+// image-archive and docker load of Docker 25+ read) and a docker archive
+// (manifest.json naming the same blobs: what older docker load reads), as
+// docker save writes since Docker 25.
 func WriteTarball(path string, ref string, img v1.Image) error {
 	tag, err := name.NewTag(ref)
 	if err != nil {
 		return fmt.Errorf("image name %q: %v", ref, err)
 	}
-	return tarball.WriteToFile(path, tag, img)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := writeArchive(f, tag, img); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
+}
+
+// containerdName is the name containerd gives ref ("pftap-agent:v1" is
+// docker.io/library/pftap-agent:v1).
+func containerdName(tag name.Tag) string {
+	reg := tag.RegistryStr()
+	if reg == name.DefaultRegistry || reg == "index.docker.io" {
+		reg = "docker.io"
+	}
+	return reg + "/" + tag.RepositoryStr() + ":" + tag.TagStr()
+}
+
+func writeArchive(w io.Writer, tag name.Tag, img v1.Image) error {
+	tw := tar.NewWriter(w)
+	put := func(name string, b []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}); err != nil {
+			return err
+		}
+		_, err := tw.Write(b)
+		return err
+	}
+	dirs := []string{"blobs/", "blobs/sha256/"}
+	for _, d := range dirs {
+		if err := tw.WriteHeader(&tar.Header{Name: d, Mode: 0o755, Typeflag: tar.TypeDir, ModTime: time.Unix(0, 0)}); err != nil {
+			return err
+		}
+	}
+	blob := func(h v1.Hash) string { return "blobs/" + h.Algorithm + "/" + h.Hex }
+	cfg, err := img.RawConfigFile()
+	if err != nil {
+		return err
+	}
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	if err := put(blob(cfgName), cfg); err != nil {
+		return err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	var layerPaths []string
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return err
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+		if err := put(blob(d), b); err != nil {
+			return err
+		}
+		layerPaths = append(layerPaths, blob(d))
+	}
+	man, err := img.RawManifest()
+	if err != nil {
+		return err
+	}
+	manDigest, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	mt, err := img.MediaType()
+	if err != nil {
+		return err
+	}
+	if err := put(blob(manDigest), man); err != nil {
+		return err
+	}
+	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{{
+		MediaType: mt, Digest: manDigest, Size: int64(len(man)),
+		Annotations: map[string]string{
+			// containerd's name for it, and the OCI layout's reference.
+			"io.containerd.image.name":          containerdName(tag),
+			"org.opencontainers.image.ref.name": tag.TagStr(),
+		}}}}
+	ib, err := json.Marshal(index)
+	if err != nil {
+		return err
+	}
+	if err := put("index.json", ib); err != nil {
+		return err
+	}
+	if err := put("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+		return err
+	}
+	dm, err := json.Marshal([]struct {
+		Config   string
+		RepoTags []string
+		Layers   []string
+	}{{Config: blob(cfgName), RepoTags: []string{tag.String()}, Layers: layerPaths}})
+	if err != nil {
+		return err
+	}
+	if err := put("manifest.json", dm); err != nil {
+		return err
+	}
+	return tw.Close()
 }
 
 // Push pushes img to ref with the user's registry credentials (the docker
