@@ -90,9 +90,16 @@ func describeLab(l *lab.Lab, client Client, spdy bool, kubectlPath string) Descr
 		control = ", the real kube-apiserver " + v
 	}
 	fmt.Fprintf(&b, "pftap lab: %s to pod/%s through a local chain (%s runtime, %s%s), every leg tapped\n", who, c.Pod, c.Runtime, app, control)
-	fmt.Fprintf(&b, "  %s\n\n", c.Era())
+	era := c.Era()
+	if spdy && !c.RefuseWebSocket && c.Kubernetes.TunnelsWebSocket() {
+		// The client never asks for WebSocket: the era's WebSocket path
+		// is not taken.
+		era = fmt.Sprintf("Kubernetes %s, and a client that speaks SPDY/3.1: the apiserver and the kubelet pass its upgrade on as it is and the runtime answers it, SPDY on every leg (a WebSocket client would take another path: %s)",
+			c.Kubernetes, strings.TrimPrefix(c.Era(), "Kubernetes "+c.Kubernetes.String()+": "))
+	}
+	fmt.Fprintf(&b, "  %s\n\n", era)
 	b.WriteString(ChainDiagram(l, client, spdy))
-	f := Facts{Kubernetes: c.Kubernetes.GitVersion(), Kubelet: c.Kubelet.GitVersion(), APIServer: "pftap's own", Era: c.Era(),
+	f := Facts{Kubernetes: c.Kubernetes.GitVersion(), Kubelet: c.Kubelet.GitVersion(), APIServer: "pftap's own", Era: era,
 		Runtime: c.Runtime, App: c.App, Client: client, SPDY: spdy}
 	if v := l.APIServerVersion(); v != "" {
 		f.Kubernetes, f.APIServer = v, "kube-apiserver"

@@ -88,34 +88,68 @@ func AddTLSLegs(hs []Hops, recs []decode.TLSRecord, shift time.Duration, bounds 
 			if !toPod {
 				d, dir = &h.FromPod, decode.FromServer
 			}
-			var lo, hi, last time.Time
-			n := 0
 			// The record that carries the first DATA frame is that frame
 			// (8 bytes of SPDY header and the payload) plus the TLS
 			// overhead: 17 bytes in TLS 1.3, 24 or 29 in TLS 1.2.
 			want := map[int]bool{}
 			for _, l := range d.Legs {
-				if !bounds(l.Leg) {
-					continue
-				}
-				if l.FirstChunk > 0 {
+				if bounds(l.Leg) && l.FirstChunk > 0 {
 					for _, o := range []int{17, 24, 29} {
 						want[l.FirstChunk+8+o] = true
 					}
 				}
-				if n == 0 || l.First.Before(lo) {
-					lo = l.First
-				}
-				if n == 0 || l.First.After(hi) {
-					hi = l.First
-				}
-				if n == 0 || l.Last.After(last) {
-					last = l.Last
-				}
-				n++
 			}
-			if n < 2 {
-				continue
+			// window is where a TLS leg's bytes can be: after every leg
+			// before it in the chain, before every leg after it (by the
+			// legs' IDs); for legs without IDs, between the first and the
+			// last SPDY leg the bytes crossed.
+			window := func(tlsID leg.ID) (lo, hi, last time.Time, ok bool) {
+				h := tlsID.Hop()
+				placed := h >= 0
+				for _, l := range d.Legs {
+					if l.LegID.Hop() < 0 {
+						placed = false
+					}
+				}
+				if placed {
+					var haveLo, haveHi bool
+					for _, l := range d.Legs {
+						lh := l.LegID.Hop()
+						if lh == h {
+							continue
+						}
+						if lh < h == toPod {
+							if !haveLo || l.First.After(lo) {
+								lo, haveLo = l.First, true
+							}
+						} else {
+							if !haveHi || l.First.Before(hi) {
+								hi, haveHi = l.First, true
+							}
+							if last.IsZero() || l.Last.Before(last) {
+								last = l.Last
+							}
+						}
+					}
+					return lo, hi, last, haveLo && haveHi
+				}
+				n := 0
+				for _, l := range d.Legs {
+					if !bounds(l.Leg) {
+						continue
+					}
+					if n == 0 || l.First.Before(lo) {
+						lo = l.First
+					}
+					if n == 0 || l.First.After(hi) {
+						hi = l.First
+					}
+					if n == 0 || l.Last.After(last) {
+						last = l.Last
+					}
+					n++
+				}
+				return lo, hi, last, n >= 2
 			}
 			legs := append([]LegTimes(nil), d.Legs...)
 			seen := map[string]bool{}
@@ -124,6 +158,10 @@ func AddTLSLegs(hs []Hops, recs []decode.TLSRecord, shift time.Duration, bounds 
 			}
 			for _, k := range keys {
 				if k.dir != dir || seen[k.leg] {
+					continue
+				}
+				lo, hi, last, ok := window(k.legID)
+				if !ok {
 					continue
 				}
 				rs, nx := byConn[k], next[k]

@@ -20,6 +20,15 @@ import (
 // cannot tell).
 type Upgrades struct {
 	answers []answer
+	// NoRuntime says the chain has no runtime streaming server (the
+	// session's legs have the pod's lo but no L3: the dockershim, whose
+	// kubelet serves port-forward itself): a 101 on L2 is the kubelet's.
+	NoRuntime bool
+	// Path, when set, says who makes a 101 on the client's leg when no
+	// leg below shows it (trace without an agent): from what the cluster
+	// says of itself (its version, the node's declared features), and the
+	// reason, which the event's text gives.
+	Path func(websocket bool) (maker, why string)
 }
 
 type answer struct {
@@ -92,6 +101,14 @@ func (u *Upgrades) Note(e *decode.Event) {
 	case ws && e.LegID == leg.L1 && spdyBelow:
 		maker = "apiserver"
 		u.say(e, maker, "made by the apiserver, which speaks SPDY to the kubelet")
+	case !ws && e.LegID == leg.L2 && u.NoRuntime:
+		maker = "kubelet"
+		u.say(e, maker, "made by the kubelet, which serves port-forward itself (no runtime streaming server below it)")
+	case e.LegID == leg.L1 && u.Path != nil:
+		if m, why := u.Path(ws); m != "" {
+			maker = m
+			u.say(e, maker, "the "+m+"'s, as "+why)
+		}
 	}
 	u.answers = append(u.answers, answer{e.LegID, key, maker, false})
 }

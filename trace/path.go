@@ -28,6 +28,19 @@ type Path struct {
 	WebSocketToKubelet bool
 	// Says is the path in one sentence.
 	Says string
+	// makers: who answers a WebSocket and a SPDY upgrade, when the
+	// cluster says (see Maker).
+	wsMaker, wsWhy, spdyMaker, spdyWhy string
+}
+
+// Maker says who makes the 101 of a WebSocket (websocket) or SPDY upgrade
+// on this cluster's path, and why, as the cluster says of itself (its
+// version, the node's declared features); "" when it does not say.
+func (p Path) Maker(websocket bool) (maker, why string) {
+	if websocket {
+		return p.wsMaker, p.wsWhy
+	}
+	return p.spdyMaker, p.spdyWhy
 }
 
 // ClusterPath reads the server's version and the pod's Node (a missing
@@ -56,6 +69,11 @@ func ClusterPath(ctx context.Context, cs kubernetes.Interface, t *Target) Path {
 	if server == "" {
 		server = "of an unknown version"
 	}
+	if known && v.Minor >= 24 {
+		// Since 1.24 every node runs a CRI runtime, whose streaming
+		// server answers the SPDY upgrade the hops pass on.
+		p.spdyMaker, p.spdyWhy = "runtime", fmt.Sprintf("the cluster's path says (Kubernetes %s: a CRI runtime's streaming server answers, the apiserver and the kubelet pass its 101 on)", server)
+	}
 	switch {
 	case !known:
 		p.Says = fmt.Sprintf("the apiserver is %s: which chain it takes is not known", server)
@@ -63,9 +81,11 @@ func ClusterPath(ctx context.Context, cs kubernetes.Interface, t *Target) Path {
 		p.Says = fmt.Sprintf("Kubernetes %s: the apiserver does not tunnel WebSocket port-forward (1.31 does): the WebSocket upgrade is refused and pftap falls back to SPDY, on every leg", server)
 	case v.ExtendsWebSocketsToKubelet() && p.Declares:
 		p.WebSocketToKubelet = true
+		p.wsMaker, p.wsWhy = "kubelet", fmt.Sprintf("the cluster's path says (node %s declares %s: the apiserver passes the WebSocket on)", p.Node, lab.FeatureExtendWebSocketsToKubelet)
 		p.Says = fmt.Sprintf("Kubernetes %s, and node %s (kubelet %s) declares %s: the apiserver passes the WebSocket on to the kubelet (L2 carries WebSocket), which speaks SPDY to the runtime",
 			server, p.Node, p.Kubelet, lab.FeatureExtendWebSocketsToKubelet)
 	case v.ExtendsWebSocketsToKubelet() && p.NodeRead:
+		p.wsMaker, p.wsWhy = "apiserver", fmt.Sprintf("the cluster's path says (node %s does not declare %s: the apiserver tunnels)", p.Node, lab.FeatureExtendWebSocketsToKubelet)
 		p.Says = fmt.Sprintf("Kubernetes %s, but node %s (kubelet %s) does not declare %s: the apiserver tunnels the WebSocket into SPDY (L2 carries SPDY)",
 			server, p.Node, p.Kubelet, lab.FeatureExtendWebSocketsToKubelet)
 	case v.ExtendsWebSocketsToKubelet():
@@ -75,6 +95,7 @@ func ClusterPath(ctx context.Context, cs kubernetes.Interface, t *Target) Path {
 		}
 		p.Says = fmt.Sprintf("Kubernetes %s: L2 carries the WebSocket if the node declares %s, SPDY if not (%s)", server, lab.FeatureExtendWebSocketsToKubelet, why)
 	default:
+		p.wsMaker, p.wsWhy = "apiserver", fmt.Sprintf("the cluster's path says (Kubernetes %s: the apiserver tunnels the WebSocket into SPDY)", server)
 		p.Says = fmt.Sprintf("Kubernetes %s: the apiserver tunnels the WebSocket into SPDY towards the kubelet (L2 carries SPDY)", server)
 	}
 	return p

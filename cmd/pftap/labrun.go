@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -236,6 +237,11 @@ func renderSession(opts renderOptions, v *sessionView) error {
 	var diagnosis string
 	// Who made each 101, as the legs tell.
 	var upgrades timeline.Upgrades
+	hasL3, hasL4 := false, false
+	for _, id := range v.legIDs {
+		hasL3, hasL4 = hasL3 || id == leg.L3, hasL4 || id == leg.L4
+	}
+	upgrades.NoRuntime = hasL4 && !hasL3
 	diag := decode.NewDiagnoser()
 	emit := func(e *decode.Event) {
 		upgrades.Note(e)
@@ -293,7 +299,8 @@ func renderSession(opts renderOptions, v *sessionView) error {
 		writeResults(out, v.results)
 		fmt.Fprintln(out, "\nlegs:")
 		var drops uint64
-		for i, name := range v.legs {
+		for _, i := range v.chainOrder() {
+			name := v.legs[i]
 			var dr uint64
 			if i < len(v.drops) {
 				dr = v.drops[i]
@@ -364,7 +371,8 @@ func renderSession(opts renderOptions, v *sessionView) error {
 			jw.Object(o)
 		}
 		var legs []map[string]any
-		for i, name := range v.legs {
+		for _, i := range v.chainOrder() {
+			name := v.legs[i]
 			ls := legSum(i)
 			var dr uint64
 			if i < len(v.drops) {
@@ -427,6 +435,25 @@ func renderSession(opts renderOptions, v *sessionView) error {
 		return fmt.Errorf("%d decode errors; first: %s", sum.DecodeErrors, sum.FirstError)
 	}
 	return nil
+}
+
+// chainOrder is the legs' indexes in the order of the chain (by their
+// IDs; the order they were added among equals and for legs without one).
+func (v *sessionView) chainOrder() []int {
+	idx := make([]int, len(v.legs))
+	for i := range idx {
+		idx[i] = i
+	}
+	order := func(i int) int {
+		if i < len(v.legIDs) {
+			if o := v.legIDs[i].Order(); o >= 0 {
+				return o
+			}
+		}
+		return 100
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return order(idx[a]) < order(idx[b]) })
+	return idx
 }
 
 // writeResults lists the requests' results, identical ones folded into

@@ -510,3 +510,28 @@ func TestLabSaysWhatRan(t *testing.T) {
 		t.Errorf("a missing --kubectl: %v", err)
 	}
 }
+
+// TestHeadersSayWhatRan: what the header and the 101s say follows the
+// traffic: the dockershim's L2 101 is the kubelet's (there is no runtime
+// below it), a SPDY client's header does not describe the WebSocket path
+// it does not take, and trace's L1 101 is attributed as the cluster's path
+// says (a 1.37 node that declares ExtendWebSocketsToKubelet: the
+// kubelet's).
+func TestHeadersSayWhatRan(t *testing.T) {
+	needRootCmd(t)
+	ios, out, errOut := testIO()
+	if err := labRun(&LabRunOptions{IO: ios, Runtime: "socat", App: "builtin", Client: "pftap", Requests: []string{"GET /"}, Concurrency: 1, JSON: true}); err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	if !regexp.MustCompile(`"kind":"http-response".*"leg_id":"L2".*"status":101.*"upgrade_by":"kubelet"`).MatchString(out.String()) {
+		t.Errorf("socat: the L2 101 is not the kubelet's:\n%s", out)
+	}
+	ios, text, _ := testIO()
+	if err := labRun(&LabRunOptions{IO: ios, Runtime: "cri-streaming", App: "builtin", Client: "pftap", SPDY: true, Requests: []string{"GET /"}, Concurrency: 1, NoColor: true}); err != nil {
+		t.Fatal(err)
+	}
+	head := strings.SplitN(text.String(), "\n", 3)[1]
+	if !strings.Contains(head, "a client that speaks SPDY/3.1") || strings.HasPrefix(strings.TrimSpace(head), "Kubernetes 1.37: the node declares") {
+		t.Errorf("--spdy's era line: %s", head)
+	}
+}

@@ -236,8 +236,9 @@ func traceRun(opts *TraceOptions) error {
 		jw.Object(map[string]any{"kind": "path", "server": path.Server, "node": path.Node, "kubelet": path.Kubelet, "node_read": path.NodeRead,
 			"declares_extend_websockets_to_kubelet": path.Declares, "websocket_to_kubelet": path.WebSocketToKubelet, "text": path.Says})
 	}
-	// Who made each 101, once the agent's legs tell.
-	var upgrades timeline.Upgrades
+	// Who made each 101: what the agent's legs show, else what the
+	// cluster's path says.
+	upgrades := timeline.Upgrades{Path: path.Maker}
 	diag := decode.NewDiagnoser()
 	var kept []*decode.Event // for --html
 	ctx, stop := context.WithCancel(sigCtx)

@@ -940,3 +940,21 @@ func TestTraceAgentThrottledRecording(t *testing.T) {
 		t.Error("no shortened frame says why in its comment")
 	}
 }
+
+// TestTraceUpgradeBy: with L1 alone, the 101 is attributed as the
+// cluster's path says, and the text says that is where it comes from.
+func TestTraceUpgradeBy(t *testing.T) {
+	needRootCmd(t)
+	l, err := lab.Start(context.Background(), lab.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	code, out, errOut := runTrace(t, []string{"--kubeconfig", l.Kubeconfig, "--json", "pod/nginx", "0:80"}, func(ports []trace.PortPair) { get(t, ports[0].Local, "/") })
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !regexp.MustCompile(`"kind":"http-response".*the kubelet's, as the cluster's path says \(node pftap-lab-node declares ExtendWebSocketsToKubelet.*"status":101.*"upgrade_by":"kubelet"`).MatchString(out) {
+		t.Errorf("trace's L1 101:\n%s", out)
+	}
+}
