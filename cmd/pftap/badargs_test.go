@@ -81,6 +81,11 @@ func TestBadArgumentsFailFast(t *testing.T) {
 			if tc.code == exitError && strings.Count(strings.TrimSpace(errOut.String()), "\n") != 0 {
 				t.Errorf("more than one line:\n%s", errOut)
 			}
+			// A usage error: its line and where the usage is, not the
+			// whole usage.
+			if tc.code == exitUsage && (strings.Count(strings.TrimSpace(errOut.String()), "\n") != 1 || !strings.Contains(errOut.String(), "--help' for usage.")) {
+				t.Errorf("a usage error in more than two lines, or without the pointer to --help:\n%s", errOut)
+			}
 			if took > 500*time.Millisecond {
 				t.Errorf("took %s to refuse", took)
 			}

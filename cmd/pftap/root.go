@@ -98,9 +98,10 @@ func run(args []string, io *IOStreams) int {
 	}
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "accepts ") || strings.HasPrefix(err.Error(), "requires ") {
+		// One line, and where the usage is, as kubectl does.
 		fmt.Fprintf(io.ErrOut, "pftap: %v\n", err)
 		if cmd != nil {
-			fmt.Fprintf(io.ErrOut, "\n%s", cmd.UsageString())
+			fmt.Fprintf(io.ErrOut, "See '%s --help' for usage.\n", cmd.CommandPath())
 		}
 		return exitUsage
 	}
