@@ -29,6 +29,11 @@ type Source struct {
 	mu     sync.Mutex
 	ifaces map[int]string
 	closed bool
+	// attached is when the kernel filter was attached: a packet the ring
+	// took before (between the socket's bind and SetBPF) passed no filter
+	// and is filtered here.
+	attached time.Time
+	early    *Filter // the filter without what only the kernel can test
 }
 
 // Open starts a capture. The socket is created inside the namespace and
@@ -48,7 +53,11 @@ func Open(opts Options) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrFilter, err)
 	}
-	s := &Source{opts: opts, filter: f, ifaces: map[int]string{}}
+	early, err := CompileFilter(opts.Filter, false)
+	if err != nil {
+		return nil, err
+	}
+	s := &Source{opts: opts, filter: f, early: early, ifaces: map[int]string{}}
 	if opts.Netns != "" {
 		if _, err := os.Stat(nsenter.Path(opts.Netns)); err != nil {
 			return nil, fmt.Errorf("no network namespace %q (%s): %w", opts.Netns, nsenter.Path(opts.Netns), ErrNoNamespace)
@@ -91,6 +100,7 @@ func Open(opts Options) (*Source, error) {
 			tp.Close()
 			return fmt.Errorf("attach filter: %w", err)
 		}
+		s.attached = time.Now().Add(time.Millisecond)
 		if opts.Interface == "lo" {
 			ignoreOutgoing(tp)
 		}
@@ -114,11 +124,19 @@ func nsName(ref string) string {
 // so that callers can check for cancellation. data is valid until the next
 // call. ci.InterfaceIndex is the kernel's ifindex (see InterfaceName).
 func (s *Source) ReadPacket() (data []byte, ci gopacket.CaptureInfo, err error) {
-	data, ci, err = s.tp.ZeroCopyReadPacketData()
-	if errors.Is(err, afpacket.ErrTimeout) {
-		err = ErrTimeout
+	for {
+		data, ci, err = s.tp.ZeroCopyReadPacketData()
+		if errors.Is(err, afpacket.ErrTimeout) {
+			err = ErrTimeout
+		}
+		// Taken before the kernel's filter was attached (an IPv6 router
+		// solicitation or MLD report of an interface just up): filtered
+		// here, as the kernel would have.
+		if err == nil && !ci.Timestamp.After(s.attached) && !s.early.Match(data) {
+			continue
+		}
+		return data, ci, err
 	}
-	return data, ci, err
 }
 
 // InterfaceName returns the name of the interface with the kernel index i

@@ -158,10 +158,10 @@ func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
 	s.l1 = -1
 	if o.Client == Pftap || o.APIServer == "" {
 		s.l1 = pipe.AddLeg(capture.Leg{ID: leg.L1, Name: "L1 client→apiserver", Description: "plaintext below TLS, recorded inside " +
-			map[Client]string{Pftap: "pftap's port-forward client", Kubectl: "the lab's apiserver"}[o.Client]}, true)
+			map[Client]string{Pftap: "pftap's port-forward client", Kubectl: "the lab's apiserver"}[o.Client] + capture.BelowTLSNote}, true)
 	}
 	tapLegs := map[string]int{
-		"L2": pipe.AddLeg(capture.Leg{ID: leg.L2, Name: "L2 apiserver→kubelet", Description: "plaintext below TLS, recorded inside the lab's kubelet"}, true),
+		"L2": pipe.AddLeg(capture.Leg{ID: leg.L2, Name: "L2 apiserver→kubelet", Description: "plaintext below TLS, recorded inside the lab's kubelet" + capture.BelowTLSNote}, true),
 	}
 	if o.Fault == FaultHTTPSProxy {
 		tapLegs["proxy"] = pipe.AddLeg(capture.Leg{ID: leg.Proxy, Name: "proxy client→proxy",

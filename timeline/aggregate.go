@@ -57,6 +57,8 @@ type LegSetup struct {
 // SlowRequest names one of the slowest requests end to end.
 type SlowRequest struct {
 	RequestID string        `json:"request_id"`
+	// What is the request's HTTP request line, when it has one.
+	What string `json:"what,omitempty"`
 	Dir       string        `json:"dir"`
 	Total     time.Duration `json:"total_ns"`
 }
@@ -137,7 +139,7 @@ func Aggregates(hs []Hops, setups map[string][]time.Duration) Aggregate {
 			}
 			ends[2*i] = append(ends[2*i], dh.Total)
 			ends[2*i+1] = append(ends[2*i+1], dh.TotalLast)
-			slow = append(slow, SlowRequest{h.RequestID, d.name, dh.Total})
+			slow = append(slow, SlowRequest{RequestID: h.RequestID, What: h.What, Dir: d.name, Total: dh.Total})
 		}
 		for k := 0; k+1 < len(chain); k++ {
 			a.Hops = append(a.Hops, HopSpread{Dir: d.name, From: chain[k], To: chain[k+1], FirstByte: NewSpread(first[k]), LastByte: NewSpread(last[k])})
@@ -206,7 +208,11 @@ func AggregateText(a Aggregate, maskTimes bool) string {
 	if len(a.Slowest) > 0 {
 		var parts []string
 		for _, s := range a.Slowest {
-			parts = append(parts, fmt.Sprintf("request %s (%s %s end to end)", s.RequestID, arrow[s.Dir], lat(s.Total)))
+			what := ""
+			if s.What != "" {
+				what = " " + s.What
+			}
+			parts = append(parts, fmt.Sprintf("request %s%s (%s %s end to end)", s.RequestID, what, arrow[s.Dir], lat(s.Total)))
 		}
 		fmt.Fprintf(&b, "slowest: %s\n", strings.Join(parts, ", "))
 	}

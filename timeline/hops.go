@@ -58,8 +58,11 @@ type Hops struct {
 	Time      time.Time `json:"ts"`
 	Conn      int       `json:"conn"`
 	RequestID string    `json:"request_id"`
-	ToPod     DirHops   `json:"to_pod"`
-	FromPod   DirHops   `json:"from_pod"`
+	// What is the HTTP request line the request's bytes towards the pod
+	// begin with ("GET /bytes?n=1000"), when they begin with one.
+	What    string  `json:"what,omitempty"`
+	ToPod   DirHops `json:"to_pod"`
+	FromPod DirHops `json:"from_pod"`
 }
 
 // Correlator aligns the payload of port-forward requests across legs by
@@ -387,6 +390,12 @@ func (c *Correlator) Result() []Hops {
 	for _, id := range ids {
 		fs := reqs[id]
 		h := Hops{RequestID: reqOf[id]}
+		for _, f := range fs {
+			if w := requestLine(f.prefix[0]); w != "" {
+				h.What = w
+				break
+			}
+		}
 		h.ToPod = direction(fs, 0)
 		h.FromPod = direction(fs, 1)
 		if len(h.ToPod.Legs) > 0 {
@@ -630,6 +639,20 @@ func orderLegs(legs []LegTimes, toPod bool) DirHops {
 		dh.TotalLast = legs[len(legs)-1].Last.Sub(legs[0].Last)
 	}
 	return dh
+}
+
+// requestLine is the method and target of the HTTP/1.x request line b
+// begins with, or "".
+func requestLine(b []byte) string {
+	line, _, ok := bytes.Cut(b, []byte("\r\n"))
+	if !ok {
+		return ""
+	}
+	parts := strings.Split(string(line), " ")
+	if len(parts) != 3 || !strings.HasPrefix(parts[2], "HTTP/1.") || parts[0] == "" || strings.ToUpper(parts[0]) != parts[0] {
+		return ""
+	}
+	return parts[0] + " " + parts[1]
 }
 
 func numLess(a, b string) bool {

@@ -172,9 +172,15 @@ func (tw *TextWriter) Summary(s decode.Summary) {
 	var b strings.Builder
 	b.WriteString("\n")
 	b.WriteString(tw.paint(bold, "summary:"))
-	fmt.Fprintf(&b, " %d packets, %d connections, %d port-forward upgrades", s.Packets, s.Connections, s.Upgrades)
+	fmt.Fprintf(&b, " %d packets, %d connections, ", s.Packets, s.Connections)
 	if s.FailedUpgrade > 0 {
-		b.WriteString(tw.paint(red, fmt.Sprintf(" (%d refused)", s.FailedUpgrade)))
+		// Asked for, made, refused: never a count that reads as a part
+		// of another.
+		fmt.Fprintf(&b, "%d port-forward upgrades asked (%d made, ", s.Upgrades+s.FailedUpgrade, s.Upgrades)
+		b.WriteString(tw.paint(red, fmt.Sprintf("%d refused", s.FailedUpgrade)))
+		b.WriteString(")")
+	} else {
+		fmt.Fprintf(&b, "%d port-forward upgrades", s.Upgrades)
 	}
 	fmt.Fprintf(&b, ", %d %s", s.Requests, plural(s.Requests, "request", "requests"))
 	if s.RequestErrors > 0 {

@@ -139,7 +139,7 @@ const agentLateness = 250 * time.Millisecond
 // with L1 tapped below TLS and decodes as the frames come.
 func Start(ctx context.Context, o Options) (*Session, error) {
 	s := &Session{opts: o, done: make(chan struct{}), legs: []string{L1}, remote: map[string]bool{}}
-	legs := []capture.Leg{{ID: leg.L1, Name: L1, Description: "plaintext below TLS, recorded inside pftap's port-forward client"}}
+	legs := []capture.Leg{{ID: leg.L1, Name: L1, Description: "plaintext below TLS, recorded inside pftap's port-forward client" + capture.BelowTLSNote}}
 	lateness := session.DefaultLateness
 	if o.Agent != "" {
 		link, err := dialAgent(ctx, o, o.Target.Pod.Status.PodIP)

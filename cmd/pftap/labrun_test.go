@@ -457,6 +457,21 @@ func TestLabRecordingInWireshark(t *testing.T) {
 			if !strings.Contains(out.String(), "L2 apiserver→kubelet    TCP 10.250.") {
 				t.Errorf("pftap shows the plaintext leg's addresses other than as IPv4:\n%s", out)
 			}
+			// The filter the legs' descriptions give finds a host on the
+			// wire and below TLS: the kubelet's address on L2 both ways.
+			kubelet := regexp.MustCompile(`L2 apiserver→kubelet    TCP \S+ → (10\.250\.\d+\.\d+):10250`).FindStringSubmatch(out.String())
+			if kubelet == nil {
+				t.Fatalf("no kubelet address in:\n%s", out)
+			}
+			both := fmt.Sprintf("ip.addr == %s || ipv6.addr == ::ffff:%s", kubelet[1], kubelet[1])
+			if count(fmt.Sprintf("frame.interface_id==%d && (%s)", l2, both)) == 0 || count(fmt.Sprintf("frame.interface_id==%d && (%s)", wire, both)) == 0 {
+				t.Errorf("%q does not find the kubelet on both L2 legs", both)
+			}
+			// Nothing but the legs' TCP: no frame the ring took before
+			// its filter was attached.
+			if n := count("not tcp"); n != 0 {
+				t.Errorf("%d frames that are not TCP in the recording", n)
+			}
 		})
 	}
 }
