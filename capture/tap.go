@@ -67,7 +67,6 @@ func BelowTLS(t *Tap) { t.mapped = true }
 // to find its packets in Wireshark.
 const BelowTLSNote = "; addresses as IPv4-mapped IPv6, apart from the same connection on the wire (Wireshark: ipv6.addr == ::ffff:10.250.0.5, or ip.addr == 10.250.0.5 || ipv6.addr == ::ffff:10.250.0.5 for both)"
 
-
 // NewTapParts is NewTap with a sink that takes headers and payload apart.
 func NewTapParts(conn net.Conn, sink TapPartsSink, opts ...TapOption) *Tap {
 	return newTap(conn, nil, false, sink, opts...)

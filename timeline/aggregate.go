@@ -56,11 +56,11 @@ type LegSetup struct {
 
 // SlowRequest names one of the slowest requests end to end.
 type SlowRequest struct {
-	RequestID string        `json:"request_id"`
+	RequestID string `json:"request_id"`
 	// What is the request's HTTP request line, when it has one.
-	What string `json:"what,omitempty"`
-	Dir       string        `json:"dir"`
-	Total     time.Duration `json:"total_ns"`
+	What  string        `json:"what,omitempty"`
+	Dir   string        `json:"dir"`
+	Total time.Duration `json:"total_ns"`
 }
 
 // Aggregate is many requests' latencies in a few lines.
