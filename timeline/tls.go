@@ -169,15 +169,39 @@ func AddTLSLegs(hs []Hops, recs []decode.TLSRecord, shift time.Duration, bounds 
 				// better the first one of the first DATA frame's size
 				// among the next few not taken (many requests at once put
 				// many in the window: looking further would be quadratic).
+				// The same hop tapped below TLS too (the lab's L2, inside
+				// the kubelet): its bytes cross the wire next to it, on
+				// whichever side it was tapped, so the record nearest to it
+				// (of the first DATA frame's size, if one is near) is
+				// taken.
+				var near time.Time
+				for _, l := range d.Legs {
+					if !l.TLS && l.LegID.Hop() >= 0 && l.LegID.Hop() == k.legID.Hop() {
+						near = l.First
+					}
+				}
 				j := -1
 				m := untaken(nx, sort.Search(len(rs), func(i int) bool { return !rs[i].t.Before(lo) }))
+				best := time.Duration(1<<63 - 1)
+				bestSized := false
 				for tries := 0; m < len(rs) && !rs[m].t.After(hi) && tries < sizeLookahead; tries++ {
-					if j < 0 {
-						j = m
-					}
-					if want[rs[m].len] {
-						j = m
-						break
+					if near.IsZero() {
+						if j < 0 {
+							j = m
+						}
+						if want[rs[m].len] {
+							j = m
+							break
+						}
+					} else {
+						dist := rs[m].t.Sub(near)
+						if dist < 0 {
+							dist = -dist
+						}
+						sized := want[rs[m].len] && dist < 2*time.Millisecond
+						if j < 0 || sized && !bestSized || sized == bestSized && dist < best {
+							j, best, bestSized = m, dist, sized
+						}
 					}
 					m = untaken(nx, m+1)
 				}

@@ -550,3 +550,46 @@ func TestHeadersSayWhatRan(t *testing.T) {
 		t.Errorf("--spdy's era line: %s", head)
 	}
 }
+
+// TestREADMELabSample: every line of the README's `pftap lab` sample is a
+// line a real default run prints, times, ports, addresses and the lab's
+// numbers aside: the sample says what pftap says today.
+func TestREADMELabSample(t *testing.T) {
+	needRootCmd(t)
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i := strings.Index(s, "summaries at the end):\n\n```\n")
+	if i < 0 {
+		t.Fatal("no lab sample in the README")
+	}
+	sample := s[i+len("summaries at the end):\n\n```\n"):]
+	sample = sample[:strings.Index(sample, "\n```")]
+	ios, out, errOut := testIO()
+	if err := labRun(&LabRunOptions{IO: ios, Runtime: "cri-streaming", App: "builtin", Client: "pftap", Requests: []string{"GET /"}, Concurrency: 1, NoColor: true}); err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	durs := regexp.MustCompile(`-?[0-9]+(\.[0-9]+)?(ns|µs|ms|s)\b`)
+	anyDigits := regexp.MustCompile(`[0-9]+`)
+	norm := func(l string) string {
+		l = tokenPath.ReplaceAllString(l, "/portforward/TOKEN")
+		l = durs.ReplaceAllString(l, "T")
+		l = anyDigits.ReplaceAllString(l, "N")
+		return strings.Join(strings.Fields(l), " ")
+	}
+	have := map[string]bool{}
+	for _, l := range strings.Split(out.String(), "\n") {
+		have[norm(l)] = true
+	}
+	for _, l := range strings.Split(sample, "\n") {
+		if strings.TrimSpace(l) == "..." {
+			continue
+		}
+		if !have[norm(l)] {
+			t.Errorf("the README's sample line is not what pftap lab prints:\n%s\n(run:\n%s)", l, out)
+			break
+		}
+	}
+}

@@ -303,9 +303,13 @@ func traceRun(opts *TraceOptions) error {
 	sink.Hops(r.Hops)
 	if tw != nil && opts.Agent != "none" {
 		if r.ClockOK {
-			fmt.Fprintf(out, "\nthe agent's clock runs %s ahead of this machine's (± %s, from %d request directions seen on both);\n"+
+			ahead, off := "ahead of", r.Clock.Offset
+			if off < 0 {
+				ahead, off = "behind", -off
+			}
+			fmt.Fprintf(out, "\nthe agent's clock runs %s %s this machine's (± %s, from %d request directions seen on both);\n"+
 				"  the per-hop latencies above are on this machine's clock, the timeline's rows each on its leg's own\n",
-				r.Clock.Offset, r.Clock.Uncertainty, r.Clock.Samples)
+				off, ahead, r.Clock.Uncertainty, r.Clock.Samples)
 		} else {
 			fmt.Fprintf(out, "\nthe agent's clock offset is unknown: no request was seen both here and on the node in both directions\n")
 		}

@@ -368,11 +368,15 @@ func TestTraceAgent(t *testing.T) {
 					t.Errorf("output lacks %q:\n%s", want, out)
 				}
 			}
-			m := regexp.MustCompile(`the agent's clock runs (\S+) ahead of this machine's \(± (\S+),`).FindStringSubmatch(out)
+			m := regexp.MustCompile(`the agent's clock runs (\S+) (ahead of|behind) this machine's \(± (\S+),`).FindStringSubmatch(out)
 			if m == nil {
 				t.Fatalf("no clock estimate:\n%s", out)
 			}
 			est, _ := time.ParseDuration(m[1])
+			if m[2] == "behind" {
+				est = -est
+			}
+			m = append(m[:2], m[3])
 			unc, _ := time.ParseDuration(m[2])
 			t.Logf("injected %s, estimated %s ± %s", shift, est, unc)
 			if d := est - shift; d < -time.Millisecond || d > time.Millisecond {
