@@ -287,7 +287,7 @@ func labGoldenText(t *testing.T, client, runtime, kubernetes, kubelet string) st
 		case "diagnosis":
 			diags = append(diags, e.Name+" at "+e.Hop)
 			continue
-		case "conn", "close", "goaway", "ping", "hops", "summary", "ws", "spdy", "tcp", "app":
+		case "conn", "close", "goaway", "ping", "hops", "summary", "ws", "spdy", "tcp", "app", "lab", "result", "legs", "aggregate":
 			continue
 		}
 		if strings.Contains(e.Text, "by client: CANCEL") || strings.Contains(e.Text, "stream ends inside a SPDY frame") {
