@@ -642,7 +642,7 @@ func (l *Lab) runAgentPod(p *corev1.Pod, rt *runtime, ended func(error)) (func()
 	}
 	// Running once it listens, as a readiness probe would say.
 	deadline := time.Now().Add(20 * time.Second)
-	for !listening(pid, port) {
+	for !inNetns(pid, l.NodeNetns) || !listening(pid, port) {
 		select {
 		case <-exited:
 			stop()
@@ -662,6 +662,16 @@ func (l *Lab) runAgentPod(p *corev1.Pod, rt *runtime, ended func(error)) (func()
 		rt.mu.Unlock()
 	}
 	return stop, nil
+}
+
+// inNetns says whether process pid is in the named network namespace yet
+// (nsenter enters it before it runs the agent).
+func inNetns(pid int, ns string) bool {
+	var a, b syscall.Stat_t
+	if syscall.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &a) != nil || syscall.Stat(nsenter.Path(ns), &b) != nil {
+		return false
+	}
+	return a.Ino == b.Ino && a.Dev == b.Dev
 }
 
 // listening says whether a TCP socket listens on port in the network
