@@ -1,6 +1,7 @@
 package pftap_test
 
 import (
+	"fmt"
 	"go/parser"
 	"go/token"
 	"os"
@@ -72,44 +73,115 @@ func TestDependencyRules(t *testing.T) {
 	if len(ps) < 10 {
 		t.Fatalf("go list found %d packages", len(ps))
 	}
+	for _, v := range ruleViolations(ps) {
+		t.Error(v)
+	}
+	for _, p := range ps {
+		if under(p.ImportPath, "decode", "timeline", "kube") {
+			checkNoClock(t, p)
+		}
+	}
+}
+
+// TestDependencyRulesCatch: each rule fails on a package planted to break
+// it.
+func TestDependencyRulesCatch(t *testing.T) {
+	m := module + "/"
+	for _, tc := range []struct {
+		rule string
+		p    pkg
+	}{
+		{"imports the CLI", pkg{ImportPath: m + "trace", Imports: []string{m + "cmd/pftap"}}},
+		{"is pure but imports os", pkg{ImportPath: m + "decode", Imports: []string{"os"}}},
+		{"is pure but depends on capture", pkg{ImportPath: m + "timeline", Deps: []string{m + "capture"}}},
+		{"replay needs no root", pkg{ImportPath: m + "replay", Deps: []string{m + "lab"}}},
+		{"internal leaf", pkg{ImportPath: m + "internal/pki", Deps: []string{m + "leg"}}},
+		{"the pftap binary depends on testing", pkg{ImportPath: m + "cmd/pftap", Deps: []string{"testing"}}},
+		{"lab imports agent", pkg{ImportPath: m + "lab", Imports: []string{m + "agent"}}},
+		{"session imports lab", pkg{ImportPath: m + "session", Imports: []string{m + "lab"}}},
+		{"session imports agent", pkg{ImportPath: m + "session", Imports: []string{m + "agent"}}},
+		{"session imports internal/pfclient", pkg{ImportPath: m + "session", Imports: []string{m + "internal/pfclient"}}},
+		{"session imports internal/kubectl", pkg{ImportPath: m + "session", Imports: []string{m + "internal/kubectl"}}},
+		{"trace imports lab", pkg{ImportPath: m + "trace", Imports: []string{m + "lab"}}},
+	} {
+		vs := ruleViolations([]pkg{tc.p})
+		if len(vs) == 0 || !strings.Contains(strings.Join(vs, "\n"), tc.rule) {
+			t.Errorf("planted %q: the rules said %q", tc.rule, vs)
+		}
+	}
+}
+
+// ruleViolations says what in ps breaks the rules.
+func ruleViolations(ps []pkg) []string {
+	var out []string
+	bad := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
 	osImports := []string{"os", "os/exec", "os/signal", "syscall", "net", "net/http", "golang.org/x/sys/unix",
 		"github.com/vishvananda/netns", "github.com/vishvananda/netlink", "github.com/gopacket/gopacket/afpacket"}
 	for _, p := range ps {
 		r := rel(p.ImportPath)
 		for _, imp := range p.Imports {
 			if strings.HasPrefix(imp, module+"/cmd/") {
-				t.Errorf("%s imports the CLI (%s)", r, rel(imp))
+				bad("%s imports the CLI (%s)", r, rel(imp))
+			}
+		}
+		if r == "cmd/pftap" {
+			for _, d := range p.Deps {
+				if d == "testing" {
+					bad("the pftap binary depends on testing (test helpers belong in a package of their own, such as replay/replaytest)")
+				}
+			}
+		}
+		// Who may import whom: the lab runs the agent's pods as processes,
+		// the session is the spec half (its jobs live in labrun and trace),
+		// trace reads era facts from kube, not from the lab.
+		for _, rule := range []struct {
+			from string
+			not  []string
+		}{
+			{"lab", []string{"agent"}},
+			{"session", []string{"lab", "agent", "internal/pfclient", "internal/kubectl"}},
+			{"trace", []string{"lab"}},
+		} {
+			if r != rule.from {
+				continue
+			}
+			for _, imp := range p.Imports {
+				for _, n := range rule.not {
+					if imp == module+"/"+n {
+						bad("%s imports %s", r, n)
+					}
+				}
 			}
 		}
 		switch {
-		case under(p.ImportPath, "decode", "timeline"):
+		case under(p.ImportPath, "decode", "timeline", "kube"):
 			for _, imp := range p.Imports {
-				for _, bad := range osImports {
-					if imp == bad {
-						t.Errorf("%s is pure but imports %s", r, imp)
+				for _, o := range osImports {
+					if imp == o {
+						bad("%s is pure but imports %s", r, imp)
 					}
 				}
 			}
 			for _, d := range p.Deps {
 				if strings.HasPrefix(d, module+"/") && !under(d, "decode", "timeline", "leg", "internal/preview", "internal/secret") {
-					t.Errorf("%s is pure but depends on %s", r, rel(d))
+					bad("%s is pure but depends on %s", r, rel(d))
 				}
 			}
-			checkNoClock(t, p)
 		case under(p.ImportPath, "replay"):
 			for _, d := range p.Deps {
 				if under(d, "capture", "lab", "internal/nsenter", "agent", "trace", "internal/kubectl") {
-					t.Errorf("replay needs no root, but depends on %s", rel(d))
+					bad("replay needs no root, but depends on %s", rel(d))
 				}
 			}
 		case under(p.ImportPath, "internal") && !under(p.ImportPath, "internal/tools"):
 			for _, d := range p.Deps {
 				if strings.HasPrefix(d, module+"/") && !under(d, "internal") {
-					t.Errorf("%s is an internal leaf but depends on %s", r, rel(d))
+					bad("%s is an internal leaf but depends on %s", r, rel(d))
 				}
 			}
 		}
 	}
+	return out
 }
 
 // checkNoClock fails for a call of time.Now or time.Since in a package's

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/moby/spdystream"
@@ -59,29 +58,8 @@ type APIServer struct {
 	done       chan struct{}
 }
 
-// NewAPIServer starts a recorded apiserver for the length of the test t:
-// it is closed in t.Cleanup, and every mismatch between the client and the
-// recorded client is reported with t.Errorf (unless WithReporter says
-// otherwise).
-func NewAPIServer(t testing.TB, s *Session, opts ...Option) *APIServer {
-	t.Helper()
-	o := defaults(opts)
-	if o.report == nil {
-		o.report = func(m Mismatch) { t.Errorf("replay: %v", m) }
-	}
-	if o.kubecfg == "" {
-		o.kubecfg = filepath.Join(t.TempDir(), "kubeconfig")
-	}
-	a, err := start(s, o)
-	if err != nil {
-		t.Fatalf("replay: %v", err)
-	}
-	t.Cleanup(func() { a.Close() })
-	return a
-}
-
-// StartAPIServer starts a recorded apiserver outside a test (as
-// `pftap replay --serve` does). Close stops it.
+// StartAPIServer starts a recorded apiserver (as `pftap replay --serve`
+// does; in a Go test, replaytest.NewAPIServer). Close stops it.
 func StartAPIServer(s *Session, opts ...Option) (*APIServer, error) {
 	return start(s, defaults(opts))
 }

@@ -22,6 +22,7 @@ import (
 	streamhttp "k8s.io/streaming/pkg/httpstream"
 
 	"github.com/pftap/pftap/replay"
+	"github.com/pftap/pftap/replay/replaytest"
 )
 
 // recording opens testdata/DIR/NAME.pcapng for "DIR/NAME": recordings/
@@ -129,7 +130,7 @@ func TestAPIServerClientGo(t *testing.T) {
 			t.Run(name+"/"+kind, func(t *testing.T) {
 				s := recording(t, name)
 				reqs := s.Requests()
-				a := replay.NewAPIServer(t, s)
+				a := replaytest.NewAPIServer(t, s)
 				ns, pod, _ := s.Pod()
 				port, stop := forward(t, dialer(t, a.Config, kind, ns, pod), reqs[0].Port)
 				defer stop()
@@ -156,7 +157,7 @@ func TestAPIServerConcurrent(t *testing.T) {
 				if len(reqs) != 5 {
 					t.Fatalf("recording has %d requests, want 5", len(reqs))
 				}
-				a := replay.NewAPIServer(t, s)
+				a := replaytest.NewAPIServer(t, s)
 				ns, pod, _ := s.Pod()
 				port, stop := forward(t, dialer(t, a.Config, kind, ns, pod), reqs[0].Port)
 				defer stop()
@@ -197,7 +198,7 @@ func TestAPIServerErrorStream(t *testing.T) {
 			if len(reqs) != 1 || reqs[0].Error == "" {
 				t.Fatalf("want one request with an error, got %d", len(reqs))
 			}
-			a := replay.NewAPIServer(t, s)
+			a := replaytest.NewAPIServer(t, s)
 			ns, pod, _ := s.Pod()
 			kind := "spdy"
 			if strings.Contains(name, "websocket") {
@@ -239,7 +240,7 @@ func TestAPIServerDeviation(t *testing.T) {
 	rec := s.Requests()[0]
 	var mu sync.Mutex
 	var got []replay.Mismatch
-	a := replay.NewAPIServer(t, s, replay.WithWait(2*time.Second), replay.WithReporter(func(m replay.Mismatch) {
+	a := replaytest.NewAPIServer(t, s, replay.WithWait(2*time.Second), replay.WithReporter(func(m replay.Mismatch) {
 		mu.Lock()
 		got = append(got, m)
 		mu.Unlock()
@@ -281,7 +282,7 @@ func TestAPIServerStrict(t *testing.T) {
 	rec := s.Requests()[0]
 	var mu sync.Mutex
 	var got []string
-	a := replay.NewAPIServer(t, s, replay.WithMode(replay.Strict), replay.WithWait(2*time.Second), replay.WithReporter(func(m replay.Mismatch) {
+	a := replaytest.NewAPIServer(t, s, replay.WithMode(replay.Strict), replay.WithWait(2*time.Second), replay.WithReporter(func(m replay.Mismatch) {
 		mu.Lock()
 		got = append(got, m.Error())
 		mu.Unlock()

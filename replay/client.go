@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
-	"testing"
 	"time"
 
 	gwebsocket "github.com/gorilla/websocket"
@@ -38,25 +37,10 @@ type Target struct {
 	WebSocket bool
 }
 
-// RunClient plays the recorded client side of every request against the
-// server under test and reports each mismatch between the server's answers
-// and the recorded server's through t.Errorf (unless WithReporter says
-// otherwise). It returns when every request has been played.
-func RunClient(t testing.TB, s *Session, target Target, opts ...Option) []Mismatch {
-	t.Helper()
-	o := defaults(opts)
-	if o.report == nil {
-		o.report = func(m Mismatch) { t.Errorf("replay: %v", m) }
-	}
-	ms, err := playClient(context.Background(), s, target, o)
-	if err != nil {
-		t.Errorf("replay: %v", err)
-	}
-	return ms
-}
-
-// PlayClient is RunClient outside a test: it returns the mismatches, and an
-// error when the server could not be reached or refused the upgrade.
+// PlayClient plays the recorded client side of every request against the
+// server under test and returns the mismatches between the server's answers
+// and the recorded server's, and an error when the server could not be
+// reached or refused the upgrade (in a Go test, replaytest.RunClient).
 func PlayClient(ctx context.Context, s *Session, target Target, opts ...Option) ([]Mismatch, error) {
 	return playClient(ctx, s, target, defaults(opts))
 }

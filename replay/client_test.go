@@ -12,6 +12,7 @@ import (
 	"github.com/pftap/pftap/internal/testenv"
 	"github.com/pftap/pftap/lab"
 	"github.com/pftap/pftap/replay"
+	"github.com/pftap/pftap/replay/replaytest"
 )
 
 func startLab(t *testing.T) *lab.Lab {
@@ -42,7 +43,7 @@ func TestClientAgainstStreamingServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			s := recording(t, name)
-			replay.RunClient(t, s, replay.Target{URL: u.String(), Dial: l.DialNode})
+			replaytest.RunClient(t, s, replay.Target{URL: u.String(), Dial: l.DialNode})
 		})
 	}
 }
@@ -59,7 +60,7 @@ func TestClientAgainstLabAPIServer(t *testing.T) {
 			s := recording(t, "replay/spdy-concurrent")
 			c := l.Config()
 			u := fmt.Sprintf("%s/api/v1/namespaces/%s/pods/%s/portforward", l.APIServer, c.Namespace, c.Pod)
-			replay.RunClient(t, s, replay.Target{URL: u, TLS: &tls.Config{RootCAs: pool}, WebSocket: ws,
+			replaytest.RunClient(t, s, replay.Target{URL: u, TLS: &tls.Config{RootCAs: pool}, WebSocket: ws,
 				Header: http.Header{"Authorization": {"Bearer " + c.Token}}})
 		})
 	}
@@ -75,7 +76,7 @@ func TestClientMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	replay.RunClient(t, s, replay.Target{URL: u.String(), Dial: l.DialNode}, replay.WithReporter(func(m replay.Mismatch) { got = append(got, m.Error()) }))
+	replaytest.RunClient(t, s, replay.Target{URL: u.String(), Dial: l.DialNode}, replay.WithReporter(func(m replay.Mismatch) { got = append(got, m.Error()) }))
 	text := strings.Join(got, "\n")
 	t.Logf("mismatches:\n%s", text)
 	// Nothing listened on port 81 in the recorded pod either: the error

@@ -33,7 +33,7 @@ func ExampleOpen() {
 
 // A complete test of a port-forward client against a recorded apiserver:
 // here the client under test is client-go's own port-forwarder over the
-// WebSocket tunnel. In a Go test, replay.NewAPIServer(t, s) does the same
+// WebSocket tunnel. In a Go test, replaytest.NewAPIServer(t, s) does the same
 // as StartAPIServer and reports mismatches through t.
 func ExampleStartAPIServer() {
 	s, err := replay.Open("../testdata/recordings/websocket-get.pcapng")

@@ -15,6 +15,7 @@ import (
 	"github.com/pftap/pftap/internal/kubectl"
 	"github.com/pftap/pftap/internal/testenv"
 	"github.com/pftap/pftap/replay"
+	"github.com/pftap/pftap/replay/replaytest"
 )
 
 var (
@@ -72,7 +73,7 @@ func TestAPIServerKubectl(t *testing.T) {
 					// kubectl's only way to SPDY: its WebSocket upgrade refused.
 					opts = append(opts, replay.WithoutWebSocket())
 				}
-				a := replay.NewAPIServer(t, s, opts...)
+				a := replaytest.NewAPIServer(t, s, opts...)
 				_, pod, _ := s.Pod()
 				f, err := kubectl.PortForward(context.Background(), kubectl.Options{Kubeconfig: a.Kubeconfig, Target: "pod/" + pod, Remote: reqs[0].Port})
 				if err != nil {
@@ -119,7 +120,7 @@ func TestAPIServerKubectlError(t *testing.T) {
 			if !strings.Contains(name, "websocket") {
 				opts = append(opts, replay.WithoutWebSocket())
 			}
-			a := replay.NewAPIServer(t, s, opts...)
+			a := replaytest.NewAPIServer(t, s, opts...)
 			_, pod, _ := s.Pod()
 			f, err := kubectl.PortForward(context.Background(), kubectl.Options{Kubeconfig: a.Kubeconfig, Target: "pod/" + pod, Remote: r.Port})
 			if err != nil {

@@ -61,7 +61,7 @@ func WithRecordedTiming() Option { return func(o *options) { o.timing = true } }
 func WithWait(d time.Duration) Option { return func(o *options) { o.wait = d } }
 
 // WithReporter receives every mismatch as it is found, in place of the
-// test's Errorf (NewAPIServer, RunClient) or of nothing (StartAPIServer,
+// test's Errorf (replaytest.NewAPIServer, replaytest.RunClient) or of nothing (StartAPIServer,
 // which also keeps them for Mismatches).
 func WithReporter(f func(Mismatch)) Option { return func(o *options) { o.report = f } }
 

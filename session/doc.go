@@ -17,14 +17,15 @@
 // decoding has seen every request end and every connection close on every
 // leg, instead of sleeping.
 //
-// # Lab sessions
+// # What the jobs share
 //
-// Lab is `pftap lab`'s job: StartLab builds a lab (package lab), opens
-// its taps (Taps says which are left out, to measure what they cost) and
-// starts the recording; Run forwards with pftap's client or kubectl, sends
-// the Requests (Send), drains and tears down; Close finishes the
-// recording with what is known only at the end. package trace runs its
-// taps and the agent's into a Pipeline the same way.
+// The jobs themselves live elsewhere: package labrun is `pftap lab`'s
+// (the lab built, tapped and forwarded through), package trace is `pftap
+// trace`'s; both run their taps into a Pipeline. What both say of a
+// session is here: its Description (the header, the Facts of what ran,
+// the app's log as AppRequest, the client's own words), the Client, the
+// Requests sent through the local port (Send) and their RequestResults.
+// The session imports neither the lab nor the agent nor the clients.
 //
 // # Recordings
 //

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pftap/pftap/lab"
 )
 
 // MetaPrefix starts the comment line that carries what a session knew
@@ -44,7 +43,8 @@ type Result struct {
 	Interrupted bool `json:"interrupted,omitempty"`
 }
 
-// AppRequest is one request the app in the pod logged (lab.AppRequest).
+// AppRequest is one request the app in the pod logged: which connection
+// on the pod's lo asked for what (lab.AppRequest has the same fields).
 type AppRequest struct {
 	Time   time.Time
 	Remote string
@@ -77,14 +77,11 @@ func DecodeMeta(comment string) (Meta, bool) {
 	return Meta{}, false
 }
 
-// endMeta is what a recording can say only at the end: the requests'
+// EndMeta is what a recording can say only at the end: the requests'
 // results, the app's log, each leg's drops.
-func endMeta(r LabResult) Meta {
-	m := Meta{Drops: r.Drops, ClientLog: r.Description.ClientLog, Client: r.Description.Client}
-	for _, a := range r.Description.AppLog {
-		m.AppLog = append(m.AppLog, AppRequest(a))
-	}
-	for _, res := range r.Results {
+func EndMeta(d Description, results []RequestResult, drops []uint64) Meta {
+	m := Meta{Drops: drops, ClientLog: d.ClientLog, Client: d.Client, AppLog: d.AppLog}
+	for _, res := range results {
 		mr := Result{What: res.What, Status: res.Status, Bytes: res.Bytes, TookNS: int64(res.Took), Interrupted: res.Interrupted}
 		if res.Err != nil {
 			mr.Error = res.Err.Error()
@@ -115,7 +112,7 @@ func (m Meta) Description() Description {
 		d.Facts = *m.Facts
 	}
 	for _, a := range m.AppLog {
-		d.AppLog = append(d.AppLog, lab.AppRequest(a))
+		d.AppLog = append(d.AppLog, a)
 	}
 	return d
 }

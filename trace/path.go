@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/pftap/pftap/kube"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-
-	"github.com/pftap/pftap/lab"
 )
 
 // Path is which chain a port-forward to the target takes in this cluster,
@@ -48,11 +47,11 @@ func (p Path) Maker(websocket bool) (maker, why string) {
 // port-forward takes.
 func ClusterPath(ctx context.Context, cs kubernetes.Interface, t *Target) Path {
 	p := Path{Node: t.Pod.Spec.NodeName}
-	var v lab.Version
+	var v kube.Version
 	known := false
 	if sv, err := cs.Discovery().ServerVersion(); err == nil {
 		p.Server = sv.GitVersion
-		v, known = lab.ParseServerVersion(sv.GitVersion)
+		v, known = kube.ParseServerVersion(sv.GitVersion)
 	}
 	var nodeErr error
 	if p.Node != "" {
@@ -60,7 +59,7 @@ func ClusterPath(ctx context.Context, cs kubernetes.Interface, t *Target) Path {
 		if err == nil {
 			p.NodeRead = true
 			p.Kubelet = n.Status.NodeInfo.KubeletVersion
-			p.Declares = slices.Contains(n.Status.DeclaredFeatures, lab.FeatureExtendWebSocketsToKubelet)
+			p.Declares = slices.Contains(n.Status.DeclaredFeatures, kube.FeatureExtendWebSocketsToKubelet)
 		} else {
 			nodeErr = err
 		}
@@ -81,19 +80,19 @@ func ClusterPath(ctx context.Context, cs kubernetes.Interface, t *Target) Path {
 		p.Says = fmt.Sprintf("Kubernetes %s: the apiserver does not tunnel WebSocket port-forward (1.31 does): the WebSocket upgrade is refused and pftap falls back to SPDY, on every leg", server)
 	case v.ExtendsWebSocketsToKubelet() && p.Declares:
 		p.WebSocketToKubelet = true
-		p.wsMaker, p.wsWhy = "kubelet", fmt.Sprintf("the cluster's path says (node %s declares %s: the apiserver passes the WebSocket on)", p.Node, lab.FeatureExtendWebSocketsToKubelet)
+		p.wsMaker, p.wsWhy = "kubelet", fmt.Sprintf("the cluster's path says (node %s declares %s: the apiserver passes the WebSocket on)", p.Node, kube.FeatureExtendWebSocketsToKubelet)
 		p.Says = fmt.Sprintf("Kubernetes %s, and node %s (kubelet %s) declares %s: the apiserver passes the WebSocket on to the kubelet (L2 carries WebSocket), which speaks SPDY to the runtime",
-			server, p.Node, p.Kubelet, lab.FeatureExtendWebSocketsToKubelet)
+			server, p.Node, p.Kubelet, kube.FeatureExtendWebSocketsToKubelet)
 	case v.ExtendsWebSocketsToKubelet() && p.NodeRead:
-		p.wsMaker, p.wsWhy = "apiserver", fmt.Sprintf("the cluster's path says (node %s does not declare %s: the apiserver tunnels)", p.Node, lab.FeatureExtendWebSocketsToKubelet)
+		p.wsMaker, p.wsWhy = "apiserver", fmt.Sprintf("the cluster's path says (node %s does not declare %s: the apiserver tunnels)", p.Node, kube.FeatureExtendWebSocketsToKubelet)
 		p.Says = fmt.Sprintf("Kubernetes %s, but node %s (kubelet %s) does not declare %s: the apiserver tunnels the WebSocket into SPDY (L2 carries SPDY)",
-			server, p.Node, p.Kubelet, lab.FeatureExtendWebSocketsToKubelet)
+			server, p.Node, p.Kubelet, kube.FeatureExtendWebSocketsToKubelet)
 	case v.ExtendsWebSocketsToKubelet():
 		why := "no node"
 		if nodeErr != nil {
 			why = "cannot read node " + p.Node + ": " + nodeErr.Error()
 		}
-		p.Says = fmt.Sprintf("Kubernetes %s: L2 carries the WebSocket if the node declares %s, SPDY if not (%s)", server, lab.FeatureExtendWebSocketsToKubelet, why)
+		p.Says = fmt.Sprintf("Kubernetes %s: L2 carries the WebSocket if the node declares %s, SPDY if not (%s)", server, kube.FeatureExtendWebSocketsToKubelet, why)
 	default:
 		p.wsMaker, p.wsWhy = "apiserver", fmt.Sprintf("the cluster's path says (Kubernetes %s: the apiserver tunnels the WebSocket into SPDY)", server)
 		p.Says = fmt.Sprintf("Kubernetes %s: the apiserver tunnels the WebSocket into SPDY towards the kubelet (L2 carries SPDY)", server)

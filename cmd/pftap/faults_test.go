@@ -16,6 +16,7 @@ import (
 	"github.com/pftap/pftap/internal/kubectl"
 	"github.com/pftap/pftap/internal/testenv"
 	"github.com/pftap/pftap/lab"
+	"github.com/pftap/pftap/labrun"
 	"github.com/pftap/pftap/session"
 	"github.com/pftap/pftap/trace"
 )
@@ -44,16 +45,16 @@ func diagnosisNames(t *testing.T, out []byte) []string {
 func TestLabFaults(t *testing.T) {
 	needRootCmd(t)
 	type run struct {
-		fault           session.Fault
+		fault           labrun.Fault
 		client, runtime string
 	}
 	var runs []run
-	for _, f := range session.Faults {
+	for _, f := range labrun.Faults {
 		for _, client := range []string{"pftap", "kubectl"} {
 			runs = append(runs, run{f, client, "cri-streaming"})
 		}
 		// The real daemon: killed with SIGKILL, stopped with SIGSTOP.
-		if f.Name == session.FaultRuntimeDies || f.Name == session.FaultRuntimeHangs || f.Name == session.FaultSandboxGone || f.Name == session.FaultStreamEOF {
+		if f.Name == labrun.FaultRuntimeDies || f.Name == labrun.FaultRuntimeHangs || f.Name == labrun.FaultSandboxGone || f.Name == labrun.FaultStreamEOF {
 			runs = append(runs, run{f, "kubectl", "containerd"})
 		}
 	}
@@ -65,7 +66,7 @@ func TestLabFaults(t *testing.T) {
 					needContainerdCmd(t)
 				}
 				timeout := session.DefaultHeaderTimeout
-				if f.Name == session.FaultRuntimeHangs || f.Name == session.FaultStreamEOF {
+				if f.Name == labrun.FaultRuntimeHangs || f.Name == labrun.FaultStreamEOF {
 					timeout = 3 * time.Second // not client-go's 30 s
 				}
 				rec := filepath.Join(t.TempDir(), "fault.pcapng")
@@ -73,7 +74,7 @@ func TestLabFaults(t *testing.T) {
 					ios, out, errOut := testIO()
 					opts := &LabRunOptions{IO: ios, Runtime: r.runtime, App: "builtin", Client: client, Concurrency: 1, Repeat: 1,
 						HeaderTimeout: timeout, Fault: f.Name, JSON: json, Write: write, NoColor: true}
-					if f.Name == session.FaultClientReset {
+					if f.Name == labrun.FaultClientReset {
 						opts.Requests = []string{"GET /bytes?n=67108864"} // as the command's default for it
 					}
 					if err := validateLabRun(opts); err != nil {
@@ -87,7 +88,7 @@ func TestLabFaults(t *testing.T) {
 					t.Errorf("lab --json: diagnoses %v, want [%s]\n%s", got, f.Finding, lastLines(out, 30))
 				}
 				text, _ := run(false, "")
-				if f.Name == session.FaultAppOnPodIP && !strings.Contains(text, "diagnosis: the app listens on the pod's IP only") {
+				if f.Name == labrun.FaultAppOnPodIP && !strings.Contains(text, "diagnosis: the app listens on the pod's IP only") {
 					t.Errorf("lab's diagnosis does not name the app on the pod's IP:\n%s", lastLines(text, 30))
 				}
 				if strings.Count(text, "\ndiagnosis: ") != 1 {
@@ -122,53 +123,53 @@ func TestTraceFaults(t *testing.T) {
 		use   func(t *testing.T, l *lab.Lab, local int)
 		want  string
 	}{
-		{session.FaultRefused, lab.Config{}, "0:81", func(t *testing.T, l *lab.Lab, local int) { httpGet(local, "/") }, "refused"},
-		{session.FaultSandboxGone, lab.Config{}, "0:80", func(t *testing.T, l *lab.Lab, local int) { l.RemoveSandbox(); httpGet(local, "/") }, "sandbox-gone"},
+		{labrun.FaultRefused, lab.Config{}, "0:81", func(t *testing.T, l *lab.Lab, local int) { httpGet(local, "/") }, "refused"},
+		{labrun.FaultSandboxGone, lab.Config{}, "0:80", func(t *testing.T, l *lab.Lab, local int) { l.RemoveSandbox(); httpGet(local, "/") }, "sandbox-gone"},
 		// The agent's view of the pod's sockets (row 4).
-		{session.FaultAppOnPodIP, lab.Config{AppOnPodIP: true}, "0:80", func(t *testing.T, l *lab.Lab, local int) { httpGet(local, "/") }, "refused"},
-		{session.FaultSkew, lab.Config{Kubernetes: lab.Version{Minor: 36}, Kubelet: lab.Version{Minor: 35}, StaleDeclaredFeatures: true}, "0:80",
+		{labrun.FaultAppOnPodIP, lab.Config{AppOnPodIP: true}, "0:80", func(t *testing.T, l *lab.Lab, local int) { httpGet(local, "/") }, "refused"},
+		{labrun.FaultSkew, lab.Config{Kubernetes: lab.Version{Minor: 36}, Kubelet: lab.Version{Minor: 35}, StaleDeclaredFeatures: true}, "0:80",
 			func(t *testing.T, l *lab.Lab, local int) { httpGet(local, "/") }, "websocket-fallback"},
-		{session.FaultRuntimeDies, lab.Config{}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
+		{labrun.FaultRuntimeDies, lab.Config{}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
 			go func() { time.Sleep(150 * time.Millisecond); l.KillRuntime() }()
 			httpGet(local, "/bytes?n=1000000000")
 		}, "runtime-died"},
 		// The agent's legs show where the SYN_STREAM stopped (row 1).
-		{session.FaultRuntimeHangs, lab.Config{}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
+		{labrun.FaultRuntimeHangs, lab.Config{}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
 			l.FreezeRuntime()
 			httpGetWithin(local, "/", 2*time.Second)
 		}, "stream-unanswered"},
-		{session.FaultStreamEOF, lab.Config{}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
+		{labrun.FaultStreamEOF, lab.Config{}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
 			l.FreezeRuntime()
-			time.AfterFunc(session.StreamEOFAfter, func() { l.KillRuntime() })
+			time.AfterFunc(labrun.StreamEOFAfter, func() { l.KillRuntime() })
 			httpGetWithin(local, "/", 2*time.Second)
 		}, "stream-eof"},
 		// The silence and the resets, per leg (row 11).
-		{session.FaultIdleDrop, lab.Config{Middlebox: lab.MiddleboxIdleDrop}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
+		{labrun.FaultIdleDrop, lab.Config{Middlebox: lab.MiddleboxIdleDrop}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
 			httpGet(local, "/")
 			time.Sleep(l.Config().IdleAfter + 1500*time.Millisecond)
 			httpGetWithin(local, "/", 2*time.Second)
 		}, "idle-dropped"},
 		// trace taps its own connection to the proxy below the proxy's TLS.
-		{session.FaultHTTPSProxy, lab.Config{Middlebox: lab.MiddleboxHTTPSProxy}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
+		{labrun.FaultHTTPSProxy, lab.Config{Middlebox: lab.MiddleboxHTTPSProxy}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
 			httpGet(local, "/")
 		}, "https-proxy"},
-		{session.FaultSchemeMismatch, lab.Config{RuntimeHTTPS: true}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
+		{labrun.FaultSchemeMismatch, lab.Config{RuntimeHTTPS: true}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
 			httpGetWithin(local, "/", 2*time.Second)
 		}, "scheme-mismatch"},
 		// The user's leg is trace's own listener: the local client's RST
 		// is seen there, then the RST_STREAM on every leg (row 5).
-		{session.FaultClientReset, lab.Config{}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
+		{labrun.FaultClientReset, lab.Config{}, "0:80", func(t *testing.T, l *lab.Lab, local int) {
 			r, _ := session.ParseRequest("GET /bytes?n=67108864")
-			res := session.Send(context.Background(), local, []session.Request{r}, session.SendOptions{Reset: true, ResetAfter: session.ClientResetAfter})
+			res := session.Send(context.Background(), local, []session.Request{r}, session.SendOptions{Reset: true, ResetAfter: labrun.ClientResetAfter})
 			if res[0].Err != nil {
 				t.Errorf("the resetting client's request: %v", res[0].Err)
 			}
 		}, "client-reset"},
 		// trace's own client meets the same 403 kubectl does (row 8).
-		{session.FaultRBAC, lab.Config{DenyPortForward: true}, "0:80", nil, "forbidden"},
+		{labrun.FaultRBAC, lab.Config{DenyPortForward: true}, "0:80", nil, "forbidden"},
 		// The kubeconfig names the gateway; trace taps its connection to
 		// it below the gateway's TLS (row 9).
-		{session.FaultStripUpgrades, lab.Config{Middlebox: lab.MiddleboxStripUpgrades}, "0:80", nil, "upgrade-stripped"},
+		{labrun.FaultStripUpgrades, lab.Config{Middlebox: lab.MiddleboxStripUpgrades}, "0:80", nil, "upgrade-stripped"},
 	} {
 		t.Run(tc.fault, func(t *testing.T) {
 			// Each run fails a lab of its own, as the fault leaves it.
@@ -194,11 +195,11 @@ func TestTraceFaults(t *testing.T) {
 			}
 			// No local leg in trace: client-go's own report of the
 			// reset is printed, and is the evidence.
-			if tc.fault == session.FaultClientReset && (!strings.Contains(text, "pftap's port-forward client (client-go) reported:") ||
+			if tc.fault == labrun.FaultClientReset && (!strings.Contains(text, "pftap's port-forward client (client-go) reported:") ||
 				!strings.Contains(out, `"kind":"client_log","line":"Error copying from `)) {
 				t.Errorf("trace does not print client-go's report of the local reset:\n%s", lastLines(text, 20))
 			}
-			if tc.fault == session.FaultAppOnPodIP && !strings.Contains(text, "diagnosis: the app listens on the pod's IP only") {
+			if tc.fault == labrun.FaultAppOnPodIP && !strings.Contains(text, "diagnosis: the app listens on the pod's IP only") {
 				t.Errorf("trace's diagnosis does not name the app on the pod's IP:\n%s", lastLines(text, 20))
 			}
 		})
@@ -235,7 +236,7 @@ func TestHTTPSProxyKubectls(t *testing.T) {
 			defer func() { kubectl.Path = old }()
 			ios, out, errOut := testIO()
 			opts := &LabRunOptions{IO: ios, Runtime: "cri-streaming", App: "builtin", Client: "kubectl", Concurrency: 1, Repeat: 1,
-				HeaderTimeout: session.DefaultHeaderTimeout, Fault: session.FaultHTTPSProxy, NoColor: true}
+				HeaderTimeout: session.DefaultHeaderTimeout, Fault: labrun.FaultHTTPSProxy, NoColor: true}
 			if err := validateLabRun(opts); err != nil {
 				t.Fatal(err)
 			}

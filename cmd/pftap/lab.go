@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/pftap/pftap/internal/kubectl"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -13,6 +12,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/pftap/pftap/internal/kubectl"
+	"github.com/pftap/pftap/labrun"
 
 	"github.com/pftap/pftap/session"
 
@@ -105,7 +107,7 @@ func validateLabRun(opts *LabRunOptions) error {
 	if opts.Client != "kubectl" && opts.Client != "pftap" {
 		return usageError{fmt.Errorf("--client %q: want pftap or kubectl", opts.Client)}
 	}
-	if opts.Fault == session.FaultSkew {
+	if opts.Fault == labrun.FaultSkew {
 		if opts.era.kubernetes != "" || opts.era.kubelet != "" || opts.era.binary != "" {
 			return usageError{fmt.Errorf("--fault %s sets the versions itself (a 1.36 apiserver, a 1.35 kubelet): leave out --kubernetes, --kubelet and --apiserver", opts.Fault)}
 		}
@@ -114,13 +116,13 @@ func validateLabRun(opts *LabRunOptions) error {
 	if err := opts.era.check(opts.Runtime, opts.NoWebSocket); err != nil {
 		return err
 	}
-	if err := session.CheckFault(opts.Fault, lab.Config{Runtime: opts.Runtime, App: opts.App, Kubernetes: opts.era.apiserver, Kubelet: opts.era.node}); err != nil {
+	if err := labrun.CheckFault(opts.Fault, lab.Config{Runtime: opts.Runtime, App: opts.App, Kubernetes: opts.era.apiserver, Kubelet: opts.era.node}); err != nil {
 		return usageError{err}
 	}
-	if opts.Fault == session.FaultRuntimeDies && len(opts.Requests) == 0 {
+	if opts.Fault == labrun.FaultRuntimeDies && len(opts.Requests) == 0 {
 		opts.Requests = []string{"GET /bytes?n=1000000000"} // bytes in flight when it dies
 	}
-	if opts.Fault == session.FaultClientReset && len(opts.Requests) == 0 {
+	if opts.Fault == labrun.FaultClientReset && len(opts.Requests) == 0 {
 		opts.Requests = []string{"GET /bytes?n=67108864"} // cancelled part way
 	}
 	if opts.RemotePort < 0 || opts.RemotePort > 65535 {
@@ -416,7 +418,7 @@ func checkRuntime(runtime, app string) error {
 func faultHelp() string {
 	var b strings.Builder
 	b.WriteString("make the lab fail as users report it, by the real mechanism, and see pftap name it:")
-	for _, f := range session.Faults {
+	for _, f := range labrun.Faults {
 		fmt.Fprintf(&b, "\n  %s: %s", f.Name, f.About)
 	}
 	return b.String()

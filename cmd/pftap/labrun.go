@@ -9,6 +9,7 @@ import (
 
 	"github.com/pftap/pftap/decode"
 	"github.com/pftap/pftap/lab"
+	"github.com/pftap/pftap/labrun"
 	"github.com/pftap/pftap/leg"
 	"github.com/pftap/pftap/session"
 	"github.com/pftap/pftap/timeline"
@@ -38,14 +39,14 @@ type LabRunOptions struct {
 	Verbosity  int
 	NoColor    bool
 	PerRequest bool
-	// Fault is --fault: one of session.Faults.
+	// Fault is --fault: one of labrun.Faults.
 	Fault string
 	// Kubectl is the kubectl binary --client kubectl runs ("": $PFTAP_KUBECTL,
 	// else kubectl on PATH, else /usr/bin/kubectl).
 	Kubectl string
 	// taps leaves taps out, to measure what they cost (the zero value:
 	// every tap, as users run it).
-	taps session.Taps
+	taps labrun.Taps
 }
 
 func labRun(opts *LabRunOptions) error {
@@ -57,8 +58,8 @@ func labRun(opts *LabRunOptions) error {
 const progressEvery = 250 * time.Millisecond
 
 // sessionOptions are the session's options from the command's.
-func (opts *LabRunOptions) sessionOptions() (session.LabOptions, error) {
-	o := session.LabOptions{Runtime: opts.Runtime, App: opts.App, Client: session.Client(opts.Client), SPDY: opts.SPDY,
+func (opts *LabRunOptions) sessionOptions() (labrun.LabOptions, error) {
+	o := labrun.LabOptions{Runtime: opts.Runtime, App: opts.App, Client: session.Client(opts.Client), SPDY: opts.SPDY,
 		NoWebSocket: opts.NoWebSocket, Concurrency: opts.Concurrency, HeaderTimeout: opts.HeaderTimeout,
 		RemotePort: opts.RemotePort, Write: opts.Write, Verbosity: opts.Verbosity, Taps: opts.taps,
 		Kubernetes: opts.era.apiserver, Kubelet: opts.era.node, KubeletGateOff: opts.era.gateOff, StaleDeclaredFeatures: opts.era.stale, APIServer: opts.era.binary, Fault: opts.Fault, Kubectl: opts.Kubectl}
@@ -76,19 +77,19 @@ func (opts *LabRunOptions) sessionOptions() (session.LabOptions, error) {
 // decoded as they come and the timeline is printed during the run; with -w
 // every frame is also written to the file as the session goes, and what is
 // known only at the end once it has ended, whether it succeeded or not.
-func runLab(opts *LabRunOptions) (session.LabResult, error) {
+func runLab(opts *LabRunOptions) (labrun.LabResult, error) {
 	o, err := opts.sessionOptions()
 	if err != nil {
-		return session.LabResult{}, err
+		return labrun.LabResult{}, err
 	}
 	if done, _ := lab.Clean(); len(done) > 0 {
 		fmt.Fprintf(opts.IO.ErrOut, "pftap: cleaned up after a lab that died: %s\n", strings.Join(done, ", "))
 	}
 	ctx, stop := signalContext(nil)
 	defer stop()
-	s, err := session.StartLab(ctx, o)
+	s, err := labrun.StartLab(ctx, o)
 	if err != nil {
-		return session.LabResult{}, err
+		return labrun.LabResult{}, err
 	}
 	if !s.Decodes() {
 		// Only measuring what the taps cost: nothing to render.
@@ -105,7 +106,7 @@ func runLab(opts *LabRunOptions) (session.LabResult, error) {
 	v.decode = func(emit func(*decode.Event)) (session.Decoded, error) { return s.Events(emit), nil }
 	// The session's result is known once Run has returned, after its
 	// last event.
-	var final *session.LabResult
+	var final *labrun.LabResult
 	ended := make(chan struct{})
 	v.after = func() {
 		<-ended
@@ -184,7 +185,7 @@ type sessionView struct {
 	legIDs []leg.ID
 	drops  []uint64 // per leg
 	// decode decodes the session, handing every event to emit in time
-	// order (session.Lab.Events, session.File.Decode).
+	// order (labrun.Lab.Events, session.File.Decode).
 	decode  func(emit func(*decode.Event)) (session.Decoded, error)
 	info    session.Description
 	results []session.RequestResult
@@ -495,7 +496,7 @@ func writeResults(out io.Writer, results []session.RequestResult) {
 
 // writeAppLog lists the app's log, identical requests folded into one
 // line with their count.
-func writeAppLog(out io.Writer, log []lab.AppRequest) {
+func writeAppLog(out io.Writer, log []session.AppRequest) {
 	type group struct {
 		line, from string
 		n          int

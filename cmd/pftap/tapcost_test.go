@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/pftap/pftap/internal/testenv"
-	"github.com/pftap/pftap/session"
+	"github.com/pftap/pftap/labrun"
 )
 
 var (
@@ -112,13 +112,13 @@ func tapCostTransfer(n int64, taps string) (float64, float64, uint64, error) {
 }
 
 // tapModes are the taps of -tapcost.taps.
-var tapModes = map[string]session.Taps{
+var tapModes = map[string]labrun.Taps{
 	"":          0,
-	"none":      session.NoTaps,
-	"nostore":   session.CountOnly,
-	"kernel":    session.NoInProcess | session.CountOnly,
-	"inprocess": session.NoCaptures,
-	"live":      session.NoInProcess,
+	"none":      labrun.NoTaps,
+	"nostore":   labrun.CountOnly,
+	"kernel":    labrun.NoInProcess | labrun.CountOnly,
+	"inprocess": labrun.NoCaptures,
+	"live":      labrun.NoInProcess,
 }
 
 func median(xs []float64) float64 {

@@ -1,10 +1,8 @@
-package session
+package labrun
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"io"
 	"net"
 	"slices"
 	"strings"
@@ -12,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gopacket/gopacket"
-	"k8s.io/klog/v2"
 
 	"github.com/pftap/pftap/agent"
 	"github.com/pftap/pftap/capture"
@@ -21,18 +18,7 @@ import (
 	"github.com/pftap/pftap/internal/pfclient"
 	"github.com/pftap/pftap/lab"
 	"github.com/pftap/pftap/leg"
-)
-
-// Client is the port-forward client of a lab session.
-type Client string
-
-const (
-	// Pftap is pftap's own client (client-go's), tapped below TLS inside
-	// it.
-	Pftap Client = "pftap"
-	// Kubectl is the real kubectl port-forward; L1 is tapped below TLS
-	// inside the lab's apiserver.
-	Kubectl Client = "kubectl"
+	"github.com/pftap/pftap/session"
 )
 
 // Taps say which of a lab session's taps are left out; the zero value is
@@ -58,7 +44,7 @@ const (
 type LabOptions struct {
 	// Runtime and App are lab.Config's.
 	Runtime, App string
-	Client       Client
+	Client       session.Client
 	// SPDY makes the client speak SPDY/3.1 rather than WebSocket
 	// (kubectl: by the lab refusing its WebSocket upgrade); NoWebSocket
 	// asks for an apiserver from before 1.31.
@@ -68,7 +54,7 @@ type LabOptions struct {
 	Kubernetes, Kubelet   lab.Version
 	KubeletGateOff        bool
 	StaleDeclaredFeatures bool
-	Requests              []Request
+	Requests              []session.Request
 	// Concurrency and HeaderTimeout are SendOptions'.
 	Concurrency   int
 	HeaderTimeout time.Duration
@@ -93,8 +79,8 @@ type LabOptions struct {
 // LabResult is what a lab session ends with besides its events.
 type LabResult struct {
 	// Description is the session's, with the app's log.
-	Description Description
-	Results     []RequestResult
+	Description session.Description
+	Results     []session.RequestResult
 	// Drops are the kernel's drops per leg.
 	Drops []uint64
 }
@@ -110,9 +96,9 @@ type LabResult struct {
 type Lab struct {
 	o      LabOptions
 	ctx    context.Context
-	pipe   *Pipeline
+	pipe   *session.Pipeline
 	lab    *lab.Lab
-	desc   Description
+	desc   session.Description
 	remote int
 	// user and l1 are the legs of the in-process taps the client makes.
 	user, l1     int
@@ -128,16 +114,16 @@ type Lab struct {
 // StartLab builds the lab, opens its taps and starts the recording: the
 // session is ready to Run. ctx ends the lab and what runs in it.
 func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
-	QuietUpstream()
+	session.QuietUpstream()
 	if o.Client == "" {
-		o.Client = Pftap
+		o.Client = session.Pftap
 	}
 	inprocTaps, liveTaps := o.Taps&NoInProcess == 0, o.Taps&NoCaptures == 0
 	write := o.Write
 	if o.Taps&CountOnly != 0 {
 		write = ""
 	}
-	pipe, err := NewPipeline(PipelineOptions{CountOnly: o.Taps&CountOnly != 0, Verbosity: o.Verbosity, Write: write})
+	pipe, err := session.NewPipeline(session.PipelineOptions{CountOnly: o.Taps&CountOnly != 0, Verbosity: o.Verbosity, Write: write})
 	if err != nil {
 		return nil, err
 	}
@@ -156,9 +142,9 @@ func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
 	// L1 below TLS: inside pftap's own client, or (for kubectl) inside the
 	// lab's apiserver; L2 below TLS inside the lab's kubelet.
 	s.l1 = -1
-	if o.Client == Pftap || o.APIServer == "" {
+	if o.Client == session.Pftap || o.APIServer == "" {
 		s.l1 = pipe.AddLeg(capture.Leg{ID: leg.L1, Name: "L1 client→apiserver", Description: "plaintext below TLS, recorded inside " +
-			map[Client]string{Pftap: "pftap's port-forward client", Kubectl: "the lab's apiserver"}[o.Client] + capture.BelowTLSNote}, true)
+			map[session.Client]string{session.Pftap: "pftap's port-forward client", session.Kubectl: "the lab's apiserver"}[o.Client] + capture.BelowTLSNote}, true)
 	}
 	tapLegs := map[string]int{
 		"L2": pipe.AddLeg(capture.Leg{ID: leg.L2, Name: "L2 apiserver→kubelet", Description: "plaintext below TLS, recorded inside the lab's kubelet" + capture.BelowTLSNote}, true),
@@ -167,14 +153,14 @@ func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
 		tapLegs["proxy"] = pipe.AddLeg(capture.Leg{ID: leg.Proxy, Name: "proxy client→proxy",
 			Description: "the client's connection to its HTTPS proxy, plaintext below the proxy's TLS (the CONNECT, then the apiserver's TLS records), recorded inside the lab's proxy"}, true)
 	}
-	if o.Client == Kubectl && s.l1 >= 0 {
+	if o.Client == session.Kubectl && s.l1 >= 0 {
 		tapLegs["L1"] = s.l1
 	}
 	cfg := lab.Config{Runtime: o.Runtime, App: o.App, NoWebSocket: o.NoWebSocket, Kubernetes: o.Kubernetes, Kubelet: o.Kubelet,
 		KubeletGateOff: o.KubeletGateOff, StaleDeclaredFeatures: o.StaleDeclaredFeatures,
 		// kubectl has no switch for SPDY (1.38 removed the variable): it
 		// gets SPDY when its WebSocket upgrade is refused.
-		RefuseWebSocket: o.SPDY && o.Client == Kubectl, APIServerBinary: o.APIServer}
+		RefuseWebSocket: o.SPDY && o.Client == session.Kubectl, APIServerBinary: o.APIServer}
 	if err := applyFault(o.Fault, &cfg); err != nil {
 		return nil, err
 	}
@@ -207,7 +193,7 @@ func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
 	}
 	s.desc = describeLab(s.lab, o.Client, o.SPDY, o.Kubectl)
 	s.desc.Facts.Fault = o.Fault
-	comment := fmt.Sprintf("pftap lab session, %s\n%s", time.Now().UTC().Format(time.RFC3339), Meta{Header: s.desc.Header, PodNetns: s.desc.PodNetns, Facts: &s.desc.Facts}.Encode())
+	comment := fmt.Sprintf("pftap lab session, %s\n%s", time.Now().UTC().Format(time.RFC3339), session.Meta{Header: s.desc.Header, PodNetns: s.desc.PodNetns, Facts: &s.desc.Facts}.Encode())
 	if err := pipe.StartRecording(comment); err != nil {
 		s.stopCaptures()
 		return nil, err
@@ -334,7 +320,7 @@ func (s *Lab) Progress() Progress {
 }
 
 // Description is the session's, as it starts.
-func (s *Lab) Description() Description { return s.desc }
+func (s *Lab) Description() session.Description { return s.desc }
 
 // Legs are the session's legs, in the order of their interfaces in a
 // recording.
@@ -353,7 +339,7 @@ func (s *Lab) Decodes() bool { return s.pipe.Decodes() }
 // Events hands every decoded event to emit, in time order, as the session
 // goes; it returns once Run has ended, with what the decoding found. Call
 // it once, beside Run. A session that only counts its frames has none.
-func (s *Lab) Events(emit func(*decode.Event)) Decoded {
+func (s *Lab) Events(emit func(*decode.Event)) session.Decoded {
 	var listening []string
 	var once sync.Once
 	return s.pipe.Events(func(e *decode.Event) {
@@ -380,7 +366,7 @@ func (s *Lab) Events(emit func(*decode.Event)) Decoded {
 // say why are the evidence.
 func (s *Lab) drainFailed() {
 	if s.ctx.Err() == nil {
-		s.pipe.Drain(ConnsClosed, DrainConns)
+		s.pipe.Drain(session.ConnsClosed, session.DrainConns)
 	}
 }
 
@@ -419,7 +405,7 @@ func (s *Lab) Run() (LabResult, error) {
 	var stopClient func()
 	var clientLog func() []string
 	switch o.Client {
-	case Kubectl:
+	case session.Kubectl:
 		kf, err := kubectl.PortForward(ctx, kubectl.Options{Kubeconfig: l.Kubeconfig, Target: "pod/" + l.Config().Pod,
 			Remote: s.remote, Kubectl: o.Kubectl})
 		if err != nil {
@@ -457,7 +443,7 @@ func (s *Lab) Run() (LabResult, error) {
 		local = pf.Local
 		stopClient = pf.Stop
 	}
-	send := SendOptions{Concurrency: o.Concurrency, HeaderTimeout: o.HeaderTimeout}
+	send := session.SendOptions{Concurrency: o.Concurrency, HeaderTimeout: o.HeaderTimeout}
 	switch o.Fault {
 	case FaultRuntimeHangs:
 		// The runtime stops answering: the streams the requests open
@@ -507,13 +493,13 @@ func (s *Lab) Run() (LabResult, error) {
 			return &lingerConn{Tap: capture.NewTapParts(c, func(_ time.Time, head, payload []byte) { s.pipe.Tapped(s.user, head, payload) }), set: &lingering}
 		}
 	}
-	results := Send(ctx, local, o.Requests, send)
+	results := session.Send(ctx, local, o.Requests, send)
 	if o.Fault == FaultIdleDrop && ctx.Err() == nil {
 		// Quiet for longer than the middlebox allows, then again.
 		select {
 		case <-ctx.Done():
 		case <-time.After(l.Config().IdleAfter + 1500*time.Millisecond):
-			results = append(results, Send(ctx, local, o.Requests, send)...)
+			results = append(results, session.Send(ctx, local, o.Requests, send)...)
 		}
 	}
 	// The drain: every request ends on every leg before the client goes,
@@ -521,23 +507,23 @@ func (s *Lab) Run() (LabResult, error) {
 	// Stopped by a signal: no wait for anything still on its way.
 	stopped := ctx.Err() != nil
 	if !stopped {
-		drain := DrainRequests
+		drain := session.DrainRequests
 		if o.Runtime == lab.RuntimeContainerd {
 			// containerd closes a forwarded connection up to a second
 			// after the client's end of it (its forwarder's linger).
-			drain += ContainerdLinger
+			drain += session.ContainerdLinger
 		}
-		s.pipe.Drain(RequestsEnded, drain)
+		s.pipe.Drain(session.RequestsEnded, drain)
 	}
 	stopClient()
 	lingering.wait()
 	if !stopped {
-		s.pipe.Drain(ConnsClosed, DrainConns)
+		s.pipe.Drain(session.ConnsClosed, session.DrainConns)
 	}
 	s.stopCaptures()
 	desc := s.desc
 	if log := l.AppLog(); log != nil {
-		desc.AppLog = log
+		desc.AppLog = appLog(log)
 	}
 	if clientLog != nil {
 		desc.ClientLog = clientLog()
@@ -550,31 +536,28 @@ func (s *Lab) Run() (LabResult, error) {
 // finishes the recording, with what is known only at the end when Run
 // succeeded; what was recorded is kept either way. notice is
 // CloseRecording's.
-func (s *Lab) Close(notice func(queued int64)) (Recording, error) {
-	var rec Recording
+func (s *Lab) Close(notice func(queued int64)) (session.Recording, error) {
+	var rec session.Recording
 	var err error
 	s.closeOnce.Do(func() {
 		if !s.ran {
 			s.stopCaptures()
 			s.lab.Close()
 		}
-		m := Meta{}
+		m := session.Meta{}
 		if s.result != nil {
-			m = endMeta(*s.result)
+			m = session.EndMeta(s.result.Description, s.result.Results, s.result.Drops)
 		}
 		rec, err = s.pipe.CloseRecording(m.Encode(), notice)
 	})
 	return rec, err
 }
 
-// QuietUpstream stops the upstream Kubernetes code (klog: the lab's, and
-// client-go's) from writing to the terminal: its complaints about
-// connections pftap itself closes would read like pftap's own errors.
-func QuietUpstream() {
-	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
-	klog.InitFlags(fs)
-	fs.Set("logtostderr", "false")
-	fs.Set("alsologtostderr", "false")
-	fs.Set("stderrthreshold", "FATAL")
-	klog.SetOutput(io.Discard)
+// appLog is the app's log as the session keeps it.
+func appLog(log []lab.AppRequest) []session.AppRequest {
+	out := make([]session.AppRequest, len(log))
+	for i, a := range log {
+		out[i] = session.AppRequest(a)
+	}
+	return out
 }

@@ -1,4 +1,4 @@
-package session
+package labrun
 
 import (
 	"net/netip"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pftap/pftap/lab"
+	"github.com/pftap/pftap/session"
 )
 
 // TestChainDiagram checks the header's drawing of the chain for both
@@ -56,7 +57,7 @@ func TestChainDiagram(t *testing.T) {
 		}},
 	} {
 		l := &lab.Lab{CPNetns: "t-cp", NodeNetns: "t-node", PodNetns: "t-pod", Legs: legs(tc.runtime)}
-		got := ChainDiagram(l, Client(tc.client), false)
+		got := ChainDiagram(l, session.Client(tc.client), false)
 		rest := got
 		for _, w := range tc.want {
 			i := strings.Index(rest, w)

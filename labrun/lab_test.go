@@ -1,6 +1,6 @@
 //go:build linux
 
-package session
+package labrun
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/pftap/pftap/decode"
 	"github.com/pftap/pftap/internal/testenv"
 	"github.com/pftap/pftap/leg"
+	"github.com/pftap/pftap/session"
 )
 
 // TestLabSession runs a lab session through the package's API as pftap lab
@@ -21,12 +22,12 @@ func TestLabSession(t *testing.T) {
 	testenv.NeedRoot(t, "builds a lab in network namespaces")
 	path := filepath.Join(t.TempDir(), "s.pcapng")
 	s, err := StartLab(context.Background(), LabOptions{Runtime: "cri-streaming", App: "builtin",
-		Requests: []Request{{"GET", "/bytes?n=100000"}, {"GET", "/"}}, Concurrency: 1, Write: path})
+		Requests: []session.Request{{Method: "GET", Path: "/bytes?n=100000"}, {Method: "GET", Path: "/"}}, Concurrency: 1, Write: path})
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[leg.ID]int{}
-	done := make(chan Decoded)
+	done := make(chan session.Decoded)
 	go func() { done <- s.Events(func(e *decode.Event) { seen[e.LegID]++ }) }()
 	res, err := s.Run()
 	if err != nil {
@@ -54,7 +55,7 @@ func TestLabSession(t *testing.T) {
 	if rec.Path != path || rec.Packets == 0 {
 		t.Fatalf("recording %+v", rec)
 	}
-	f, err := OpenFile(path)
+	f, err := session.OpenFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func TestLabSessionNoTaps(t *testing.T) {
 	testenv.NeedRoot(t, "builds a lab in network namespaces")
 	path := filepath.Join(t.TempDir(), "none.pcapng")
 	s, err := StartLab(context.Background(), LabOptions{Runtime: "cri-streaming", App: "builtin",
-		Requests: []Request{{"GET", "/"}}, Concurrency: 1, Write: path, Taps: NoTaps})
+		Requests: []session.Request{{Method: "GET", Path: "/"}}, Concurrency: 1, Write: path, Taps: NoTaps})
 	if err != nil {
 		t.Fatal(err)
 	}
