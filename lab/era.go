@@ -89,9 +89,9 @@ func (c *Config) checkEra() error {
 	if c.Kubernetes.IsZero() {
 		switch {
 		case c.Runtime == RuntimeSocat && c.Kubelet.IsZero():
-			c.Kubernetes = Version{23}
+			c.Kubernetes = Version{Minor: 23}
 		case c.NoWebSocket:
-			c.Kubernetes = Version{30}
+			c.Kubernetes = Version{Minor: 30}
 		case !c.Kubelet.IsZero() && c.Kubelet.Minor > CurrentVersion.Minor:
 			c.Kubernetes = c.Kubelet
 		default:

@@ -93,7 +93,7 @@ func TestEras(t *testing.T) {
 	needRoot(t)
 	testenv.NeedTool(t, "curl", "curl")
 	kubectls := []struct{ name, path string }{{"machine", kubectl.Path}, {"today", testenv.TodaysKubectl(t)}}
-	v := func(minor int) Version { return Version{minor} }
+	v := func(minor int) Version { return Version{Minor: minor} }
 	ws, spdy, refused := "GET upgrade=websocket → 101", "POST upgrade=SPDY/3.1 → 101", "GET upgrade=websocket → 400"
 	for _, era := range []struct {
 		name string
@@ -148,13 +148,13 @@ func TestEraCombinationsRefused(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{Config{Kubernetes: Version{35}, Kubelet: Version{36}}, "newer than its apiserver"},
-		{Config{Kubernetes: Version{37}, Kubelet: Version{30}}, "at most three minor versions older"},
-		{Config{Runtime: RuntimeSocat, Kubernetes: Version{30}}, "removed in 1.24"},
-		{Config{Kubernetes: Version{38}, KubeletGateOff: true}, "locked on"},
-		{Config{Kubernetes: Version{35}, KubeletGateOff: true}, "no such gate"},
-		{Config{Kubernetes: Version{35}, NoWebSocket: true}, "tunnels WebSocket"},
-		{Config{Kubernetes: Version{19}}, "1.20 to 1.38"},
+		{Config{Kubernetes: Version{Minor: 35}, Kubelet: Version{Minor: 36}}, "newer than its apiserver"},
+		{Config{Kubernetes: Version{Minor: 37}, Kubelet: Version{Minor: 30}}, "at most three minor versions older"},
+		{Config{Runtime: RuntimeSocat, Kubernetes: Version{Minor: 30}}, "removed in 1.24"},
+		{Config{Kubernetes: Version{Minor: 38}, KubeletGateOff: true}, "locked on"},
+		{Config{Kubernetes: Version{Minor: 35}, KubeletGateOff: true}, "no such gate"},
+		{Config{Kubernetes: Version{Minor: 35}, NoWebSocket: true}, "tunnels WebSocket"},
+		{Config{Kubernetes: Version{Minor: 19}}, "1.20 to 1.38"},
 	} {
 		err := tc.cfg.ResolveEra()
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {

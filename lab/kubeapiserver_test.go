@@ -21,7 +21,7 @@ func TestRealAPIServerCurl(t *testing.T) {
 		t.Skip("PFTAP_KUBE_APISERVER is not set (scripts/test.sh builds kube-apiserver from k8s.io/kubernetes)")
 	}
 	l := startLab(t, Config{APIServerBinary: bin, App: AppNginx})
-	if l.APIServerVersion() != "v1.37.2" || l.Config().Kubernetes != (Version{37}) {
+	if l.APIServerVersion() != "v1.37.2" || l.Config().Kubernetes != (Version{Minor: 37}) {
 		t.Errorf("version %q, lab era %v", l.APIServerVersion(), l.Config().Kubernetes)
 	}
 	f := forward(t, l, 80)

@@ -1,6 +1,5 @@
 package session
 
-
 // Client is the port-forward client of a session.
 type Client string
 
@@ -58,4 +57,3 @@ type Facts struct {
 	SPDY  bool   `json:"spdy,omitempty"`
 	Fault string `json:"fault,omitempty"`
 }
-

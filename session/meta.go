@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"strings"
 	"time"
-
 )
 
 // MetaPrefix starts the comment line that carries what a session knew
