@@ -59,14 +59,11 @@ type Options struct {
 // Result is what a trace ends with.
 type Result struct {
 	// Wrote is the recording, when one was asked for.
-	Wrote   session.Recording
-	Summary decode.Summary
-	// Hops are the requests across every leg, the agent's legs put on
-	// the local clock when Clock is known.
-	Hops []timeline.Hops
-	// Clock is the estimate of the agent's clock against this machine's.
-	Clock   timeline.ClockOffset
-	ClockOK bool
+	Wrote session.Recording
+	// Decoded is what the decoding left, for timeline.Analysis: the
+	// agent's legs, timed on its clock, are Remote, and its TLS leg is
+	// placed by Records.
+	Decoded timeline.Decoded
 	// Legs are the legs' names, this machine's first, and LegIDs their
 	// places in the chain.
 	Legs   []string
@@ -345,8 +342,8 @@ func (s *Session) Stop() Result {
 	s.mu.Lock()
 	clientLog, more := slices.Clone(s.clientLog), s.clientLogMore
 	s.mu.Unlock()
-	r := Result{Summary: s.dec.Summary, Hops: s.dec.Correlator.Result(), Legs: s.legs, Lost: lost, Wrote: s.wrote, ClientLog: clientLog, ClientLogMore: more,
-		Drops: s.pipe.Drops()}
+	r := Result{Decoded: timeline.Decoded{Summary: s.dec.Summary, Correlator: s.dec.Correlator, Legs: len(s.legs)}, Legs: s.legs, Lost: lost,
+		Wrote: s.wrote, ClientLog: clientLog, ClientLogMore: more, Drops: s.pipe.Drops()}
 	for _, l := range s.tapped {
 		r.LegIDs = append(r.LegIDs, l.ID)
 	}
@@ -360,13 +357,10 @@ func (s *Session) Stop() Result {
 		}
 		s.mu.Unlock()
 		r.AgentLegs, r.AgentSent = st.Legs, st.Sent
-		remote := func(l string) bool { return s.remote[l] }
-		if est, ok := timeline.EstimateOffset(r.Hops, remote); ok {
-			r.Clock, r.ClockOK = est, true
-			r.Hops = timeline.ShiftLegs(r.Hops, remote, est.Offset)
-			// The node's TLS leg, placed by its records' times.
-			r.Hops = timeline.AddTLSLegs(r.Hops, s.dec.Records, est.Offset, s.dec.Correlator.SPDYLeg)
-		}
+		// The node's legs on its clock; its TLS leg placed by its
+		// records' times.
+		r.Decoded.Remote = func(l string) bool { return s.remote[l] }
+		r.Decoded.Records = s.dec.Records
 		if s.agentErr != nil && r.Lost == nil {
 			r.Lost = s.agentErr
 		}

@@ -125,27 +125,21 @@ func decodeRun(opts *DecodeOptions) error {
 		sink = &legSizer{tw: tw}
 	}
 	corr := timeline.NewCorrelator()
-	var kept []*decode.Event
-	// Who made each 101, where the capture has the legs to tell.
-	var upgrades timeline.Upgrades
-	diag := decode.NewDiagnoser()
+	// Who made each 101 where the capture has the legs to tell, the
+	// diagnosis, the hops.
+	an := timeline.NewAnalysis(timeline.AnalysisOptions{KeepEvents: opts.HTML != ""})
 	emit := func(e *decode.Event) {
-		upgrades.Note(e)
-		diag.Note(e)
-		if opts.HTML != "" {
-			kept = append(kept, e)
-		}
+		an.Note(e)
 		sink.Event(e)
 	}
 	sum, err := decode.DecodeCapture(in, decode.Options{Verbosity: opts.Verbosity, ShowSecrets: opts.ShowSecrets, Chunks: corr.Chunk}, emit)
 	if err == nil || sum.Packets > 0 {
-		hops := corr.Result()
-		sink.Hops(hops)
-		diag.Captured = len(sum.Legs)
-		sink.Diagnoses(diag.Findings())
-		sink.Summary(sum)
+		res := an.Result(timeline.Decoded{Summary: sum, Correlator: corr, Legs: len(sum.Legs)})
+		sink.Hops(res.Hops)
+		sink.Diagnoses(res.Findings)
+		sink.Summary(res.Summary)
 		if opts.HTML != "" {
-			if herr := writeHTMLFile(opts.HTML, timeline.HTMLPage{Title: "pftap decode " + opts.File}, kept, hops); herr != nil && err == nil {
+			if herr := writeHTMLFile(opts.HTML, timeline.HTMLPage{Title: "pftap decode " + opts.File}, res.Events, res.Hops); herr != nil && err == nil {
 				err = herr
 			}
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 
 	"sync"
 	"time"
@@ -236,26 +235,20 @@ func traceRun(opts *TraceOptions) error {
 		jw.Object(map[string]any{"kind": "path", "server": path.Server, "node": path.Node, "kubelet": path.Kubelet, "node_read": path.NodeRead,
 			"declares_extend_websockets_to_kubelet": path.Declares, "websocket_to_kubelet": path.WebSocketToKubelet, "text": path.Says})
 	}
-	// Who made each 101: what the agent's legs show, else what the
-	// cluster's path says.
-	upgrades := timeline.Upgrades{Path: path.Maker}
-	diag := decode.NewDiagnoser()
-	var kept []*decode.Event // for --html
+	// Who made each 101 (what the agent's legs show, else what the
+	// cluster's path says), the diagnosis, the hops.
+	an := timeline.NewAnalysis(timeline.AnalysisOptions{KeepEvents: opts.HTML != "", Path: path.Maker})
 	ctx, stop := context.WithCancel(sigCtx)
 	defer stop()
 	s, err := trace.Start(ctx, trace.Options{Config: cfg, Target: target, Address: opts.Address, SPDY: opts.SPDY,
 		Verbosity: opts.Verbosity, Write: opts.Write, Event: func(e *decode.Event) {
-			upgrades.Note(e)
-			diag.Note(e)
-			if opts.HTML != "" {
-				kept = append(kept, e)
-			}
+			an.Note(e)
 			sink.Event(e)
 		},
 		Agent: agentAddr(opts.Agent), AgentToken: opts.AgentToken, AgentFingerprint: opts.AgentFingerprint, KnownAgents: opts.KnownAgents, NodeWide: opts.NodeWide, Log: opts.IO.ErrOut})
 	if err != nil {
 		// What the legs saw of the refusal names it.
-		if fs := diag.Findings(); len(fs) > 0 {
+		if fs := an.Findings(1); len(fs) > 0 {
 			sink.Diagnoses(fs)
 		}
 		return err
@@ -300,39 +293,30 @@ func traceRun(opts *TraceOptions) error {
 	if r.Wrote.Path != "" {
 		fmt.Fprintf(opts.IO.ErrOut, "pftap trace: wrote %s (%d packets, %s)\n", r.Wrote.Path, r.Wrote.Packets, formatSize(r.Wrote.Bytes))
 	}
-	sink.Hops(r.Hops)
-	if tw != nil && opts.Agent != "none" {
-		if r.ClockOK {
-			ahead, off := "ahead of", r.Clock.Offset
-			if off < 0 {
-				ahead, off = "behind", -off
-			}
-			fmt.Fprintf(out, "\nthe agent's clock runs %s %s this machine's (± %s, from %d request directions seen on both);\n"+
-				"  the per-hop latencies above are on this machine's clock, the timeline's rows each on its leg's own\n",
-				off, ahead, r.Clock.Uncertainty, r.Clock.Samples)
-		} else {
-			fmt.Fprintf(out, "\nthe agent's clock offset is unknown: no request was seen both here and on the node in both directions\n")
-		}
-		fmt.Fprintln(out, "\nlegs:")
-		for i, name := range r.Legs {
-			ls := r.Summary.Legs[name]
-			if ls == nil {
-				ls = &decode.LegSummary{}
-			}
-			fmt.Fprintf(out, "  %-28s %6d packets %10d bytes %5d SPDY frames %4d drops%s\n", name, ls.Packets, ls.Bytes, ls.SPDYFrames, legDrops(r, i), retransmitNote(*ls))
-		}
-		writeAgentCounts(out, r)
-	}
-	if jw, ok := sink.(*timeline.JSONWriter); ok {
-		jw.Object(traceLegsJSON(r))
-	}
-	if jw, ok := sink.(*timeline.JSONWriter); ok && r.ClockOK {
-		jw.Object(map[string]any{"kind": "clock", "offset_ns": r.Clock.Offset, "uncertainty_ns": r.Clock.Uncertainty, "samples": r.Clock.Samples})
-	}
-	// What client-go said while it forwarded, as kubectl would have
-	// printed it.
+	// What client-go said while it forwarded (kubectl's words for it) is
+	// evidence too.
 	for _, l := range r.ClientLog {
-		diag.NoteClient(l.Time, "pftap", l.Line)
+		an.NoteClient(l.Time, "pftap", l.Line)
+	}
+	res := an.Result(r.Decoded)
+	sink.Hops(res.Hops)
+	rows := timeline.LegRows(res.Summary, r.Legs, r.LegIDs, r.Drops)
+	for i := range rows {
+		for k, name := range r.Legs[1:] {
+			if name == rows[i].Name && k < len(r.AgentLegs) {
+				a := r.AgentLegs[k]
+				rows[i].Agent = &timeline.AgentCounts{LeftOutConns: a.LeftOutConns, LeftOutPackets: a.LeftOutPackets, Ambiguous: a.Ambiguous, Shortened: a.Shortened}
+			}
+		}
+	}
+	switch {
+	case tw != nil && opts.Agent != "none":
+		tw.Clock(res.Clock, res.ClockOK)
+		tw.LegsTable(rows, r.AgentSent)
+	case tw == nil:
+		jw := sink.(*timeline.JSONWriter)
+		jw.Legs(rows, r.AgentSent)
+		jw.Clock(res.Clock, res.ClockOK)
 	}
 	if tw != nil && len(r.ClientLog) > 0 {
 		fmt.Fprintf(out, "\npftap's port-forward client (client-go) reported:\n")
@@ -348,13 +332,12 @@ func traceRun(opts *TraceOptions) error {
 			jw.Object(map[string]any{"kind": "client_log", "client": "pftap", "ts": l.Time, "line": l.Line})
 		}
 	}
-	diag.Captured = len(r.Legs)
-	sink.Diagnoses(diag.Findings())
-	sink.Summary(r.Summary)
+	sink.Diagnoses(res.Findings)
+	sink.Summary(res.Summary)
 	var htmlErr error
 	if opts.HTML != "" {
 		title := fmt.Sprintf("pftap trace %s/%s", target.Namespace, target.Pod.Name)
-		if err := writeHTMLFile(opts.HTML, timeline.HTMLPage{Title: title, Scenario: path.Says}, kept, r.Hops); err != nil {
+		if err := writeHTMLFile(opts.HTML, timeline.HTMLPage{Title: title, Scenario: path.Says}, res.Events, res.Hops); err != nil {
 			htmlErr = fmt.Errorf("--html %s: %w", opts.HTML, err)
 		} else {
 			fmt.Fprintf(opts.IO.ErrOut, "pftap trace: wrote %s\n", opts.HTML)
@@ -451,83 +434,4 @@ func (s *syncWriter) through(w io.Writer) {
 		s.via = w
 	}
 	s.mu.Unlock()
-}
-
-func legDrops(r trace.Result, i int) uint64 {
-	if i < len(r.Drops) {
-		return r.Drops[i]
-	}
-	return 0
-}
-
-// writeAgentCounts says what the agent left out of the node's legs
-// (counts, never contents), what it shortened, and what it sent.
-func writeAgentCounts(w io.Writer, r trace.Result) {
-	var left []string
-	var short []string
-	var drops uint64
-	for i, st := range r.AgentLegs {
-		name := ""
-		if i+1 < len(r.Legs) {
-			name = r.Legs[i+1]
-		}
-		drops += st.Drops
-		if st.LeftOutConns > 0 {
-			l := fmt.Sprintf("%s %s (%s)", name, plural(st.LeftOutConns, "connection"), plural(int(st.LeftOutPackets), "packet"))
-			if st.Ambiguous > 0 {
-				l += fmt.Sprintf(", %d of them not to be told apart from this session's", st.Ambiguous)
-			}
-			left = append(left, l)
-		}
-		if st.Shortened > 0 {
-			short = append(short, fmt.Sprintf("%s %s", name, plural(int(st.Shortened), "frame")))
-		}
-	}
-	if len(left) > 0 {
-		fmt.Fprintf(w, "\nthe agent left out what was not this session's (counts, not contents):\n")
-		for _, l := range left {
-			fmt.Fprintf(w, "  %s\n", l)
-		}
-	}
-	if len(short) > 0 {
-		fmt.Fprintf(w, "\nthe recording has these frames without their payloads (headers kept), the link from the agent being too slow for them: %s\n", strings.Join(short, ", "))
-	}
-	if drops > 0 {
-		fmt.Fprintf(w, "\nWARNING: the agent's captures dropped %d packets (the kernel's rings were full); the legs that lost packets have gaps\n", drops)
-	}
-	if r.AgentSent > 0 {
-		fmt.Fprintf(w, "the agent sent trace %s\n", formatSize(r.AgentSent))
-	}
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return fmt.Sprintf("%d %ss", n, what)
-}
-
-// traceLegsJSON is the legs table as JSON: {"kind":"legs"}.
-func traceLegsJSON(r trace.Result) map[string]any {
-	var legs []map[string]any
-	for i, name := range r.Legs {
-		ls := r.Summary.Legs[name]
-		if ls == nil {
-			ls = &decode.LegSummary{}
-		}
-		m := map[string]any{"leg": name, "packets": ls.Packets, "bytes": ls.Bytes, "spdy_frames": ls.SPDYFrames, "gaps": ls.Gaps, "drops": legDrops(r, i)}
-		if i < len(r.LegIDs) {
-			m["leg_id"] = r.LegIDs[i]
-		}
-		if i >= 1 && i-1 < len(r.AgentLegs) {
-			st := r.AgentLegs[i-1]
-			m["left_out_connections"], m["left_out_packets"], m["ambiguous"], m["shortened"] = st.LeftOutConns, st.LeftOutPackets, st.Ambiguous, st.Shortened
-		}
-		legs = append(legs, m)
-	}
-	out := map[string]any{"kind": "legs", "legs": legs}
-	if r.AgentSent > 0 {
-		out["agent_sent"] = r.AgentSent
-	}
-	return out
 }
