@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pftap/pftap/decode"
+	"github.com/pftap/pftap/internal/termout"
 	"github.com/pftap/pftap/lab"
 	"github.com/pftap/pftap/labrun"
 	"github.com/pftap/pftap/leg"
@@ -117,16 +118,16 @@ func runLab(opts *LabRunOptions) (labrun.LabResult, error) {
 	ropts := labRenderOptions(opts)
 	// A single updating status line on a terminal: bytes and rate per
 	// leg, elapsed, drops; nothing of it when piped or with --json.
-	var status *statusLine
+	var status *termout.StatusLine
 	if opts.IO.ErrTTY && !opts.JSON {
 		var names []string
 		for _, l := range s.Legs() {
 			names = append(names, string(l.ID))
 		}
-		var rates legRates
-		status = newStatusLine(opts.IO.ErrOut, opts.IO.Out, opts.IO.OutTTY, progressEvery, func(el time.Duration) string {
+		var rates termout.Rates
+		status = termout.NewStatusLine(opts.IO.ErrOut, opts.IO.Out, opts.IO.OutTTY, progressEvery, func(el time.Duration) string {
 			p := s.Progress()
-			return rates.line(el, names, p.Bytes, int64(p.Drops))
+			return rates.Line(el, names, p.Bytes, int64(p.Drops))
 		})
 		streams := *opts.IO
 		streams.Out = status

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/pftap/pftap/agent"
 	"github.com/pftap/pftap/decode"
 	"github.com/pftap/pftap/internal/preview"
+	"github.com/pftap/pftap/internal/termout"
 	"github.com/pftap/pftap/session"
 	"github.com/pftap/pftap/timeline"
 	"github.com/pftap/pftap/trace"
@@ -199,7 +198,7 @@ func traceRun(opts *TraceOptions) error {
 	pcancel()
 	// Events are written by the decoder's goroutine, the rest by this
 	// one: one lock for the output.
-	out := &syncWriter{w: opts.IO.Out}
+	out := termout.NewWriter(opts.IO.Out)
 	defer out.Flush()
 	var sink eventSink
 	var tw *timeline.TextWriter
@@ -272,14 +271,14 @@ func traceRun(opts *TraceOptions) error {
 	}
 	// A status line on a terminal while it forwards: each leg's bytes and
 	// rate.
-	var status *statusLine
+	var status *termout.StatusLine
 	if opts.IO.ErrTTY && !opts.JSON {
-		var rates legRates
-		status = newStatusLine(opts.IO.ErrOut, opts.IO.Out, opts.IO.OutTTY, progressEvery, func(el time.Duration) string {
+		var rates termout.Rates
+		status = termout.NewStatusLine(opts.IO.ErrOut, opts.IO.Out, opts.IO.OutTTY, progressEvery, func(el time.Duration) string {
 			names, bytes, drops := s.Progress()
-			return rates.line(el, names, bytes, drops)
+			return rates.Line(el, names, bytes, drops)
 		})
-		out.through(status)
+		out.Through(status)
 	}
 	select {
 	case <-sigCtx.Done():
@@ -287,7 +286,7 @@ func traceRun(opts *TraceOptions) error {
 	}
 	if status != nil {
 		status.Stop()
-		out.through(nil)
+		out.Through(nil)
 	}
 	r := s.Stop()
 	if r.Wrote.Path != "" {
@@ -361,77 +360,4 @@ func agentAddr(a string) string {
 		return ""
 	}
 	return a
-}
-
-// syncWriter serialises writes from several goroutines; through, when
-// set, is where they go instead (the status line). It gathers what is
-// written and writes it out at most outputEvery later (or once 64 KiB are
-// held, or at Flush): a busy trace prints several lines per request, one
-// write(2) each had been 7% of its CPU at 3,000 small GETs, and the
-// timeline is already 50 ms behind the taps.
-type syncWriter struct {
-	mu    sync.Mutex
-	w     io.Writer
-	via   io.Writer
-	buf   []byte
-	timer *time.Timer
-	err   error // the first failed write
-}
-
-// outputEvery bounds how long trace's output waits in a syncWriter.
-const outputEvery = 20 * time.Millisecond
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err != nil {
-		return 0, s.err
-	}
-	s.buf = append(s.buf, p...)
-	switch {
-	case len(s.buf) >= 64<<10:
-		s.flushLocked()
-	case s.timer == nil:
-		s.timer = time.AfterFunc(outputEvery, func() { s.Flush() })
-	}
-	return len(p), nil
-}
-
-// Flush writes out what is held and returns the first write's error.
-func (s *syncWriter) Flush() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.flushLocked()
-	return s.err
-}
-
-func (s *syncWriter) flushLocked() {
-	if s.timer != nil {
-		s.timer.Stop()
-		s.timer = nil
-	}
-	if len(s.buf) == 0 || s.err != nil {
-		s.buf = s.buf[:0]
-		return
-	}
-	w := s.w
-	if s.via != nil {
-		w = s.via
-	}
-	if _, err := w.Write(s.buf); err != nil {
-		s.err = err
-	}
-	s.buf = s.buf[:0]
-}
-
-func (s *syncWriter) through(w io.Writer) {
-	s.mu.Lock()
-	// What was written before goes where it was meant to.
-	s.flushLocked()
-	if w == nil {
-		s.via = nil
-	} else {
-		s.via = w
-	}
-	s.mu.Unlock()
 }

@@ -1,4 +1,4 @@
-package main
+package termout
 
 import (
 	"bytes"
@@ -35,12 +35,12 @@ func (failingWriter) Write([]byte) (int, error) {
 	return 0, errors.New("write /dev/stdout: broken pipe")
 }
 
-// TestSyncWriterGathers: trace's output is written in one write for many
-// lines, no later than outputEvery after the first; through and Flush
+// TestWriterGathers: trace's output is written in one write for many
+// lines, no later than GatherFor after the first; through and Flush
 // write what is held first; a failed write is reported, once, by Flush.
-func TestSyncWriterGathers(t *testing.T) {
+func TestWriterGathers(t *testing.T) {
 	var out lockedBuffer
-	s := &syncWriter{w: &out}
+	s := NewWriter(&out)
 	for i := range 100 {
 		s.Write([]byte(strings.Repeat("x", i%7) + "\n"))
 	}
@@ -52,12 +52,12 @@ func TestSyncWriterGathers(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	if n := strings.Count(out.String(), "\n"); n != 100 || out.writes != 1 {
-		t.Fatalf("after %v: %d lines in %d writes, want 100 in 1", outputEvery, n, out.writes)
+		t.Fatalf("after %v: %d lines in %d writes, want 100 in 1", GatherFor, n, out.writes)
 	}
 	// through: what was held goes to the old writer, the rest to the new.
 	var status lockedBuffer
 	s.Write([]byte("before\n"))
-	s.through(&status)
+	s.Through(&status)
 	s.Write([]byte("during\n"))
 	if err := s.Flush(); err != nil {
 		t.Fatal(err)
@@ -66,12 +66,12 @@ func TestSyncWriterGathers(t *testing.T) {
 		t.Fatalf("through: out ends %q, status %q", out.String()[len(out.String())-10:], status.String())
 	}
 	// A big burst is written before the timer.
-	s.through(nil)
+	s.Through(nil)
 	s.Write(make([]byte, 70<<10))
 	if out.writes != 3 {
 		t.Fatalf("70 KiB held: %d writes, want 3", out.writes)
 	}
-	f := &syncWriter{w: failingWriter{}}
+	f := NewWriter(failingWriter{})
 	f.Write([]byte("a\n"))
 	err := f.Flush()
 	if err == nil || !strings.Contains(err.Error(), "broken pipe") {

@@ -1,4 +1,4 @@
-package main
+package termout
 
 import (
 	"fmt"
@@ -11,11 +11,11 @@ import (
 	"golang.org/x/term"
 )
 
-// statusLine is one line at the bottom of a terminal that keeps being
+// A StatusLine is one line at the bottom of a terminal that keeps being
 // rewritten (a long run's progress), with the timeline printed above it:
 // whatever is written through it first clears the line, which the next
 // update draws again.
-type statusLine struct {
+type StatusLine struct {
 	mu    sync.Mutex
 	term  io.Writer // where the line is drawn (stderr)
 	out   io.Writer // the timeline (stdout), on the same terminal or not
@@ -25,9 +25,9 @@ type statusLine struct {
 	done  chan struct{}
 }
 
-// newStatusLine draws every, from what status says, until stopped.
-func newStatusLine(term, out io.Writer, same bool, every time.Duration, status func(elapsed time.Duration) string) *statusLine {
-	s := &statusLine{term: term, out: out, same: same, stop: make(chan struct{}), done: make(chan struct{})}
+// NewStatusLine draws every, from what status says, until stopped.
+func NewStatusLine(term, out io.Writer, same bool, every time.Duration, status func(elapsed time.Duration) string) *StatusLine {
+	s := &StatusLine{term: term, out: out, same: same, stop: make(chan struct{}), done: make(chan struct{})}
 	start := time.Now()
 	go func() {
 		defer close(s.done)
@@ -45,12 +45,12 @@ func newStatusLine(term, out io.Writer, same bool, every time.Duration, status f
 	return s
 }
 
-func (s *statusLine) draw(text string) {
+func (s *StatusLine) draw(text string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// One row, whatever the terminal's width: a line that wraps leaves
 	// rows behind that \r cannot reach.
-	io.WriteString(s.term, "\r\x1b[K"+fitWidth(text, termWidth(s.term)))
+	io.WriteString(s.term, "\r\x1b[K"+FitWidth(text, termWidth(s.term)))
 	s.shown = true
 }
 
@@ -65,9 +65,9 @@ func termWidth(w io.Writer) int {
 	return 80
 }
 
-// fitWidth cuts text to fewer than width columns (one left for the
+// FitWidth cuts text to fewer than width columns (one left for the
 // cursor), with an ellipsis where it was cut.
-func fitWidth(text string, width int) string {
+func FitWidth(text string, width int) string {
 	r := []rune(text)
 	if len(r) < width {
 		return text
@@ -77,7 +77,7 @@ func fitWidth(text string, width int) string {
 
 // Write writes the timeline, clearing the line first when it shares the
 // terminal.
-func (s *statusLine) Write(p []byte) (int, error) {
+func (s *StatusLine) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shown && s.same {
@@ -88,7 +88,7 @@ func (s *statusLine) Write(p []byte) (int, error) {
 }
 
 // Stop ends the updates and removes the line.
-func (s *statusLine) Stop() {
+func (s *StatusLine) Stop() {
 	close(s.stop)
 	<-s.done
 	s.mu.Lock()
@@ -99,18 +99,18 @@ func (s *statusLine) Stop() {
 	s.mu.Unlock()
 }
 
-// legRates says how much each leg moved, and how fast the chain moves,
+// Rates says how much each leg moved, and how fast the chain moves,
 // since the last call.
-type legRates struct {
+type Rates struct {
 	last  []int64
 	lastT time.Duration
 	moved time.Duration // when a leg last moved
 }
 
-// line is the status line: the time, the rate of the busiest leg (or how
+// Line is the status line: the time, the rate of the busiest leg (or how
 // long nothing has moved), each leg's bytes, and, when drops are counted
 // (drops >= 0), the kernel's drops. It fits 80 columns with six legs.
-func (r *legRates) line(elapsed time.Duration, names []string, bytes []int64, drops int64) string {
+func (r *Rates) Line(elapsed time.Duration, names []string, bytes []int64, drops int64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%.1fs", elapsed.Seconds())
 	dt := (elapsed - r.lastT).Seconds()
