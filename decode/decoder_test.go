@@ -170,6 +170,57 @@ func TestWebSocketTunnel(t *testing.T) {
 	}
 }
 
+// TestWebSocketTunnelStreamed: a message carrying several SPDY frames,
+// its bytes in several segments, gives each SPDY frame the time its own
+// last byte came (client-go reads the tunnel as a stream and forwards a
+// frame before the rest of the message has come), not the message's.
+func TestWebSocketTunnelStreamed(t *testing.T) {
+	c := newConv(6443)
+	c.send(0, []byte("GET /api/v1/namespaces/a/pods/b/portforward HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: SPDY/3.1+portforward.k8s.io\r\n\r\n"), 1500)
+	c.send(1, []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: SPDY/3.1+portforward.k8s.io\r\n\r\n"), 1500)
+	cw, sw := newSPDYWriter(), newSPDYWriter()
+	msg := append(cw.frame(synStream(1, "error", "8080", "0", true)), cw.frame(synStream(3, "data", "8080", "0", false))...)
+	msg = append(msg, cw.frame(&ms.DataFrame{StreamId: 3, Data: []byte("GET / HTTP/1.1\r\n\r\n")})...)
+	c.send(0, wsFrame(2, msg, true), 1500)
+	first := sw.frame(&ms.DataFrame{StreamId: 3, Data: append([]byte("HTTP/1.1 200 OK\r\n\r\n"), make([]byte, 4000)...)})
+	rest := sw.frame(&ms.DataFrame{StreamId: 3, Data: make([]byte, 4096), Flags: ms.DataFlagFin})
+	// One message: the first frame ends in the third segment, the second
+	// in the sixth.
+	c.send(1, wsFrame(2, append(append([]byte{}, first...), rest...), false), 1500)
+	c.fin()
+	evs, sum := decodeConv(t, Options{Verbosity: 2}, c)
+	var seg []time.Time // the server's data segments
+	for _, p := range c.pkts {
+		if p.Src == c.srv && len(p.Payload) > 0 {
+			seg = append(seg, p.Time)
+		}
+	}
+	var data []time.Time
+	var ws *Event
+	for _, e := range evs {
+		if e.Kind == KindData && e.Dir == FromServer {
+			data = append(data, e.Time)
+		}
+		if e.Kind == KindWS && e.Dir == FromServer {
+			ws = e
+		}
+	}
+	// seg[0] is the 101; the message's segments follow.
+	if len(seg) != 7 || len(data) != 1 {
+		t.Fatalf("%d server segments, %d data events ←:\n%s", len(seg), len(data), texts(evs))
+	}
+	if !data[0].Equal(seg[3]) {
+		t.Errorf("the first SPDY frame ← stamped %v, its last byte came at %v (the message's at %v)", data[0], seg[3], seg[6])
+	}
+	if ws == nil || !ws.Time.Equal(seg[6]) || *ws.Length != len(first)+len(rest) || !strings.Contains(ws.Text, fmt.Sprintf("len=%d", len(first)+len(rest))) {
+		t.Errorf("the message's event: %+v", ws)
+	}
+	if sum.DecodeErrors != 0 || sum.Requests != 1 {
+		t.Errorf("summary %+v\n%s", sum, texts(evs))
+	}
+}
+
 func TestChannelProtocol(t *testing.T) {
 	for _, b64mode := range []bool{false, true} {
 		proto := "v4.channel.k8s.io"

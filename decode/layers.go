@@ -216,6 +216,11 @@ func (cs *connState) switchProtocols(t time.Time, rest []byte) {
 			ws.ws.Borrow = true // every frame is consumed before the next Write
 			if cs.pf.tunnel {
 				ws.tunnel = cs.newFramer()
+				// The SPDY frames a message carries are read as its
+				// bytes come (client-go reads the tunnel as a stream):
+				// each is stamped when its own last byte came, not
+				// when the whole message had.
+				ws.ws.Parts = true
 			}
 			cs.dirs[dir] = ws
 		} else {
@@ -358,7 +363,7 @@ func (l *wsLayer) data(cs *connState, dir tcpstream.Dir, _ int64, t time.Time, b
 func (l *wsLayer) frame(cs *connState, dir tcpstream.Dir, t time.Time, off int64, f *websocket.Frame) {
 	d := cs.d
 	event := func() *Event {
-		return &Event{Time: t, Kind: KindWS, Dir: dirOf(dir), Offset: ptr(off), Type: f.Opcode.String(), Length: ptr(len(f.Payload)), Text: websocket.Summarize(f)}
+		return &Event{Time: t, Kind: KindWS, Dir: dirOf(dir), Offset: ptr(off), Type: f.Opcode.String(), Length: ptr(int(f.Length)), Text: websocket.Summarize(f)}
 	}
 	switch f.Opcode {
 	case websocket.OpPing, websocket.OpPong:
@@ -370,15 +375,17 @@ func (l *wsLayer) frame(cs *connState, dir tcpstream.Dir, t time.Time, off int64
 		d.send(0, cs, event())
 		return
 	}
-	if d.opts.Verbosity >= 2 {
-		// Only -vv shows data frames: most frames of a transfer make no
-		// event, and nothing is built for them.
+	if d.opts.Verbosity >= 2 && !f.More {
+		// Only -vv shows data frames (once whole): most frames of a
+		// transfer make no event, and nothing is built for them.
 		d.send(2, cs, event())
 	}
 	switch {
 	case cs.pf.tunnel && l.tunnel != nil:
 		if f.Opcode == websocket.OpText {
-			cs.decodeError(dir, t, ptr(off), errors.New("text message inside a SPDY tunnel (binary expected)"))
+			if f.Part == 0 {
+				cs.decodeError(dir, t, ptr(off), errors.New("text message inside a SPDY tunnel (binary expected)"))
+			}
 			return
 		}
 		cs.spdyBytes(dir, t, l.pos, cs.c.Midstream(dir), f.Payload)

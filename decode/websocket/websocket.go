@@ -51,8 +51,18 @@ type Frame struct {
 	// Payload is the unmasked payload; the Frame owns it unless the
 	// Decoder lends it (Decoder.Borrow).
 	Payload []byte
-	// HeaderLen is the size of the frame header on the wire (2 to 14).
+	// HeaderLen is the size of the frame header on the wire (2 to 14); 0
+	// on a part that continues a frame (Decoder.Parts).
 	HeaderLen int
+	// Length is the whole frame's payload length: len(Payload), unless
+	// the Frame is a part of it (Decoder.Parts).
+	Length uint64
+	// Part is where Payload begins in the frame's payload: 0 but on the
+	// second and later parts of a frame (Decoder.Parts).
+	Part uint64
+	// More says that more of the frame's payload follows, in the next
+	// Frames Next returns (Decoder.Parts).
+	More bool
 }
 
 // WireLen is the frame's size on the wire.
@@ -114,12 +124,23 @@ type Decoder struct {
 	MaxFrameSize uint64
 	// Borrow makes a frame's Payload a view of the decoder's buffer,
 	// unmasked in place and valid until the next Write, instead of a copy.
-	Borrow       bool
+	Borrow bool
+	// Parts makes Next return a data frame's payload as it arrives, in
+	// parts (each a Frame with the frame's header fields, Part and More
+	// set), instead of once it is whole: a peer that reads a message as
+	// a stream (client-go's SPDY tunnel) acts on its first bytes before
+	// the rest has come. Control frames still come whole.
+	Parts        bool
 	buf          []byte
 	off          int
 	offset       int64
 	err          error
 	inFragmented bool
+	// In Parts mode, the data frame whose payload is arriving.
+	cur     *Frame
+	curOff  int64   // where it began in the stream
+	curKey  [4]byte // its masking key
+	curLeft uint64  // its payload bytes still to come
 }
 
 // NewDecoder returns a Decoder with the default limits.
@@ -151,6 +172,9 @@ func (d *Decoder) Next() (*Frame, int64, error) {
 		return nil, off, d.err
 	}
 	b := d.buf[d.off:]
+	if d.cur != nil {
+		return d.nextPart(b)
+	}
 	if len(b) < 2 {
 		return nil, off, nil
 	}
@@ -190,10 +214,21 @@ func (d *Decoder) Next() (*Frame, int64, error) {
 		d.err = fmt.Errorf("%w: reserved opcode %d at offset %d", ErrProtocol, o, off)
 		return nil, off, d.err
 	}
+	f.HeaderLen, f.Length = hl, n
 	if uint64(len(b)) < uint64(hl)+n {
-		return nil, off, nil
+		if !d.Parts || f.Opcode.IsControl() || len(b) <= hl {
+			return nil, off, nil
+		}
+		// The first part of a data frame.
+		d.cur, d.curOff, d.curLeft = f, off, n
+		if f.Masked {
+			copy(d.curKey[:], b[hl-4:hl])
+		}
+		d.off += hl
+		d.offset += int64(hl)
+		f, _, _ = d.nextPart(d.buf[d.off:])
+		return f, off, d.fragmentation(f, off)
 	}
-	f.HeaderLen = hl
 	if d.Borrow {
 		f.Payload = b[hl : hl+int(n) : hl+int(n)]
 	} else {
@@ -209,16 +244,56 @@ func (d *Decoder) Next() (*Frame, int64, error) {
 	total := hl + int(n)
 	d.off += total
 	d.offset += int64(total)
-	if !f.Opcode.IsControl() {
-		switch {
-		case f.Opcode == OpContinuation && !d.inFragmented:
-			return f, off, fmt.Errorf("%w: continuation frame at offset %d outside a message", ErrProtocol, off)
-		case f.Opcode != OpContinuation && d.inFragmented:
-			return f, off, fmt.Errorf("%w: new %v message at offset %d inside a fragmented one", ErrProtocol, f.Opcode, off)
-		}
-		d.inFragmented = !f.Fin
+	return f, off, d.fragmentation(f, off)
+}
+
+// fragmentation checks a frame that begins (whole, or its first part)
+// against the message it may continue.
+func (d *Decoder) fragmentation(f *Frame, off int64) error {
+	if f.Opcode.IsControl() {
+		return nil
 	}
-	return f, off, nil
+	switch {
+	case f.Opcode == OpContinuation && !d.inFragmented:
+		return fmt.Errorf("%w: continuation frame at offset %d outside a message", ErrProtocol, off)
+	case f.Opcode != OpContinuation && d.inFragmented:
+		return fmt.Errorf("%w: new %v message at offset %d inside a fragmented one", ErrProtocol, f.Opcode, off)
+	}
+	d.inFragmented = !f.Fin
+	return nil
+}
+
+// nextPart returns what has come of the current frame's payload (b is
+// the buffer from it on), or nil when nothing has.
+func (d *Decoder) nextPart(b []byte) (*Frame, int64, error) {
+	c := d.cur
+	n := min(uint64(len(b)), d.curLeft)
+	if n == 0 {
+		return nil, d.curOff, nil
+	}
+	f := &Frame{Fin: c.Fin, RSV: c.RSV, Opcode: c.Opcode, Masked: c.Masked, Length: c.Length, Part: c.Length - d.curLeft}
+	if f.Part == 0 {
+		f.HeaderLen = c.HeaderLen
+	}
+	if d.Borrow {
+		f.Payload = b[:n:n]
+	} else {
+		f.Payload = append([]byte(nil), b[:n]...)
+	}
+	if f.Masked {
+		// The key's phase runs on from the frame's start.
+		for i := range f.Payload {
+			f.Payload[i] ^= d.curKey[(f.Part+uint64(i))&3]
+		}
+	}
+	d.off += int(n)
+	d.offset += int64(n)
+	d.curLeft -= n
+	f.More = d.curLeft > 0
+	if !f.More {
+		d.cur = nil
+	}
+	return f, d.curOff, nil
 }
 
 // Summarize returns a one-line description of a frame.
@@ -241,7 +316,11 @@ func Summarize(f *Frame) string {
 			s += " " + strconv.QuoteToASCII(reason)
 		}
 	default:
-		s += fmt.Sprintf(" len=%d", len(f.Payload))
+		n := f.Length
+		if n == 0 {
+			n = uint64(len(f.Payload))
+		}
+		s += fmt.Sprintf(" len=%d", n)
 	}
 	return s
 }
