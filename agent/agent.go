@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/pftap/pftap/leg"
 	"io"
 	"net"
 	"net/netip"
@@ -18,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pftap/pftap/leg"
 
 	"github.com/pftap/pftap/capture"
 	"github.com/pftap/pftap/internal/nsenter"
@@ -464,19 +465,19 @@ func (a *Agent) open(req Request, own []Tuple) ([]*capture.Source, []capture.Leg
 		netns, iface string
 		filter       string
 	}
-	ws := []want{{capture.Leg{ID: leg.L2Wire, Name: "L2 on the wire (TLS)", Description: fmt.Sprintf("the apiserver to the kubelet's :%d, TLS records, tapped on the node", a.opts.KubeletPort)},
+	ws := []want{{capture.Leg{Leg: leg.Leg{ID: leg.L2Wire, Name: "L2 on the wire (TLS)", Description: fmt.Sprintf("the apiserver to the kubelet's :%d, TLS records, tapped on the node", a.opts.KubeletPort)}},
 		a.opts.Netns, "any", fmt.Sprintf("tcp port %d", a.opts.KubeletPort)}}
 	if len(ports) > 0 {
 		var f []string
 		for _, p := range ports {
 			f = append(f, fmt.Sprintf("tcp port %d", p))
 		}
-		ws = append(ws, want{capture.Leg{ID: leg.L3, Name: "L3 kubelet→runtime", Description: fmt.Sprintf("the kubelet to the runtime's streaming server on the node's lo (ports %v)", ports)},
+		ws = append(ws, want{capture.Leg{Leg: leg.Leg{ID: leg.L3, Name: "L3 kubelet→runtime", Description: fmt.Sprintf("the kubelet to the runtime's streaming server on the node's lo (ports %v)", ports)}},
 			a.opts.Netns, "lo", strings.Join(f, " or ")})
 	}
 	ws = append(ws,
-		want{capture.Leg{ID: leg.L4, Name: "L4 runtime→app", Description: "the pod's lo, in " + pod.How}, pod.Ref, "lo", "tcp"},
-		want{capture.Leg{ID: leg.Witness, Name: "witness pod eth0", Description: "the pod's " + pod.Interface + ": port-forward never crosses it"}, pod.Ref, pod.Interface, "tcp"})
+		want{capture.Leg{Leg: leg.Leg{ID: leg.L4, Name: "L4 runtime→app", Description: "the pod's lo, in " + pod.How}}, pod.Ref, "lo", "tcp"},
+		want{capture.Leg{Leg: leg.Leg{ID: leg.Witness, Name: "witness pod eth0", Description: "the pod's " + pod.Interface + ": port-forward never crosses it"}}, pod.Ref, pod.Interface, "tcp"})
 	var srcs []*capture.Source
 	var legs []capture.Leg
 	for _, w := range ws {

@@ -41,7 +41,7 @@ func testRecording(t *testing.T, ext string, gather bool, src, dst netip.AddrPor
 	if gather {
 		w.Gather()
 	}
-	if _, err := w.AddLeg(Leg{ID: leg.L4, Name: "L4 runtime→app"}); err != nil {
+	if _, err := w.AddLeg(Leg{Leg: leg.Leg{ID: leg.L4, Name: "L4 runtime→app"}}); err != nil {
 		t.Fatal(err)
 	}
 	t0 := time.Unix(1700000000, 0)

@@ -24,15 +24,12 @@ import (
 // Leg describes one interface of a recording: in pftap's recordings, one
 // hop of the port-forward chain.
 type Leg struct {
-	// ID is the leg's place in the chain; it is written at the end of
-	// the interface's description (leg.Leg.Marker), so that readers know
-	// the leg without reading its name.
-	ID leg.ID
-	// Name is shown by Wireshark as the interface name, such as
-	// "L4 pod lo (netns pftap-1-pod)".
-	Name string
-	// Description says what the leg connects, with endpoints.
-	Description string
+	// Leg is the leg's place in the chain (written at the end of the
+	// interface's description, leg.Leg.Marker, so that readers know the
+	// leg without reading its name), the name Wireshark shows as the
+	// interface's ("L4 pod lo (netns pftap-1-pod)"), what it connects,
+	// and at which end of its connection it is tapped.
+	leg.Leg
 	// LinkType of the frames; Ethernet when zero.
 	LinkType packet.LinkType
 }
@@ -199,7 +196,7 @@ func (w *Writer) ngInterface(l Leg) pcapgo.NgInterface {
 	if l.LinkType != 0 {
 		lt = layers.LinkType(l.LinkType)
 	}
-	return pcapgo.NgInterface{Name: l.Name, Description: leg.Leg{ID: l.ID, Name: l.Name, Description: l.Description}.Marker(), LinkType: lt,
+	return pcapgo.NgInterface{Name: l.Name, Description: l.Leg.Marker(), LinkType: lt,
 		TimestampResolution: 9, SnapLength: Snap, OS: runtime.GOOS}
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pftap/pftap/internal/tcpframe"
 	"github.com/pftap/pftap/internal/testenv"
+	"github.com/pftap/pftap/leg"
 
 	"github.com/pftap/pftap/decode/packet"
 )
@@ -83,7 +84,7 @@ func TestTapIsReadableByTshark(t *testing.T) {
 	if err := w.WriteKeyLog([]byte("CLIENT_RANDOM 00 11\n")); err != nil {
 		t.Fatal(err)
 	}
-	leg, _ := w.AddLeg(Leg{Name: "L1 client-apiserver (in-process tap)", Description: "127.0.0.1 → apiserver"})
+	leg, _ := w.AddLeg(Leg{Leg: leg.Leg{Name: "L1 client-apiserver (in-process tap)", Description: "127.0.0.1 → apiserver"}})
 	up, down := make([]byte, 100_000), make([]byte, 150_000) // down: more than one IPv4 packet per read
 	rand.Read(up)
 	rand.Read(down)
@@ -127,7 +128,7 @@ func TestWriterLegsCommentsAndConcurrency(t *testing.T) {
 	names := []string{"L1 client-apiserver", "L3 node lo", "L4 pod lo (netns pftap-x-pod)"}
 	var legs []int
 	for _, n := range names {
-		id, err := w.AddLeg(Leg{Name: n, Description: "test leg " + n})
+		id, err := w.AddLeg(Leg{Leg: leg.Leg{Name: n, Description: "test leg " + n}})
 		if err != nil {
 			t.Fatal(err)
 		}

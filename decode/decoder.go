@@ -102,6 +102,8 @@ type Chunk struct {
 	Leg  string
 	// LegID is the leg's place in the chain.
 	LegID leg.ID
+	// LegAt is the end of the connection the leg is tapped at.
+	LegAt leg.End
 	// Dir is ToServer for bytes towards the pod.
 	Dir Dir
 	// Stream and RequestID are set for a port-forward data stream.
@@ -137,6 +139,7 @@ type Decoder struct {
 	asm    *tcpstream.Assembler
 	legs   map[int]string
 	legIDs map[int]leg.ID
+	legAt  map[int]leg.End
 	sum    Summary
 	conns  []*connState
 	failed bool
@@ -148,7 +151,7 @@ type Decoder struct {
 // NewDecoder returns a Decoder that calls emit for every event, in capture
 // order. The Event is not reused after emit returns.
 func NewDecoder(opts Options, emit func(*Event)) *Decoder {
-	d := &Decoder{opts: opts, emit: emit, legs: map[int]string{}, legIDs: map[int]leg.ID{}}
+	d := &Decoder{opts: opts, emit: emit, legs: map[int]string{}, legIDs: map[int]leg.ID{}, legAt: map[int]leg.End{}}
 	d.asm = tcpstream.NewAssembler(handler{d})
 	return d
 }
@@ -163,6 +166,7 @@ func (d *Decoder) SetInterfaces(ifs []packet.Interface) {
 		}
 		d.legs[i.Index] = name
 		d.legIDs[i.Index] = i.Leg
+		d.legAt[i.Index] = i.At
 	}
 }
 
@@ -278,6 +282,7 @@ type connState struct {
 	c     *tcpstream.Conn
 	leg   string
 	legID leg.ID
+	legAt leg.End
 	// dirs decode the two directions, each with the layer of what it
 	// carries now.
 	dirs [2]layer
@@ -311,7 +316,7 @@ type handler struct{ d *Decoder }
 
 func (h handler) Open(c *tcpstream.Conn, t time.Time) {
 	d := h.d
-	cs := &connState{d: d, c: c, leg: d.legs[c.Interface], legID: d.legIDs[c.Interface]}
+	cs := &connState{d: d, c: c, leg: d.legs[c.Interface], legID: d.legIDs[c.Interface], legAt: d.legAt[c.Interface]}
 	cs.dirs = [2]layer{&detectLayer{}, &detectLayer{}}
 	cs.pf.sink = cs
 	c.User = cs

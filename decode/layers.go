@@ -35,7 +35,7 @@ func (cs *connState) data(dir tcpstream.Dir, off int64, t time.Time, b []byte) {
 		cs.lastData = t
 	}
 	if cs.d.opts.Chunks != nil && !cs.replaying {
-		cs.d.chunk = Chunk{Time: t, Conn: cs.c.ID, Leg: cs.leg, LegID: cs.legID, Dir: dirOf(dir), Offset: off, Len: len(b), Prefix: b[:min(len(b), ChunkPrefix)], Data: b}
+		cs.d.chunk = Chunk{Time: t, Conn: cs.c.ID, Leg: cs.leg, LegID: cs.legID, LegAt: cs.legAt, Dir: dirOf(dir), Offset: off, Len: len(b), Prefix: b[:min(len(b), ChunkPrefix)], Data: b}
 		cs.d.opts.Chunks(&cs.d.chunk)
 	}
 	cs.dirs[dir].data(cs, dir, off, t, b)

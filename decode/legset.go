@@ -102,7 +102,7 @@ func (s *LegSet) AddLegHooks(lg leg.Leg, h LegHooks) *LegDecoder {
 	o := s.opts
 	o.Chunks, o.Records, o.SPDYBytes = h.Chunks, h.Records, h.SPDYBytes
 	l.d = NewDecoder(o, l.event)
-	l.d.SetInterfaces([]packet.Interface{{Index: l.idx, Name: lg.Name, Leg: lg.ID}})
+	l.d.SetInterfaces([]packet.Interface{{Index: l.idx, Name: lg.Name, Leg: lg.ID, At: lg.At}})
 	s.legs = append(s.legs, l)
 	return l
 }

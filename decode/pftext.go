@@ -88,7 +88,7 @@ func (cs *connState) pfChunk(at pfAt, ref pfRef, offset int64, b chunkBytes) {
 		return
 	}
 	c := &cs.d.chunk
-	*c = Chunk{Time: at.T, Conn: cs.c.ID, Leg: cs.leg, LegID: cs.legID, Dir: dirOf(at.Dir), Stream: ref.Stream, SPDY: true,
+	*c = Chunk{Time: at.T, Conn: cs.c.ID, Leg: cs.leg, LegID: cs.legID, LegAt: cs.legAt, Dir: dirOf(at.Dir), Stream: ref.Stream, SPDY: true,
 		Offset: offset, Len: b.N, Prefix: b.Head[:min(len(b.Head), ChunkPrefix)], Data: b.Data, Partial: b.Partial}
 	if b.Partial {
 		c.Len, c.Prefix = len(b.Data), nil

@@ -138,20 +138,21 @@ func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
 	}()
 	// The user's leg: the requests to the port-forward's local port,
 	// tapped where they are made.
-	s.user = pipe.AddLeg(capture.Leg{ID: leg.User, Name: "user→" + string(o.Client), Description: "the requests to the port-forward's local port, recorded inside pftap's HTTP client"}, true)
+	s.user = pipe.AddLeg(capture.Leg{Leg: leg.Leg{ID: leg.User, Name: "user→" + string(o.Client), Description: "the requests to the port-forward's local port, recorded inside pftap's HTTP client", At: leg.ClientEnd}}, true)
 	// L1 below TLS: inside pftap's own client, or (for kubectl) inside the
 	// lab's apiserver; L2 below TLS inside the lab's kubelet.
 	s.l1 = -1
 	if o.Client == session.Pftap || o.APIServer == "" {
-		s.l1 = pipe.AddLeg(capture.Leg{ID: leg.L1, Name: "L1 client→apiserver", Description: "plaintext below TLS, recorded inside " +
-			map[session.Client]string{session.Pftap: "pftap's port-forward client", session.Kubectl: "the lab's apiserver"}[o.Client] + capture.BelowTLSNote}, true)
+		s.l1 = pipe.AddLeg(capture.Leg{Leg: leg.Leg{ID: leg.L1, Name: "L1 client→apiserver", Description: "plaintext below TLS, recorded inside " +
+			map[session.Client]string{session.Pftap: "pftap's port-forward client", session.Kubectl: "the lab's apiserver"}[o.Client] + capture.BelowTLSNote,
+			At: map[session.Client]leg.End{session.Pftap: leg.ClientEnd, session.Kubectl: leg.ServerEnd}[o.Client]}}, true)
 	}
 	tapLegs := map[string]int{
-		"L2": pipe.AddLeg(capture.Leg{ID: leg.L2, Name: "L2 apiserver→kubelet", Description: "plaintext below TLS, recorded inside the lab's kubelet" + capture.BelowTLSNote}, true),
+		"L2": pipe.AddLeg(capture.Leg{Leg: leg.Leg{ID: leg.L2, Name: "L2 apiserver→kubelet", Description: "plaintext below TLS, recorded inside the lab's kubelet" + capture.BelowTLSNote, At: leg.ServerEnd}}, true),
 	}
 	if o.Fault == FaultHTTPSProxy {
-		tapLegs["proxy"] = pipe.AddLeg(capture.Leg{ID: leg.Proxy, Name: "proxy client→proxy",
-			Description: "the client's connection to its HTTPS proxy, plaintext below the proxy's TLS (the CONNECT, then the apiserver's TLS records), recorded inside the lab's proxy"}, true)
+		tapLegs["proxy"] = pipe.AddLeg(capture.Leg{Leg: leg.Leg{ID: leg.Proxy, Name: "proxy client→proxy",
+			Description: "the client's connection to its HTTPS proxy, plaintext below the proxy's TLS (the CONNECT, then the apiserver's TLS records), recorded inside the lab's proxy", At: leg.ServerEnd}}, true)
 	}
 	if o.Client == session.Kubectl && s.l1 >= 0 {
 		tapLegs["L1"] = s.l1
@@ -251,7 +252,7 @@ func (s *Lab) openCaptures(live bool) (stop func(), poll func() uint64, err erro
 			// still holds a burst if something unexpected does.
 			name, ring, port = "witness pod eth0", witnessRingMiB, s.remote
 		}
-		idx := s.pipe.AddLeg(capture.Leg{ID: id, Name: name, Description: lg.About}, false)
+		idx := s.pipe.AddLeg(capture.Leg{Leg: leg.Leg{ID: id, Name: name, Description: lg.About}}, false)
 		if !live {
 			continue
 		}
@@ -327,7 +328,7 @@ func (s *Lab) Description() session.Description { return s.desc }
 func (s *Lab) Legs() []leg.Leg {
 	var out []leg.Leg
 	for _, l := range s.pipe.Legs() {
-		out = append(out, leg.Leg{ID: l.ID, Name: l.Name, Description: l.Description})
+		out = append(out, l.Leg)
 	}
 	return out
 }

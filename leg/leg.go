@@ -66,17 +66,48 @@ type Leg struct {
 	Name string
 	// Description says what the leg connects and where it was tapped.
 	Description string
+	// At is the end of its connection the leg is tapped at.
+	At End
 }
 
-var marker = regexp.MustCompile(` \[pftap leg ([A-Za-z0-9-]+)\]$`)
+// End is where on its connection a leg is tapped: what a tap inside one
+// end records, that end wrote before it left (stamped first) and read
+// after it came (stamped last).
+type End uint8
+
+const (
+	// Between: the packets on a link, or not said.
+	Between End = iota
+	// ClientEnd: inside the connection's client (below its TLS).
+	ClientEnd
+	// ServerEnd: inside the connection's server (below its TLS).
+	ServerEnd
+)
+
+// String is "client", "server" or "".
+func (e End) String() string {
+	switch e {
+	case ClientEnd:
+		return "client"
+	case ServerEnd:
+		return "server"
+	}
+	return ""
+}
+
+var marker = regexp.MustCompile(` \[pftap leg ([A-Za-z0-9-]+)(?: at the (client|server))?\]$`)
 
 // Marker is the description a recording's interface gets for the leg: its
-// description with the ID at the end.
+// description with the ID, and the end it is tapped at, at the end.
 func (l Leg) Marker() string {
 	if l.ID == Unknown {
 		return l.Description
 	}
-	return l.Description + " [pftap leg " + string(l.ID) + "]"
+	at := ""
+	if l.At != Between {
+		at = " at the " + l.At.String()
+	}
+	return l.Description + " [pftap leg " + string(l.ID) + at + "]"
 }
 
 // Parse reads a recording's interface: the leg its description's marker
@@ -84,7 +115,15 @@ func (l Leg) Marker() string {
 // before pftap wrote markers, the one its name says (FromLegacyName).
 func Parse(name, description string) Leg {
 	if m := marker.FindStringSubmatchIndex(description); m != nil {
-		return Leg{ID: ID(description[m[2]:m[3]]), Name: name, Description: description[:m[0]]}
+		l := Leg{ID: ID(description[m[2]:m[3]]), Name: name, Description: description[:m[0]]}
+		switch {
+		case m[4] < 0:
+		case description[m[4]:m[5]] == "client":
+			l.At = ClientEnd
+		default:
+			l.At = ServerEnd
+		}
+		return l
 	}
 	return Leg{ID: FromLegacyName(name), Name: name, Description: description}
 }

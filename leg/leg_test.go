@@ -5,6 +5,8 @@ import "testing"
 func TestMarkerRoundTrip(t *testing.T) {
 	for _, l := range []Leg{
 		{ID: L4, Name: "L4 runtime→app", Description: "the pod's lo, in netns pftap-1-pod"},
+		{ID: L2, Name: "L2 apiserver→kubelet", Description: "plaintext inside the kubelet", At: ServerEnd},
+		{ID: L1, Name: "L1 client→apiserver", Description: "plaintext inside pftap's client", At: ClientEnd},
 		{ID: L2Wire, Name: "the kubelet's TLS", Description: ""},
 		{ID: Unknown, Name: "eth0", Description: "a capture of someone's"},
 	} {

@@ -11,6 +11,7 @@ import (
 	"github.com/pftap/pftap/capture"
 	"github.com/pftap/pftap/decode"
 	"github.com/pftap/pftap/decode/packet"
+	"github.com/pftap/pftap/leg"
 )
 
 // CaptureOptions say what Capture captures, and where it goes.
@@ -107,15 +108,15 @@ func Capture(ctx context.Context, o CaptureOptions, ready func()) (CaptureResult
 			dec.Add(&p)
 		}
 		if w != nil {
-			leg, ok := legs[ci.InterfaceIndex]
+			idx, ok := legs[ci.InterfaceIndex]
 			if !ok {
-				leg, err = w.AddLeg(capture.Leg{Name: fmt.Sprintf("%s (%s)", ifname, where), Description: fmt.Sprintf("%s in %s, captured by pftap", ifname, where)})
+				idx, err = w.AddLeg(capture.Leg{Leg: leg.Leg{Name: fmt.Sprintf("%s (%s)", ifname, where), Description: fmt.Sprintf("%s in %s, captured by pftap", ifname, where)}})
 				if err != nil {
 					return res, err
 				}
-				legs[ci.InterfaceIndex] = leg
+				legs[ci.InterfaceIndex] = idx
 			}
-			if err := w.WritePacket(leg, ci.Timestamp, data, ci.Length, commentOf(events)); err != nil {
+			if err := w.WritePacket(idx, ci.Timestamp, data, ci.Length, commentOf(events)); err != nil {
 				return res, fmt.Errorf("writing the capture: %w", err)
 			}
 		}

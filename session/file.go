@@ -49,7 +49,7 @@ func OpenFile(path string) (*File, error) {
 		if name == "" {
 			name = fmt.Sprintf("if%d", i.Index)
 		}
-		r.Legs = append(r.Legs, leg.Leg{ID: i.Leg, Name: name, Description: i.Description})
+		r.Legs = append(r.Legs, leg.Leg{ID: i.Leg, Name: name, Description: i.Description, At: i.At})
 	}
 	return r, nil
 }
@@ -70,7 +70,7 @@ func (r *File) Decode(verbosity int, emit func(*decode.Event)) (Decoded, error) 
 		Records: func(rec *decode.TLSRecord) { res.Records = append(res.Records, *rec) }}, emit)
 	var ifs []packet.Interface
 	for i, l := range r.Legs {
-		ifs = append(ifs, packet.Interface{Index: i, Name: l.Name, Leg: l.ID})
+		ifs = append(ifs, packet.Interface{Index: i, Name: l.Name, Leg: l.ID, At: l.At})
 	}
 	d.SetInterfaces(ifs)
 	err := r.firstErr

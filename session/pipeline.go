@@ -7,7 +7,6 @@ import (
 
 	"github.com/pftap/pftap/capture"
 	"github.com/pftap/pftap/decode"
-	"github.com/pftap/pftap/leg"
 	"github.com/pftap/pftap/timeline"
 )
 
@@ -75,7 +74,7 @@ func (p *Pipeline) AddLeg(l capture.Leg, inproc bool) int {
 	p.legs = append(p.legs, l)
 	i := len(p.legs) - 1
 	if p.live != nil {
-		p.live.AddLeg(leg.Leg{ID: l.ID, Name: l.Name, Description: l.Description})
+		p.live.AddLeg(l.Leg)
 	}
 	if p.rec != nil {
 		p.rec.AddLeg(inproc)
@@ -91,7 +90,7 @@ func (p *Pipeline) AddLegHooks(l capture.Leg, inproc bool, h decode.LegHooks) in
 	p.legs = append(p.legs, l)
 	i := len(p.legs) - 1
 	if p.live != nil {
-		p.live.AddLegHooks(leg.Leg{ID: l.ID, Name: l.Name, Description: l.Description}, h)
+		p.live.AddLegHooks(l.Leg, h)
 	}
 	if p.rec != nil {
 		p.rec.AddLeg(inproc)
@@ -109,7 +108,7 @@ func (p *Pipeline) AddRemoteLeg(l capture.Leg) int {
 	p.legs = append(p.legs, l)
 	i := len(p.legs) - 1
 	if p.live != nil {
-		p.live.AddRemoteLeg(leg.Leg{ID: l.ID, Name: l.Name, Description: l.Description})
+		p.live.AddRemoteLeg(l.Leg)
 	}
 	if p.rec != nil {
 		p.rec.AddLeg(false)

@@ -28,7 +28,7 @@ func TestRecorder(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := NewRecorder(f)
-	legs := []capture.Leg{{ID: leg.L1, Name: "one"}, {ID: leg.L4, Name: "four"}}
+	legs := []capture.Leg{{Leg: leg.Leg{ID: leg.L1, Name: "one"}}, {Leg: leg.Leg{ID: leg.L4, Name: "four"}}}
 	for range legs {
 		r.AddLeg(false)
 	}
@@ -114,7 +114,7 @@ func TestRecorderStartFails(t *testing.T) {
 	r := NewRecorder(f)
 	r.AddLeg(false)
 	f.Close()
-	if err := r.Start("x", []capture.Leg{{ID: leg.L1, Name: "one"}}); err == nil {
+	if err := r.Start("x", []capture.Leg{{Leg: leg.Leg{ID: leg.L1, Name: "one"}}}); err == nil {
 		t.Fatal("Start on a closed file succeeded")
 	}
 	done := make(chan struct{})
@@ -136,7 +136,7 @@ func TestRecorderReusesArenas(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := NewRecorder(f)
-	legs := []capture.Leg{{ID: leg.L3, Name: "three"}, {ID: leg.L4, Name: "four"}}
+	legs := []capture.Leg{{Leg: leg.Leg{ID: leg.L3, Name: "three"}}, {Leg: leg.Leg{ID: leg.L4, Name: "four"}}}
 	r.AddLeg(false)
 	r.AddLeg(true)
 	if err := r.Start("reuse", legs); err != nil {

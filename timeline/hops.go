@@ -17,6 +17,8 @@ type LegTimes struct {
 	Leg string `json:"leg"`
 	// LegID is the leg's place in the chain.
 	LegID leg.ID `json:"leg_id,omitempty"`
+	// At is the end of its connection the leg is tapped at.
+	At leg.End `json:"-"`
 	// Conn is the connection on that leg.
 	Conn int `json:"conn"`
 	// First and Last are when the first and the last byte appeared there.
@@ -110,6 +112,7 @@ type connKey struct {
 type flow struct {
 	leg    string
 	legID  leg.ID
+	legAt  leg.End
 	conn   int
 	req    string
 	first  [2]time.Time
@@ -156,13 +159,13 @@ func (c *Correlator) Chunk(ch *decode.Chunk) {
 		}
 		c.spdyLeg[ch.Leg] = true
 		if f = c.spdy[k]; f == nil {
-			f = &flow{leg: ch.Leg, legID: ch.LegID, conn: ch.Conn, req: ch.RequestID}
+			f = &flow{leg: ch.Leg, legID: ch.LegID, legAt: ch.LegAt, conn: ch.Conn, req: ch.RequestID}
 			c.spdy[k] = f
 		}
 	} else {
 		k := connKey{ch.Leg, ch.Conn}
 		if f = c.tcp[k]; f == nil {
-			f = &flow{leg: ch.Leg, legID: ch.LegID, conn: ch.Conn}
+			f = &flow{leg: ch.Leg, legID: ch.LegID, legAt: ch.LegAt, conn: ch.Conn}
 			c.tcp[k] = f
 		}
 	}
@@ -241,6 +244,7 @@ func (c *Correlator) Merge(other *Correlator, conn func(leg string, local int) i
 type Flow struct {
 	Leg       string       `json:"leg"`
 	LegID     leg.ID       `json:"leg_id,omitempty"`
+	LegAt     leg.End      `json:"leg_at,omitempty"`
 	Conn      int          `json:"conn"`
 	RequestID string       `json:"request_id,omitempty"`
 	SPDY      bool         `json:"spdy,omitempty"`
@@ -258,7 +262,7 @@ type Flow struct {
 func (c *Correlator) Flows() []Flow {
 	out := make([]Flow, 0, len(c.spdy)+len(c.tcp))
 	put := func(f *flow, spdy bool) {
-		out = append(out, Flow{Leg: f.leg, LegID: f.legID, Conn: f.conn, RequestID: f.req, SPDY: spdy, First: f.first, Last: f.last, Bytes: f.bytes,
+		out = append(out, Flow{Leg: f.leg, LegID: f.legID, LegAt: f.legAt, Conn: f.conn, RequestID: f.req, SPDY: spdy, First: f.first, Last: f.last, Bytes: f.bytes,
 			Prefix: [2][]byte{bytes.Clone(f.prefix[0]), bytes.Clone(f.prefix[1])}, CRC: f.crc, Digested: f.digested, FirstLen: f.firstLen})
 	}
 	for _, f := range c.spdy {
@@ -287,7 +291,7 @@ func (c *Correlator) Flows() []Flow {
 // replaces c's.
 func (c *Correlator) AddFlows(fs []Flow) {
 	for _, x := range fs {
-		f := &flow{leg: x.Leg, legID: x.LegID, conn: x.Conn, req: x.RequestID, first: x.First, last: x.Last, bytes: x.Bytes, crc: x.CRC, digested: x.Digested, firstLen: x.FirstLen}
+		f := &flow{leg: x.Leg, legID: x.LegID, legAt: x.LegAt, conn: x.Conn, req: x.RequestID, first: x.First, last: x.Last, bytes: x.Bytes, crc: x.CRC, digested: x.Digested, firstLen: x.FirstLen}
 		for d := range f.prefix {
 			f.prefix[d] = bytes.Clone(x.Prefix[d][:min(len(x.Prefix[d]), decode.ChunkPrefix)])
 			if f.digested[d] {
@@ -589,7 +593,7 @@ func direction(fs []*flow, d int) DirHops {
 	var legs []LegTimes
 	for _, f := range fs {
 		if f.bytes[d] > 0 {
-			lt := LegTimes{Leg: f.leg, LegID: f.legID, Conn: f.conn, First: f.first[d], Last: f.last[d], Bytes: f.bytes[d], FirstChunk: f.firstLen[d]}
+			lt := LegTimes{Leg: f.leg, LegID: f.legID, At: f.legAt, Conn: f.conn, First: f.first[d], Last: f.last[d], Bytes: f.bytes[d], FirstChunk: f.firstLen[d]}
 			if dg, ok := f.digest(d); ok {
 				lt.Digest = fmt.Sprintf("%08x", dg)
 			}

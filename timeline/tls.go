@@ -174,16 +174,29 @@ func AddTLSLegs(hs []Hops, recs []decode.TLSRecord, shift time.Duration, bounds 
 				// whichever side it was tapped, so the record nearest to it
 				// (of the first DATA frame's size, if one is near) is
 				// taken.
+				// The end that tap sits at says on which side: inside the
+				// end that sends this way, its stamp comes before the
+				// bytes leave (the record is at or after it); inside the
+				// end that receives, after they came (at or before it).
+				// Towards the pod every connection's client sends.
 				var near time.Time
+				side := 0 // +1: at or after near, -1: at or before
 				for _, l := range d.Legs {
 					if !l.TLS && l.LegID.Hop() >= 0 && l.LegID.Hop() == k.legID.Hop() {
 						near = l.First
+						switch {
+						case l.At == leg.Between:
+						case (l.At == leg.ClientEnd) == toPod:
+							side = 1
+						default:
+							side = -1
+						}
 					}
 				}
 				j := -1
 				m := untaken(nx, sort.Search(len(rs), func(i int) bool { return !rs[i].t.Before(lo) }))
 				best := time.Duration(1<<63 - 1)
-				bestSized := false
+				bestSized, bestSide := false, false
 				for tries := 0; m < len(rs) && !rs[m].t.After(hi) && tries < sizeLookahead; tries++ {
 					if near.IsZero() {
 						if j < 0 {
@@ -195,12 +208,15 @@ func AddTLSLegs(hs []Hops, recs []decode.TLSRecord, shift time.Duration, bounds 
 						}
 					} else {
 						dist := rs[m].t.Sub(near)
+						onSide := side == 0 || side > 0 && dist >= 0 || side < 0 && dist <= 0
 						if dist < 0 {
 							dist = -dist
 						}
 						sized := want[rs[m].len] && dist < 2*time.Millisecond
-						if j < 0 || sized && !bestSized || sized == bestSized && dist < best {
-							j, best, bestSized = m, dist, sized
+						better := onSide && !bestSide ||
+							onSide == bestSide && (sized && !bestSized || sized == bestSized && dist < best)
+						if j < 0 || better {
+							j, best, bestSized, bestSide = m, dist, sized, onSide
 						}
 					}
 					m = untaken(nx, m+1)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pftap/pftap/decode"
+	"github.com/pftap/pftap/leg"
 )
 
 // TestAddTLSLegs: two requests one after the other cross L1 and L3; the
@@ -56,4 +57,47 @@ func legNames(d DirHops) string {
 		s = append(s, l.Leg)
 	}
 	return strings.Join(s, ",")
+}
+
+// TestAddTLSLegsBySide: the same hop tapped below TLS inside one of its
+// ends (the lab's kubelet, the server) places the wire's record on the
+// causal side of that tap: the kubelet's writes are stamped before they
+// leave (the record after), its reads after they came (the record
+// before), even when a record on the other side is nearer. Not said
+// where (a capture of someone's), the nearest is taken.
+func TestAddTLSLegsBySide(t *testing.T) {
+	t0 := time.Unix(3000, 0)
+	us := time.Microsecond
+	l := func(id leg.ID, at leg.End, first time.Duration) LegTimes {
+		return LegTimes{Leg: string(id), LegID: id, At: at, First: t0.Add(first), Last: t0.Add(first), Bytes: 10, FirstChunk: 4096}
+	}
+	for _, at := range []leg.End{leg.ServerEnd, leg.ClientEnd, leg.Between} {
+		h := Hops{Time: t0,
+			ToPod:   orderLegs([]LegTimes{l(leg.L1, leg.Between, 0), l(leg.L2, at, 500*us), l(leg.L3, leg.Between, 900*us)}, true),
+			FromPod: orderLegs([]LegTimes{l(leg.L3, leg.Between, 2000*us), l(leg.L2, at, 2500*us), l(leg.L1, leg.Between, 2900*us)}, false)}
+		rec := func(d decode.Dir, at time.Duration) decode.TLSRecord {
+			return decode.TLSRecord{Time: t0.Add(at), Leg: "wire", LegID: leg.L2Wire, Conn: 3, Dir: d, Type: 23, Length: 100}
+		}
+		// Each way, a record 10µs before the plaintext's stamp and one
+		// 30µs after it.
+		recs := []decode.TLSRecord{rec(decode.ToServer, 490*us), rec(decode.ToServer, 530*us),
+			rec(decode.FromServer, 2490*us), rec(decode.FromServer, 2530*us)}
+		out := AddTLSLegs([]Hops{h}, recs, 0, func(string) bool { return true })[0]
+		to, from := legNames(out.ToPod), legNames(out.FromPod)
+		want := map[leg.End][2]string{
+			leg.ServerEnd: {"L1,wire,L2,L3", "L3,L2,wire,L1"}, // the kubelet reads, then writes
+			leg.ClientEnd: {"L1,L2,wire,L3", "L3,wire,L2,L1"}, // the apiserver writes, then reads
+			leg.Between:   {"L1,wire,L2,L3", "L3,wire,L2,L1"}, // the nearer record
+		}[at]
+		if to != want[0] || from != want[1] {
+			t.Errorf("plaintext tapped at %q: to the pod %s, from it %s; want %s, %s", at, to, from, want[0], want[1])
+		}
+		for _, d := range []DirHops{out.ToPod, out.FromPod} {
+			for _, f := range d.FirstByte {
+				if f < 0 {
+					t.Errorf("at %q: a negative hop %v", at, d.FirstByte)
+				}
+			}
+		}
+	}
 }

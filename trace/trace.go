@@ -136,7 +136,7 @@ const agentLateness = 250 * time.Millisecond
 // with L1 tapped below TLS and decodes as the frames come.
 func Start(ctx context.Context, o Options) (*Session, error) {
 	s := &Session{opts: o, done: make(chan struct{}), legs: []string{L1}, remote: map[string]bool{}}
-	legs := []capture.Leg{{ID: leg.L1, Name: L1, Description: "plaintext below TLS, recorded inside pftap's port-forward client" + capture.BelowTLSNote}}
+	legs := []capture.Leg{{Leg: leg.Leg{ID: leg.L1, Name: L1, Description: "plaintext below TLS, recorded inside pftap's port-forward client" + capture.BelowTLSNote, At: leg.ClientEnd}}}
 	lateness := session.DefaultLateness
 	if o.Agent != "" {
 		link, err := dialAgent(ctx, o, o.Target.Pod.Status.PodIP)
@@ -159,7 +159,7 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 			if i < len(hello.LegsAbout) && hello.LegsAbout[i] != "" {
 				about = hello.LegsAbout[i] + " (pftap agent on " + hello.Node + ")"
 			}
-			legs = append(legs, capture.Leg{ID: id, Name: name, Description: about})
+			legs = append(legs, capture.Leg{Leg: leg.Leg{ID: id, Name: name, Description: about}})
 			s.legs = append(s.legs, name)
 			s.remote[name] = true
 		}
@@ -171,7 +171,7 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 	proxyLeg := -1
 	if pu, err := pfclient.ProxyFor(pfOpts); err == nil && pu != nil && pu.Scheme == "https" {
 		proxyLeg = len(legs)
-		legs = append(legs, capture.Leg{ID: leg.Proxy, Name: ProxyLeg, Description: "pftap's connection to the HTTPS proxy " + pu.Host + ", plaintext below the proxy's TLS (the CONNECT, then L1's TLS records)"})
+		legs = append(legs, capture.Leg{Leg: leg.Leg{ID: leg.Proxy, Name: ProxyLeg, Description: "pftap's connection to the HTTPS proxy " + pu.Host + ", plaintext below the proxy's TLS (the CONNECT, then L1's TLS records)", At: leg.ClientEnd}})
 		s.legs = append(s.legs, ProxyLeg)
 	}
 	// The same pipeline as pftap lab's: each leg decoded where its frames

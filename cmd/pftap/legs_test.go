@@ -47,7 +47,7 @@ func TestLegsRenamedKeepTheirPlace(t *testing.T) {
 		for ; added < ng.NInterfaces(); added++ {
 			ni, _ := ng.Interface(added)
 			l := leg.Parse(ni.Name, ni.Description)
-			if _, err := w.AddLeg(capture.Leg{ID: l.ID, Name: fmt.Sprintf("hop %d", added), Description: l.Description}); err != nil {
+			if _, err := w.AddLeg(capture.Leg{Leg: leg.Leg{ID: l.ID, Name: fmt.Sprintf("hop %d", added), Description: l.Description}}); err != nil {
 				t.Fatal(err)
 			}
 		}

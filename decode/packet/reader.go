@@ -26,6 +26,8 @@ type Interface struct {
 	LinkType    LinkType
 	// Leg is the leg of the chain the interface is (leg.Parse).
 	Leg leg.ID
+	// At is the end of its connection the leg is tapped at (leg.Parse).
+	At leg.End
 }
 
 // Stats counts what a Reader has read.
@@ -320,7 +322,7 @@ func (r *Reader) syncInterfaces() {
 			break
 		}
 		l := leg.Parse(ni.Name, ni.Description)
-		r.ifaces = append(r.ifaces, Interface{Index: i, Name: ni.Name, Description: l.Description, LinkType: LinkType(ni.LinkType), Leg: l.ID})
+		r.ifaces = append(r.ifaces, Interface{Index: i, Name: ni.Name, Description: l.Description, LinkType: LinkType(ni.LinkType), Leg: l.ID, At: l.At})
 	}
 }
 

@@ -149,7 +149,7 @@ func record(sc scenario, path string) error {
 		if netns != "" {
 			where = "netns " + netns
 		}
-		taps = append(taps, tap{capture.Leg{ID: id, Name: name, Description: fmt.Sprintf("%s; captured on %s in the %s", about, iface, where)}, src})
+		taps = append(taps, tap{capture.Leg{Leg: leg.Leg{ID: id, Name: name, Description: fmt.Sprintf("%s; captured on %s in the %s", about, iface, where)}}, src})
 		return nil
 	}
 	if err := add(leg.User, "user→kubectl", "curl to kubectl's local port", "", "lo", uint16(local)); err != nil {
