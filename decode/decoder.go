@@ -185,7 +185,7 @@ func (d *Decoder) Add(p *packet.Packet) {
 	name := d.legs[p.Interface]
 	ls := d.sum.Legs[name]
 	if ls == nil {
-		ls = &LegSummary{}
+		ls = &LegSummary{ID: d.legIDs[p.Interface]}
 		d.sum.Legs[name] = ls
 	}
 	ls.Packets++

@@ -141,7 +141,9 @@ type Summary struct {
 
 // LegSummary totals one leg.
 type LegSummary struct {
-	Packets int `json:"packets"`
+	// ID is the leg's place in the chain, when its capture says it.
+	ID      leg.ID `json:"leg_id,omitempty"`
+	Packets int    `json:"packets"`
 	// Bytes is the TCP payload, each byte counted once: retransmitted
 	// and overlapping copies are counted apart.
 	Bytes      int64 `json:"bytes"`
@@ -161,6 +163,9 @@ type LegSummary struct {
 
 // add adds another part of the same leg.
 func (ls *LegSummary) add(o *LegSummary) {
+	if ls.ID == "" {
+		ls.ID = o.ID
+	}
 	ls.Packets += o.Packets
 	ls.Bytes += o.Bytes
 	ls.SPDYFrames += o.SPDYFrames

@@ -27,6 +27,9 @@ type Finding struct {
 	// Hop is where it happened, as a leg's name ("L4 runtime→app") or a
 	// component ("the kubelet").
 	Hop string `json:"hop"`
+	// Leg is the leg of the chain it was seen on, when one is (the
+	// deepest, where several show it).
+	Leg leg.ID `json:"leg_id,omitempty"`
 	// Text is the one line; Explanation says why, with what to do.
 	Text        string `json:"text"`
 	Explanation string `json:"explanation,omitempty"`
@@ -250,7 +253,7 @@ func (d *Diagnoser) Findings() []Finding {
 	// A runtime that dies with streams waiting for their replies: the
 	// waiting streams' EOF is the death's symptom, one finding with both.
 	for i := range unanswered {
-		if len(died) == 1 && unanswered[i].Name == "stream-eof" && strings.HasPrefix(unanswered[i].Hop, "L3") {
+		if len(died) == 1 && unanswered[i].Name == "stream-eof" && unanswered[i].Leg == leg.L3 {
 			unanswered[i].Text = "stream creation ended in EOF: the runtime's streaming server died while the stream waited for its reply"
 			unanswered[i].Explanation += "; " + died[0].Text + ": " + died[0].Explanation
 			unanswered[i].Evidence = mergeEvidence(unanswered[i].Evidence, died[0].Evidence)
@@ -297,7 +300,7 @@ func (d *Diagnoser) proxied() []Finding {
 		if t.Status/100 == 2 {
 			continue
 		}
-		f := Finding{Name: "proxy-refused", Hop: "the client's proxy, seen on " + t.Leg,
+		f := Finding{Name: "proxy-refused", Hop: "the client's proxy, seen on " + t.Leg, Leg: t.LegID,
 			Text:        fmt.Sprintf("the proxy refused the CONNECT to the apiserver (%d)", t.Status),
 			Explanation: fmt.Sprintf("the client's proxy answered %s instead of opening the tunnel: nothing reached the apiserver", t.Text),
 			Evidence:    evidence(t)}
@@ -332,7 +335,7 @@ func (d *Diagnoser) proxied() []Finding {
 		}
 		ua = u.HTTPHeader["user-agent"]
 	}
-	f := Finding{Name: "https-proxy", Hop: "the client's HTTPS proxy (" + connect.Leg + ")",
+	f := Finding{Name: "https-proxy", Hop: "the client's HTTPS proxy (" + connect.Leg + ")", Leg: connect.LegID,
 		Evidence: evidence(connect)}
 	for _, t := range d.tunnels {
 		if t.Leg == connect.Leg && t.Conn == connect.Conn {
@@ -372,7 +375,7 @@ func (d *Diagnoser) schemeMismatch() []Finding {
 	if answer == nil {
 		return d.schemeMismatchReported()
 	}
-	f := Finding{Name: "scheme-mismatch", Hop: answer.Leg,
+	f := Finding{Name: "scheme-mismatch", Hop: answer.Leg, Leg: answer.LegID,
 		Text:        fmt.Sprintf("TLS sent to a plain-HTTP server on %s: the URL says https, the server speaks HTTP", answer.Leg),
 		Explanation: fmt.Sprintf("the client of %s began with a TLS ClientHello and the server answered it in plain HTTP (%d): the URL it was given has the wrong scheme. On L3 this is the runtime's streaming URL (the CRI PortForward answer) saying https for a plain streaming server, or the runtime's TLS turned off; Go's TLS client reports \"tls: first record does not look like a TLS handshake\", its HTTP client \"http: server gave HTTP response to HTTPS client\", and the hops above pass that on as a 500", answer.Leg, answer.Status)}
 	var kept, because []*Event
@@ -416,7 +419,7 @@ func (d *Diagnoser) schemeMismatchReported() []Finding {
 	if dp.LegID == leg.L2 {
 		hop = "the kubelet's dial to the runtime's streaming server (seen on " + dp.Leg + ")"
 	}
-	return []Finding{{Name: "scheme-mismatch", Hop: hop,
+	return []Finding{{Name: "scheme-mismatch", Hop: hop, Leg: dp.LegID,
 		Text:        "a hop opened TLS to a server that answered in plain HTTP: a URL says https for a plain-HTTP server",
 		Explanation: "the 500 carries the dialer's own words (\"tls: first record does not look like a TLS handshake\" or \"http: server gave HTTP response to HTTPS client\"): the hop below was given an https URL for a server that speaks plain HTTP; on a node it is the runtime's streaming URL (the CRI PortForward answer) with the wrong scheme, or the runtime's TLS turned off",
 		Evidence:    evidence(same...)}}
@@ -473,6 +476,9 @@ func (d *Diagnoser) errorStreams() []Finding {
 		switch {
 		case strings.Contains(low, "connection refused"):
 			f.Name, f.Hop = "refused", d.legName(leg.L4, "the runtime's dial to localhost inside the pod")
+			if _, ok := d.legs[leg.L4]; ok {
+				f.Leg = leg.L4
+			}
 			f.Text = "the app refused the runtime's connection inside the pod"
 			// A session that saw what listened in the pod (trace's agent)
 			// sharpened the event's diagnosis: the app on the pod's IP
@@ -494,7 +500,7 @@ func (d *Diagnoser) errorStreams() []Finding {
 				}
 			}
 		case strings.Contains(low, "timed out waiting for streams"):
-			f.Name, f.Hop = "streams-timeout", e.Leg
+			f.Name, f.Hop, f.Leg = "streams-timeout", e.Leg, e.LegID
 			f.Text = "the node gave up waiting for the request's other stream"
 		case strings.Contains(low, "sandbox") || strings.Contains(low, "no such container") || strings.Contains(low, "container not found"):
 			f.Name, f.Hop = "sandbox-gone", "the runtime"
@@ -529,7 +535,7 @@ func (d *Diagnoser) statuses() []Finding {
 			}
 		}
 		dp := deepest(same)
-		f := Finding{Explanation: diagnoseStatus(e.Status, e.Text+" "+e.Body), Evidence: evidence(same...)}
+		f := Finding{Leg: dp.LegID, Explanation: diagnoseStatus(e.Status, e.Text+" "+e.Body), Evidence: evidence(same...)}
 		low := strings.ToLower(e.Text + " " + e.Body)
 		switch {
 		case e.Status == 400 && strings.Contains(low, "port") && strings.Contains(low, "required"):
@@ -622,7 +628,7 @@ func (d *Diagnoser) unanswered() []Finding {
 				gaveUp = c
 			}
 		}
-		f := Finding{RequestID: id, Evidence: evidence(g.all...)}
+		f := Finding{RequestID: id, Leg: dp.LegID, Evidence: evidence(g.all...)}
 		if closer != nil {
 			f.Name, f.Hop = "stream-eof", dp.Leg
 			f.Text = "stream creation ended in EOF: the connection closed while the stream waited for its reply"
@@ -686,7 +692,7 @@ func (d *Diagnoser) runtimeDied() []Finding {
 		return nil
 	}
 	sort.Slice(cut, func(i, j int) bool { return cut[i].Time.Before(cut[j].Time) })
-	f := Finding{Name: "runtime-died", Hop: d.legName(leg.L3, "the runtime's streaming server"),
+	f := Finding{Name: "runtime-died", Hop: d.legName(leg.L3, "the runtime's streaming server"), Leg: leg.L3,
 		Text:        fmt.Sprintf("the runtime's streaming server closed %d port-forward connection(s) under running forwards", conns),
 		Explanation: "the runtime closed its side first, with no GOAWAY or close from the kubelet before it: it crashed or restarted (containerd's streaming server has died this way), and every forward through it on the node is lost; start them again",
 		Evidence:    evidence(cut...)}
@@ -721,7 +727,7 @@ func (d *Diagnoser) clientReset() []Finding {
 		}
 		for _, r := range d.resets {
 			if r.Kind == KindStream && !r.Time.Before(e.Time) {
-				return []Finding{{Name: "client-reset", Hop: e.Leg,
+				return []Finding{{Name: "client-reset", Hop: e.Leg, Leg: e.LegID,
 					Text:        "the local client reset its connection; the forward reset the stream after it",
 					Explanation: "kubectl logs \"error copying from local connection to remote stream ... connection reset by peer\" (or, writing to it, \"error copying from remote stream to local connection ... broken pipe\") and cancels the stream (RST_STREAM CANCEL) on every hop: the failure is the local program's, not the cluster's; the runtime may still read the app's whole answer",
 					Evidence:    evidence(e, r)}}
@@ -732,7 +738,7 @@ func (d *Diagnoser) clientReset() []Finding {
 		return d.clientResetReported()
 	}
 	// A reset once the stream was done: no RST_STREAM is needed.
-	return []Finding{{Name: "client-reset", Hop: first.Leg,
+	return []Finding{{Name: "client-reset", Hop: first.Leg, Leg: first.LegID,
 		Text:        "the local client reset its connection instead of closing it",
 		Explanation: "kubectl logs \"error copying from local connection to remote stream ... connection reset by peer\"; the stream had already ended, so nothing was cut: the local program aborts its connections (SO_LINGER 0, or killed), not the cluster's doing",
 		Evidence:    evidence(first)}}
@@ -800,7 +806,7 @@ func (d *Diagnoser) idle() []Finding {
 		}
 		if silence >= IdleDrop {
 			quiet := silence.Round(100 * time.Millisecond)
-			out = append(out, Finding{Name: "idle-dropped", Hop: ck.leg,
+			out = append(out, Finding{Name: "idle-dropped", Hop: ck.leg, Leg: c.LegID,
 				Text: fmt.Sprintf("%s was reset after %s of silence", ck.leg, quiet),
 				Explanation: fmt.Sprintf("not a byte crossed the connection, either way, for %s (%d pings seen on it; kubectl pings every 5 s on SPDY, 10 s through the WebSocket tunnel), then it was reset: an idle timeout in a load balancer or NAT between the hops (60 s on ELB) drops quiet connections",
 					quiet, d.pings[ck]),

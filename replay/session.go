@@ -15,6 +15,7 @@ import (
 	"github.com/pftap/pftap/decode"
 	"github.com/pftap/pftap/decode/packet"
 	"github.com/pftap/pftap/decode/spdy"
+	"github.com/pftap/pftap/leg"
 )
 
 // maxBody bounds the HTTP bodies (discovery, the pod) a Session keeps.
@@ -43,11 +44,12 @@ type Session struct {
 	Summary decode.Summary
 }
 
-// Leg is one capture interface of the recording.
+// Leg is one capture interface of the recording: its index, and the leg
+// of the chain it is (ID, name, description and tap side, from the
+// recording's leg marker).
 type Leg struct {
-	Index       int
-	Name        string
-	Description string
+	Index int
+	leg.Leg
 }
 
 // Conn is one TCP connection.
@@ -186,7 +188,7 @@ func Read(r io.Reader) (*Session, error) {
 			d.SetInterfaces(rd.Interfaces())
 			s.Legs = s.Legs[:0]
 			for _, i := range rd.Interfaces() {
-				s.Legs = append(s.Legs, Leg{Index: i.Index, Name: i.Name, Description: i.Description})
+				s.Legs = append(s.Legs, Leg{Index: i.Index, Leg: leg.Leg{ID: i.Leg, Name: i.Name, Description: i.Description, At: i.At}})
 			}
 			known = n
 		}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/pftap/pftap/decode"
+	"github.com/pftap/pftap/leg"
 )
 
 // An Analysis is what every command makes of a session beyond printing its
@@ -70,7 +71,7 @@ type Decoded struct {
 	// Remote, when set, says which legs were timed by another machine
 	// (an agent's): its clock's offset is estimated from the requests seen
 	// both ways and those legs are put on this machine's clock.
-	Remote func(leg string) bool
+	Remote func(leg.ID) bool
 	// Legs is how many legs were captured (a diagnosis from one leg says
 	// what it cannot tell).
 	Legs int

@@ -1,6 +1,10 @@
 package timeline
 
-import "time"
+import (
+	"time"
+
+	"github.com/pftap/pftap/leg"
+)
 
 // ClockOffset is an estimate of how far a remote machine's clock runs
 // ahead of the local one, from requests seen on legs of both.
@@ -13,13 +17,13 @@ type ClockOffset struct {
 }
 
 // EstimateOffset estimates the clock offset of the remote legs (remote
-// reports which legs were timed by the remote machine) against the local
+// reports, by leg ID, which legs were timed by the remote machine) against the local
 // ones. Bytes towards the pod cross a local leg before a remote one, so
 // remote-local times there bound the offset from above; bytes back cross
 // a remote leg first, which bounds it from below. The estimate is the
 // middle of the tightest bounds, as NTP does with one exchange. ok is false
 // without a request seen on both kinds of legs in both directions.
-func EstimateOffset(hs []Hops, remote func(leg string) bool) (ClockOffset, bool) {
+func EstimateOffset(hs []Hops, remote func(leg.ID) bool) (ClockOffset, bool) {
 	const none = time.Duration(1<<63 - 1)
 	upper, lower := none, -none
 	samples := 0
@@ -50,11 +54,11 @@ func EstimateOffset(hs []Hops, remote func(leg string) bool) (ClockOffset, bool)
 // first-byte times at the boundary the bytes cross: towards the pod the
 // latest local leg and the earliest remote one; back the latest remote
 // and the earliest local.
-func pair(legs []LegTimes, remote func(string) bool, toPod bool) (local, rem time.Time, ok bool) {
+func pair(legs []LegTimes, remote func(leg.ID) bool, toPod bool) (local, rem time.Time, ok bool) {
 	var haveL, haveR bool
 	for _, l := range legs {
 		switch {
-		case remote(l.Leg):
+		case remote(l.LegID):
 			if !haveR || (toPod && l.First.Before(rem)) || (!toPod && l.First.After(rem)) {
 				rem, haveR = l.First, true
 			}
@@ -69,7 +73,7 @@ func pair(legs []LegTimes, remote func(string) bool, toPod bool) (local, rem tim
 
 // ShiftLegs moves the times of the remote legs back by offset (putting
 // them on the local clock) and recomputes every hop.
-func ShiftLegs(hs []Hops, remote func(leg string) bool, offset time.Duration) []Hops {
+func ShiftLegs(hs []Hops, remote func(leg.ID) bool, offset time.Duration) []Hops {
 	out := make([]Hops, len(hs))
 	for i, h := range hs {
 		h.ToPod = shiftDir(h.ToPod, remote, offset, true)
@@ -79,10 +83,10 @@ func ShiftLegs(hs []Hops, remote func(leg string) bool, offset time.Duration) []
 	return out
 }
 
-func shiftDir(d DirHops, remote func(string) bool, offset time.Duration, toPod bool) DirHops {
+func shiftDir(d DirHops, remote func(leg.ID) bool, offset time.Duration, toPod bool) DirHops {
 	legs := append([]LegTimes(nil), d.Legs...)
 	for i := range legs {
-		if remote(legs[i].Leg) {
+		if remote(legs[i].LegID) {
 			legs[i].First = legs[i].First.Add(-offset)
 			legs[i].Last = legs[i].Last.Add(-offset)
 		}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pftap/pftap/leg"
 )
 
 // TestEstimateOffset: a request crosses L1 (local clock) and L3, L4 (a
@@ -14,21 +16,22 @@ func TestEstimateOffset(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	const offset = 250 * time.Millisecond
 	hop := 300 * time.Microsecond
-	remote := func(l string) bool { return strings.HasPrefix(l, "L3") || strings.HasPrefix(l, "L4") }
+	// Remote by leg ID, whatever the legs are called.
+	remote := func(id leg.ID) bool { return id == leg.L3 || id == leg.L4 }
 	var hs []Hops
 	for i := 0; i < 5; i++ {
 		base := t0.Add(time.Duration(i) * time.Second)
 		extra := time.Duration(i) * 40 * time.Microsecond // jitter: later samples are slower
 		to := orderLegs([]LegTimes{
-			{Leg: "L1", First: base, Last: base, Bytes: 10},
-			{Leg: "L3", First: base.Add(hop + extra + offset), Last: base.Add(hop + extra + offset), Bytes: 10},
-			{Leg: "L4", First: base.Add(2*hop + extra + offset), Last: base.Add(2*hop + extra + offset), Bytes: 10},
+			{Leg: "L1", LegID: leg.L1, First: base, Last: base, Bytes: 10},
+			{Leg: "L3", LegID: leg.L3, First: base.Add(hop + extra + offset), Last: base.Add(hop + extra + offset), Bytes: 10},
+			{Leg: "L4", LegID: leg.L4, First: base.Add(2*hop + extra + offset), Last: base.Add(2*hop + extra + offset), Bytes: 10},
 		}, true)
 		back := base.Add(5 * time.Millisecond)
 		from := orderLegs([]LegTimes{
-			{Leg: "L4", First: back.Add(offset), Last: back.Add(offset), Bytes: 20},
-			{Leg: "L3", First: back.Add(hop + offset), Last: back.Add(hop + offset), Bytes: 20},
-			{Leg: "L1", First: back.Add(2*hop + extra), Last: back.Add(2*hop + extra), Bytes: 20},
+			{Leg: "L4", LegID: leg.L4, First: back.Add(offset), Last: back.Add(offset), Bytes: 20},
+			{Leg: "L3", LegID: leg.L3, First: back.Add(hop + offset), Last: back.Add(hop + offset), Bytes: 20},
+			{Leg: "L1", LegID: leg.L1, First: back.Add(2*hop + extra), Last: back.Add(2*hop + extra), Bytes: 20},
 		}, false)
 		hs = append(hs, Hops{RequestID: "x", ToPod: to, FromPod: from})
 	}

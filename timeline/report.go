@@ -46,6 +46,9 @@ func LegRows(sum decode.Summary, names []string, ids []leg.ID, drops []uint64) [
 		}
 		if ls := sum.Legs[n]; ls != nil {
 			rows[i].Summary = *ls
+			if rows[i].ID == "" {
+				rows[i].ID = ls.ID
+			}
 		}
 	}
 	order := func(r LegRow) int {

@@ -22,11 +22,11 @@ import (
 	"github.com/pftap/pftap/timeline"
 )
 
-// L1 is the name of the leg trace taps itself.
-const L1 = "L1 client→apiserver"
+// l1Name is the name of the leg trace taps itself.
+const l1Name = "L1 client→apiserver"
 
-// ProxyLeg is the name of the leg to an HTTPS proxy on the way.
-const ProxyLeg = "proxy client→proxy"
+// proxyName is the name of the leg to an HTTPS proxy on the way.
+const proxyName = "proxy client→proxy"
 
 // Options of a trace.
 type Options struct {
@@ -110,7 +110,7 @@ type Session struct {
 	legs   []string
 	tapped []capture.Leg
 	// remote are the agent's legs; agent its connection.
-	remote    map[string]bool
+	remote    map[leg.ID]bool
 	agent     *agentLink
 	agentDone chan struct{}
 	agentErr  error
@@ -135,8 +135,8 @@ const agentLateness = 250 * time.Millisecond
 // Start resolves nothing (Target is resolved), starts the port-forward
 // with L1 tapped below TLS and decodes as the frames come.
 func Start(ctx context.Context, o Options) (*Session, error) {
-	s := &Session{opts: o, done: make(chan struct{}), legs: []string{L1}, remote: map[string]bool{}}
-	legs := []capture.Leg{{Leg: leg.Leg{ID: leg.L1, Name: L1, Description: "plaintext below TLS, recorded inside pftap's port-forward client" + capture.BelowTLSNote, At: leg.ClientEnd}}}
+	s := &Session{opts: o, done: make(chan struct{}), legs: []string{l1Name}, remote: map[leg.ID]bool{}}
+	legs := []capture.Leg{{Leg: leg.Leg{ID: leg.L1, Name: l1Name, Description: "plaintext below TLS, recorded inside pftap's port-forward client" + capture.BelowTLSNote, At: leg.ClientEnd}}}
 	lateness := session.DefaultLateness
 	if o.Agent != "" {
 		link, err := dialAgent(ctx, o, o.Target.Pod.Status.PodIP)
@@ -161,7 +161,7 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 			}
 			legs = append(legs, capture.Leg{Leg: leg.Leg{ID: id, Name: name, Description: about}})
 			s.legs = append(s.legs, name)
-			s.remote[name] = true
+			s.remote[id] = true
 		}
 		lateness = agentLateness
 	}
@@ -171,8 +171,8 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 	proxyLeg := -1
 	if pu, err := pfclient.ProxyFor(pfOpts); err == nil && pu != nil && pu.Scheme == "https" {
 		proxyLeg = len(legs)
-		legs = append(legs, capture.Leg{Leg: leg.Leg{ID: leg.Proxy, Name: ProxyLeg, Description: "pftap's connection to the HTTPS proxy " + pu.Host + ", plaintext below the proxy's TLS (the CONNECT, then L1's TLS records)", At: leg.ClientEnd}})
-		s.legs = append(s.legs, ProxyLeg)
+		legs = append(legs, capture.Leg{Leg: leg.Leg{ID: leg.Proxy, Name: proxyName, Description: "pftap's connection to the HTTPS proxy " + pu.Host + ", plaintext below the proxy's TLS (the CONNECT, then L1's TLS records)", At: leg.ClientEnd}})
+		s.legs = append(s.legs, proxyName)
 	}
 	// The same pipeline as pftap lab's: each leg decoded where its frames
 	// arrive, events in time order; with -w the same recorder, written as
@@ -190,7 +190,7 @@ func Start(ctx context.Context, o Options) (*Session, error) {
 		case i == 0 && s.agent != nil:
 			// trace's own leg tells the agent what to look for.
 			pipe.AddLegHooks(l, true, decode.LegHooks{SPDYBytes: s.agent.spdyBytes, Observe: s.agent.observe})
-		case s.remote[l.Name]:
+		case s.remote[l.ID]:
 			pipe.AddRemoteLeg(l)
 		default:
 			pipe.AddLeg(l, i == 0)
@@ -359,7 +359,7 @@ func (s *Session) Stop() Result {
 		r.AgentLegs, r.AgentSent = st.Legs, st.Sent
 		// The node's legs on its clock; its TLS leg placed by its
 		// records' times.
-		r.Decoded.Remote = func(l string) bool { return s.remote[l] }
+		r.Decoded.Remote = func(id leg.ID) bool { return s.remote[id] }
 		r.Decoded.Records = s.dec.Records
 		if s.agentErr != nil && r.Lost == nil {
 			r.Lost = s.agentErr
@@ -472,4 +472,20 @@ func (s *Session) event(e *decode.Event) {
 	if s.opts.Event != nil {
 		s.opts.Event(e)
 	}
+}
+
+// LegRows are the rows of the legs table, in the order of the chain:
+// each leg's totals in sum and its drops, and on the agent's legs what
+// the agent left out of them.
+func (r Result) LegRows(sum decode.Summary) []timeline.LegRow {
+	rows := timeline.LegRows(sum, r.Legs, r.LegIDs, r.Drops)
+	for i := range rows {
+		for k, name := range r.Legs[1:] {
+			if name == rows[i].Name && k < len(r.AgentLegs) {
+				a := r.AgentLegs[k]
+				rows[i].Agent = &timeline.AgentCounts{LeftOutConns: a.LeftOutConns, LeftOutPackets: a.LeftOutPackets, Ambiguous: a.Ambiguous, Shortened: a.Shortened}
+			}
+		}
+	}
+	return rows
 }

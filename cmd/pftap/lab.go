@@ -107,11 +107,12 @@ func validateLabRun(opts *LabRunOptions) error {
 	if opts.Client != "kubectl" && opts.Client != "pftap" {
 		return usageError{fmt.Errorf("--client %q: want pftap or kubectl", opts.Client)}
 	}
-	if opts.Fault == labrun.FaultSkew {
+	fault, _ := labrun.FaultByName(opts.Fault)
+	if fault.Kubernetes != "" {
 		if opts.era.kubernetes != "" || opts.era.kubelet != "" || opts.era.binary != "" {
-			return usageError{fmt.Errorf("--fault %s sets the versions itself (a 1.36 apiserver, a 1.35 kubelet): leave out --kubernetes, --kubelet and --apiserver", opts.Fault)}
+			return usageError{fmt.Errorf("--fault %s sets the versions itself (a %s apiserver, a %s kubelet): leave out --kubernetes, --kubelet and --apiserver", opts.Fault, fault.Kubernetes, fault.Kubelet)}
 		}
-		opts.era.kubernetes, opts.era.kubelet, opts.era.stale = "1.36", "1.35", true
+		opts.era.kubernetes, opts.era.kubelet, opts.era.stale = fault.Kubernetes, fault.Kubelet, fault.StaleNodeStatus
 	}
 	if err := opts.era.check(opts.Runtime, opts.NoWebSocket); err != nil {
 		return err
@@ -119,11 +120,8 @@ func validateLabRun(opts *LabRunOptions) error {
 	if err := labrun.CheckFault(opts.Fault, lab.Config{Runtime: opts.Runtime, App: opts.App, Kubernetes: opts.era.apiserver, Kubelet: opts.era.node}); err != nil {
 		return usageError{err}
 	}
-	if opts.Fault == labrun.FaultRuntimeDies && len(opts.Requests) == 0 {
-		opts.Requests = []string{"GET /bytes?n=1000000000"} // bytes in flight when it dies
-	}
-	if opts.Fault == labrun.FaultClientReset && len(opts.Requests) == 0 {
-		opts.Requests = []string{"GET /bytes?n=67108864"} // cancelled part way
+	if len(opts.Requests) == 0 {
+		opts.Requests = fault.Requests
 	}
 	if opts.RemotePort < 0 || opts.RemotePort > 65535 {
 		return usageError{fmt.Errorf("--remote-port %d: want a port number", opts.RemotePort)}

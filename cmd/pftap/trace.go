@@ -163,39 +163,22 @@ func traceRun(opts *TraceOptions) error {
 	// it deploys the agent.
 	sigCtx, cancelSig := signalContext(opts.Stop)
 	defer cancelSig()
-	cfg, ns, cs, err := trace.LoadKubeconfig(opts.Kubeconfig, &opts.Overrides)
+	p, err := trace.Prepare(sigCtx, trace.PrepareOptions{Kubeconfig: opts.Kubeconfig, Overrides: &opts.Overrides, Target: opts.Target, Ports: opts.Ports,
+		Agent: agentAddr(opts.Agent), AgentToken: opts.AgentToken, AgentFingerprint: opts.AgentFingerprint, KnownAgents: opts.KnownAgents,
+		AgentImage: opts.AgentImage, AgentNamespace: opts.AgentNamespace, Log: opts.IO.ErrOut})
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(sigCtx, 30*time.Second)
-	target, err := trace.Resolve(ctx, cs, ns, opts.Target, opts.Ports)
-	cancel()
-	if err != nil {
-		return err
-	}
-
-	if opts.Agent == "deploy" {
-		d, err := trace.DeployAgent(sigCtx, cs, cfg, target, trace.DeployOptions{Image: opts.AgentImage, Namespace: opts.AgentNamespace, Log: opts.IO.ErrOut})
-		if err != nil {
-			return err
-		}
+	if p.Deployed != nil {
 		defer func() {
-			if err := d.Remove(); err != nil {
+			if err := p.Close(); err != nil {
 				fmt.Fprintf(opts.IO.ErrOut, "pftap: %v\n", err)
 			} else {
-				fmt.Fprintf(opts.IO.ErrOut, "pftap trace: deleted agent pod %s/%s\n", d.Pod.Namespace, d.Pod.Name)
+				fmt.Fprintf(opts.IO.ErrOut, "pftap trace: deleted agent pod %s/%s\n", p.Deployed.Pod.Namespace, p.Deployed.Pod.Name)
 			}
 		}()
-		opts.Agent, opts.AgentToken, opts.AgentFingerprint = d.Addr, d.Token, d.Fingerprint
-		// trace made this agent's certificate: nothing to remember (its
-		// local port is a new one each time).
-		opts.KnownAgents = ""
 	}
-	// Which chain this cluster takes: the server's version, and what the
-	// pod's node declares.
-	pctx, pcancel := context.WithTimeout(sigCtx, 10*time.Second)
-	path := trace.ClusterPath(pctx, cs, target)
-	pcancel()
+	target, path, agentAt := p.Target, p.Path, p.Agent
 	// Events are written by the decoder's goroutine, the rest by this
 	// one: one lock for the output.
 	out := termout.NewWriter(opts.IO.Out)
@@ -207,7 +190,7 @@ func traceRun(opts *TraceOptions) error {
 	} else {
 		tw = timeline.NewTextWriter(out, opts.IO.OutTTY && !opts.NoColor)
 		tw.PerRequest = opts.PerRequest
-		if opts.Agent != "none" {
+		if agentAt != "" {
 			// The agent's legs are known only once it answers, and
 			// its events may come before the widest leg's: set the
 			// leg column for "L2 on the wire (TLS)" at once.
@@ -218,10 +201,10 @@ func traceRun(opts *TraceOptions) error {
 		if target.Via != "" {
 			fmt.Fprintf(out, " (%s)", target.Via)
 		}
-		if opts.Agent == "none" {
-			fmt.Fprintf(out, " through %s, L1 tapped below TLS (no agent: the node-side legs are not tapped)\n", cfg.Host)
+		if agentAt == "" {
+			fmt.Fprintf(out, " through %s, L1 tapped below TLS (no agent: the node-side legs are not tapped)\n", p.Config.Host)
 		} else {
-			fmt.Fprintf(out, " through %s, L1 tapped below TLS, the node's legs by pftap agent at %s (their rows on the node's clock)\n", cfg.Host, opts.Agent)
+			fmt.Fprintf(out, " through %s, L1 tapped below TLS, the node's legs by pftap agent at %s (their rows on the node's clock)\n", p.Config.Host, agentAt)
 			if opts.NodeWide {
 				fmt.Fprintf(out, "  the agent sends everything on the node's legs (node-wide): other users' sessions show too\n")
 			} else {
@@ -239,12 +222,13 @@ func traceRun(opts *TraceOptions) error {
 	an := timeline.NewAnalysis(timeline.AnalysisOptions{KeepEvents: opts.HTML != "", Path: path.Maker})
 	ctx, stop := context.WithCancel(sigCtx)
 	defer stop()
-	s, err := trace.Start(ctx, trace.Options{Config: cfg, Target: target, Address: opts.Address, SPDY: opts.SPDY,
-		Verbosity: opts.Verbosity, Write: opts.Write, Event: func(e *decode.Event) {
-			an.Note(e)
-			sink.Event(e)
-		},
-		Agent: agentAddr(opts.Agent), AgentToken: opts.AgentToken, AgentFingerprint: opts.AgentFingerprint, KnownAgents: opts.KnownAgents, NodeWide: opts.NodeWide, Log: opts.IO.ErrOut})
+	to := p.Options()
+	to.Address, to.SPDY, to.Verbosity, to.Write, to.NodeWide, to.Log = opts.Address, opts.SPDY, opts.Verbosity, opts.Write, opts.NodeWide, opts.IO.ErrOut
+	to.Event = func(e *decode.Event) {
+		an.Note(e)
+		sink.Event(e)
+	}
+	s, err := trace.Start(ctx, to)
 	if err != nil {
 		// What the legs saw of the refusal names it.
 		if fs := an.Findings(1); len(fs) > 0 {
@@ -253,7 +237,7 @@ func traceRun(opts *TraceOptions) error {
 		return err
 	}
 	ports := s.Ports()
-	if tw != nil && opts.Agent != "none" {
+	if tw != nil && agentAt != "" {
 		// Where the agent found the node's legs, by its own means.
 		for _, lg := range s.Legs()[1:] {
 			fmt.Fprintf(out, "  %-22s %s\n", lg.Name, lg.Description)
@@ -299,17 +283,9 @@ func traceRun(opts *TraceOptions) error {
 	}
 	res := an.Result(r.Decoded)
 	sink.Hops(res.Hops)
-	rows := timeline.LegRows(res.Summary, r.Legs, r.LegIDs, r.Drops)
-	for i := range rows {
-		for k, name := range r.Legs[1:] {
-			if name == rows[i].Name && k < len(r.AgentLegs) {
-				a := r.AgentLegs[k]
-				rows[i].Agent = &timeline.AgentCounts{LeftOutConns: a.LeftOutConns, LeftOutPackets: a.LeftOutPackets, Ambiguous: a.Ambiguous, Shortened: a.Shortened}
-			}
-		}
-	}
+	rows := r.LegRows(res.Summary)
 	switch {
-	case tw != nil && opts.Agent != "none":
+	case tw != nil && agentAt != "":
 		tw.Clock(res.Clock, res.ClockOK)
 		tw.LegsTable(rows, r.AgentSent)
 	case tw == nil:

@@ -1,0 +1,94 @@
+package trace
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// AgentDeploy is PrepareOptions.Agent for an agent trace runs itself as
+// a pod on the target's node.
+const AgentDeploy = "deploy"
+
+// PrepareOptions say what to trace and with which agent.
+type PrepareOptions struct {
+	// Kubeconfig is the kubeconfig file ("": $KUBECONFIG or
+	// ~/.kube/config), Overrides what the command line changes in it.
+	Kubeconfig string
+	Overrides  *clientcmd.ConfigOverrides
+	// Target and Ports are as kubectl port-forward takes them.
+	Target string
+	Ports  []string
+	// Agent is "" (none), AgentDeploy, or the address of a running
+	// agent, with AgentToken, AgentFingerprint and KnownAgents as
+	// Options has them.
+	Agent, AgentToken, AgentFingerprint, KnownAgents string
+	// AgentImage and AgentNamespace are for AgentDeploy.
+	AgentImage, AgentNamespace string
+	// Log receives the deployment's progress.
+	Log io.Writer
+}
+
+// Prepared is a trace ready to start: the cluster, its target resolved,
+// the agent reachable (deployed when asked) and the chain the cluster
+// takes to the pod.
+type Prepared struct {
+	Config *rest.Config
+	Target *Target
+	// Path is which chain the cluster takes: the server's version and
+	// what the pod's node declares.
+	Path Path
+	// Agent, AgentToken, AgentFingerprint and KnownAgents are Options'
+	// (a deployed agent's address and credentials).
+	Agent, AgentToken, AgentFingerprint, KnownAgents string
+	// Deployed is the agent pod trace made, when it made one.
+	Deployed *Deployed
+}
+
+// Prepare loads the kubeconfig, resolves the target as kubectl does,
+// deploys the agent when asked and reads the cluster's path. Every step
+// ends with ctx; Close undoes what Prepare made.
+func Prepare(ctx context.Context, o PrepareOptions) (*Prepared, error) {
+	cfg, ns, cs, err := LoadKubeconfig(o.Kubeconfig, o.Overrides)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	target, err := Resolve(rctx, cs, ns, o.Target, o.Ports)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	p := &Prepared{Config: cfg, Target: target, Agent: o.Agent, AgentToken: o.AgentToken, AgentFingerprint: o.AgentFingerprint, KnownAgents: o.KnownAgents}
+	if o.Agent == AgentDeploy {
+		d, err := DeployAgent(ctx, cs, cfg, target, DeployOptions{Image: o.AgentImage, Namespace: o.AgentNamespace, Log: o.Log})
+		if err != nil {
+			return nil, err
+		}
+		p.Deployed = d
+		// trace made this agent's certificate: nothing to remember (its
+		// local port is a new one each time).
+		p.Agent, p.AgentToken, p.AgentFingerprint, p.KnownAgents = d.Addr, d.Token, d.Fingerprint, ""
+	}
+	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+	p.Path = ClusterPath(pctx, cs, target)
+	pcancel()
+	return p, nil
+}
+
+// Options are the trace's options with what Prepare found; the caller
+// adds its own (Address, SPDY, Event, ...).
+func (p *Prepared) Options() Options {
+	return Options{Config: p.Config, Target: p.Target, Agent: p.Agent, AgentToken: p.AgentToken, AgentFingerprint: p.AgentFingerprint, KnownAgents: p.KnownAgents}
+}
+
+// Close deletes the agent pod Prepare deployed, if it did.
+func (p *Prepared) Close() error {
+	if p.Deployed == nil {
+		return nil
+	}
+	return p.Deployed.Remove()
+}
