@@ -21,7 +21,8 @@ type CaptureOptions struct {
 	BufferMiB                int
 	// Write is a file to write the capture to as pcapng, one interface
 	// per interface seen, each packet with its decoded summaries as its
-	// comment; Out, when set instead, receives the same (a pipe);
+	// comment, credentials hidden (as in every recording); Out, when set
+	// instead, receives the same (a pipe);
 	// Comment heads it.
 	Write   string
 	Out     io.Writer
@@ -91,6 +92,7 @@ func Capture(ctx context.Context, o CaptureOptions, ready func()) (CaptureResult
 	lastCheck := time.Now()
 	var cp CapturedPacket
 	var p packet.Packet
+	var frame []byte
 	for ctx.Err() == nil && (o.Count == 0 || res.Packets < o.Count) {
 		data, ci, err := src.ReadPacket()
 		if errors.Is(err, capture.ErrTimeout) {
@@ -116,7 +118,11 @@ func Capture(ctx context.Context, o CaptureOptions, ready func()) (CaptureResult
 				}
 				legs[ci.InterfaceIndex] = idx
 			}
-			if err := w.WritePacket(idx, ci.Timestamp, data, ci.Length, commentOf(events)); err != nil {
+			// Credentials hidden, as the Recorder hides them in every
+			// recording (a copy: the packet is still the decoder's).
+			frame = append(frame[:0], data...)
+			capture.RedactFrame(frame)
+			if err := w.WritePacket(idx, ci.Timestamp, frame, ci.Length, commentOf(events)); err != nil {
 				return res, fmt.Errorf("writing the capture: %w", err)
 			}
 		}
@@ -140,7 +146,8 @@ func Capture(ctx context.Context, o CaptureOptions, ready func()) (CaptureResult
 	return res, nil
 }
 
-// commentOf is a packet's comment: the summaries of what it completed.
+// commentOf is a packet's comment: the summaries of what it completed,
+// joined as the Recorder joins them.
 func commentOf(evs []*decode.Event) string {
 	var parts []string
 	for _, e := range evs {
@@ -149,5 +156,5 @@ func commentOf(evs []*decode.Event) string {
 		}
 		parts = append(parts, e.Text)
 	}
-	return strings.Join(parts, " | ")
+	return strings.Join(parts, "; ")
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pftap/pftap/decode"
 )
@@ -29,6 +30,9 @@ type TextWriter struct {
 	start time.Time
 	// LegWidth is the width of the leg column; 0 hides the column.
 	LegWidth int
+	// FitLegs widens the leg column to the widest leg the events name
+	// (8 to 24 characters), showing it once events name legs.
+	FitLegs bool
 	// MaskTimes prints "+T" instead of times, for stable golden output.
 	MaskTimes bool
 	// PerRequest lists every request's per-hop latency also when there
@@ -101,6 +105,9 @@ func (tw *TextWriter) Event(e *decode.Event) {
 		tw.setups = setupCosts{}
 	}
 	tw.setups.note(e)
+	if n := utf8.RuneCountInString(e.Leg); tw.FitLegs && n > tw.LegWidth {
+		tw.LegWidth = min(max(n, 8), 24)
+	}
 	if tw.start.IsZero() {
 		tw.start = e.Time
 	}

@@ -1,19 +1,16 @@
 package main
 
 import (
-	"context"
-	"debug/buildinfo"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/pftap/pftap/internal/agentimage"
+	"github.com/pftap/pftap/internal/termout"
 )
 
 // AgentImageOptions are the inputs of `pftap agent image`.
@@ -88,7 +85,7 @@ func agentImageRun(opts *AgentImageOptions) error {
 		if err := agentimage.CheckBinary(bin); err != nil {
 			return err
 		}
-		ver, rev = binaryVersion(bin)
+		ver, rev = agentimage.BinaryVersion(bin, 10*time.Second)
 	}
 	img, err := agentimage.Build(agentimage.Options{Binary: bin, OS: runtime.GOOS, Arch: runtime.GOARCH,
 		Version: ver, Revision: rev, Source: "https://github.com/pftap/pftap", Created: time.Unix(0, 0).UTC()})
@@ -105,7 +102,7 @@ func agentImageRun(opts *AgentImageOptions) error {
 	}
 	tag := opts.Tag
 	if tag == "" {
-		tag = "pftap-agent:" + imageTag(ver)
+		tag = "pftap-agent:" + agentimage.Tag(ver)
 	}
 	if err := agentimage.WriteTarball(opts.Output, tag, img); err != nil {
 		return err
@@ -116,53 +113,6 @@ func agentImageRun(opts *AgentImageOptions) error {
 	}
 	d, _ := img.Digest()
 	fmt.Fprintf(opts.IO.Out, "wrote %s (image %s, %s, %s)\n  load it: kind load image-archive %s | ctr -n k8s.io images import %s | docker load -i %s\n  then: pftap trace --agent deploy --agent-image %s ...\n",
-		opts.Output, tag, formatSize(size), d, opts.Output, opts.Output, opts.Output, tag)
+		opts.Output, tag, termout.Size(size), d, opts.Output, opts.Output, opts.Output, tag)
 	return nil
-}
-
-// versionTimeout bounds binaryVersion's run of the binary.
-var versionTimeout = 10 * time.Second
-
-// binaryVersion is the version and revision of another pftap binary (of
-// this platform, as the image's must be): what its `version` says, else
-// its build info's module version.
-func binaryVersion(path string) (ver, rev string) {
-	ver = "devel"
-	if bi, err := buildinfo.ReadFile(path); err == nil {
-		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			ver = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				rev = s.Value
-			}
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), versionTimeout)
-	defer cancel()
-	// Killed whole when it overstays.
-	cmd := exec.CommandContext(ctx, path, "version")
-	ownGroup(cmd)
-	cmd.WaitDelay = time.Second
-	if out, err := cmd.Output(); err == nil {
-		// "pftap VERSION [(REVISION)] OS/ARCH GO"
-		if f := strings.Fields(string(out)); len(f) >= 2 && f[0] == "pftap" {
-			ver = f[1]
-		}
-	}
-	return ver, rev
-}
-
-// imageTag makes a version a valid image tag.
-func imageTag(v string) string {
-	b := []byte(v)
-	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			b[i] = '-'
-		}
-	}
-	if len(b) > 128 {
-		b = b[:128]
-	}
-	return string(b)
 }

@@ -11,11 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -207,62 +204,4 @@ func TestAgentImageInContainerd(t *testing.T) {
 	if !strings.Contains(out, "v0.0.0-test") {
 		t.Errorf("the agent image's binary, run by containerd, said %q", out)
 	}
-}
-
-// TestBinaryVersionKillsWhatItStarted: a binary that hangs when asked
-// its version, with a child of its own, is killed whole at the timeout,
-// and nothing it started outlives binaryVersion.
-func TestBinaryVersionKillsWhatItStarted(t *testing.T) {
-	dir := t.TempDir()
-	sleeper := filepath.Join(dir, "sleeper")
-	sl, err := exec.LookPath("sleep")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(sl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(sleeper, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "pftap")
-	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"+sleeper+" 300 &\nexec "+sleeper+" 301\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	defer func(d time.Duration) { versionTimeout = d }(versionTimeout)
-	versionTimeout = 300 * time.Millisecond
-	done := make(chan string, 1)
-	go func() { v, _ := binaryVersion(bin); done <- v }()
-	select {
-	case v := <-done:
-		if v != "devel" {
-			t.Errorf("version %q, want devel", v)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("binaryVersion waited on, past its timeout")
-	}
-	// What is still running from dir (its child, if the group was not
-	// killed), gone within a moment of the kill.
-	var left []string
-	for range 50 {
-		left = left[:0]
-		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-		for _, p := range procs {
-			c, _ := os.ReadFile(p)
-			if strings.HasPrefix(string(c), sleeper) {
-				left = append(left, p)
-			}
-		}
-		if len(left) == 0 {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	for _, p := range left {
-		if pid, err := strconv.Atoi(strings.Split(p, "/")[2]); err == nil {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-	t.Errorf("left running: %v", left)
 }

@@ -55,7 +55,7 @@ func TestCaptureLoopback(t *testing.T) {
 			go func() {
 				c, err := net.Dial("tcp", l.Addr().String())
 				if err == nil {
-					c.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
+					c.Write([]byte("GET / HTTP/1.1\r\nAuthorization: Bearer s3cr3t-token-abcdef\r\n\r\n"))
 					buf := make([]byte, 100)
 					c.Read(buf)
 					c.Close()
@@ -74,6 +74,11 @@ func TestCaptureLoopback(t *testing.T) {
 				t.Errorf("live output:\n%s", out)
 			}
 			continue
+		}
+		// Credentials are hidden in what is written, as in every
+		// recording of pftap's.
+		if !bytes.Contains(out.Bytes(), []byte("Authorization: Bearer ")) || bytes.Contains(out.Bytes(), []byte("s3cr3t-token")) {
+			t.Errorf("the request's Authorization in the written capture: want it there with its token hidden")
 		}
 		r, err := packet.NewReader(bytes.NewReader(out.Bytes()))
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -121,8 +120,8 @@ func decodeRun(opts *DecodeOptions) error {
 		tw := timeline.NewTextWriter(out, opts.IO.OutTTY && !opts.NoColor)
 		tw.MaskTimes = opts.MaskTimes
 		tw.PerRequest = opts.PerRequest
-		tw.LegWidth = 0
-		sink = &legSizer{tw: tw}
+		tw.FitLegs = true
+		sink = tw
 	}
 	corr := timeline.NewCorrelator()
 	// Who made each 101 where the capture has the legs to tell, the
@@ -139,7 +138,7 @@ func decodeRun(opts *DecodeOptions) error {
 		sink.Diagnoses(res.Findings)
 		sink.Summary(res.Summary)
 		if opts.HTML != "" {
-			if herr := writeHTMLFile(opts.HTML, timeline.HTMLPage{Title: "pftap decode " + opts.File}, res.Events, res.Hops); herr != nil && err == nil {
+			if herr := timeline.WriteHTMLFile(opts.HTML, timeline.HTMLPage{Title: "pftap decode " + opts.File}, res.Events, res.Hops); herr != nil && err == nil {
 				err = herr
 			}
 		}
@@ -162,33 +161,6 @@ func decodeRun(opts *DecodeOptions) error {
 		return fmt.Errorf("%s: %d decode errors; first: %s", opts.File, sum.DecodeErrors, sum.FirstError)
 	}
 	return nil
-}
-
-// legSizer shows the leg column once events name legs.
-type legSizer struct{ tw *timeline.TextWriter }
-
-func (l *legSizer) Event(e *decode.Event) {
-	if n := utf8.RuneCountInString(e.Leg); n > l.tw.LegWidth {
-		l.tw.LegWidth = min(max(n, 8), 24)
-	}
-	l.tw.Event(e)
-}
-func (l *legSizer) Summary(s decode.Summary) { l.tw.Summary(s) }
-func (l *legSizer) Hops(hs []timeline.Hops)  { l.tw.Hops(hs) }
-
-func (l *legSizer) Diagnoses(fs []decode.Finding) { l.tw.Diagnoses(fs) }
-func (l *legSizer) Err() error                    { return l.tw.Err() }
-
-func writeHTMLFile(path string, page timeline.HTMLPage, events []*decode.Event, hops []timeline.Hops) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := timeline.WriteHTMLPage(f, page, events, hops); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // errInterrupted ends the reading of a file at a stop signal.

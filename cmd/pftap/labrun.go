@@ -146,10 +146,10 @@ func runLab(opts *LabRunOptions) (labrun.LabResult, error) {
 	renderErr := <-rendered
 	// What was recorded is kept, also when the session failed.
 	rec, writeErr := s.Close(func(queued int64) {
-		fmt.Fprintf(opts.IO.ErrOut, "pftap lab: writing the last %s of the recording to %s\n", formatSize(queued), opts.Write)
+		fmt.Fprintf(opts.IO.ErrOut, "pftap lab: writing the last %s of the recording to %s\n", termout.Size(queued), opts.Write)
 	})
 	if rec.Path != "" {
-		fmt.Fprintf(opts.IO.ErrOut, "pftap lab: wrote %s (%d packets, %s)\n", rec.Path, rec.Packets, formatSize(rec.Bytes))
+		fmt.Fprintf(opts.IO.ErrOut, "pftap lab: wrote %s (%d packets, %s)\n", rec.Path, rec.Packets, termout.Size(rec.Bytes))
 	}
 	switch {
 	case err != nil:
@@ -196,17 +196,4 @@ type sessionView struct {
 
 func labRenderOptions(opts *LabRunOptions) renderOptions {
 	return renderOptions{IO: opts.IO, JSON: opts.JSON, HTML: opts.HTML, Verbosity: opts.Verbosity, NoColor: opts.NoColor, Title: "pftap lab", PerRequest: opts.PerRequest}
-}
-
-// formatSize says a file's size as a person reads it.
-func formatSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d bytes", n)
 }

@@ -35,7 +35,8 @@ func renderSession(opts renderOptions, v *sessionView) error {
 	} else {
 		tw = timeline.NewTextWriter(opts.IO.Out, opts.IO.OutTTY && !opts.NoColor)
 		tw.PerRequest = opts.PerRequest
-		sink = &legSizer{tw: tw}
+		tw.FitLegs = true
+		sink = tw
 		fmt.Fprintln(opts.IO.Out, info.Header)
 	}
 	hasL3, hasL4 := false, false
@@ -63,7 +64,7 @@ func renderSession(opts renderOptions, v *sessionView) error {
 			lines[i] = strings.TrimSpace(lines[i])
 		}
 		scenario := strings.Join(lines[:min(2, len(lines))], ". ")
-		if err := writeHTMLFile(opts.HTML, timeline.HTMLPage{Title: opts.Title, Scenario: scenario}, res.Events, res.Hops); err != nil {
+		if err := timeline.WriteHTMLFile(opts.HTML, timeline.HTMLPage{Title: opts.Title, Scenario: scenario}, res.Events, res.Hops); err != nil {
 			return err
 		}
 	}

@@ -196,7 +196,8 @@ func traceRun(opts *TraceOptions) error {
 			// leg column for "L2 on the wire (TLS)" at once.
 			tw.LegWidth = utf8.RuneCountInString("L2 on the wire (TLS)")
 		}
-		sink = &legSizer{tw: tw}
+		tw.FitLegs = true
+		sink = tw
 		fmt.Fprintf(out, "pftap trace: pod %s/%s", target.Namespace, target.Pod.Name)
 		if target.Via != "" {
 			fmt.Fprintf(out, " (%s)", target.Via)
@@ -274,7 +275,7 @@ func traceRun(opts *TraceOptions) error {
 	}
 	r := s.Stop()
 	if r.Wrote.Path != "" {
-		fmt.Fprintf(opts.IO.ErrOut, "pftap trace: wrote %s (%d packets, %s)\n", r.Wrote.Path, r.Wrote.Packets, formatSize(r.Wrote.Bytes))
+		fmt.Fprintf(opts.IO.ErrOut, "pftap trace: wrote %s (%d packets, %s)\n", r.Wrote.Path, r.Wrote.Packets, termout.Size(r.Wrote.Bytes))
 	}
 	// What client-go said while it forwarded (kubectl's words for it) is
 	// evidence too.
@@ -312,7 +313,7 @@ func traceRun(opts *TraceOptions) error {
 	var htmlErr error
 	if opts.HTML != "" {
 		title := fmt.Sprintf("pftap trace %s/%s", target.Namespace, target.Pod.Name)
-		if err := writeHTMLFile(opts.HTML, timeline.HTMLPage{Title: title, Scenario: path.Says}, res.Events, res.Hops); err != nil {
+		if err := timeline.WriteHTMLFile(opts.HTML, timeline.HTMLPage{Title: title, Scenario: path.Says}, res.Events, res.Hops); err != nil {
 			htmlErr = fmt.Errorf("--html %s: %w", opts.HTML, err)
 		} else {
 			fmt.Fprintf(opts.IO.ErrOut, "pftap trace: wrote %s\n", opts.HTML)

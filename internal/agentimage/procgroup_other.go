@@ -1,9 +1,9 @@
 //go:build !unix
 
-package main
+package agentimage
 
 import "os/exec"
 
 // ownGroup leaves cmd as it is: its context's end kills the process
-// alone (exec.CommandContext's default).
+// alone.
 func ownGroup(cmd *exec.Cmd) {}
