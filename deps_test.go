@@ -103,6 +103,7 @@ func TestDependencyRulesCatch(t *testing.T) {
 		{"session imports internal/pfclient", pkg{ImportPath: m + "session", Imports: []string{m + "internal/pfclient"}}},
 		{"session imports internal/kubectl", pkg{ImportPath: m + "session", Imports: []string{m + "internal/kubectl"}}},
 		{"trace imports lab", pkg{ImportPath: m + "trace", Imports: []string{m + "lab"}}},
+		{"report imports labrun", pkg{ImportPath: m + "report", Imports: []string{m + "labrun"}}},
 	} {
 		vs := ruleViolations([]pkg{tc.p})
 		if len(vs) == 0 || !strings.Contains(strings.Join(vs, "\n"), tc.rule) {
@@ -133,14 +134,17 @@ func ruleViolations(ps []pkg) []string {
 		}
 		// Who may import whom: the lab runs the agent's pods as processes,
 		// the session is the spec half (its jobs live in labrun and trace),
-		// trace reads era facts from kube, not from the lab.
+		// trace reads era facts from kube, not from the lab, and report
+		// renders what it is given, running nothing.
 		for _, rule := range []struct {
 			from string
 			not  []string
 		}{
 			{"lab", []string{"agent"}},
+			{"labrun", []string{"agent"}},
 			{"session", []string{"lab", "agent", "internal/pfclient", "internal/kubectl"}},
 			{"trace", []string{"lab"}},
+			{"report", []string{"lab", "labrun", "trace", "agent", "capture"}},
 		} {
 			if r != rule.from {
 				continue

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/subtle"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,7 +19,6 @@ import (
 	"github.com/pftap/pftap/leg"
 
 	"github.com/pftap/pftap/capture"
-	"github.com/pftap/pftap/internal/nsenter"
 	"github.com/pftap/pftap/internal/pki"
 )
 
@@ -364,7 +361,7 @@ func (a *Agent) session(c net.Conn) {
 		names[i], ids[i], about[i] = l.Name, l.ID, l.Description
 	}
 	var listening []string
-	if ls, err := Listeners(podNetns); err == nil {
+	if ls, err := capture.Listeners(podNetns); err == nil {
 		for _, l := range ls {
 			listening = append(listening, l.String())
 		}
@@ -501,70 +498,11 @@ func (a *Agent) open(req Request, own []Tuple) ([]*capture.Source, []capture.Leg
 	return srcs, legs, pod.Ref, nil
 }
 
-// Listeners lists the TCP sockets listening in a network namespace ("":
-// the agent's own), IPv4 and IPv6.
-func Listeners(netns string) ([]netip.AddrPort, error) {
-	var out []netip.AddrPort
-	read := func() error {
-		for _, f := range []string{"/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"} {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				if f == "/proc/thread-self/net/tcp6" {
-					continue // no IPv6
-				}
-				return err
-			}
-			out = append(out, parseListeners(string(data))...)
-		}
-		return nil
-	}
-	return out, inNetns(netns, read)
-}
-
-// inNetns runs fn in a network namespace ("": the agent's own).
-func inNetns(netns string, fn func() error) error {
-	if netns == "" {
-		return fn()
-	}
-	return nsenter.Do(netns, fn)
-}
-
-// parseListeners reads /proc/net/tcp{,6}: the LISTEN sockets' local
-// addresses.
-func parseListeners(data string) []netip.AddrPort {
-	var out []netip.AddrPort
-	for _, line := range strings.Split(data, "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) < 4 || f[3] != "0A" { // LISTEN
-			continue
-		}
-		addr, port, ok := strings.Cut(f[1], ":")
-		if !ok {
-			continue
-		}
-		p, err := strconv.ParseUint(port, 16, 16)
-		if err != nil {
-			continue
-		}
-		raw, err := hex.DecodeString(addr)
-		if err != nil || (len(raw) != 4 && len(raw) != 16) {
-			continue
-		}
-		// The kernel prints each 32-bit word in host (little-endian) order.
-		for i := 0; i+4 <= len(raw); i += 4 {
-			raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
-		}
-		ip, _ := netip.AddrFromSlice(raw)
-		out = append(out, netip.AddrPortFrom(ip.Unmap(), uint16(p)))
-	}
-	return out
-}
-
 // streamingPorts lists the TCP ports listening on 127.0.0.1 in the node's
 // namespace, but the kubelet's, kube-proxy's and the agent's own (self):
 // where a CRI runtime's streaming server listens.
 func streamingPorts(netns string, kubelet, self int) ([]int, error) {
-	ls, err := Listeners(netns)
+	ls, err := capture.Listeners(netns)
 	if err != nil {
 		return nil, fmt.Errorf("reading the node's sockets: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/pftap/pftap/internal/nsenter"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -51,4 +52,12 @@ func addrPort(ip net.IP, port uint16) (netip.AddrPort, bool) {
 		return netip.AddrPort{}, false
 	}
 	return netip.AddrPortFrom(a.Unmap(), port), true
+}
+
+// inNetns runs fn in a network namespace ("": the agent's own).
+func inNetns(netns string, fn func() error) error {
+	if netns == "" {
+		return fn()
+	}
+	return nsenter.Do(netns, fn)
 }

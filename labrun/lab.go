@@ -11,7 +11,6 @@ import (
 
 	"github.com/gopacket/gopacket"
 
-	"github.com/pftap/pftap/agent"
 	"github.com/pftap/pftap/capture"
 	"github.com/pftap/pftap/decode"
 	"github.com/pftap/pftap/internal/kubectl"
@@ -88,7 +87,7 @@ type LabResult struct {
 // A Lab is a lab session: a lab built and tapped on every leg, pftap's or
 // kubectl's port-forward through it, and the requests sent through that.
 //
-//	s, err := session.StartLab(ctx, opts)
+//	s, err := labrun.StartLab(ctx, opts)
 //	go func() { decoded = s.Events(render) }()
 //	res, err := s.Run()
 //	// wait for Events
@@ -348,7 +347,7 @@ func (s *Lab) Events(emit func(*decode.Event)) session.Decoded {
 			// What listens in the pod tells a refused dial apart (the
 			// app on the pod's IP only), as trace's agent does.
 			once.Do(func() {
-				if ls, err := agent.Listeners(s.lab.PodNetns); err == nil {
+				if ls, err := capture.Listeners(s.lab.PodNetns); err == nil {
 					for _, l := range ls {
 						listening = append(listening, l.String())
 					}

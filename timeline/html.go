@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -145,20 +144,6 @@ var legend = []struct{ color, what string }{
 	{"#a60", "HTTP requests and responses (the upgrades)"}, {"#36c", "port-forward streams opened and reset"},
 	{"#2a7", "data towards and from the pod, requests ended"}, {"#c33", "error stream text, decode errors"},
 	{"#d90", "warnings, gaps"}, {"#999", "frames (-v), pings, closes"},
-}
-
-// WriteHTMLFile writes the page (WriteHTMLPage) to the file at path,
-// readable by its owner only.
-func WriteHTMLFile(path string, pg HTMLPage, events []*decode.Event, hops []Hops) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := WriteHTMLPage(f, pg, events, hops); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // WriteHTMLPage is WriteHTML with a scenario line under the title; lanes

@@ -7,6 +7,16 @@ import (
 	"github.com/pftap/pftap/decode"
 )
 
+// Sink is what both writers, TextWriter and JSONWriter, take: the events
+// as they come, then the hops, the diagnoses and the totals.
+type Sink interface {
+	Event(*decode.Event)
+	Hops([]Hops)
+	Diagnoses([]decode.Finding)
+	Summary(decode.Summary)
+	Err() error
+}
+
 // JSONWriter writes one JSON object per line: every event, then a
 // {"kind":"summary"} object. docs/json.md describes the fields.
 type JSONWriter struct {

@@ -16,17 +16,20 @@ import (
 type Path struct {
 	// Server is the apiserver's gitVersion; Node the pod's node, Kubelet
 	// its kubelet's version.
-	Server, Node, Kubelet string
+	Server  string `json:"server"`
+	Node    string `json:"node"`
+	Kubelet string `json:"kubelet"`
 	// NodeRead says the Node could be read; Declares that it declares
 	// ExtendWebSocketsToKubelet (status.declaredFeatures).
-	NodeRead, Declares bool
+	NodeRead bool `json:"node_read"`
+	Declares bool `json:"declares_extend_websockets_to_kubelet"`
 	// WebSocketToKubelet says L2 carries the client's WebSocket (the
 	// kubelet translates); false: the apiserver tunnels (SPDY on L2), or,
 	// before 1.31, a WebSocket upgrade is refused and the client falls
 	// back to SPDY.
-	WebSocketToKubelet bool
+	WebSocketToKubelet bool `json:"websocket_to_kubelet"`
 	// Says is the path in one sentence.
-	Says string
+	Says string `json:"text"`
 	// makers: who answers a WebSocket and a SPDY upgrade, when the
 	// cluster says (see Maker).
 	wsMaker, wsWhy, spdyMaker, spdyWhy string

@@ -2,7 +2,9 @@ package trace
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -91,4 +93,27 @@ func (p *Prepared) Close() error {
 		return nil
 	}
 	return p.Deployed.Remove()
+}
+
+// Header is what trace says of the session before it starts: the pod and
+// how it is reached, what is tapped and by whom, and the cluster's path.
+// nodeWide says the agent was asked for the node's every connection.
+func (p *Prepared) Header(nodeWide bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "pftap trace: pod %s/%s", p.Target.Namespace, p.Target.Pod.Name)
+	if p.Target.Via != "" {
+		fmt.Fprintf(&b, " (%s)", p.Target.Via)
+	}
+	switch {
+	case p.Agent == "":
+		fmt.Fprintf(&b, " through %s, L1 tapped below TLS (no agent: the node-side legs are not tapped)\n", p.Config.Host)
+	case nodeWide:
+		fmt.Fprintf(&b, " through %s, L1 tapped below TLS, the node's legs by pftap agent at %s (their rows on the node's clock)\n", p.Config.Host, p.Agent)
+		b.WriteString("  the agent sends everything on the node's legs (node-wide): other users' sessions show too\n")
+	default:
+		fmt.Fprintf(&b, " through %s, L1 tapped below TLS, the node's legs by pftap agent at %s (their rows on the node's clock)\n", p.Config.Host, p.Agent)
+		b.WriteString("  the agent decodes on the node and sends this session's connections only: what it leaves out is counted at the end, never shown\n")
+	}
+	fmt.Fprintf(&b, "  %s\n", p.Path.Says)
+	return b.String()
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pftap/pftap/decode"
+	"github.com/pftap/pftap/report"
 	"github.com/pftap/pftap/timeline"
 )
 
@@ -75,14 +76,6 @@ Authorization, Cookie and bearer tokens are redacted unless --show-secrets.`,
 	return cmd
 }
 
-type eventSink interface {
-	Event(*decode.Event)
-	Hops([]timeline.Hops)
-	Diagnoses([]decode.Finding)
-	Summary(decode.Summary)
-	Err() error
-}
-
 func decodeRun(opts *DecodeOptions) error {
 	var in io.Reader
 	out := opts.IO.Out
@@ -113,7 +106,7 @@ func decodeRun(opts *DecodeOptions) error {
 		defer bw.Flush()
 		out = bw
 	}
-	var sink eventSink
+	var sink timeline.Sink
 	if opts.JSON {
 		sink = timeline.NewJSONWriter(out)
 	} else {
@@ -138,7 +131,7 @@ func decodeRun(opts *DecodeOptions) error {
 		sink.Diagnoses(res.Findings)
 		sink.Summary(res.Summary)
 		if opts.HTML != "" {
-			if herr := timeline.WriteHTMLFile(opts.HTML, timeline.HTMLPage{Title: "pftap decode " + opts.File}, res.Events, res.Hops); herr != nil && err == nil {
+			if herr := report.WriteHTMLFile(opts.HTML, timeline.HTMLPage{Title: "pftap decode " + opts.File}, res.Events, res.Hops); herr != nil && err == nil {
 				err = herr
 			}
 		}

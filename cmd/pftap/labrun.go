@@ -9,7 +9,7 @@ import (
 	"github.com/pftap/pftap/internal/termout"
 	"github.com/pftap/pftap/lab"
 	"github.com/pftap/pftap/labrun"
-	"github.com/pftap/pftap/leg"
+	"github.com/pftap/pftap/report"
 	"github.com/pftap/pftap/session"
 )
 
@@ -95,27 +95,27 @@ func runLab(opts *LabRunOptions) (labrun.LabResult, error) {
 		s.Close(nil)
 		return res, err
 	}
-	v := &sessionView{info: s.Description(), failOnResults: true}
+	v := &report.View{Info: s.Description(), FailOnResults: true}
 	for _, l := range s.Legs() {
-		v.legs = append(v.legs, l.Name)
-		v.legIDs = append(v.legIDs, l.ID)
+		v.Legs = append(v.Legs, l.Name)
+		v.LegIDs = append(v.LegIDs, l.ID)
 	}
-	v.drops = make([]uint64, len(v.legs))
-	v.decode = func(emit func(*decode.Event)) (session.Decoded, error) { return s.Events(emit), nil }
+	v.Drops = make([]uint64, len(v.Legs))
+	v.Decode = func(emit func(*decode.Event)) (session.Decoded, error) { return s.Events(emit), nil }
 	// The session's result is known once Run has returned, after its
 	// last event.
 	var final *labrun.LabResult
 	ended := make(chan struct{})
-	v.after = func() {
+	v.After = func() {
 		<-ended
 		if final == nil {
-			v.failOnResults = false // the session failed: its error is the one to say
+			v.FailOnResults = false // the session failed: its error is the one to say
 			return
 		}
-		v.info, v.results = final.Description, final.Results
-		copy(v.drops, final.Drops)
+		v.Info, v.Results = final.Description, final.Results
+		copy(v.Drops, final.Drops)
 	}
-	ropts := labRenderOptions(opts)
+	ropts := report.Options{Out: opts.IO.Out, Color: opts.IO.OutTTY && !opts.NoColor, JSON: opts.JSON, HTML: opts.HTML, Title: "pftap lab", PerRequest: opts.PerRequest}
 	// A single updating status line on a terminal: bytes and rate per
 	// leg, elapsed, drops; nothing of it when piped or with --json.
 	var status *termout.StatusLine
@@ -129,12 +129,10 @@ func runLab(opts *LabRunOptions) (labrun.LabResult, error) {
 			p := s.Progress()
 			return rates.Line(el, names, p.Bytes, int64(p.Drops))
 		})
-		streams := *opts.IO
-		streams.Out = status
-		ropts.IO = &streams
+		ropts.Out = status
 	}
 	rendered := make(chan error, 1)
-	go func() { rendered <- renderSession(ropts, v) }()
+	go func() { rendered <- report.Session(ropts, v) }()
 	res, err := s.Run()
 	if status != nil {
 		status.Stop()
@@ -158,42 +156,4 @@ func runLab(opts *LabRunOptions) (labrun.LabResult, error) {
 		return res, writeErr
 	}
 	return res, renderErr
-}
-
-// renderOptions are the output choices of a rendered session, live
-// (`pftap lab`) or replayed (`pftap replay`).
-type renderOptions struct {
-	IO        *IOStreams
-	JSON      bool
-	HTML      string
-	Verbosity int
-	NoColor   bool
-	// Title heads the HTML page.
-	Title string
-	// PerRequest lists every request's hops (timeline.TextWriter).
-	PerRequest bool
-}
-
-// sessionView is a whole session to render: its legs, its decoding, and
-// what the lab knew about it.
-type sessionView struct {
-	// legs are the legs' names and legIDs their places in the chain, by
-	// interface index.
-	legs   []string
-	legIDs []leg.ID
-	drops  []uint64 // per leg
-	// decode decodes the session, handing every event to emit in time
-	// order (labrun.Lab.Events, session.File.Decode).
-	decode  func(emit func(*decode.Event)) (session.Decoded, error)
-	info    session.Description
-	results []session.RequestResult
-	// failOnResults makes a failed request an error (live runs).
-	failOnResults bool
-	// after, when set, runs once every packet has been read: a live
-	// session completes the view there (results, the app's log, drops).
-	after func()
-}
-
-func labRenderOptions(opts *LabRunOptions) renderOptions {
-	return renderOptions{IO: opts.IO, JSON: opts.JSON, HTML: opts.HTML, Verbosity: opts.Verbosity, NoColor: opts.NoColor, Title: "pftap lab", PerRequest: opts.PerRequest}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pftap/pftap/decode"
+	"github.com/pftap/pftap/report"
 	"github.com/pftap/pftap/session"
 
 	"github.com/spf13/cobra"
@@ -97,23 +98,23 @@ func replayRender(opts *ReplayOptions) error {
 		return err
 	}
 	defer f.Close()
-	v := &sessionView{info: f.Start.Description(), results: f.Start.RequestResults(), drops: f.Start.Drops}
+	v := &report.View{Info: f.Start.Description(), Results: f.Start.RequestResults(), Drops: f.Start.Drops}
 	for _, l := range f.Legs {
-		v.legs = append(v.legs, l.Name)
-		v.legIDs = append(v.legIDs, l.ID)
+		v.Legs = append(v.Legs, l.Name)
+		v.LegIDs = append(v.LegIDs, l.ID)
 	}
 	if !f.IsLab {
-		v.info.Header = genericHeader(opts.File)
+		v.Info.Header = genericHeader(opts.File)
 	}
 	// A recording written as the session went has what is known only at
 	// the end in its legs' statistics, read with the last packet.
-	v.after = func() {
+	v.After = func() {
 		if end, ok := f.End(); ok {
-			v.results, v.info.AppLog, v.info.ClientLog, v.info.Client, v.drops = end.RequestResults(), end.Description().AppLog, end.Description().ClientLog, end.Description().Client, end.Drops
+			v.Results, v.Info.AppLog, v.Info.ClientLog, v.Info.Client, v.Drops = end.RequestResults(), end.Description().AppLog, end.Description().ClientLog, end.Description().Client, end.Drops
 		}
 	}
-	v.decode = func(emit func(*decode.Event)) (session.Decoded, error) { return f.Decode(opts.Verbosity, emit) }
-	return renderSession(renderOptions{IO: opts.IO, JSON: opts.JSON, HTML: opts.HTML, Verbosity: opts.Verbosity, NoColor: opts.NoColor,
+	v.Decode = func(emit func(*decode.Event)) (session.Decoded, error) { return f.Decode(opts.Verbosity, emit) }
+	return report.Session(report.Options{Out: opts.IO.Out, Color: opts.IO.OutTTY && !opts.NoColor, JSON: opts.JSON, HTML: opts.HTML,
 		Title: "pftap replay " + opts.File, PerRequest: opts.PerRequest}, v)
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/pftap/pftap/decode"
 	"github.com/pftap/pftap/internal/preview"
 	"github.com/pftap/pftap/internal/termout"
+	"github.com/pftap/pftap/report"
 	"github.com/pftap/pftap/session"
 	"github.com/pftap/pftap/timeline"
 	"github.com/pftap/pftap/trace"
@@ -183,7 +184,7 @@ func traceRun(opts *TraceOptions) error {
 	// one: one lock for the output.
 	out := termout.NewWriter(opts.IO.Out)
 	defer out.Flush()
-	var sink eventSink
+	var sink timeline.Sink
 	var tw *timeline.TextWriter
 	if opts.JSON {
 		sink = timeline.NewJSONWriter(out)
@@ -198,25 +199,13 @@ func traceRun(opts *TraceOptions) error {
 		}
 		tw.FitLegs = true
 		sink = tw
-		fmt.Fprintf(out, "pftap trace: pod %s/%s", target.Namespace, target.Pod.Name)
-		if target.Via != "" {
-			fmt.Fprintf(out, " (%s)", target.Via)
-		}
-		if agentAt == "" {
-			fmt.Fprintf(out, " through %s, L1 tapped below TLS (no agent: the node-side legs are not tapped)\n", p.Config.Host)
-		} else {
-			fmt.Fprintf(out, " through %s, L1 tapped below TLS, the node's legs by pftap agent at %s (their rows on the node's clock)\n", p.Config.Host, agentAt)
-			if opts.NodeWide {
-				fmt.Fprintf(out, "  the agent sends everything on the node's legs (node-wide): other users' sessions show too\n")
-			} else {
-				fmt.Fprintf(out, "  the agent decodes on the node and sends this session's connections only: what it leaves out is counted at the end, never shown\n")
-			}
-		}
-		fmt.Fprintf(out, "  %s\n\n", path.Says)
+		fmt.Fprintf(out, "%s\n", p.Header(opts.NodeWide))
 	}
 	if jw, ok := sink.(*timeline.JSONWriter); ok {
-		jw.Object(map[string]any{"kind": "path", "server": path.Server, "node": path.Node, "kubelet": path.Kubelet, "node_read": path.NodeRead,
-			"declares_extend_websockets_to_kubelet": path.Declares, "websocket_to_kubelet": path.WebSocketToKubelet, "text": path.Says})
+		jw.Object(struct {
+			Kind string `json:"kind"`
+			trace.Path
+		}{"path", path})
 	}
 	// Who made each 101 (what the agent's legs show, else what the
 	// cluster's path says), the diagnosis, the hops.
@@ -313,7 +302,7 @@ func traceRun(opts *TraceOptions) error {
 	var htmlErr error
 	if opts.HTML != "" {
 		title := fmt.Sprintf("pftap trace %s/%s", target.Namespace, target.Pod.Name)
-		if err := timeline.WriteHTMLFile(opts.HTML, timeline.HTMLPage{Title: title, Scenario: path.Says}, res.Events, res.Hops); err != nil {
+		if err := report.WriteHTMLFile(opts.HTML, timeline.HTMLPage{Title: title, Scenario: path.Says}, res.Events, res.Hops); err != nil {
 			htmlErr = fmt.Errorf("--html %s: %w", opts.HTML, err)
 		} else {
 			fmt.Fprintf(opts.IO.ErrOut, "pftap trace: wrote %s\n", opts.HTML)

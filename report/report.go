@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"fmt"
@@ -12,17 +12,53 @@ import (
 	"github.com/pftap/pftap/timeline"
 )
 
-// renderSession prints a session, live (pftap lab) or recorded (pftap
-// replay): the header, the timeline, the per-hop latencies, the requests,
+// Options are the output choices of a rendered session, live (`pftap
+// lab`) or replayed (`pftap replay`).
+type Options struct {
+	// Out receives the text or the JSON lines; Color paints the text
+	// (a terminal's).
+	Out   io.Writer
+	Color bool
+	JSON  bool
+	// HTML is a file for the sequence diagram ("": none).
+	HTML string
+	// Title heads the HTML page.
+	Title string
+	// PerRequest lists every request's hops (timeline.TextWriter).
+	PerRequest bool
+}
+
+// View is a whole session to render: its legs, its decoding, and what
+// the lab knew about it.
+type View struct {
+	// Legs are the legs' names and LegIDs their places in the chain, by
+	// interface index.
+	Legs   []string
+	LegIDs []leg.ID
+	Drops  []uint64 // per leg
+	// Decode decodes the session, handing every event to emit in time
+	// order (labrun.Lab.Events, session.File.Decode).
+	Decode  func(emit func(*decode.Event)) (session.Decoded, error)
+	Info    session.Description
+	Results []session.RequestResult
+	// FailOnResults makes a failed request an error (live runs).
+	FailOnResults bool
+	// After, when set, runs once every packet has been read: a live
+	// session completes the view there (results, the app's log, drops).
+	After func()
+}
+
+// Session prints a session, live (pftap lab) or recorded (pftap replay):
+// the header, the timeline, the per-hop latencies, the requests,
 // the legs, the witness, the app's log and the client's words, the
 // diagnosis and the totals.
-func renderSession(opts renderOptions, v *sessionView) error {
-	info := v.info
-	var sink eventSink
+func Session(opts Options, v *View) error {
+	info := v.Info
+	var sink timeline.Sink
 	var tw *timeline.TextWriter
 	var jw *timeline.JSONWriter
 	if opts.JSON {
-		jw = timeline.NewJSONWriter(opts.IO.Out)
+		jw = timeline.NewJSONWriter(opts.Out)
 		// What ran: the era and its versions, the runtime, the app, the
 		// client and its version.
 		if info.Facts.Runtime != "" {
@@ -33,28 +69,28 @@ func renderSession(opts renderOptions, v *sessionView) error {
 		}
 		sink = jw
 	} else {
-		tw = timeline.NewTextWriter(opts.IO.Out, opts.IO.OutTTY && !opts.NoColor)
+		tw = timeline.NewTextWriter(opts.Out, opts.Color)
 		tw.PerRequest = opts.PerRequest
 		tw.FitLegs = true
 		sink = tw
-		fmt.Fprintln(opts.IO.Out, info.Header)
+		fmt.Fprintln(opts.Out, info.Header)
 	}
 	hasL3, hasL4 := false, false
-	for _, id := range v.legIDs {
+	for _, id := range v.LegIDs {
 		hasL3, hasL4 = hasL3 || id == leg.L3, hasL4 || id == leg.L4
 	}
 	an := timeline.NewAnalysis(timeline.AnalysisOptions{KeepEvents: opts.HTML != "", NoRuntime: hasL4 && !hasL3})
-	dec, readErr := v.decode(func(e *decode.Event) {
+	dec, readErr := v.Decode(func(e *decode.Event) {
 		an.Note(e)
 		sink.Event(e)
 	})
-	if v.after != nil {
-		v.after()
+	if v.After != nil {
+		v.After()
 	}
-	info = v.info // a live session's app log arrives with its end
+	info = v.Info // a live session's app log arrives with its end
 	// The TLS leg (L2 on the wire) is placed on each request's path by its
 	// records' times.
-	res := an.Result(timeline.Decoded{Summary: dec.Summary, Correlator: dec.Correlator, Records: dec.Records, Legs: len(v.legs)})
+	res := an.Result(timeline.Decoded{Summary: dec.Summary, Correlator: dec.Correlator, Records: dec.Records, Legs: len(v.Legs)})
 	sink.Hops(res.Hops)
 	if opts.HTML != "" {
 		// The scenario: who forwarded through which chain, and its era
@@ -64,21 +100,21 @@ func renderSession(opts renderOptions, v *sessionView) error {
 			lines[i] = strings.TrimSpace(lines[i])
 		}
 		scenario := strings.Join(lines[:min(2, len(lines))], ". ")
-		if err := timeline.WriteHTMLFile(opts.HTML, timeline.HTMLPage{Title: opts.Title, Scenario: scenario}, res.Events, res.Hops); err != nil {
+		if err := WriteHTMLFile(opts.HTML, timeline.HTMLPage{Title: opts.Title, Scenario: scenario}, res.Events, res.Hops); err != nil {
 			return err
 		}
 	}
-	rows := timeline.LegRows(res.Summary, v.legs, v.legIDs, v.drops)
+	rows := timeline.LegRows(res.Summary, v.Legs, v.LegIDs, v.Drops)
 	client := info.Client
 	if client == "" {
 		client = session.Kubectl // recordings from before Client
 	}
 	if tw != nil {
-		out := opts.IO.Out
-		if len(v.results) > 0 {
+		out := opts.Out
+		if len(v.Results) > 0 {
 			fmt.Fprintln(out, "\nrequests sent through the port-forward's local port:")
 		}
-		writeResults(out, v.results)
+		writeResults(out, v.Results)
 		tw.LegsTable(rows, 0)
 		writeWitness(out, rows, info.PodNetns)
 		if len(info.AppLog) > 0 {
@@ -96,7 +132,7 @@ func renderSession(opts renderOptions, v *sessionView) error {
 			}
 		}
 	} else {
-		for _, r := range v.results {
+		for _, r := range v.Results {
 			o := map[string]any{"kind": "result", "what": r.What, "status": r.Status, "bytes": r.Bytes, "took_ns": r.Took}
 			if r.Err != nil {
 				o["error"] = r.Err.Error()
@@ -122,8 +158,8 @@ func renderSession(opts renderOptions, v *sessionView) error {
 	if readErr != nil {
 		return readErr
 	}
-	if v.failOnResults {
-		if err := resultsError(v.results, res); err != nil {
+	if v.FailOnResults {
+		if err := resultsError(v.Results, res); err != nil {
 			return err
 		}
 	}
