@@ -142,6 +142,12 @@ type Config struct {
 	// authentication, RBAC, admission and PortForwardREST's proxy-or-
 	// tunnel decision. Kubernetes is then its version.
 	APIServerBinary string
+	// KubeletBinary, when set, is a kubelet binary (upstream's, built from
+	// k8s.io/kubernetes) to run as the lab's node instead of pftap's own,
+	// with APIServerBinary and RuntimeContainerd: it registers the node,
+	// runs the pod through containerd, and serves :10250. Kubelet is then
+	// its version.
+	KubeletBinary string
 	// Middlebox puts a proxy between the client and the apiserver
 	// (MiddleboxStripUpgrades, MiddleboxIdleDrop); IdleAfter is the idle
 	// timeout of MiddleboxIdleDrop (default 3 s).
@@ -192,6 +198,11 @@ func (c *Config) defaults() error {
 	}
 	if c.APIServerBinary != "" {
 		if err := c.realAPIDefaults(); err != nil {
+			return err
+		}
+	}
+	if c.KubeletBinary != "" {
+		if err := c.realKubeletDefaults(); err != nil {
 			return err
 		}
 	}
@@ -301,6 +312,11 @@ type Lab struct {
 	runtime       *runtime
 	containerd    *containerd
 	realAPI       *realAPI
+	kubelet       *realKubelet
+	// sysctls are the kernel settings saved before the real kubelet
+	// changed them, kubeletDirs the fixed directories it made.
+	sysctls       map[string]string
+	kubeletDirs   []string
 	runtimeConns  *connSet
 	caPool        *x509.CertPool
 	apiCert       tls.Certificate

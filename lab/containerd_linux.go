@@ -83,6 +83,8 @@ type containerd struct {
 	// streaming is containerd's streaming server on the node's lo.
 	streaming netip.AddrPort
 	logPath   string
+	// appLogPath is the app container's log (CRI format).
+	appLogPath string
 	// cgroupParent holds every container's cgroup, in each hierarchy.
 	cgroupParent string
 	network      string
@@ -161,6 +163,7 @@ func (l *Lab) startContainerd(ctx context.Context) (err error) {
 	c := &containerd{dir: filepath.Join(l.dir, "containerd"), network: l.cfg.Name, cgroupParent: "/" + l.cfg.Name}
 	c.sock = filepath.Join(c.dir, "containerd.sock")
 	c.logPath = filepath.Join(l.dir, "containerd.log")
+	c.appLogPath = filepath.Join(c.dir, "logs", "app.log")
 	l.containerd = c
 	l.closers = append(l.closers, c.close)
 	for _, d := range []string{"root", "state", "opt", "net.d", "ipam", "logs", "runc"} {
@@ -225,6 +228,9 @@ func (l *Lab) startContainerd(ctx context.Context) (err error) {
 	}
 	if err := c.importImage(ctx, b.path); err != nil {
 		return err
+	}
+	if l.cfg.KubeletBinary != "" {
+		return nil // the real kubelet makes the pod (adopt)
 	}
 	if err := c.runPod(ctx, l); err != nil {
 		return err
@@ -402,7 +408,7 @@ func (c *containerd) portForwardURL(ctx context.Context, sandbox string) (*url.U
 // appLog reads the built-in app's requests back from its container log
 // (CRI format: time, stream, tag, then the line).
 func (c *containerd) appLog() []AppRequest {
-	f, err := os.Open(filepath.Join(c.dir, "logs", "app.log"))
+	f, err := os.Open(c.appLogPath)
 	if err != nil {
 		return nil
 	}
@@ -432,6 +438,28 @@ func (c *containerd) removeSandbox() {
 	c.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: c.sandbox})
 }
 
+// removeSandboxes stops and removes every sandbox of the lab's containerd:
+// the pod's, and those a real kubelet made (pftap's agent).
+func (c *containerd) removeSandboxes() {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ids := []string{c.sandbox}
+	if list, err := c.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
+		for _, sb := range list.Items {
+			if sb.Id != c.sandbox {
+				ids = append(ids, sb.Id)
+			}
+		}
+	}
+	for _, id := range ids {
+		if id == "" {
+			continue
+		}
+		c.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id})
+		c.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id})
+	}
+}
+
 // close removes the pod through CRI (the network torn down by CNI), stops
 // containerd, and removes what either could leave: shims, container
 // processes, mounts, the sandbox's namespace, cgroups, CNI's cache.
@@ -439,11 +467,16 @@ func (c *containerd) close() error {
 	if c.frozen && c.cmd != nil && c.cmd.Process != nil {
 		c.cmd.Process.Signal(syscall.SIGCONT)
 	}
-	if c.rt != nil && c.sandbox != "" {
+	// The shims and what they run, seen now: the lab returns once every
+	// one is gone (a shim exits a moment after its sandbox is removed,
+	// and is reaped by init, not by us).
+	started := append(labProcesses(filepath.Dir(c.dir)), cgroupPids(c.cgroupParent)...)
+	defer waitGone(started, 5*time.Second)
+	if c.rt != nil {
 		select {
 		case <-c.exited:
 		default:
-			c.removeSandbox()
+			c.removeSandboxes()
 		}
 	}
 	if c.conn != nil {
@@ -466,6 +499,43 @@ func (c *containerd) close() error {
 	return nil
 }
 
+// labProcesses are the containerd processes (the daemon, its shims) that
+// name the lab's directory dir in their command line.
+func labProcesses(dir string) []int {
+	var out []int
+	if dir == "" || !strings.Contains(dir, Prefix) {
+		return nil
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(strings.TrimPrefix(p, "/proc/"))
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if cmdlineHas(pid, dir+"/") && strings.HasPrefix(procComm(pid), " (containerd") {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// waitGone waits, at most within, until none of pids exists any more
+// (zombies included: they are gone once reaped).
+func waitGone(pids []int, within time.Duration) {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		left := false
+		for _, pid := range pids {
+			if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+				left = true
+				break
+			}
+		}
+		if !left {
+			return
+		}
+	}
+}
+
 // cleanContainerd removes what a lab's containerd left, whether it was
 // stopped or killed: processes started for the lab dir (shims, a
 // containerd) and in its cgroups, mounts under dir, the sandbox's
@@ -479,16 +549,9 @@ func cleanContainerd(dir, cgroupParent, network, netns string) []string {
 	// Shims (and a containerd) name the lab's directory in their command
 	// line; containers are in the lab's cgroups. Nothing else is touched
 	// (a kubectl given the lab's kubeconfig names the directory too).
-	procs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, p := range procs {
-		pid, err := strconv.Atoi(strings.TrimPrefix(p, "/proc/"))
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if cmdlineHas(pid, dir+"/") && strings.HasPrefix(procComm(pid), " (containerd") {
-			syscall.Kill(pid, syscall.SIGKILL)
-			done = append(done, fmt.Sprintf("killed process %d%s", pid, procComm(pid)))
-		}
+	for _, pid := range labProcesses(dir) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		done = append(done, fmt.Sprintf("killed process %d%s", pid, procComm(pid)))
 	}
 	if cgroupParent != "" {
 		for _, pid := range cgroupPids(cgroupParent) {
@@ -644,7 +707,7 @@ func (c *containerd) logTail() string {
 
 // appLogTail is the app container's last lines, for a message.
 func (c *containerd) appLogTail() string {
-	return lastLines(filepath.Join(c.dir, "logs", "app.log"), "", 2)
+	return lastLines(c.appLogPath, "", 2)
 }
 
 func lastLines(path, contains string, n int) string {

@@ -80,6 +80,11 @@ func (c *Config) ResolveEra() error {
 			return err
 		}
 	}
+	if c.KubeletBinary != "" {
+		if err := c.realKubeletDefaults(); err != nil {
+			return err
+		}
+	}
 	return c.checkEra()
 }
 

@@ -47,21 +47,27 @@ const (
 // KubeAPIServerVersion runs `BIN --version` and returns the release it
 // says ("Kubernetes v1.37.2").
 func KubeAPIServerVersion(bin string) (Version, string, error) {
+	return binaryRelease(bin, "--apiserver", "kube-apiserver")
+}
+
+// binaryRelease runs `BIN --version` of one of upstream's binaries (what,
+// given by flag) and returns the release it says.
+func binaryRelease(bin, flag, what string) (Version, string, error) {
 	out, err := exec.Command(bin, "--version").CombinedOutput()
 	first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 	if err != nil {
 		if first != "" {
-			return Version{}, "", fmt.Errorf("--apiserver %s: %v: %s", bin, err, first)
+			return Version{}, "", fmt.Errorf("%s %s: %v: %s", flag, bin, err, first)
 		}
-		return Version{}, "", fmt.Errorf("--apiserver %s: %v", bin, err)
+		return Version{}, "", fmt.Errorf("%s %s: %v", flag, bin, err)
 	}
 	m := regexp.MustCompile(`Kubernetes (v1\.\d+\.\S+)`).FindStringSubmatch(string(out))
 	if m == nil {
-		return Version{}, "", fmt.Errorf("--apiserver %s: not a kube-apiserver (its --version said %q)", bin, first)
+		return Version{}, "", fmt.Errorf("%s %s: not a %s (its --version said %q)", flag, bin, what, first)
 	}
 	v, ok := ParseServerVersion(m[1])
 	if !ok {
-		return Version{}, "", fmt.Errorf("--apiserver %s is Kubernetes %s, which the lab does not know (1.20 to 1.38)", bin, m[1])
+		return Version{}, "", fmt.Errorf("%s %s is Kubernetes %s, which the lab does not know (%s to %s)", flag, bin, m[1], OldestVersion, NewestVersion)
 	}
 	return v, m[1], nil
 }
@@ -90,7 +96,7 @@ type realAPI struct {
 
 // startRealAPI starts etcd and kube-apiserver, registers the node, creates
 // the pod through the API and runs the node's pod loop.
-func (l *Lab) startRealAPI(ctx context.Context, ca *pki.CA, a addressing, acert, kubeletClient tls.Certificate, rt *runtime) error {
+func (l *Lab) startRealAPI(ctx context.Context, ca *pki.CA, a addressing, acert, kubeletClient, kubeletServing tls.Certificate, rt *runtime) error {
 	cfg := l.cfg
 	if err := EtcdInstalled(); err != nil {
 		return err
@@ -147,8 +153,13 @@ func (l *Lab) startRealAPI(ctx context.Context, ca *pki.CA, a addressing, acert,
 	if err != nil {
 		return err
 	}
-	adminToken, limitedToken := NewToken(), NewToken()
-	tokens, err := file("tokens.csv", []byte(fmt.Sprintf("%s,%s,%s,system:masters\n%s,%s,%s\n", adminToken, realAdminUser, realAdminUser, limitedToken, realLimitedUser, realLimitedUser)))
+	adminToken, limitedToken, nodeToken := NewToken(), NewToken(), NewToken()
+	users := fmt.Sprintf("%s,%s,%s,system:masters\n%s,%s,%s\n", adminToken, realAdminUser, realAdminUser, limitedToken, realLimitedUser, realLimitedUser)
+	if cfg.KubeletBinary != "" {
+		// The real kubelet's identity: the Node authorizer's node.
+		users += fmt.Sprintf("%s,%s,%s,system:nodes\n", nodeToken, realNodeUser, realNodeUser)
+	}
+	tokens, err := file("tokens.csv", []byte(users))
 	if err != nil {
 		return err
 	}
@@ -191,6 +202,22 @@ func (l *Lab) startRealAPI(ctx context.Context, ca *pki.CA, a addressing, acert,
 	}
 	if err := r.bootstrap(ctx, l, a); err != nil {
 		return err
+	}
+	if cfg.KubeletBinary != "" {
+		// The real kubelet: it registers the node, runs the pod (and
+		// any other bound to it) through containerd.
+		bctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		if err := r.bootstrapForKubelet(bctx, l); err != nil {
+			return err
+		}
+		if err := l.startRealKubelet(bctx, ca, a, kubeletServing, nodeToken); err != nil {
+			return err
+		}
+		if _, err := r.waitNodeReady(bctx, l.kubelet); err != nil {
+			return err
+		}
+		return r.runAppPod(bctx, l)
 	}
 	nodeCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -295,6 +322,9 @@ func (r *realAPI) bootstrap(ctx context.Context, l *Lab, a addressing) error {
 		return fmt.Errorf("role binding: %w", err)
 	}
 
+	if cfg.KubeletBinary != "" {
+		return nil // the real kubelet registers the node; the pod is made once it is Ready
+	}
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: labNodeName, Labels: map[string]string{"kubernetes.io/hostname": labNodeName, "kubernetes.io/os": "linux"}}}
 	created, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
 	if err != nil {

@@ -156,58 +156,19 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 		l.closers = append(l.closers, l.otherApp.Close)
 	}
 
-	// The node: the runtime's streaming server and the kubelet.
-	k := &kubelet{runtime: cfg.Runtime, namespace: cfg.Namespace, pod: cfg.Pod, uid: podUID, sandbox: sandbox, podNetns: l.PodNetns,
-		nodeDial: nsDialer(l.NodeNetns), translates: cfg.KubeletTranslates(), httpsURL: cfg.RuntimeHTTPS}
-	var rt *runtime
-	if StreamsThroughRuntime(cfg.Runtime) {
-		// The in-process streaming server serves the pod (cri-streaming)
-		// and the pods the lab runs itself (pftap's agent, with any
-		// runtime that streams).
-		rt = &runtime{netns: map[string]string{}}
-		if cfg.Runtime == RuntimeCRIStreaming {
-			rt.netns[sandbox] = l.PodNetns
-			if l.OtherPodNetns != "" {
-				rt.netns["sandbox-"+cfg.OtherPod] = l.OtherPodNetns
-			}
-		}
-		sl, err := listenIn(l.NodeNetns, "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("streaming server listener: %w", err)
-		}
-		addr := sl.Addr().(*net.TCPAddr)
-		scfg := streaming.DefaultConfig
-		scfg.Addr = addr.String()
-		scfg.BaseURL = &url.URL{Scheme: "http", Host: addr.String()}
-		ss, err := streaming.NewServer(scfg, rt)
-		if err != nil {
-			sl.Close()
-			return nil, err
-		}
-		k.streaming = ss
-		l.streaming, l.sandbox, l.runtime = ss, sandbox, rt
-		if c := l.containerd; c != nil {
-			k.cri = c.portForwardURL
-		} else {
-			l.StreamingAddr = addr
-		}
-		// Its connections are kept, so that KillRuntime can cut them all.
-		l.runtimeConns = &connSet{conns: map[net.Conn]bool{}}
-		l.serve(tapListener{sl, l.runtimeConns.add}, ss, nil, "")
-	}
+	// The node: the runtime's streaming server and the kubelet (pftap's
+	// own; the real one is started once the apiserver is up).
 	kcert, err := ca.Issue("pftap-lab-node", []net.IP{a.node.AsSlice()}, []string{"pftap-lab-node"}, false)
 	if err != nil {
 		return nil, err
 	}
-	kl, err := listenIn(l.NodeNetns, netip.AddrPortFrom(a.node, KubeletPort).String())
-	if err != nil {
-		return nil, fmt.Errorf("kubelet listener: %w", err)
+	var k *kubelet
+	var rt *runtime
+	if cfg.KubeletBinary == "" {
+		if k, rt, err = l.startNode(cfg, a, sandbox, ca, kcert); err != nil {
+			return nil, err
+		}
 	}
-	kubeletTLS := &tls.Config{Certificates: []tls.Certificate{kcert}, ClientCAs: ca.Pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
-	if cfg.Plain {
-		kubeletTLS = nil
-	}
-	l.serve(kl, k, kubeletTLS, "L2")
 
 	// The control plane.
 	// The host's address too: a middlebox there presents the same
@@ -234,24 +195,29 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	// network, started in-process as the node would start the container.
 	l.hosts = newHostPods("pftap-lab-node", a.node.String(), func(p *corev1.Pod, ended func(error)) (func(), error) { return l.runAgentPod(p, rt, ended) })
 	l.closers = append(l.closers, func() error { l.hosts.stopAll(); return nil })
-	k.hostPod = func(ns, name string) (string, string, bool) {
-		if ns == cfg.Namespace && name == cfg.OtherPod && cfg.OtherPod != "" {
-			return "sandbox-" + name, l.OtherPodNetns, true
-		}
-		if l.hosts.get(ns, name) == nil {
-			return "", "", false
-		}
-		return "sandbox-" + name, l.NodeNetns, true
-	}
-	if cfg.APIServerBinary != "" {
-		// The real kube-apiserver: the node's pods are those its loop runs.
+	if k != nil {
 		k.hostPod = func(ns, name string) (string, string, bool) {
-			if !l.realAPI.runs(ns, name) {
+			if ns == cfg.Namespace && name == cfg.OtherPod && cfg.OtherPod != "" {
+				return "sandbox-" + name, l.OtherPodNetns, true
+			}
+			if l.hosts.get(ns, name) == nil {
 				return "", "", false
 			}
 			return "sandbox-" + name, l.NodeNetns, true
 		}
-		if err := l.startRealAPI(ctx, ca, a, acert, clientCert, rt); err != nil {
+	}
+	if cfg.APIServerBinary != "" {
+		// The real kube-apiserver: the node's pods are those its loop
+		// runs (or the real kubelet's).
+		if k != nil {
+			k.hostPod = func(ns, name string) (string, string, bool) {
+				if !l.realAPI.runs(ns, name) {
+					return "", "", false
+				}
+				return "sandbox-" + name, l.NodeNetns, true
+			}
+		}
+		if err := l.startRealAPI(ctx, ca, a, acert, clientCert, kcert, rt); err != nil {
 			return nil, err
 		}
 		l.APIServer = &url.URL{Scheme: "https", Host: netip.AddrPortFrom(a.cp, APIServerPort).String()}
@@ -287,6 +253,60 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	}
 	l.serve(al, api, apiTLS, "L1")
 	return l.finish(t0, ctx)
+}
+
+// startNode starts pftap's own node: the runtime's streaming server
+// in-process (when the runtime streams) and the kubelet on :10250, built
+// from upstream's streaming and proxy code.
+func (l *Lab) startNode(cfg Config, a addressing, sandbox string, ca *pki.CA, kcert tls.Certificate) (*kubelet, *runtime, error) {
+	k := &kubelet{runtime: cfg.Runtime, namespace: cfg.Namespace, pod: cfg.Pod, uid: podUID, sandbox: sandbox, podNetns: l.PodNetns,
+		nodeDial: nsDialer(l.NodeNetns), translates: cfg.KubeletTranslates(), httpsURL: cfg.RuntimeHTTPS}
+	var rt *runtime
+	if StreamsThroughRuntime(cfg.Runtime) {
+		// The in-process streaming server serves the pod (cri-streaming)
+		// and the pods the lab runs itself (pftap's agent, with any
+		// runtime that streams).
+		rt = &runtime{netns: map[string]string{}}
+		if cfg.Runtime == RuntimeCRIStreaming {
+			rt.netns[sandbox] = l.PodNetns
+			if l.OtherPodNetns != "" {
+				rt.netns["sandbox-"+cfg.OtherPod] = l.OtherPodNetns
+			}
+		}
+		sl, err := listenIn(l.NodeNetns, "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, fmt.Errorf("streaming server listener: %w", err)
+		}
+		addr := sl.Addr().(*net.TCPAddr)
+		scfg := streaming.DefaultConfig
+		scfg.Addr = addr.String()
+		scfg.BaseURL = &url.URL{Scheme: "http", Host: addr.String()}
+		ss, err := streaming.NewServer(scfg, rt)
+		if err != nil {
+			sl.Close()
+			return nil, nil, err
+		}
+		k.streaming = ss
+		l.streaming, l.sandbox, l.runtime = ss, sandbox, rt
+		if c := l.containerd; c != nil {
+			k.cri = c.portForwardURL
+		} else {
+			l.StreamingAddr = addr
+		}
+		// Its connections are kept, so that KillRuntime can cut them all.
+		l.runtimeConns = &connSet{conns: map[net.Conn]bool{}}
+		l.serve(tapListener{sl, l.runtimeConns.add}, ss, nil, "")
+	}
+	kl, err := listenIn(l.NodeNetns, netip.AddrPortFrom(a.node, KubeletPort).String())
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubelet listener: %w", err)
+	}
+	kubeletTLS := &tls.Config{Certificates: []tls.Certificate{kcert}, ClientCAs: ca.Pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+	if cfg.Plain {
+		kubeletTLS = nil
+	}
+	l.serve(kl, k, kubeletTLS, "L2")
+	return k, rt, nil
 }
 
 // finish writes the kubeconfig and the state of a lab that is up.

@@ -62,11 +62,18 @@ func (l *Lab) ContainerdAddress() string { return "" }
 
 func (c *Config) realAPIDefaults() error { return errLab }
 
+func (c *Config) realKubeletDefaults() error { return errLab }
+
 // realAPI is the real kube-apiserver's state (Linux only).
 type realAPI struct{}
 
+type realKubelet struct{}
+
 // APIServerVersion is "": no lab runs here.
 func (l *Lab) APIServerVersion() string { return "" }
+
+// KubeletVersion is the real kubelet's version (none here).
+func (l *Lab) KubeletVersion() string { return "" }
 
 // connSet is a listener's connections (Linux only).
 type connSet struct{}

@@ -44,6 +44,11 @@ type State struct {
 	// SandboxNetns is the pod sandbox's network namespace when the
 	// runtime made it (containerd, through CNI).
 	SandboxNetns string `json:"sandbox_netns,omitempty"`
+	// Sysctls are the kernel settings as they were before the real
+	// kubelet changed them, KubeletDirs the fixed directories it made:
+	// put back and removed by Clean.
+	Sysctls     map[string]string `json:"sysctls,omitempty"`
+	KubeletDirs []string          `json:"kubelet_dirs,omitempty"`
 	// Alive is filled in by ListStates: the lab's process still runs.
 	Alive bool `json:"-"`
 }
@@ -62,6 +67,7 @@ func (l *Lab) state() State {
 		st.Namespaces = st.Namespaces[:2]
 		st.SandboxNetns = c.netns
 	}
+	st.Sysctls, st.KubeletDirs = l.sysctls, l.kubeletDirs
 	return st
 }
 
@@ -150,6 +156,10 @@ func Clean() ([]string, error) {
 		if st.Runtime == RuntimeContainerd {
 			done = append(done, cleanContainerd(st.Dir, "/"+st.Name, st.Name, st.SandboxNetns)...)
 			done = append(done, cleanSandboxNetns(st.Subnet)...)
+		}
+		if st.Sysctls != nil {
+			// A real kubelet ran as the node: its host-wide changes.
+			done = append(done, undoKubelet(st.Dir, st.Sysctls, st.KubeletDirs)...)
 		}
 		// Whatever still lives in the lab's namespaces (an app's children)
 		// belongs to it.

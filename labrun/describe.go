@@ -45,6 +45,9 @@ func describeLab(l *lab.Lab, client session.Client, spdy bool, kubectlPath strin
 	if v := l.APIServerVersion(); v != "" {
 		control = ", the real kube-apiserver " + v
 	}
+	if v := l.KubeletVersion(); v != "" {
+		control += " and the real kubelet " + v
+	}
 	fmt.Fprintf(&b, "pftap lab: %s to pod/%s through a local chain (%s runtime, %s%s), every leg tapped\n", who, c.Pod, c.Runtime, app, control)
 	era := c.Era()
 	if spdy && !c.RefuseWebSocket && c.Kubernetes.TunnelsWebSocket() {
@@ -59,6 +62,10 @@ func describeLab(l *lab.Lab, client session.Client, spdy bool, kubectlPath strin
 		Runtime: c.Runtime, App: c.App, Client: client, SPDY: spdy}
 	if v := l.APIServerVersion(); v != "" {
 		f.Kubernetes, f.APIServer = v, "kube-apiserver"
+	}
+	f.KubeletIs = "pftap's own"
+	if v := l.KubeletVersion(); v != "" {
+		f.Kubelet, f.KubeletIs = v, "kubelet"
 	}
 	if client == session.Kubectl {
 		f.ClientPath, f.ClientVersion = kubectlPath, kubectl.Version(kubectlPath)
@@ -102,6 +109,9 @@ func ChainDiagram(l *lab.Lab, client session.Client, spdy bool) string {
 	if v := l.APIServerVersion(); v != "" {
 		title["apiserver"] = "kube-apiserver " + v + " (upstream's)"
 	}
+	if v := l.KubeletVersion(); v != "" {
+		title["kubelet"] = "kubelet " + v + " (upstream's)"
+	}
 	if c.Runtime == lab.RuntimeContainerd {
 		title["runtime"] = "containerd's streaming server"
 	}
@@ -132,6 +142,8 @@ func ChainDiagram(l *lab.Lab, client session.Client, spdy bool) string {
 			how = "TLS; tapped below TLS inside the lab's apiserver"
 		case lg.ID == leg.L1:
 			how = "TLS; tapped below TLS inside pftap's client"
+		case lg.ID == leg.L2 && l.KubeletVersion() != "":
+			how = fmt.Sprintf("TLS, %s; captured on the wire (netns %s %s): the real kubelet's TLS ends inside it", l2, lg.Netns, lg.Interface)
 		case lg.ID == leg.L2:
 			how = fmt.Sprintf("TLS, %s; tapped below TLS inside the kubelet, and on the wire (netns %s %s)", l2, lg.Netns, lg.Interface)
 		case lg.ID == leg.L3:

@@ -73,6 +73,9 @@ type LabOptions struct {
 	// run as the control plane. kubectl's L1 is then seen on the wire
 	// only (TLS records): the lab no longer owns the server end.
 	APIServer string
+	// KubeletBinary is lab.Config.KubeletBinary: the real kubelet as the
+	// node (with APIServer and the containerd runtime).
+	KubeletBinary string
 }
 
 // LabResult is what a lab session ends with besides its events.
@@ -146,8 +149,11 @@ func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
 			map[session.Client]string{session.Pftap: "pftap's port-forward client", session.Kubectl: "the lab's apiserver"}[o.Client] + capture.BelowTLSNote,
 			At: map[session.Client]leg.End{session.Pftap: leg.ClientEnd, session.Kubectl: leg.ServerEnd}[o.Client]}}, true)
 	}
-	tapLegs := map[string]int{
-		"L2": pipe.AddLeg(capture.Leg{Leg: leg.Leg{ID: leg.L2, Name: "L2 apiserver→kubelet", Description: "plaintext below TLS, recorded inside the lab's kubelet" + capture.BelowTLSNote, At: leg.ServerEnd}}, true),
+	tapLegs := map[string]int{}
+	if o.KubeletBinary == "" {
+		// The real kubelet keeps its TLS to itself: L2 is then seen on
+		// the wire only.
+		tapLegs["L2"] = pipe.AddLeg(capture.Leg{Leg: leg.Leg{ID: leg.L2, Name: "L2 apiserver→kubelet", Description: "plaintext below TLS, recorded inside the lab's kubelet" + capture.BelowTLSNote, At: leg.ServerEnd}}, true)
 	}
 	if o.Fault == FaultHTTPSProxy {
 		tapLegs["proxy"] = pipe.AddLeg(capture.Leg{Leg: leg.Leg{ID: leg.Proxy, Name: "proxy client→proxy",
@@ -160,7 +166,7 @@ func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
 		KubeletGateOff: o.KubeletGateOff, StaleDeclaredFeatures: o.StaleDeclaredFeatures,
 		// kubectl has no switch for SPDY (1.38 removed the variable): it
 		// gets SPDY when its WebSocket upgrade is refused.
-		RefuseWebSocket: o.SPDY && o.Client == session.Kubectl, APIServerBinary: o.APIServer}
+		RefuseWebSocket: o.SPDY && o.Client == session.Kubectl, APIServerBinary: o.APIServer, KubeletBinary: o.KubeletBinary}
 	if err := applyFault(o.Fault, &cfg); err != nil {
 		return nil, err
 	}

@@ -37,10 +37,12 @@ type Description struct {
 type Facts struct {
 	// Kubernetes is the apiserver's version (its /version gitVersion),
 	// Kubelet the node's; APIServer says which apiserver ran ("pftap's
-	// own", or "kube-apiserver" for the real one).
+	// own", or "kube-apiserver" for the real one), KubeletIs which
+	// kubelet ("pftap's own", or "kubelet" for the real one).
 	Kubernetes string `json:"kubernetes"`
 	Kubelet    string `json:"kubelet"`
 	APIServer  string `json:"apiserver"`
+	KubeletIs  string `json:"kubelet_is,omitempty"`
 	// Era is the sentence that says which hop answers the client's
 	// WebSocket and what L2 carries.
 	Era     string `json:"era"`

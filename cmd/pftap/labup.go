@@ -126,6 +126,9 @@ func printLab(ios *IOStreams, l *lab.Lab) {
 	if v := l.APIServerVersion(); v != "" {
 		api = "the real kube-apiserver " + v + " (on etcd)"
 	}
+	if v := l.KubeletVersion(); v != "" {
+		api += ", the real kubelet " + v
+	}
 	fmt.Fprintf(ios.Out, "pftap lab %s is up in %v: %s, %s runtime, %s, the apiserver accepts %s\n  %s\n\n", c.Name, l.Ready.Round(100*time.Microsecond), api, c.Runtime, app, ws, c.Era())
 	tw := tabwriter.NewWriter(ios.Out, 0, 4, 2, ' ', 0)
 	for _, leg := range l.Legs {
