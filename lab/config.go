@@ -305,14 +305,14 @@ type Lab struct {
 	// Ready is how long Start took; Gone how long Close took.
 	Ready, Gone time.Duration
 
-	addr          addressing
-	streaming     streaming.Server
-	sandbox       string
-	hosts         *hostPods
-	runtime       *runtime
-	containerd    *containerd
-	realAPI       *realAPI
-	kubelet       *realKubelet
+	addr       addressing
+	streaming  streaming.Server
+	sandbox    string
+	hosts      *hostPods
+	runtime    *runtime
+	containerd *containerd
+	realAPI    *realAPI
+	kubelet    *realKubelet
 	// sysctls are the kernel settings saved before the real kubelet
 	// changed them, kubeletDirs the fixed directories it made.
 	sysctls       map[string]string
