@@ -3,6 +3,9 @@ package trace
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -135,14 +138,54 @@ func DeployAgent(ctx context.Context, cs kubernetes.Interface, cfg *rest.Config,
 		return nil, err
 	}
 	d.Pod = running
-	fwd, err := pfclient.Start(ctx, pfclient.Options{Config: cfg, Namespace: ns, Pod: pod.Name, Ports: []string{"0:" + strconv.Itoa(agent.Port)}})
-	if err != nil {
-		d.Remove()
-		return nil, fmt.Errorf("port-forward to the agent pod: %w", err)
+	// A kubelet says Running once the container started, which may be
+	// before the agent listens; and a forward whose dial in the pod was
+	// refused may end. Forward, then wait for the agent's TLS (a
+	// handshake only, pinned: nothing is sent before the certificate is
+	// the agent's); again with a new forward until it answers.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		fwd, err := pfclient.Start(ctx, pfclient.Options{Config: cfg, Namespace: ns, Pod: pod.Name, Ports: []string{"0:" + strconv.Itoa(agent.Port)}})
+		if err != nil {
+			d.Remove()
+			return nil, fmt.Errorf("port-forward to the agent pod: %w", err)
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(fwd.Local)
+		err = agentAnswers(ctx, addr, d.Fingerprint)
+		if err == nil {
+			d.fwd, d.Addr = fwd, addr
+			return d, nil
+		}
+		fwd.Stop()
+		if errors.Is(err, ErrAgentNotPinned) || ctx.Err() != nil || time.Now().After(deadline) {
+			d.Remove()
+			return nil, fmt.Errorf("the agent pod %s/%s runs, but its agent did not answer through the port-forward: %w", ns, pod.Name, err)
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
-	d.fwd = fwd
-	d.Addr = "127.0.0.1:" + strconv.Itoa(fwd.Local)
-	return d, nil
+}
+
+// agentAnswers says whether the agent at addr completes a TLS handshake
+// with the certificate of fingerprint (nil: it does).
+func agentAnswers(ctx context.Context, addr, fingerprint string) error {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return errors.New("no certificate")
+			}
+			sum := sha256.Sum256(raw[0])
+			if !strings.EqualFold(hex.EncodeToString(sum[:]), fingerprint) {
+				return fmt.Errorf("%w: it presents another certificate than the one trace made for it", ErrAgentNotPinned)
+			}
+			return nil
+		}}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := (&tls.Dialer{Config: cfg}).DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }
 
 func waitRunning(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, wait time.Duration) (*corev1.Pod, error) {

@@ -158,7 +158,7 @@ func newLabDownCmd(ios *IOStreams) *cobra.Command {
 			if len(args) == 1 {
 				name = args[0]
 			}
-			st, err := lab.Down(name, 5*time.Second)
+			st, err := lab.Down(name, 20*time.Second)
 			if errors.Is(err, lab.ErrSeveralLabs) {
 				return usageError{err}
 			}
