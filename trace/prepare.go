@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -48,6 +49,10 @@ type Prepared struct {
 	Agent, AgentToken, AgentFingerprint, KnownAgents string
 	// Deployed is the agent pod trace made, when it made one.
 	Deployed *Deployed
+	// RoutedBefore is the apiserver's count of how it routed WebSocket
+	// port-forwards, before the trace (see RoutedSince).
+	RoutedBefore Routed
+	cs           kubernetes.Interface
 }
 
 // Prepare loads the kubeconfig, resolves the target as kubectl does,
@@ -64,7 +69,7 @@ func Prepare(ctx context.Context, o PrepareOptions) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Prepared{Config: cfg, Target: target, Agent: o.Agent, AgentToken: o.AgentToken, AgentFingerprint: o.AgentFingerprint, KnownAgents: o.KnownAgents}
+	p := &Prepared{cs: cs, Config: cfg, Target: target, Agent: o.Agent, AgentToken: o.AgentToken, AgentFingerprint: o.AgentFingerprint, KnownAgents: o.KnownAgents}
 	if o.Agent == AgentDeploy {
 		d, err := DeployAgent(ctx, cs, cfg, target, DeployOptions{Image: o.AgentImage, Namespace: o.AgentNamespace, Log: o.Log})
 		if err != nil {
@@ -78,7 +83,15 @@ func Prepare(ctx context.Context, o PrepareOptions) (*Prepared, error) {
 	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
 	p.Path = ClusterPath(pctx, cs, target)
 	pcancel()
+	p.RoutedBefore = ReadRouted(ctx, cs)
 	return p, nil
+}
+
+// RoutedSince is how the apiserver routed WebSocket port-forwards since
+// Prepare, by its own metrics (every user's: the metric counts the whole
+// apiserver); not being allowed to read them is said, not an error.
+func (p *Prepared) RoutedSince(ctx context.Context) Routed {
+	return ReadRouted(ctx, p.cs).Since(p.RoutedBefore)
 }
 
 // Options are the trace's options with what Prepare found; the caller

@@ -274,6 +274,8 @@ func traceRun(opts *TraceOptions) error {
 	res := an.Result(r.Decoded)
 	sink.Hops(res.Hops)
 	rows := r.LegRows(res.Summary)
+	// The apiserver's own account of how it routed the WebSocket.
+	routed := p.RoutedSince(context.Background())
 	switch {
 	case tw != nil && agentAt != "":
 		tw.Clock(res.Clock, res.ClockOK)
@@ -296,6 +298,14 @@ func traceRun(opts *TraceOptions) error {
 		for _, l := range r.ClientLog {
 			jw.Object(map[string]any{"kind": "client_log", "client": "pftap", "ts": l.Time, "line": l.Line})
 		}
+	}
+	if tw != nil {
+		fmt.Fprintf(out, "\n%s\n", routed.Says())
+	} else {
+		sink.(*timeline.JSONWriter).Object(struct {
+			Kind string `json:"kind"`
+			trace.Routed
+		}{"apiserver_routed", routed})
 	}
 	sink.Diagnoses(res.Findings)
 	sink.Summary(res.Summary)
