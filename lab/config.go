@@ -7,17 +7,19 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/pftap/pftap/internal/nsenter"
-	"github.com/pftap/pftap/leg"
 	"io"
 	"log"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/pftap/pftap/internal/nsenter"
+	"github.com/pftap/pftap/leg"
 
 	"k8s.io/cri-streaming/pkg/streaming"
 )
@@ -148,6 +150,10 @@ type Config struct {
 	// runs the pod through containerd, and serves :10250. Kubelet is then
 	// its version.
 	KubeletBinary string
+	// ContainerdBinary is the containerd daemon RuntimeContainerd runs
+	// (default: Debian's, containerd on PATH), such as a containerd 2.x
+	// built from github.com/containerd/containerd/v2.
+	ContainerdBinary string
 	// Middlebox puts a proxy between the client and the apiserver
 	// (MiddleboxStripUpgrades, MiddleboxIdleDrop); IdleAfter is the idle
 	// timeout of MiddleboxIdleDrop (default 3 s).
@@ -206,6 +212,9 @@ func (c *Config) defaults() error {
 			return err
 		}
 	}
+	if err := c.checkContainerd(); err != nil {
+		return err
+	}
 	if err := c.checkEra(); err != nil {
 		return err
 	}
@@ -248,6 +257,22 @@ func (c *Config) defaults() error {
 		c.Token = ""
 	} else if c.Token == "" {
 		c.Token = NewToken()
+	}
+	return nil
+}
+
+// checkContainerd refuses a containerd binary without the containerd
+// runtime, or one that does not run.
+func (c *Config) checkContainerd() error {
+	if c.ContainerdBinary == "" {
+		return nil
+	}
+	if c.Runtime != RuntimeContainerd {
+		return fmt.Errorf("--containerd is the daemon of --runtime containerd, not of %s", c.Runtime)
+	}
+	out, err := exec.Command(c.ContainerdBinary, "--version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "containerd ") {
+		return fmt.Errorf("--containerd %s: not a containerd (its --version: %v %s)", c.ContainerdBinary, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -64,6 +65,14 @@ func ContainerdInstalled() error {
 	return fmt.Errorf("--runtime containerd runs Debian's containerd daemon with runc and the CNI plugins, and %s is missing: apt-get install %s", strings.Join(missing, ", "), strings.Join(pkgs, " "))
 }
 
+// containerdBinary is the containerd daemon to run.
+func (c Config) containerdBinary() string {
+	if c.ContainerdBinary != "" {
+		return c.ContainerdBinary
+	}
+	return "containerd"
+}
+
 // containerd is a lab's containerd daemon and the pod it made: its own
 // root, state, socket and configuration under the lab's directory, run in
 // the node's network namespace, the pod's sandbox made through CNI (a
@@ -90,12 +99,19 @@ type containerd struct {
 	network      string
 	// frozen: stopped with SIGSTOP (Lab.FreezeRuntime).
 	frozen bool
+	// v2 says the daemon is containerd 2.x (configuration version 3);
+	// shim is its runc shim (beside it, as 2.x needs its own release's).
+	v2   bool
+	shim string
 }
 
 // containerdConfig is the daemon's configuration: only what the CRI
 // plugin needs, the native snapshotter (no overlay here), oom_score_adj
 // left to what an unprivileged-looking host allows.
 func (c *containerd) config() string {
+	if c.v2 {
+		return c.configV3()
+	}
 	return fmt.Sprintf(`version = 2
 root = %[1]q
 state = %[2]q
@@ -133,6 +149,56 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 		labImageRef, cniBinDir, filepath.Join(c.dir, "net.d"), filepath.Join(c.dir, "runc"))
 }
 
+// configV3 is config for containerd 2.x, whose CRI plugin is split in
+// images and runtime plugins: the same choices, the native snapshotter
+// also for the transfer service's unpacking.
+func (c *containerd) configV3() string {
+	return fmt.Sprintf(`version = 3
+root = %[1]q
+state = %[2]q
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.overlayfs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+
+[grpc]
+  address = %[3]q
+[ttrpc]
+  address = %[4]q
+[debug]
+  address = ""
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = %[5]q
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "native"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = %[6]q
+[plugins."io.containerd.cri.v1.runtime"]
+  restrict_oom_score_adj = true
+  enable_selinux = false
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      runtime_path = %[11]q
+      snapshotter = "native"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        Root = %[9]q
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = [%[7]q]
+    conf_dir = %[8]q
+    max_conf_num = 1
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+[plugins."io.containerd.transfer.v1.local"]
+  [[plugins."io.containerd.transfer.v1.local".unpack_config]]
+    platform = "linux/%[10]s"
+    snapshotter = "native"
+`, filepath.Join(c.dir, "root"), filepath.Join(c.dir, "state"), c.sock, c.sock+".ttrpc", filepath.Join(c.dir, "opt"),
+		labImageRef, cniBinDir, filepath.Join(c.dir, "net.d"), filepath.Join(c.dir, "runc"), goruntime.GOARCH, c.shim)
+}
+
 // cniConfig is the pod network: a bridge in the node's namespace, the
 // pod's addresses from the upper half of the lab's /24, the node the
 // pod's gateway.
@@ -160,7 +226,20 @@ func (l *Lab) startContainerd(ctx context.Context) (err error) {
 	if err := ContainerdInstalled(); err != nil {
 		return err
 	}
-	c := &containerd{dir: filepath.Join(l.dir, "containerd"), network: l.cfg.Name, cgroupParent: "/" + l.cfg.Name}
+	c := &containerd{dir: filepath.Join(l.dir, "containerd"), network: l.cfg.Name, cgroupParent: "/" + l.cfg.Name,
+		v2: strings.HasPrefix(containerdVersion(l.cfg.containerdBinary()), "2.")}
+	if c.v2 {
+		// A 2.x daemon starts its shims with a protocol 1.x shims do not
+		// speak: its own release's, beside it.
+		bin, err := exec.LookPath(l.cfg.containerdBinary())
+		if err != nil {
+			return err
+		}
+		c.shim = filepath.Join(filepath.Dir(bin), "containerd-shim-runc-v2")
+		if _, err := os.Stat(c.shim); err != nil {
+			return fmt.Errorf("containerd %s needs its own runc shim beside it (%s): go install github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 of the same release there", containerdVersion(bin), c.shim)
+		}
+	}
 	c.sock = filepath.Join(c.dir, "containerd.sock")
 	c.logPath = filepath.Join(l.dir, "containerd.log")
 	c.appLogPath = filepath.Join(c.dir, "logs", "app.log")
@@ -203,7 +282,7 @@ func (l *Lab) startContainerd(ctx context.Context) (err error) {
 	}
 	// nsenter --net, not ip netns exec: that one remounts /sys, and
 	// containerd then finds no cgroup mounts.
-	c.cmd = exec.Command("nsenter", "--net="+nsenter.Path(l.NodeNetns), "containerd", "--config", filepath.Join(c.dir, "config.toml"))
+	c.cmd = exec.Command("nsenter", "--net="+nsenter.Path(l.NodeNetns), l.cfg.containerdBinary(), "--config", filepath.Join(c.dir, "config.toml"))
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := c.cmd.Start(); err != nil {

@@ -85,6 +85,9 @@ func (c *Config) ResolveEra() error {
 			return err
 		}
 	}
+	if err := c.checkContainerd(); err != nil {
+		return err
+	}
 	return c.checkEra()
 }
 

@@ -334,7 +334,7 @@ func (r *realAPI) bootstrap(ctx context.Context, l *Lab, a addressing) error {
 	created.Status = corev1.NodeStatus{
 		Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: a.node.String()}, {Type: corev1.NodeHostName, Address: labNodeName}},
 		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: KubeletPort}},
-		NodeInfo:        corev1.NodeSystemInfo{KubeletVersion: cfg.Kubelet.GitVersion(), OperatingSystem: "linux", Architecture: "amd64", ContainerRuntimeVersion: runtimeVersion(cfg.Runtime)},
+		NodeInfo:        corev1.NodeSystemInfo{KubeletVersion: cfg.Kubelet.GitVersion(), OperatingSystem: "linux", Architecture: "amd64", ContainerRuntimeVersion: runtimeVersion(cfg)},
 		Conditions:      []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", LastHeartbeatTime: now, LastTransitionTime: now}},
 	}
 	if cfg.declaresWebSockets() {
@@ -355,19 +355,19 @@ func (r *realAPI) bootstrap(ctx context.Context, l *Lab, a addressing) error {
 	return r.setRunning(ctx, p, a.pod.String(), a.node.String())
 }
 
-func runtimeVersion(rt string) string {
-	switch rt {
+func runtimeVersion(cfg Config) string {
+	switch cfg.Runtime {
 	case RuntimeContainerd:
-		return "containerd://" + containerdVersion()
+		return "containerd://" + containerdVersion(cfg.containerdBinary())
 	case RuntimeSocat:
 		return "docker://pftap-lab-dockershim"
 	}
 	return "cri-streaming://pftap-lab"
 }
 
-// containerdVersion is what `containerd --version` says, or "unknown".
-func containerdVersion() string {
-	out, err := exec.Command("containerd", "--version").Output()
+// containerdVersion is what `BIN --version` says, or "unknown".
+func containerdVersion(bin string) string {
+	out, err := exec.Command(bin, "--version").Output()
 	if f := strings.Fields(string(out)); err == nil && len(f) >= 3 {
 		return f[2]
 	}

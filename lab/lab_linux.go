@@ -513,6 +513,15 @@ func (l *Lab) AppLog() []AppRequest {
 
 const nginxPath = "/usr/sbin/nginx"
 
+// RuntimeVersion is the containerd daemon's version ("" for the runtimes
+// that are not a daemon).
+func (l *Lab) RuntimeVersion() string {
+	if l.containerd == nil {
+		return ""
+	}
+	return containerdVersion(l.cfg.containerdBinary())
+}
+
 // ContainerdAddress is the socket of the lab's containerd ("" unless the
 // runtime is RuntimeContainerd): for ctr and crictl.
 func (l *Lab) ContainerdAddress() string {

@@ -60,6 +60,9 @@ func (l *Lab) AppLog() []AppRequest { return nil }
 // ContainerdAddress is "": no lab runs here.
 func (l *Lab) ContainerdAddress() string { return "" }
 
+// RuntimeVersion is the runtime daemon's version (none here).
+func (l *Lab) RuntimeVersion() string { return "" }
+
 func (c *Config) realAPIDefaults() error { return errLab }
 
 func (c *Config) realKubeletDefaults() error { return errLab }

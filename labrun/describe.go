@@ -63,6 +63,7 @@ func describeLab(l *lab.Lab, client session.Client, spdy bool, kubectlPath strin
 	if v := l.APIServerVersion(); v != "" {
 		f.Kubernetes, f.APIServer = v, "kube-apiserver"
 	}
+	f.RuntimeVersion = l.RuntimeVersion()
 	f.KubeletIs = "pftap's own"
 	if v := l.KubeletVersion(); v != "" {
 		f.Kubelet, f.KubeletIs = v, "kubelet"

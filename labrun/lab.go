@@ -76,6 +76,8 @@ type LabOptions struct {
 	// KubeletBinary is lab.Config.KubeletBinary: the real kubelet as the
 	// node (with APIServer and the containerd runtime).
 	KubeletBinary string
+	// Containerd is lab.Config.ContainerdBinary.
+	Containerd string
 }
 
 // LabResult is what a lab session ends with besides its events.
@@ -166,7 +168,7 @@ func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
 		KubeletGateOff: o.KubeletGateOff, StaleDeclaredFeatures: o.StaleDeclaredFeatures,
 		// kubectl has no switch for SPDY (1.38 removed the variable): it
 		// gets SPDY when its WebSocket upgrade is refused.
-		RefuseWebSocket: o.SPDY && o.Client == session.Kubectl, APIServerBinary: o.APIServer, KubeletBinary: o.KubeletBinary}
+		RefuseWebSocket: o.SPDY && o.Client == session.Kubectl, APIServerBinary: o.APIServer, KubeletBinary: o.KubeletBinary, ContainerdBinary: o.Containerd}
 	if err := applyFault(o.Fault, &cfg); err != nil {
 		return nil, err
 	}

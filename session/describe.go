@@ -47,7 +47,9 @@ type Facts struct {
 	// WebSocket and what L2 carries.
 	Era     string `json:"era"`
 	Runtime string `json:"runtime"`
-	App     string `json:"app"`
+	// RuntimeVersion is the runtime daemon's version (containerd's).
+	RuntimeVersion string `json:"runtime_version,omitempty"`
+	App            string `json:"app"`
 	// Client is "pftap" or "kubectl"; ClientVersion its version
 	// (kubectl's own, or pftap's client-go's); ClientPath kubectl's
 	// binary.

@@ -16,6 +16,9 @@ type eraFlags struct {
 	// binary is --apiserver: a real kube-apiserver as the control plane;
 	// kubeletBinary is --kubelet-binary: the real kubelet as the node.
 	binary, kubeletBinary string
+	// containerd is --containerd: the containerd daemon of --runtime
+	// containerd.
+	containerd string
 	// resolved, after check
 	apiserver, node lab.Version
 }
@@ -26,13 +29,14 @@ func (e *eraFlags) bind(f *pflag.FlagSet) {
 	f.BoolVar(&e.gateOff, "kubelet-gate-off", false, "run the kubelet (1.36, 1.37) with ExtendWebSocketsToKubelet=false")
 	f.StringVar(&e.binary, "apiserver", "", "run this kube-apiserver binary (upstream's, built from k8s.io/kubernetes) as the control plane, on Debian's etcd: real authentication, RBAC and admission; --kubernetes is then its version")
 	f.StringVar(&e.kubeletBinary, "kubelet-binary", "", "run this kubelet binary (upstream's, built from k8s.io/kubernetes) as the node, with --apiserver and --runtime containerd: it registers the node, runs the pod through containerd and serves :10250; --kubelet is then its version")
+	f.StringVar(&e.containerd, "containerd", "", "with --runtime containerd: run this containerd daemon (default: Debian's, containerd on PATH), such as a containerd 2.x built from github.com/containerd/containerd/v2")
 	f.BoolVar(&e.stale, "stale-node-status", false, "the Node declares ExtendWebSocketsToKubelet whatever its kubelet does (a status from before a downgrade): the apiserver sends it the WebSocket")
 }
 
 // check parses the versions and refuses, before anything is built, a
 // combination that never existed.
 func (e *eraFlags) check(runtime string, noWebSocket bool) error {
-	cfg := lab.Config{Runtime: runtime, NoWebSocket: noWebSocket, KubeletGateOff: e.gateOff, StaleDeclaredFeatures: e.stale, APIServerBinary: e.binary, KubeletBinary: e.kubeletBinary}
+	cfg := lab.Config{Runtime: runtime, NoWebSocket: noWebSocket, KubeletGateOff: e.gateOff, StaleDeclaredFeatures: e.stale, APIServerBinary: e.binary, KubeletBinary: e.kubeletBinary, ContainerdBinary: e.containerd}
 	for _, v := range []struct {
 		flag, s string
 		to      *lab.Version
@@ -56,5 +60,5 @@ func (e *eraFlags) check(runtime string, noWebSocket bool) error {
 // apply puts the era into a lab's configuration.
 func (e *eraFlags) apply(cfg *lab.Config) {
 	cfg.Kubernetes, cfg.Kubelet, cfg.KubeletGateOff, cfg.StaleDeclaredFeatures = e.apiserver, e.node, e.gateOff, e.stale
-	cfg.APIServerBinary, cfg.KubeletBinary = e.binary, e.kubeletBinary
+	cfg.APIServerBinary, cfg.KubeletBinary, cfg.ContainerdBinary = e.binary, e.kubeletBinary, e.containerd
 }

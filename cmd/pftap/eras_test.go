@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -28,7 +29,10 @@ func TestLabErasJSON(t *testing.T) {
 		l2                                   string // the last upgrade request on L2
 	}
 	var eras []era
-	for _, rt := range []string{"cri-streaming", "containerd"} {
+	// containerd2: containerd 2.x built from github.com/containerd/containerd/v2
+	// (PFTAP_CONTAINERD2, scripts/test.sh), whose streaming server is
+	// upstream's k8s.io/cri-streaming.
+	for _, rt := range []string{"cri-streaming", "containerd", "containerd2"} {
 		eras = append(eras,
 			era{rt, "pftap", "1.37", "", "GET websocket"},
 			era{rt, "kubectl", "1.37", "", "GET websocket"},
@@ -41,12 +45,16 @@ func TestLabErasJSON(t *testing.T) {
 		era{"containerd", "pftap", "1.36", "1.35", "POST SPDY/3.1"}, era{"containerd", "pftap", "1.38", "", "GET websocket"})
 	for _, tc := range eras {
 		t.Run(tc.runtime+"/"+tc.client+"/"+tc.kubernetes+"/"+tc.kubelet, func(t *testing.T) {
-			if tc.runtime == lab.RuntimeContainerd {
+			runtime, daemon := tc.runtime, ""
+			if runtime == "containerd2" {
+				runtime, daemon = lab.RuntimeContainerd, containerd2(t)
+			}
+			if runtime == lab.RuntimeContainerd {
 				needContainerdCmd(t)
 			}
 			ios, out, errOut := testIO()
-			opts := &LabRunOptions{IO: ios, Runtime: tc.runtime, App: "builtin", Client: tc.client, Requests: []string{"GET /bytes?n=30000"}, Concurrency: 1, JSON: true}
-			opts.era.kubernetes, opts.era.kubelet = tc.kubernetes, tc.kubelet
+			opts := &LabRunOptions{IO: ios, Runtime: runtime, App: "builtin", Client: tc.client, Requests: []string{"GET /bytes?n=30000"}, Concurrency: 1, JSON: true}
+			opts.era.kubernetes, opts.era.kubelet, opts.era.containerd = tc.kubernetes, tc.kubelet, daemon
 			if err := opts.era.check(opts.Runtime, false); err != nil {
 				t.Fatal(err)
 			}
@@ -85,6 +93,10 @@ func TestLabErasJSON(t *testing.T) {
 					}
 				case "hops":
 					hops = append(hops, ev)
+				case "lab":
+					if v, _ := ev["runtime_version"].(string); daemon != "" && !strings.HasPrefix(v, "2.") {
+						t.Errorf("the lab ran containerd %q, want the 2.x at %s", v, daemon)
+					}
 				}
 			}
 			if l2Upgrade != tc.l2 {
@@ -176,4 +188,19 @@ func TestTracePath(t *testing.T) {
 			}
 		})
 	}
+}
+
+// containerd2 is the containerd 2.x scripts/test.sh builds from
+// github.com/containerd/containerd/v2 with its runc shim beside it
+// (PFTAP_CONTAINERD2): the tests fail in CI without it and skip elsewhere.
+func containerd2(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("PFTAP_CONTAINERD2")
+	if bin == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("PFTAP_CONTAINERD2 is not set: run the tests with scripts/test.sh, which builds containerd 2")
+		}
+		t.Skip("PFTAP_CONTAINERD2 is not set (scripts/test.sh builds containerd 2 from github.com/containerd/containerd/v2)")
+	}
+	return bin
 }

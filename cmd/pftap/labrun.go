@@ -60,7 +60,7 @@ func (opts *LabRunOptions) sessionOptions() (labrun.LabOptions, error) {
 	o := labrun.LabOptions{Runtime: opts.Runtime, App: opts.App, Client: session.Client(opts.Client), SPDY: opts.SPDY,
 		NoWebSocket: opts.NoWebSocket, Concurrency: opts.Concurrency, HeaderTimeout: opts.HeaderTimeout,
 		RemotePort: opts.RemotePort, Write: opts.Write, Verbosity: opts.Verbosity, Taps: opts.taps,
-		Kubernetes: opts.era.apiserver, Kubelet: opts.era.node, KubeletGateOff: opts.era.gateOff, StaleDeclaredFeatures: opts.era.stale, APIServer: opts.era.binary, KubeletBinary: opts.era.kubeletBinary, Fault: opts.Fault, Kubectl: opts.Kubectl}
+		Kubernetes: opts.era.apiserver, Kubelet: opts.era.node, KubeletGateOff: opts.era.gateOff, StaleDeclaredFeatures: opts.era.stale, APIServer: opts.era.binary, KubeletBinary: opts.era.kubeletBinary, Containerd: opts.era.containerd, Fault: opts.Fault, Kubectl: opts.Kubectl}
 	for _, r := range opts.Requests {
 		req, err := session.ParseRequest(r)
 		if err != nil {
