@@ -89,6 +89,14 @@ func CheckFault(name string, cfg lab.Config) error {
 }
 
 func applyFault(name string, cfg *lab.Config) error {
+	if cfg.KubeletBinary != "" {
+		switch name {
+		case "", FaultRefused, FaultRBAC, FaultStripUpgrades, FaultIdleDrop, FaultClientReset, FaultHTTPSProxy:
+			// Made in front of the node, or by the request itself.
+		default:
+			return fmt.Errorf("--fault %s is made on the node, which pftap's own kubelet lets the lab do: leave out --kubelet-binary", name)
+		}
+	}
 	if f, ok := FaultByName(name); ok && f.Kubernetes != "" {
 		// A fault of its own era: the versions it needs, and no others.
 		api, err1 := lab.ParseVersion(f.Kubernetes)
@@ -96,7 +104,7 @@ func applyFault(name string, cfg *lab.Config) error {
 		if err := errors.Join(err1, err2); err != nil {
 			return err
 		}
-		if (!cfg.Kubernetes.IsZero() && cfg.Kubernetes != api) || (!cfg.Kubelet.IsZero() && cfg.Kubelet != node) || cfg.APIServerBinary != "" {
+		if (!cfg.Kubernetes.IsZero() && cfg.Kubernetes != api) || (!cfg.Kubelet.IsZero() && cfg.Kubelet != node) || cfg.APIServerBinary != "" || cfg.KubeletBinary != "" {
 			return fmt.Errorf("--fault %s sets the versions itself (a %s apiserver, a %s kubelet): leave out --kubernetes, --kubelet and --apiserver", name, f.Kubernetes, f.Kubelet)
 		}
 		cfg.Kubernetes, cfg.Kubelet, cfg.StaleDeclaredFeatures = api, node, f.StaleNodeStatus

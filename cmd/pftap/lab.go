@@ -88,8 +88,8 @@ func validateLabRun(opts *LabRunOptions) error {
 	}
 	fault, _ := labrun.FaultByName(opts.Fault)
 	if fault.Kubernetes != "" {
-		if opts.era.kubernetes != "" || opts.era.kubelet != "" || opts.era.binary != "" {
-			return usageError{fmt.Errorf("--fault %s sets the versions itself (a %s apiserver, a %s kubelet): leave out --kubernetes, --kubelet and --apiserver", opts.Fault, fault.Kubernetes, fault.Kubelet)}
+		if opts.era.kubernetes != "" || opts.era.kubelet != "" || opts.era.binary != "" || opts.era.kubeletBinary != "" {
+			return usageError{fmt.Errorf("--fault %s sets the versions itself (a %s apiserver, a %s kubelet): leave out --kubernetes, --kubelet, --apiserver and --kubelet-binary", opts.Fault, fault.Kubernetes, fault.Kubelet)}
 		}
 		opts.era.kubernetes, opts.era.kubelet, opts.era.stale = fault.Kubernetes, fault.Kubelet, fault.StaleNodeStatus
 	}
