@@ -104,6 +104,9 @@ type Lab struct {
 	lab    *lab.Lab
 	desc   session.Description
 	remote int
+	// routedBefore is the real apiserver's routing count before the
+	// session.
+	routedBefore session.Routed
 	// user and l1 are the legs of the in-process taps the client makes.
 	user, l1     int
 	stopCaptures func()
@@ -200,6 +203,7 @@ func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
 		s.o.Kubectl = o.Kubectl
 	}
 	s.desc = describeLab(s.lab, o.Client, o.SPDY, o.Kubectl)
+	s.routedBefore = s.readRouted(ctx)
 	s.desc.Facts.Fault = o.Fault
 	comment := fmt.Sprintf("pftap lab session, %s\n%s", time.Now().UTC().Format(time.RFC3339), session.Meta{Header: s.desc.Header, PodNetns: s.desc.PodNetns, Facts: &s.desc.Facts}.Encode())
 	if err := pipe.StartRecording(comment); err != nil {
@@ -207,6 +211,22 @@ func StartLab(ctx context.Context, o LabOptions) (_ *Lab, err error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// readRouted reads the real kube-apiserver's count of how it routed
+// WebSocket port-forwards (session.StreamingMetric); nothing with pftap's
+// own apiserver.
+func (s *Lab) readRouted(ctx context.Context) session.Routed {
+	if s.lab.APIServerVersion() == "" {
+		return session.Routed{}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	lines, err := s.lab.Metrics(ctx, session.StreamingMetric)
+	if err != nil {
+		return session.Routed{Why: "the apiserver's /metrics could not be read: " + err.Error()}
+	}
+	return session.ParseRouted(strings.Join(lines, "\n"))
 }
 
 // legRingMiB is the capture ring of a leg the forward crosses: it holds
@@ -535,6 +555,11 @@ func (s *Lab) Run() (LabResult, error) {
 	}
 	if clientLog != nil {
 		desc.ClientLog = clientLog()
+	}
+	if s.lab.APIServerVersion() != "" {
+		// The real apiserver's own account of how it routed them.
+		r := s.readRouted(context.Background()).Since(s.routedBefore)
+		desc.Routed = &r
 	}
 	s.result = &LabResult{Description: desc, Results: results, Drops: s.pipe.Drops()}
 	return *s.result, nil

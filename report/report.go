@@ -150,6 +150,16 @@ func Session(opts Options, v *View) error {
 			jw.Object(map[string]any{"kind": "client_log", "client": client, "line": line})
 		}
 	}
+	if r := info.Routed; r != nil {
+		if tw != nil {
+			fmt.Fprintf(opts.Out, "\n%s\n", r.Says("the lab's session"))
+		} else {
+			jw.Object(struct {
+				Kind string `json:"kind"`
+				session.Routed
+			}{"apiserver_routed", *r})
+		}
+	}
 	sink.Diagnoses(res.Findings)
 	sink.Summary(res.Summary)
 	if err := sink.Err(); err != nil {

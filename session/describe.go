@@ -30,6 +30,9 @@ type Description struct {
 	Client    Client
 	// Facts say what ran, for JSON and recordings.
 	Facts Facts
+	// Routed is how the real kube-apiserver, by its own metrics, routed
+	// the session's WebSocket port-forwards (nil with pftap's own).
+	Routed *Routed
 }
 
 // Facts are what a lab session ran: the chain's era and versions, the

@@ -81,6 +81,15 @@ func TestRealAPIServerLab(t *testing.T) {
 					t.Errorf("output lacks %q:\n%s", want, text)
 				}
 			}
+			// The apiserver's own count of how it routed the session's
+			// WebSocket.
+			routed := "while the lab's session ran it proxied 1 WebSocket port-forward(s) to the kubelet as they came and translated 0 into SPDY itself"
+			if tc.kubelet == "1.35" {
+				routed = "while the lab's session ran it proxied 0 WebSocket port-forward(s) to the kubelet as they came and translated 1 into SPDY itself"
+			}
+			if !strings.Contains(text, routed) {
+				t.Errorf("output lacks %q:\n%s", routed, text)
+			}
 			if client == "kubectl" && !strings.Contains(text, "L1 on the wire (TLS)") {
 				t.Errorf("kubectl's L1 to the real apiserver is seen on the wire only:\n%s", text)
 			}

@@ -300,7 +300,7 @@ func traceRun(opts *TraceOptions) error {
 		}
 	}
 	if tw != nil {
-		fmt.Fprintf(out, "\n%s\n", routed.Says())
+		fmt.Fprintf(out, "\n%s\n", routed.Says("trace"))
 	} else {
 		sink.(*timeline.JSONWriter).Object(struct {
 			Kind string `json:"kind"`

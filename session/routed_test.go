@@ -1,4 +1,4 @@
-package trace
+package session
 
 import "testing"
 
@@ -9,7 +9,7 @@ apiserver_websocket_streaming_requests_total{proxy_type="proxied_to_kubelet",sub
 apiserver_websocket_streaming_requests_total{proxy_type="translated_at_apiserver",subresource="portforward"} 1
 apiserver_websocket_streaming_requests_total{proxy_type="proxied_to_kubelet",subresource="exec"} 7
 `
-	r := parseRouted(body)
+	r := ParseRouted(body)
 	if !r.Read || r.Proxied != 3 || r.Translated != 1 {
 		t.Errorf("%+v", r)
 	}
@@ -18,14 +18,18 @@ apiserver_websocket_streaming_requests_total{proxy_type="proxied_to_kubelet",sub
 		t.Errorf("since: %+v", d)
 	}
 	// A metric declared but not yet counted: read, nothing routed.
-	if r := parseRouted("# HELP apiserver_websocket_streaming_requests_total x\n"); !r.Read || r.Proxied != 0 {
+	if r := ParseRouted("# HELP apiserver_websocket_streaming_requests_total x\n"); !r.Read || r.Proxied != 0 {
 		t.Errorf("declared only: %+v", r)
 	}
 	// An apiserver from before the metric.
-	if r := parseRouted("apiserver_request_total 5\n"); r.Read || r.Why == "" {
+	if r := ParseRouted("apiserver_request_total 5\n"); r.Read || r.Why == "" {
 		t.Errorf("no metric: %+v", r)
 	}
 	if got := (Routed{Why: "x"}).Since(Routed{Read: true}); got.Read {
 		t.Errorf("a failed read after: %+v", got)
+	}
+	// No sample before the first routing: the metric appears with it.
+	if got := r.Since(Routed{Why: "no metric yet"}); !got.Read || got.Proxied != 3 || got.Translated != 1 {
+		t.Errorf("since nothing: %+v", got)
 	}
 }
