@@ -89,3 +89,6 @@ func (l *Lab) RemoveSandbox() {}
 
 // FreezeRuntime fails: no lab runs here.
 func (l *Lab) FreezeRuntime() error { return errLab }
+
+// Metrics is the real apiserver's /metrics lines (none here).
+func (l *Lab) Metrics(ctx context.Context, substr string) ([]string, error) { return nil, errLab }
