@@ -113,22 +113,7 @@ func (c *containerd) config() string {
 		return c.configV3()
 	}
 	return fmt.Sprintf(`version = 2
-root = %[1]q
-state = %[2]q
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.overlayfs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
-
-[grpc]
-  address = %[3]q
-[ttrpc]
-  address = %[4]q
-[debug]
-  address = ""
-[metrics]
-  address = ""
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = %[5]q
-[plugins."io.containerd.grpc.v1.cri"]
+%[10]s[plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = %[6]q
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
@@ -146,7 +131,28 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     conf_dir = %[8]q
     max_conf_num = 1
 `, filepath.Join(c.dir, "root"), filepath.Join(c.dir, "state"), c.sock, c.sock+".ttrpc", filepath.Join(c.dir, "opt"),
-		labImageRef, cniBinDir, filepath.Join(c.dir, "net.d"), filepath.Join(c.dir, "runc"))
+		labImageRef, cniBinDir, filepath.Join(c.dir, "net.d"), filepath.Join(c.dir, "runc"), c.configHead())
+}
+
+// configHead is what both configuration versions begin with: the
+// daemon's own directories, sockets and plugins.
+func (c *containerd) configHead() string {
+	return fmt.Sprintf(`root = %q
+state = %q
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.overlayfs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+
+[grpc]
+  address = %q
+[ttrpc]
+  address = %q
+[debug]
+  address = ""
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = %q
+`, filepath.Join(c.dir, "root"), filepath.Join(c.dir, "state"), c.sock, c.sock+".ttrpc", filepath.Join(c.dir, "opt"))
 }
 
 // configV3 is config for containerd 2.x, whose CRI plugin is split in
@@ -154,22 +160,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 // also for the transfer service's unpacking.
 func (c *containerd) configV3() string {
 	return fmt.Sprintf(`version = 3
-root = %[1]q
-state = %[2]q
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.overlayfs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
-
-[grpc]
-  address = %[3]q
-[ttrpc]
-  address = %[4]q
-[debug]
-  address = ""
-[metrics]
-  address = ""
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = %[5]q
-[plugins."io.containerd.cri.v1.images"]
+%[12]s[plugins."io.containerd.cri.v1.images"]
   snapshotter = "native"
   [plugins."io.containerd.cri.v1.images".pinned_images]
     sandbox = %[6]q
@@ -196,7 +187,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     platform = "linux/%[10]s"
     snapshotter = "native"
 `, filepath.Join(c.dir, "root"), filepath.Join(c.dir, "state"), c.sock, c.sock+".ttrpc", filepath.Join(c.dir, "opt"),
-		labImageRef, cniBinDir, filepath.Join(c.dir, "net.d"), filepath.Join(c.dir, "runc"), goruntime.GOARCH, c.shim)
+		labImageRef, cniBinDir, filepath.Join(c.dir, "net.d"), filepath.Join(c.dir, "runc"), goruntime.GOARCH, c.shim, c.configHead())
 }
 
 // cniConfig is the pod network: a bridge in the node's namespace, the
@@ -314,6 +305,13 @@ func (l *Lab) startContainerd(ctx context.Context) (err error) {
 	if err := c.runPod(ctx, l); err != nil {
 		return err
 	}
+	return c.podUp(ctx, l)
+}
+
+// podUp makes the pod containerd runs the lab's: its namespace and IP
+// recorded, its app listening, and the streaming server's address, which
+// a PortForward call says (it listens on a port of its own choosing).
+func (c *containerd) podUp(ctx context.Context, l *Lab) error {
 	l.PodNetns = c.netns
 	l.addr.pod = c.podIP
 	if err := l.writeState(); err != nil {
@@ -322,8 +320,6 @@ func (l *Lab) startContainerd(ctx context.Context) (err error) {
 	if err := l.waitListening(ctx, l.cfg.AppPort, 10*time.Second, "app", c.exited); err != nil {
 		return fmt.Errorf("%w%s", err, c.appLogTail())
 	}
-	// The streaming server listens on a port of its own choosing: a
-	// PortForward call says which.
 	u, err := c.portForwardURL(ctx, c.sandbox)
 	if err != nil {
 		return err

@@ -163,32 +163,8 @@ func TestContainerdKilledThenClean(t *testing.T) {
 	if os.Getenv("PFTAP_TEST_CONTAINERD_CHILD") == "1" {
 		return
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestContainerdLabChild$", "-test.v")
-	cmd.Env = append(os.Environ(), "PFTAP_TEST_CONTAINERD_CHILD=1")
-	out, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	sc := bufio.NewScanner(out)
-	name := ""
-	for sc.Scan() {
-		if n, ok := strings.CutPrefix(sc.Text(), "lab up: "); ok {
-			name = n
-			break
-		}
-	}
-	if name == "" {
-		t.Fatal("the child lab did not come up")
-	}
-	var st State
-	states, _ := ListStates()
-	for _, s := range states {
-		if s.Name == name {
-			st = s
-		}
-	}
+	cmd, st := startChildLab(t, "TestContainerdLabChild", "PFTAP_TEST_CONTAINERD_CHILD")
+	name := st.Name
 	if st.SandboxNetns == "" {
 		t.Fatalf("the state of %s records no sandbox namespace: %+v", name, st)
 	}
@@ -213,6 +189,40 @@ func TestContainerdKilledThenClean(t *testing.T) {
 	}
 	st.Alive = false
 	checkGone(t, st)
+}
+
+// startChildLab runs the test child (a lab that prints "lab up: NAME" and
+// waits) in a process of its own, with env=1, and returns it and the
+// state its lab wrote, for a test to kill it.
+func startChildLab(t *testing.T, child, env string) (*exec.Cmd, State) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.v")
+	cmd.Env = append(os.Environ(), env+"=1")
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sc := bufio.NewScanner(out)
+	name := ""
+	for sc.Scan() {
+		if n, ok := strings.CutPrefix(sc.Text(), "lab up: "); ok {
+			name = n
+			break
+		}
+	}
+	if name == "" {
+		t.Fatal("the child lab did not come up")
+	}
+	states, _ := ListStates()
+	for _, s := range states {
+		if s.Name == name {
+			return cmd, s
+		}
+	}
+	t.Fatalf("the child lab %s wrote no state", name)
+	return nil, State{}
 }
 
 // TestContainerdLabChild is the lab TestContainerdKilledThenClean kills.

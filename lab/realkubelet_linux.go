@@ -359,25 +359,7 @@ func (c *containerd) adopt(ctx context.Context, l *Lab, uid string) error {
 	if err == nil && cst.GetStatus().GetLogPath() != "" {
 		c.appLogPath = cst.GetStatus().GetLogPath()
 	}
-	l.PodNetns = c.netns
-	l.addr.pod = c.podIP
-	if err := l.writeState(); err != nil {
-		return err
-	}
-	if err := l.waitListening(ctx, l.cfg.AppPort, 10*time.Second, "app", c.exited); err != nil {
-		return fmt.Errorf("%w%s", err, c.appLogTail())
-	}
-	u, err := c.portForwardURL(ctx, c.sandbox)
-	if err != nil {
-		return err
-	}
-	ap, err := netip.ParseAddrPort(u.Host)
-	if err != nil {
-		return fmt.Errorf("containerd's streaming URL %s: %v", u, err)
-	}
-	c.streaming = ap
-	l.StreamingAddr = net.TCPAddrFromAddrPort(ap)
-	return nil
+	return c.podUp(ctx, l)
 }
 
 // readSysctls reads the kernel settings the kubelet changes.

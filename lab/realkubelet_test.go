@@ -3,7 +3,6 @@
 package lab
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -156,32 +155,8 @@ func TestRealKubeletKilledThenClean(t *testing.T) {
 		return
 	}
 	before := hostTouched(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRealKubeletLabChild$", "-test.v")
-	cmd.Env = append(os.Environ(), "PFTAP_TEST_KUBELET_CHILD=1")
-	out, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	sc := bufio.NewScanner(out)
-	name := ""
-	for sc.Scan() {
-		if n, ok := strings.CutPrefix(sc.Text(), "lab up: "); ok {
-			name = n
-			break
-		}
-	}
-	if name == "" {
-		t.Fatal("the child lab did not come up")
-	}
-	var st State
-	states, _ := ListStates()
-	for _, s := range states {
-		if s.Name == name {
-			st = s
-		}
-	}
+	cmd, st := startChildLab(t, "TestRealKubeletLabChild", "PFTAP_TEST_KUBELET_CHILD")
+	name := st.Name
 	if st.Sysctls == nil {
 		t.Fatalf("the state of %s records no kernel settings: %+v", name, st)
 	}
