@@ -271,8 +271,11 @@ func (c *Config) checkContainerd() error {
 		return fmt.Errorf("--containerd is the daemon of --runtime containerd, not of %s", c.Runtime)
 	}
 	out, err := exec.Command(c.ContainerdBinary, "--version").Output()
-	if err != nil || !strings.HasPrefix(string(out), "containerd ") {
-		return fmt.Errorf("--containerd %s: not a containerd (its --version: %v %s)", c.ContainerdBinary, err, strings.TrimSpace(string(out)))
+	if err != nil {
+		return fmt.Errorf("--containerd %s: %v", c.ContainerdBinary, err)
+	}
+	if first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n"); !strings.HasPrefix(first, "containerd ") {
+		return fmt.Errorf("--containerd %s: not a containerd (its --version said %q)", c.ContainerdBinary, first)
 	}
 	return nil
 }

@@ -65,6 +65,12 @@ func binaryRelease(bin, flag, what string) (Version, string, error) {
 	if m == nil {
 		return Version{}, "", fmt.Errorf("%s %s: not a %s (its --version said %q)", flag, bin, what, first)
 	}
+	// The kube-apiserver and the kubelet say the same version: their
+	// usage tells them apart.
+	help, _ := exec.Command(bin, "--help").CombinedOutput()
+	if !strings.Contains(string(help), "Usage:\n  "+what+" [flags]") {
+		return Version{}, "", fmt.Errorf("%s %s: not a %s (its --help does not say \"%s [flags]\")", flag, bin, what, what)
+	}
 	v, ok := ParseServerVersion(m[1])
 	if !ok {
 		return Version{}, "", fmt.Errorf("%s %s is Kubernetes %s, which the lab does not know (%s to %s)", flag, bin, m[1], OldestVersion, NewestVersion)

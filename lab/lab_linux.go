@@ -36,7 +36,7 @@ import (
 
 // Start builds a lab. On error, and on ctx's cancellation during the
 // start, everything it made is removed again.
-func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
+func Start(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	t0 := time.Now()
 	if err := cfg.defaults(); err != nil {
 		return nil, err
@@ -48,11 +48,12 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	if cfg.OtherPod != "" {
 		made.OtherPodNetns = cfg.Name + "-pod2"
 	}
-	l = made
+	// l, not the result: the closers the lab collects refer to it, and a
+	// failed start returns nil while they run.
+	l := made
 	defer func() {
 		if err != nil {
 			made.Close()
-			l = nil
 		}
 	}()
 	if cfg.Dir == "" {
